@@ -1,0 +1,8 @@
+//! Glue for frameworks that cannot take a tower `Service` as it is.
+//!
+//! axum (`Router::nest_service`) and poem (`Route::nest` with
+//! `TowerCompatExt::compat`) mount [`DataApiService`](crate::DataApiService)
+//! directly; warp needs the filter in [`warp`](self::warp) (feature `warp`).
+
+#[cfg(feature = "warp")]
+pub mod warp;

@@ -1,0 +1,241 @@
+//! Data sources: the [`Backend`] trait and its two implementations.
+//!
+//! A backend executes the ten Data API actions for one data source. The service
+//! has already decoded, authenticated and authorized the request; a backend only
+//! runs it. Backends are object-safe so one service can mix data sources of
+//! different kinds (`Arc<dyn Backend>`).
+//!
+//! - [`MongoBackend`] (feature `mongodb`) runs each action through the official
+//!   MongoDB driver: Atlas, replica sets, sharded clusters.
+//! - [`MemoryBackend`] (feature `memory`) is the embedded engine: MongoDB's query
+//!   semantics evaluated in-process, for tests, local development and the
+//!   standalone binary.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bson::{Bson, Document};
+
+#[cfg(feature = "memory")]
+mod memory;
+#[cfg(feature = "mongodb")]
+mod mongo;
+
+#[cfg(feature = "memory")]
+pub use memory::MemoryBackend;
+#[cfg(feature = "mongodb")]
+pub use mongo::{MongoBackend, MongoBackendOptions};
+
+/// A database and collection inside one data source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    /// The database name, as sent in the request's `database` field.
+    pub database: String,
+    /// The collection name, as sent in the request's `collection` field.
+    pub collection: String,
+}
+
+impl Namespace {
+    /// A namespace from its two names.
+    pub fn new(database: impl Into<String>, collection: impl Into<String>) -> Self {
+        Self {
+            database: database.into(),
+            collection: collection.into(),
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.collection)
+    }
+}
+
+/// The arguments of `findOne`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindOneQuery {
+    /// Query filter; `{}` matches every document.
+    pub filter: Document,
+    /// Projection; `None` returns whole documents.
+    pub projection: Option<Document>,
+    /// Sort order applied before the first document is taken (an extension:
+    /// clients such as `@taskless/mongo-data-api` send it).
+    pub sort: Option<Document>,
+}
+
+/// The arguments of `find`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindQuery {
+    /// Query filter; `{}` matches every document.
+    pub filter: Document,
+    /// Projection; `None` returns whole documents.
+    pub projection: Option<Document>,
+    /// Sort specification; `None` keeps natural order.
+    pub sort: Option<Document>,
+    /// Documents to skip before returning any.
+    pub skip: u64,
+    /// Most documents to return (the service always sets one, 1 to 50,000).
+    pub limit: u64,
+}
+
+/// What an update changes: an operator document or an aggregation pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateModifications {
+    /// `{"$set": {...}, "$inc": {...}}`.
+    Operators(Document),
+    /// `[{"$set": {...}}, {"$unset": "x"}]` (pipeline-style update).
+    Pipeline(Vec<Document>),
+}
+
+/// The arguments of `updateOne` and `updateMany`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateQuery {
+    /// Which documents to update.
+    pub filter: Document,
+    /// The change to apply.
+    pub update: UpdateModifications,
+    /// Insert a document built from the filter and the update when none matches.
+    pub upsert: bool,
+    /// Identifiers for `$[<id>]` positional updates (extension field `arrayFilters`).
+    pub array_filters: Option<Vec<Document>>,
+}
+
+/// The arguments of `replaceOne`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplaceQuery {
+    /// Which document to replace.
+    pub filter: Document,
+    /// The new document (its `_id`, if any, must equal the old one's).
+    pub replacement: Document,
+    /// Insert the replacement when no document matches.
+    pub upsert: bool,
+}
+
+/// The result of `updateOne`, `updateMany` and `replaceOne`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateOutcome {
+    /// Documents the filter matched.
+    pub matched_count: u64,
+    /// Documents actually changed.
+    pub modified_count: u64,
+    /// The `_id` of the document an upsert inserted, if it inserted one.
+    pub upserted_id: Option<Bson>,
+}
+
+/// What went wrong inside a backend; the service turns it into an HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendError {
+    /// The class of failure, which decides the HTTP status.
+    pub kind: BackendErrorKind,
+    /// A message safe to show to the client (never hosts, URIs or credentials).
+    pub message: String,
+}
+
+/// Classes of backend failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendErrorKind {
+    /// The request is wrong for MongoDB: bad operator, bad update, bad pipeline,
+    /// immutable `_id`, a value of the wrong type (HTTP 400).
+    InvalidRequest,
+    /// A unique index refused the write (HTTP 400).
+    DuplicateKey,
+    /// The request uses a feature this backend does not support (HTTP 400).
+    Unsupported,
+    /// A document failed the collection's validation (HTTP 400).
+    DocumentValidation,
+    /// The data source cannot be reached (HTTP 503).
+    Unavailable,
+    /// The data source did not answer in time (HTTP 504).
+    Timeout,
+    /// Anything else (HTTP 500); the message is generic.
+    Internal,
+}
+
+impl BackendError {
+    /// A new error of `kind` with a client-safe `message`.
+    pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`BackendErrorKind::InvalidRequest`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(BackendErrorKind::InvalidRequest, message)
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// Executes the ten Data API actions against one data source.
+///
+/// Implementations must be cheap to share (`Arc<dyn Backend>`); every method may
+/// be called concurrently. The service enforces the request deadline by dropping
+/// the returned future, so a backend should not leave half-applied writes when
+/// it is dropped between two awaits of a multi-document write.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// `findOne`: the first matching document, or `None`.
+    async fn find_one(
+        &self,
+        ns: &Namespace,
+        query: FindOneQuery,
+    ) -> Result<Option<Document>, BackendError>;
+
+    /// `find`: matching documents after sort, skip and limit.
+    async fn find(&self, ns: &Namespace, query: FindQuery) -> Result<Vec<Document>, BackendError>;
+
+    /// `insertOne`: stores the document (adding an ObjectId `_id` when it has
+    /// none) and returns its `_id`.
+    async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError>;
+
+    /// `insertMany`: an ordered insert; returns the `_id`s in input order. On the
+    /// first failure the documents before it stay inserted and the error names
+    /// how many were.
+    async fn insert_many(
+        &self,
+        ns: &Namespace,
+        documents: Vec<Document>,
+    ) -> Result<Vec<Bson>, BackendError>;
+
+    /// `updateOne`.
+    async fn update_one(
+        &self,
+        ns: &Namespace,
+        query: UpdateQuery,
+    ) -> Result<UpdateOutcome, BackendError>;
+
+    /// `updateMany`.
+    async fn update_many(
+        &self,
+        ns: &Namespace,
+        query: UpdateQuery,
+    ) -> Result<UpdateOutcome, BackendError>;
+
+    /// `replaceOne`.
+    async fn replace_one(
+        &self,
+        ns: &Namespace,
+        query: ReplaceQuery,
+    ) -> Result<UpdateOutcome, BackendError>;
+
+    /// `deleteOne`: returns the number of documents deleted (0 or 1).
+    async fn delete_one(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError>;
+
+    /// `deleteMany`: returns the number of documents deleted.
+    async fn delete_many(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError>;
+
+    /// `aggregate`: the documents the pipeline's last stage produces.
+    async fn aggregate(
+        &self,
+        ns: &Namespace,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<Document>, BackendError>;
+}

@@ -1,0 +1,314 @@
+//! [`DataApi::builder()`]: configure a Data API once, validate it, get a
+//! [`DataApiService`] or a [`DataApiLayer`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::StatusCode;
+use tokio::sync::Semaphore;
+
+use crate::auth::{Authentication, KeyStore, MemoryKeyStore, Principal, Secret, StoreError};
+use crate::backend::Backend;
+use crate::layer::DataApiLayer;
+use crate::log::{LogSink, TracingLogSink};
+use crate::protocol::Format;
+use crate::route::Version;
+use crate::rules::AccessLevel;
+use crate::service::{DataApiService, DataSource, Inner};
+use crate::Limits;
+
+/// Entry point: `DataApi::builder()`.
+///
+/// ```
+/// use tower_data_api::{DataApi, MemoryBackend};
+///
+/// let service = DataApi::builder()
+///     .app_id("data-abcde")
+///     .data_source("mongodb-atlas", MemoryBackend::new())
+///     .api_key("ci", "a-long-random-key")
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = service;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DataApi;
+
+impl DataApi {
+    /// A builder with the original service's defaults: app id `data-local`,
+    /// versions `beta` and `v1`, JSON responses, the limits of [`Limits::default`].
+    pub fn builder() -> DataApiBuilder {
+        DataApiBuilder::default()
+    }
+}
+
+/// The configuration is not usable; the message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError(String);
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Configures a Data API. Every setter takes and returns the builder;
+/// [`build`](Self::build) checks the whole configuration.
+pub struct DataApiBuilder {
+    app_id: String,
+    versions: Vec<Version>,
+    default_format: Format,
+    data_sources: Vec<(String, Arc<dyn Backend>, AccessLevel)>,
+    keys: MemoryKeyStore,
+    key_errors: Vec<String>,
+    key_store: Option<Arc<dyn KeyStore>>,
+    limits: Limits,
+    log_sink: Arc<dyn LogSink>,
+    insert_status: StatusCode,
+    error_link_base: String,
+}
+
+impl Default for DataApiBuilder {
+    fn default() -> Self {
+        Self {
+            app_id: "data-local".to_owned(),
+            versions: vec![Version::Beta, Version::V1],
+            default_format: Format::Json,
+            data_sources: Vec::new(),
+            keys: MemoryKeyStore::new(),
+            key_errors: Vec::new(),
+            key_store: None,
+            limits: Limits::default(),
+            log_sink: Arc::new(TracingLogSink),
+            insert_status: StatusCode::CREATED,
+            error_link_base: "/logs".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DataApiBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataApiBuilder")
+            .field("app_id", &self.app_id)
+            .field("versions", &self.versions)
+            .field("default_format", &self.default_format)
+            .field(
+                "data_sources",
+                &self
+                    .data_sources
+                    .iter()
+                    .map(|(name, _, access)| (name, access))
+                    .collect::<Vec<_>>(),
+            )
+            .field("keys", &self.keys)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataApiBuilder {
+    /// The client app id in URLs (`/app/<app_id>/endpoint/data/...`).
+    pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = app_id.into();
+        self
+    }
+
+    /// The URL versions served (default both `beta` and `v1`).
+    pub fn versions(mut self, versions: impl IntoIterator<Item = Version>) -> Self {
+        self.versions = versions.into_iter().collect();
+        self
+    }
+
+    /// The response format when `Accept` names neither JSON nor EJSON (default JSON).
+    pub fn default_format(mut self, format: Format) -> Self {
+        self.default_format = format;
+        self
+    }
+
+    /// Adds a read-write data source, the name clients send as `dataSource`.
+    pub fn data_source(self, name: impl Into<String>, backend: impl Backend) -> Self {
+        self.data_source_with_access(name, Arc::new(backend), AccessLevel::ReadWrite)
+    }
+
+    /// Adds a data source with an access level; takes a shared backend so one
+    /// backend can serve under several names.
+    pub fn data_source_with_access(
+        mut self,
+        name: impl Into<String>,
+        backend: Arc<dyn Backend>,
+        access: AccessLevel,
+    ) -> Self {
+        self.data_sources.push((name.into(), backend, access));
+        self
+    }
+
+    /// Accepts the API key `key`, logged under `name`. Only its SHA-256 digest is kept.
+    pub fn api_key(mut self, name: impl Into<String>, key: impl Into<Secret>) -> Self {
+        let key = key.into();
+        let name = name.into();
+        if key.expose().is_empty() {
+            self.key_errors.push(format!("API key '{name}' is empty"));
+        } else {
+            self.keys = self.keys.with_key(name, key.expose());
+        }
+        self
+    }
+
+    /// Accepts the API key whose hex SHA-256 digest is `hex_digest`.
+    pub fn api_key_sha256(mut self, name: impl Into<String>, hex_digest: &str) -> Self {
+        let name = name.into();
+        match self.keys.clone().with_key_sha256(name.clone(), hex_digest) {
+            Ok(keys) => self.keys = keys,
+            Err(err) => self.key_errors.push(format!("API key '{name}': {err}")),
+        }
+        self
+    }
+
+    /// Looks API keys up in your own store (after the keys added with
+    /// [`api_key`](Self::api_key), if any).
+    pub fn key_store(mut self, store: impl KeyStore) -> Self {
+        self.key_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Replaces all limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Largest accepted request body in bytes (default 18 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_body_bytes = bytes;
+        self
+    }
+
+    /// Requests handled at once before answering 429 (default 10,000).
+    pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
+        self.limits.max_concurrent_requests = requests;
+        self
+    }
+
+    /// Deadline for one request before answering 504 (default 90 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.request_timeout = timeout;
+        self
+    }
+
+    /// Where request logs go (default [`TracingLogSink`]).
+    pub fn log_sink(mut self, sink: impl LogSink) -> Self {
+        self.log_sink = Arc::new(sink);
+        self
+    }
+
+    /// The status of successful `insertOne`/`insertMany` answers: 201 (the
+    /// default, as the original service answered) or 200 (as its OpenAPI
+    /// document claims).
+    pub fn insert_status(mut self, status: StatusCode) -> Self {
+        self.insert_status = status;
+        self
+    }
+
+    /// The base of the `link` in error bodies; the request id is appended as
+    /// `?co_id=<id>`. Point it at your log viewer. Default `/logs`.
+    pub fn error_link_base(mut self, base: impl Into<String>) -> Self {
+        self.error_link_base = base.into();
+        self
+    }
+
+    /// Checks the configuration and builds the service.
+    pub fn build(self) -> Result<DataApiService, BuildError> {
+        let fail = |message: String| Err(BuildError(message));
+        if self.app_id.is_empty()
+            || !self
+                .app_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return fail(format!(
+                "app id '{}' must be non-empty and use only letters, digits, '-' and '_'",
+                self.app_id
+            ));
+        }
+        if self.versions.is_empty() {
+            return fail("enable at least one version (beta or v1)".into());
+        }
+        if let Some(message) = self.key_errors.into_iter().next() {
+            return fail(message);
+        }
+        if self.data_sources.is_empty() {
+            return fail("add at least one data source".into());
+        }
+        let mut data_sources = HashMap::new();
+        for (name, backend, access) in self.data_sources {
+            if name.is_empty() {
+                return fail("a data source name must not be empty".into());
+            }
+            if data_sources
+                .insert(name.clone(), DataSource { backend, access })
+                .is_some()
+            {
+                return fail(format!("data source '{name}' is configured twice"));
+            }
+        }
+        let mut names: Vec<&str> = self.keys.names().collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return fail(format!("API key name '{}' is used twice", pair[0]));
+        }
+        if let Err(message) = self.limits.validate() {
+            return fail(message);
+        }
+        if !self.insert_status.is_success() {
+            return fail(format!(
+                "insert status {} is not a success status",
+                self.insert_status
+            ));
+        }
+        let key_store: Option<Arc<dyn KeyStore>> = match (self.keys.is_empty(), self.key_store) {
+            (true, None) => {
+                return fail(
+                    "no way to authenticate: add an API key (api_key) or a key store".into(),
+                )
+            }
+            (true, Some(store)) => Some(store),
+            (false, None) => Some(Arc::new(self.keys)),
+            (false, Some(store)) => Some(Arc::new(ChainedKeys(self.keys, store))),
+        };
+        Ok(DataApiService::from_inner(Inner {
+            app_id: self.app_id,
+            versions: self.versions,
+            default_format: self.default_format,
+            data_sources,
+            auth: Authentication { key_store },
+            permits: Arc::new(Semaphore::new(self.limits.max_concurrent_requests)),
+            limits: self.limits,
+            log_sink: self.log_sink,
+            insert_status: self.insert_status,
+            error_link_base: self.error_link_base,
+        }))
+    }
+
+    /// Checks the configuration and builds a layer that serves the Data API
+    /// routes and passes every other request to the service it wraps.
+    pub fn build_layer(self) -> Result<DataApiLayer, BuildError> {
+        self.build().map(DataApiLayer::new)
+    }
+}
+
+/// The builder's in-memory keys first, then the adopter's store.
+struct ChainedKeys(MemoryKeyStore, Arc<dyn KeyStore>);
+
+#[async_trait]
+impl KeyStore for ChainedKeys {
+    async fn find_key(&self, key: &Secret) -> Result<Option<Principal>, StoreError> {
+        match self.0.find_key(key).await? {
+            Some(principal) => Ok(Some(principal)),
+            None => self.1.find_key(key).await,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! # tower-data-api
+//!
+//! A wire-exact, self-hosted **MongoDB Atlas Data API** as a tower
+//! [`Service`](tower::Service) and [`Layer`](tower::Layer). MongoDB retired the
+//! hosted Data API in September 2025; existing clients (edge functions, IoT
+//! devices, browser apps, scripts) keep working against this crate by changing
+//! only their base URL.
+//!
+//! ```no_run
+//! use tower_data_api::{DataApi, MemoryBackend};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let data_api = DataApi::builder()
+//!     .app_id("data-abcde")
+//!     .data_source("mongodb-atlas", MemoryBackend::new())
+//!     .api_key("ci", std::env::var("DATA_API_KEY")?)
+//!     .build()?;
+//! // axum: Router::new().nest_service("/data", data_api)
+//! // poem: Route::new().nest("/data", data_api.compat())
+//! # Ok(()) }
+//! ```
+//!
+//! ## The request pipeline
+//!
+//! One request flows through [`DataApiService`] in this order: **route** (URL →
+//! action; 404/405), **limits** (concurrency → 429, body size → 413, deadline
+//! → 504), **authenticate** (headers → [`auth::Principal`]), **decode** (relaxed
+//! Extended JSON → typed [`ActionRequest`]), **authorize** (the data source's
+//! [`AccessLevel`]), **execute** (the data source's [`Backend`]), **encode**
+//! (JSON or canonical EJSON per `Accept`), **log** ([`log::LogSink`]).
+//!
+//! ## Features
+//!
+//! | feature   | what it adds |
+//! |-----------|--------------|
+//! | `memory`  | [`MemoryBackend`], the embedded engine (default) |
+//! | `mongodb` | `MongoBackend` over the official driver (default) |
+//! | `config`  | `Config`, TOML configuration as the standalone binary reads it |
+//! | `server`  | `server::serve`, a ready HTTP/1.1 + HTTP/2 server loop |
+//! | `warp`    | `adapters::warp`, mounting the service as a warp filter |
+#![warn(missing_docs)]
+
+pub mod adapters;
+pub mod auth;
+pub mod backend;
+mod builder;
+#[cfg(feature = "config")]
+pub mod config;
+mod layer;
+mod limits;
+pub mod log;
+pub mod protocol;
+#[cfg(feature = "memory")]
+pub mod query;
+mod route;
+pub mod rules;
+#[cfg(feature = "server")]
+pub mod server;
+mod service;
+
+#[cfg(feature = "memory")]
+pub use backend::MemoryBackend;
+#[cfg(feature = "mongodb")]
+pub use backend::{MongoBackend, MongoBackendOptions};
+pub use backend::{Backend, BackendError, BackendErrorKind, Namespace};
+pub use builder::{BuildError, DataApi, DataApiBuilder};
+pub use layer::{DataApiFuture, DataApiLayer, DataApiMiddleware, EitherBody};
+pub use limits::Limits;
+pub use protocol::{ActionRequest, ApiError, Command, ErrorCode, Format, Reply, ResponseBody};
+pub use route::{Action, Version};
+pub use rules::AccessLevel;
+pub use service::DataApiService;

@@ -1,0 +1,126 @@
+//! Request limits: body size, concurrency and the per-request deadline.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+
+use crate::protocol::ApiError;
+
+/// The limits one service enforces. Defaults are the original service's.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_data_api::Limits;
+/// let limits = Limits { request_timeout: Duration::from_secs(30), ..Limits::default() };
+/// assert_eq!(limits.max_body_bytes, 18 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted request body (default 18 MiB); larger → 413.
+    pub max_body_bytes: usize,
+    /// Requests handled at once (default 10,000); more → 429 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Deadline for one request, body reading included (default 90 s); past it → 504.
+    pub request_timeout: Duration,
+    /// `find`'s `limit` when the request has none (default 1000).
+    pub default_find_limit: u64,
+    /// The most documents one `find` returns (default 50,000); larger limits
+    /// (and `limit: 0`) are clamped to it.
+    pub max_find_limit: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 18 * 1024 * 1024,
+            max_concurrent_requests: 10_000,
+            request_timeout: Duration::from_secs(90),
+            default_find_limit: 1000,
+            max_find_limit: 50_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is usable, naming the first that is not.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let zero = [
+            ("max_body_bytes", self.max_body_bytes == 0),
+            ("max_concurrent_requests", self.max_concurrent_requests == 0),
+            ("request_timeout", self.request_timeout.is_zero()),
+            ("default_find_limit", self.default_find_limit == 0),
+            ("max_find_limit", self.max_find_limit == 0),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            return Err(format!("limit {name} must be greater than zero"));
+        }
+        if self.default_find_limit > self.max_find_limit {
+            return Err("limit default_find_limit must not exceed max_find_limit".into());
+        }
+        if self.max_concurrent_requests > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err("limit max_concurrent_requests is too large".into());
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a body whose declared `Content-Length` is over `limit`, before reading it.
+pub(crate) fn check_content_length(headers: &http::HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(ApiError::payload_too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a whole body, stopping with 413 as soon as it passes `limit` bytes.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(_) => Err(ApiError::bad_request(
+            "the request body could not be read",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let ok = read_body(Full::new(Bytes::from_static(b"12345")), 5).await;
+        assert_eq!(ok.unwrap(), Bytes::from_static(b"12345"));
+        let err = read_body(Full::new(Bytes::from_static(b"123456")), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().as_u16(), 413);
+    }
+
+    #[test]
+    fn declared_lengths_and_validation() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, "6".parse().unwrap());
+        assert!(check_content_length(&headers, 5).is_err());
+        assert!(check_content_length(&headers, 6).is_ok());
+        assert!(Limits::default().validate().is_ok());
+        let zero = Limits {
+            max_concurrent_requests: 0,
+            ..Limits::default()
+        };
+        assert!(zero.validate().unwrap_err().contains("max_concurrent_requests"));
+    }
+}

@@ -1,0 +1,207 @@
+//! Response encoding: an action's result → the Data API's wrapper object in
+//! the chosen format, and errors → `{"error", "error_code", "link"}`.
+
+use std::convert::Infallible;
+
+use bson::{Bson, Document};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+
+use crate::backend::UpdateOutcome;
+use crate::protocol::{ApiError, Format};
+
+/// The body type of every response the service builds.
+pub type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// The header carrying the request id.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// An action's result, before it is rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `findOne`: `{"document": …}` (`null` when nothing matched).
+    Document(Option<Document>),
+    /// `find` and `aggregate`: `{"documents": […]}`.
+    Documents(Vec<Document>),
+    /// `insertOne`: `{"insertedId": …}`.
+    InsertedId(Bson),
+    /// `insertMany`: `{"insertedIds": […]}`.
+    InsertedIds(Vec<Bson>),
+    /// `updateOne`, `updateMany`, `replaceOne`:
+    /// `{"matchedCount", "modifiedCount"[, "upsertedId"]}`.
+    Updated(UpdateOutcome),
+    /// `deleteOne`, `deleteMany`: `{"deletedCount": …}`.
+    Deleted(u64),
+}
+
+impl Reply {
+    /// How many documents the reply returned or affected, for the log.
+    pub(crate) fn document_count(&self) -> u64 {
+        match self {
+            Reply::Document(doc) => u64::from(doc.is_some()),
+            Reply::Documents(docs) => docs.len() as u64,
+            Reply::InsertedId(_) => 1,
+            Reply::InsertedIds(ids) => ids.len() as u64,
+            Reply::Updated(outcome) => {
+                outcome.modified_count + u64::from(outcome.upserted_id.is_some())
+            }
+            Reply::Deleted(count) => *count,
+        }
+    }
+
+    /// Whether the reply is for an insert (answered with the insert status).
+    pub(crate) fn is_insert(&self) -> bool {
+        matches!(self, Reply::InsertedId(_) | Reply::InsertedIds(_))
+    }
+
+    /// The response body bytes.
+    pub(crate) fn render(self, format: Format) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        match self {
+            Reply::Document(doc) => {
+                out.extend_from_slice(b"{\"document\":");
+                match doc {
+                    Some(doc) => format.write_document(&doc, &mut out),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b'}');
+            }
+            Reply::Documents(docs) => {
+                out.extend_from_slice(b"{\"documents\":[");
+                for (i, doc) in docs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    format.write_document(doc, &mut out);
+                }
+                out.extend_from_slice(b"]}");
+            }
+            Reply::InsertedId(id) => {
+                let mut wrapper = Document::new();
+                wrapper.insert("insertedId", id);
+                format.write_document(&wrapper, &mut out);
+            }
+            Reply::InsertedIds(ids) => {
+                let mut wrapper = Document::new();
+                wrapper.insert("insertedIds", ids);
+                format.write_document(&wrapper, &mut out);
+            }
+            Reply::Updated(outcome) => {
+                let mut wrapper = Document::new();
+                wrapper.insert("matchedCount", count(outcome.matched_count));
+                wrapper.insert("modifiedCount", count(outcome.modified_count));
+                if let Some(id) = outcome.upserted_id {
+                    wrapper.insert("upsertedId", id);
+                }
+                format.write_document(&wrapper, &mut out);
+            }
+            Reply::Deleted(deleted) => {
+                let mut wrapper = Document::new();
+                wrapper.insert("deletedCount", count(deleted));
+                format.write_document(&wrapper, &mut out);
+            }
+        }
+        out
+    }
+}
+
+/// Counts are int32 on the wire (`{"$numberInt": "1"}` in EJSON), int64 past that.
+fn count(n: u64) -> Bson {
+    match i32::try_from(n) {
+        Ok(small) => Bson::Int32(small),
+        Err(_) => Bson::Int64(i64::try_from(n).unwrap_or(i64::MAX)),
+    }
+}
+
+/// A response with a body, a content type and the request id.
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    response
+}
+
+/// The error response: JSON whatever the requested format.
+pub(crate) fn error_response(
+    error: &ApiError,
+    link: &str,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    let mut response = response(
+        error.status(),
+        "application/json",
+        error.to_json(link),
+        request_id,
+    );
+    if let Some((name, value)) = error.header() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{doc, oid::ObjectId};
+
+    fn text(reply: Reply, format: Format) -> String {
+        String::from_utf8(reply.render(format)).unwrap()
+    }
+
+    #[test]
+    fn wrappers_in_both_formats() {
+        let oid = ObjectId::parse_str("64224f3cd79f54ad342dd9b1").unwrap();
+        assert_eq!(text(Reply::Document(None), Format::Json), r#"{"document":null}"#);
+        assert_eq!(
+            text(Reply::Documents(vec![doc! {"_id": oid, "n": 1}]), Format::Json),
+            r#"{"documents":[{"_id":"64224f3cd79f54ad342dd9b1","n":1}]}"#
+        );
+        assert_eq!(
+            text(Reply::InsertedId(Bson::ObjectId(oid)), Format::Ejson),
+            r#"{"insertedId":{"$oid":"64224f3cd79f54ad342dd9b1"}}"#
+        );
+        assert_eq!(
+            text(Reply::InsertedIds(vec![Bson::ObjectId(oid), Bson::Int32(2)]), Format::Json),
+            r#"{"insertedIds":["64224f3cd79f54ad342dd9b1",2]}"#
+        );
+        let updated = UpdateOutcome {
+            matched_count: 1,
+            modified_count: 1,
+            upserted_id: None,
+        };
+        assert_eq!(
+            text(Reply::Updated(updated.clone()), Format::Json),
+            r#"{"matchedCount":1,"modifiedCount":1}"#
+        );
+        assert_eq!(
+            text(Reply::Updated(updated), Format::Ejson),
+            r#"{"matchedCount":{"$numberInt":"1"},"modifiedCount":{"$numberInt":"1"}}"#
+        );
+        let upserted = UpdateOutcome {
+            matched_count: 0,
+            modified_count: 0,
+            upserted_id: Some(Bson::ObjectId(oid)),
+        };
+        assert_eq!(
+            text(Reply::Updated(upserted), Format::Json),
+            r#"{"matchedCount":0,"modifiedCount":0,"upsertedId":"64224f3cd79f54ad342dd9b1"}"#
+        );
+        assert_eq!(
+            text(Reply::Deleted(3), Format::Ejson),
+            r#"{"deletedCount":{"$numberInt":"3"}}"#
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! URL routing: which Data API endpoint a request path names.
+//!
+//! Paths are relative to wherever the service is mounted:
+//! `/app/<appId>/endpoint/data/<version>/action/<action>`. The host is ignored,
+//! so regional and global base URLs both work.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A Data API URL version segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// `beta`: the 2021 preview, still used by clients copied from the Atlas UI.
+    Beta,
+    /// `v1`: the generally available version.
+    V1,
+}
+
+impl Version {
+    /// The URL segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Beta => "beta",
+            Version::V1 => "v1",
+        }
+    }
+}
+
+impl FromStr for Version {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "beta" => Ok(Version::Beta),
+            "v1" => Ok(Version::V1),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The ten Data API actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Action {
+    FindOne,
+    Find,
+    InsertOne,
+    InsertMany,
+    UpdateOne,
+    UpdateMany,
+    ReplaceOne,
+    DeleteOne,
+    DeleteMany,
+    Aggregate,
+}
+
+impl Action {
+    /// Every action, in the order the documentation lists them.
+    pub const ALL: [Action; 10] = [
+        Action::FindOne,
+        Action::Find,
+        Action::InsertOne,
+        Action::InsertMany,
+        Action::UpdateOne,
+        Action::UpdateMany,
+        Action::ReplaceOne,
+        Action::DeleteOne,
+        Action::DeleteMany,
+        Action::Aggregate,
+    ];
+
+    /// The action's name in URLs (case-sensitive camelCase).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::FindOne => "findOne",
+            Action::Find => "find",
+            Action::InsertOne => "insertOne",
+            Action::InsertMany => "insertMany",
+            Action::UpdateOne => "updateOne",
+            Action::UpdateMany => "updateMany",
+            Action::ReplaceOne => "replaceOne",
+            Action::DeleteOne => "deleteOne",
+            Action::DeleteMany => "deleteMany",
+            Action::Aggregate => "aggregate",
+        }
+    }
+
+    /// Whether the action always writes (`aggregate` writes only with `$out`/`$merge`).
+    pub fn is_write(self) -> bool {
+        !matches!(self, Action::FindOne | Action::Find | Action::Aggregate)
+    }
+
+    /// How error messages name what failed, e.g. "insert document".
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            Action::FindOne => "find document",
+            Action::Find => "find documents",
+            Action::InsertOne => "insert document",
+            Action::InsertMany => "insert documents",
+            Action::UpdateOne => "update document",
+            Action::UpdateMany => "update documents",
+            Action::ReplaceOne => "replace document",
+            Action::DeleteOne => "delete document",
+            Action::DeleteMany => "delete documents",
+            Action::Aggregate => "aggregate",
+        }
+    }
+}
+
+impl FromStr for Action {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Action::ALL
+            .into_iter()
+            .find(|action| action.name() == s)
+            .ok_or(())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A request path the Data API answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route<'a> {
+    /// `/app/<app_id>/endpoint/data/<version>/action/<action>`; the version and
+    /// action segments are kept raw so unknown ones can be answered with 404.
+    Action {
+        app_id: &'a str,
+        version: &'a str,
+        action: &'a str,
+    },
+}
+
+impl<'a> Route<'a> {
+    /// Recognizes a Data API path, or `None` for paths that belong to someone else.
+    pub(crate) fn recognize(path: &'a str) -> Option<Route<'a>> {
+        let rest = path.strip_prefix("/app/")?;
+        let mut segments = rest.split('/');
+        let app_id = segments.next()?;
+        let shape = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        );
+        match shape {
+            (Some("endpoint"), Some("data"), Some(version), Some("action"), Some(action), None)
+                if !app_id.is_empty() =>
+            {
+                Some(Route::Action {
+                    app_id,
+                    version,
+                    action,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognizes_action_urls() {
+        assert_eq!(
+            Route::recognize("/app/data-abcde/endpoint/data/v1/action/findOne"),
+            Some(Route::Action {
+                app_id: "data-abcde",
+                version: "v1",
+                action: "findOne"
+            })
+        );
+        assert_eq!(
+            Route::recognize("/app/x/endpoint/data/v9/action/nope"),
+            Some(Route::Action {
+                app_id: "x",
+                version: "v9",
+                action: "nope"
+            })
+        );
+        for other in [
+            "/",
+            "/health",
+            "/app/x/endpoint/data/v1/action/find/extra",
+            "/app//endpoint/data/v1/action/find",
+            "/app/x/endpoint/hello",
+        ] {
+            assert_eq!(Route::recognize(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn action_names_are_case_sensitive() {
+        assert_eq!("findOne".parse(), Ok(Action::FindOne));
+        assert_eq!("findone".parse::<Action>(), Err(()));
+        for action in Action::ALL {
+            assert_eq!(action.name().parse(), Ok(action));
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! [`DataApiService`]: the request pipeline, readable top to bottom in
+//! [`Inner::run`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bson::oid::ObjectId;
+use futures_util::FutureExt as _;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use tokio::sync::Semaphore;
+
+use crate::auth::{Authentication, Principal};
+use crate::backend::Backend;
+use crate::limits::{check_content_length, read_body};
+use crate::log::{LogSink, RequestLog};
+use crate::protocol::{
+    decode, error_response, parse_body, response, ActionRequest, ApiError, Command, ErrorCode,
+    FindLimits, Format, Reply, ResponseBody,
+};
+use crate::route::{Action, Route, Version};
+use crate::rules::{check_access, AccessLevel};
+use crate::Limits;
+
+/// The Data API as a tower `Service`: answers every request itself (404 for
+/// paths that are not Data API routes). Cheap to clone.
+///
+/// Build it with [`DataApi::builder()`](crate::DataApi::builder). It accepts
+/// any request body type and never fails: every error, overload and time-out
+/// included, is an HTTP response.
+#[derive(Clone)]
+pub struct DataApiService {
+    inner: Arc<Inner>,
+}
+
+/// One configured data source.
+pub(crate) struct DataSource {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) access: AccessLevel,
+}
+
+/// Everything the builder validated, shared by all clones of the service.
+pub(crate) struct Inner {
+    pub(crate) app_id: String,
+    pub(crate) versions: Vec<Version>,
+    pub(crate) default_format: Format,
+    pub(crate) data_sources: HashMap<String, DataSource>,
+    pub(crate) auth: Authentication,
+    pub(crate) limits: Limits,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) log_sink: Arc<dyn LogSink>,
+    pub(crate) insert_status: StatusCode,
+    pub(crate) error_link_base: String,
+}
+
+impl DataApiService {
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Whether this service answers `path` (a Data API route under its mount point).
+    pub fn handles_path(&self, path: &str) -> bool {
+        Route::recognize(path).is_some()
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.inner.clone().handle(request).await
+    }
+}
+
+impl std::fmt::Debug for DataApiService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataApiService")
+            .field("app_id", &self.inner.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> tower::Service<Request<B>> for DataApiService
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Overload is answered with 429 inside `call`, never by back-pressure.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(request).await) })
+    }
+}
+
+/// What the pipeline learnt about a request, for its log entry.
+struct Trace {
+    log: RequestLog,
+    format: Format,
+}
+
+impl Inner {
+    /// Runs the pipeline, turns its outcome into a response and logs it.
+    async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let request_id = ObjectId::new().to_hex();
+        let mut trace = Trace {
+            log: RequestLog {
+                request_id: request_id.clone(),
+                started_at: SystemTime::now(),
+                duration: Default::default(),
+                method: request.method().to_string(),
+                action: None,
+                principal_id: None,
+                principal_name: None,
+                data_source: None,
+                database: None,
+                collection: None,
+                status: 0,
+                error_code: None,
+                error: None,
+                documents: None,
+            },
+            format: self.response_format(request.headers()),
+        };
+        // A panic is a bug, never the client's fault: answer 500 and keep serving.
+        let outcome = AssertUnwindSafe(self.run(request, &mut trace))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(request_id = %request_id, "panic while handling a Data API request");
+                Err(ApiError::internal())
+            });
+        let response = match outcome {
+            Ok(reply) => {
+                let status = if reply.is_insert() {
+                    self.insert_status
+                } else {
+                    StatusCode::OK
+                };
+                trace.log.documents = Some(reply.document_count());
+                response(
+                    status,
+                    trace.format.content_type(),
+                    reply.render(trace.format),
+                    &request_id,
+                )
+            }
+            Err(error) => {
+                trace.log.error_code = Some(error.code().as_str());
+                trace.log.error = Some(error.message().to_owned());
+                let link = format!("{}?co_id={request_id}", self.error_link_base);
+                error_response(&error, &link, &request_id)
+            }
+        };
+        trace.log.status = response.status().as_u16();
+        trace.log.duration = started.elapsed();
+        self.log_sink.record(&trace.log);
+        response
+    }
+
+    /// The pipeline: route → limits → authenticate → decode → authorize → execute.
+    async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Reply, ApiError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let action = self.route(&parts)?;
+        trace.log.action = Some(action.name());
+        let _permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::too_many_requests(1))?;
+        let deadline = self.limits.request_timeout;
+        let work = async {
+            check_content_length(&parts.headers, self.limits.max_body_bytes)?;
+            let principal = self.auth.authenticate(&parts.headers).await?;
+            trace.record_principal(&principal);
+            let body = read_body(body, self.limits.max_body_bytes).await?;
+            let request = decode(action, parse_body(&body)?, self.find_limits())?;
+            trace.record_request(&request);
+            let source = self.data_source(&request.data_source)?;
+            check_access(source.access, &request.namespace, &request.command)?;
+            execute(source.backend.as_ref(), request)
+                .await
+                .map_err(|err| ApiError::from_backend(err, action.verb()))
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .map_err(|_| ApiError::timeout())?
+    }
+
+    /// The action a request's URL and method name, or the 404/405 to answer.
+    fn route(&self, parts: &Parts) -> Result<Action, ApiError> {
+        let Some(Route::Action {
+            app_id,
+            version,
+            action,
+        }) = Route::recognize(parts.uri.path())
+        else {
+            return Err(ApiError::not_found());
+        };
+        if app_id != self.app_id {
+            return Err(ApiError::app_not_found(app_id));
+        }
+        let version_enabled = version
+            .parse::<Version>()
+            .is_ok_and(|version| self.versions.contains(&version));
+        let action: Action = match action.parse() {
+            Ok(action) if version_enabled => action,
+            _ => return Err(ApiError::not_found()),
+        };
+        if parts.method != Method::POST {
+            return Err(ApiError::method_not_allowed(&parts.method));
+        }
+        Ok(action)
+    }
+
+    fn data_source(&self, name: &str) -> Result<&DataSource, ApiError> {
+        self.data_sources.get(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ServiceNotFound,
+                format!("The data source '{name}' is disabled or does not exist"),
+            )
+        })
+    }
+
+    fn find_limits(&self) -> FindLimits {
+        FindLimits {
+            default: self.limits.default_find_limit,
+            max: self.limits.max_find_limit,
+        }
+    }
+
+    fn response_format(&self, headers: &http::HeaderMap) -> Format {
+        headers
+            .get(http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .and_then(Format::from_accept)
+            .unwrap_or(self.default_format)
+    }
+}
+
+impl Trace {
+    fn record_principal(&mut self, principal: &Principal) {
+        self.log.principal_id = Some(principal.id.clone());
+        self.log.principal_name = principal.name.clone();
+    }
+
+    fn record_request(&mut self, request: &ActionRequest) {
+        self.log.data_source = Some(request.data_source.clone());
+        self.log.database = Some(request.namespace.database.clone());
+        self.log.collection = Some(request.namespace.collection.clone());
+    }
+}
+
+/// Runs a decoded request on its backend.
+async fn execute(
+    backend: &dyn Backend,
+    request: ActionRequest,
+) -> Result<Reply, crate::backend::BackendError> {
+    let ns = &request.namespace;
+    Ok(match request.command {
+        Command::FindOne(query) => Reply::Document(backend.find_one(ns, query).await?),
+        Command::Find(query) => Reply::Documents(backend.find(ns, query).await?),
+        Command::InsertOne(document) => Reply::InsertedId(backend.insert_one(ns, document).await?),
+        Command::InsertMany(documents) => {
+            Reply::InsertedIds(backend.insert_many(ns, documents).await?)
+        }
+        Command::UpdateOne(query) => Reply::Updated(backend.update_one(ns, query).await?),
+        Command::UpdateMany(query) => Reply::Updated(backend.update_many(ns, query).await?),
+        Command::ReplaceOne(query) => Reply::Updated(backend.replace_one(ns, query).await?),
+        Command::DeleteOne(filter) => Reply::Deleted(backend.delete_one(ns, filter).await?),
+        Command::DeleteMany(filter) => Reply::Deleted(backend.delete_many(ns, filter).await?),
+        Command::Aggregate(pipeline) => Reply::Documents(backend.aggregate(ns, pipeline).await?),
+    })
+}
