@@ -303,3 +303,7 @@ async fn execute(
         Command::Aggregate(pipeline) => Reply::Documents(backend.aggregate(ns, pipeline).await?),
     })
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,198 @@
+//! The standalone Data API server.
+//!
+//! ```text
+//! cargo run --release --example standalone [-- --listen ADDR] [--config FILE]
+//! ```
+//!
+//! Starts on `127.0.0.1:8080` with the embedded engine as data source
+//! `mongodb-atlas` (or a MongoDB when `MONGODB_URI` is set), creates a demo
+//! API key when none is configured, and prints the base URL and the key.
+//! SIGINT or SIGTERM stop it gracefully.
+
+use std::error::Error;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_data_api::auth::generate_api_key;
+use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig};
+use tower_data_api::server;
+
+/// Command-line options.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// `--listen ADDR`: overrides the file's `listen`.
+    pub listen: Option<String>,
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// The `MONGODB_URI` environment variable.
+    pub mongodb_uri: Option<String>,
+}
+
+/// A started server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// `http://<addr>/app/<app id>/endpoint/data/v1`.
+    pub base_url: String,
+    /// The generated key, when the configuration had none.
+    pub demo_key: Option<String>,
+    /// Where each data source points (`memory` or `mongodb`), for the banner.
+    pub sources: Vec<(String, &'static str)>,
+    /// The server task; it ends after the shutdown future completes.
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Reads `--listen` and `--config` (and `--help`).
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        mongodb_uri: std::env::var("MONGODB_URI").ok().filter(|uri| !uri.is_empty()),
+        ..Options::default()
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" => options.listen = Some(value("--listen")?),
+            "--config" => options.config = Some(PathBuf::from(value("--config")?)),
+            "-h" | "--help" => {
+                return Err("usage: standalone [--listen ADDR] [--config FILE]\n\
+                     environment: MONGODB_URI fronts a MongoDB instead of the embedded engine"
+                    .into())
+            }
+            other => return Err(format!("unknown argument '{other}' (try --help)")),
+        }
+    }
+    Ok(options)
+}
+
+/// Loads the configuration, builds the service, binds and starts serving.
+pub async fn launch(
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, Box<dyn Error>> {
+    let mut config = match &options.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if config.data_sources.is_empty() {
+        config.data_sources.push(DataSourceConfig {
+            name: "mongodb-atlas".into(),
+            uri: None,
+            access: None,
+        });
+    }
+    let demo_key = config.api_keys.is_empty().then(generate_api_key);
+    if let Some(key) = &demo_key {
+        config.api_keys.push(ApiKeyConfig {
+            name: "demo".into(),
+            key: Some(key.clone()),
+            key_sha256: None,
+        });
+    }
+    let sources = config
+        .data_sources
+        .iter()
+        .map(|source| {
+            let uri = source.uri.as_deref().or(options.mongodb_uri.as_deref());
+            let kind = match uri {
+                Some(uri) if uri != "memory" => "mongodb",
+                _ => "memory",
+            };
+            (source.name.clone(), kind)
+        })
+        .collect();
+    let app_id = config.app_id.clone().unwrap_or_else(|| "data-local".into());
+    let service = config
+        .builder(options.mongodb_uri.as_deref())
+        .await?
+        .build()?;
+    let listen = options
+        .listen
+        .or(config.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(server::serve(listener, service, shutdown));
+    Ok(Running {
+        addr,
+        base_url: format!("http://{addr}/app/{app_id}/endpoint/data/v1"),
+        demo_key,
+        sources,
+        task,
+    })
+}
+
+fn banner(running: &Running) -> String {
+    let mut text = format!(
+        "tower-data-api listening on http://{}\n  Data API base URL: {}\n",
+        running.addr, running.base_url
+    );
+    for (name, kind) in &running.sources {
+        let what = if *kind == "memory" {
+            "embedded engine"
+        } else {
+            "MongoDB"
+        };
+        text.push_str(&format!("  data source:       {name} ({what})\n"));
+    }
+    if let Some(key) = &running.demo_key {
+        text.push_str(&format!(
+            "  demo API key:      {key}\n\nTry it:\n  curl -s {}/action/insertOne -H 'apiKey: {key}' \\\n    -d '{{\"dataSource\":\"mongodb-atlas\",\"database\":\"todo\",\"collection\":\"tasks\",\"document\":{{\"text\":\"Do the dishes\"}}}}'\n",
+            running.base_url
+        ));
+    }
+    text
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let running = match launch(options, server::shutdown_signal()).await {
+        Ok(running) => running,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(1);
+        }
+    };
+    print!("{}", banner(&running));
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    match running.task.await {
+        Ok(Ok(())) => eprintln!("stopped"),
+        Ok(Err(err)) => {
+            eprintln!("error: {err}");
+            std::process::exit(1);
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Pipeline tests with a scripted backend: routing, limits, authentication,
+//! formats, access levels and logging, independent of any real engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bson::{doc, oid::ObjectId, Bson, Document};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{Service, ServiceExt};
+
+use crate::backend::*;
+use crate::log::MemoryLogSink;
+use crate::{AccessLevel, DataApi, DataApiService};
+
+/// Answers every action with fixed data; `delay` makes it slow.
+#[derive(Default)]
+struct Scripted {
+    delay: Option<Duration>,
+}
+
+#[async_trait]
+impl Backend for Scripted {
+    async fn find_one(&self, _: &Namespace, q: FindOneQuery) -> Result<Option<Document>, BackendError> {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        Ok((!q.filter.contains_key("missing")).then(|| doc! {"_id": 1, "echo": q.filter}))
+    }
+    async fn find(&self, _: &Namespace, q: FindQuery) -> Result<Vec<Document>, BackendError> {
+        Ok(vec![doc! {"limit": q.limit as i64, "skip": q.skip as i64}])
+    }
+    async fn insert_one(&self, _: &Namespace, d: Document) -> Result<Bson, BackendError> {
+        if d.contains_key("dup") {
+            return Err(BackendError::new(BackendErrorKind::DuplicateKey, "E11000 duplicate key"));
+        }
+        Ok(Bson::ObjectId(ObjectId::parse_str("64224f3cd79f54ad342dd9b1").unwrap()))
+    }
+    async fn insert_many(&self, _: &Namespace, d: Vec<Document>) -> Result<Vec<Bson>, BackendError> {
+        Ok((0..d.len() as i32).map(Bson::Int32).collect())
+    }
+    async fn update_one(&self, _: &Namespace, q: UpdateQuery) -> Result<UpdateOutcome, BackendError> {
+        Ok(UpdateOutcome {
+            matched_count: 0,
+            modified_count: 0,
+            upserted_id: q.upsert.then_some(Bson::Int32(7)),
+        })
+    }
+    async fn update_many(&self, _: &Namespace, _: UpdateQuery) -> Result<UpdateOutcome, BackendError> {
+        Err(BackendError::new(BackendErrorKind::Unavailable, "db1.internal:27017 refused"))
+    }
+    async fn replace_one(&self, _: &Namespace, _: ReplaceQuery) -> Result<UpdateOutcome, BackendError> {
+        Ok(UpdateOutcome { matched_count: 1, modified_count: 1, upserted_id: None })
+    }
+    async fn delete_one(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+        Ok(1)
+    }
+    async fn delete_many(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+        Ok(5)
+    }
+    async fn aggregate(&self, _: &Namespace, p: Vec<Document>) -> Result<Vec<Document>, BackendError> {
+        Ok(vec![doc! {"stages": p.len() as i32}])
+    }
+}
+
+const KEY: &str = "test-key-0123456789";
+const BASE: &str = "/app/data-test/endpoint/data/v1/action";
+const COMMON: &str = r#""dataSource":"mongodb-atlas","database":"db","collection":"c""#;
+
+fn service_with(backend: Scripted, sink: MemoryLogSink) -> DataApiService {
+    DataApi::builder()
+        .app_id("data-test")
+        .data_source("mongodb-atlas", backend)
+        .data_source_with_access("ro", Arc::new(Scripted::default()), AccessLevel::ReadOnly)
+        .data_source_with_access("none", Arc::new(Scripted::default()), AccessLevel::NoAccess)
+        .api_key("ci", KEY)
+        .request_timeout(Duration::from_millis(200))
+        .max_body_bytes(1024)
+        .log_sink(sink)
+        .build()
+        .unwrap()
+}
+
+fn service() -> DataApiService {
+    service_with(Scripted::default(), MemoryLogSink::new(16))
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+async fn send(service: &DataApiService, request: Request<Full<Bytes>>) -> Answer {
+    let response = service.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+fn post(action: &str, body: &str) -> http::request::Builder {
+    let _ = body;
+    Request::post(format!("{BASE}/{action}")).header("apiKey", KEY)
+}
+
+async fn call(action: &str, body: &str) -> Answer {
+    let request = post(action, body)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    send(&service(), request).await
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[tokio::test]
+async fn every_action_answers_with_its_wrapper() {
+    let cases = [
+        ("findOne", format!(r#"{{{COMMON},"filter":{{"a":1}}}}"#), 200, r#"{"document":{"_id":1,"echo":{"a":1}}}"#),
+        ("findOne", format!(r#"{{{COMMON},"filter":{{"missing":1}}}}"#), 200, r#"{"document":null}"#),
+        ("find", format!(r#"{{{COMMON}}}"#), 200, r#"{"documents":[{"limit":1000,"skip":0}]}"#),
+        ("insertOne", format!(r#"{{{COMMON},"document":{{"a":1}}}}"#), 201, r#"{"insertedId":"64224f3cd79f54ad342dd9b1"}"#),
+        ("insertMany", format!(r#"{{{COMMON},"documents":[{{}},{{}}]}}"#), 201, r#"{"insertedIds":[0,1]}"#),
+        ("updateOne", format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}},"upsert":true}}"#), 200, r#"{"matchedCount":0,"modifiedCount":0,"upsertedId":7}"#),
+        ("updateOne", format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}}}}"#), 200, r#"{"matchedCount":0,"modifiedCount":0}"#),
+        ("replaceOne", format!(r#"{{{COMMON},"filter":{{}},"replacement":{{"a":1}}}}"#), 200, r#"{"matchedCount":1,"modifiedCount":1}"#),
+        ("deleteOne", format!(r#"{{{COMMON},"filter":{{}}}}"#), 200, r#"{"deletedCount":1}"#),
+        ("deleteMany", format!(r#"{{{COMMON},"filter":{{}}}}"#), 200, r#"{"deletedCount":5}"#),
+        ("aggregate", format!(r#"{{{COMMON},"pipeline":[{{"$match":{{}}}}]}}"#), 200, r#"{"documents":[{"stages":1}]}"#),
+    ];
+    for (action, body, status, expected) in cases {
+        let answer = call(action, &body).await;
+        assert_eq!(answer.status.as_u16(), status, "{action}: {}", answer.body);
+        assert_eq!(answer.body, expected, "{action}");
+        assert_eq!(answer.headers["content-type"], "application/json");
+        assert_eq!(answer.headers["x-request-id"].len(), 24);
+    }
+}
+
+#[tokio::test]
+async fn accept_chooses_ejson_and_counts_become_canonical() {
+    let request = post("deleteMany", "")
+        .header("Accept", "application/ejson")
+        .body(Full::new(Bytes::from(format!(r#"{{{COMMON},"filter":{{}}}}"#))))
+        .unwrap();
+    let answer = send(&service(), request).await;
+    assert_eq!(answer.body, r#"{"deletedCount":{"$numberInt":"5"}}"#);
+    assert_eq!(answer.headers["content-type"], "application/ejson");
+}
+
+#[tokio::test]
+async fn routing_errors() {
+    let svc = service();
+    let request = |method: &str, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("apiKey", KEY)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let unknown_app = send(&svc, request("POST", "/app/other/endpoint/data/v1/action/find")).await;
+    assert_eq!(unknown_app.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        json(&unknown_app.body)["error"],
+        "cannot find app using Client App ID 'other'"
+    );
+    for uri in [
+        format!("{BASE}/findAll"),
+        "/app/data-test/endpoint/data/v2/action/find".to_owned(),
+        "/elsewhere".to_owned(),
+    ] {
+        let answer = send(&svc, request("POST", &uri)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(json(&answer.body)["error_code"], "NotFound");
+    }
+    let get = send(&svc, request("GET", &format!("{BASE}/find"))).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get.headers["allow"], "POST");
+    let beta_only = DataApi::builder()
+        .app_id("data-test")
+        .versions([crate::Version::Beta])
+        .data_source("mongodb-atlas", Scripted::default())
+        .api_key("ci", KEY)
+        .build()
+        .unwrap();
+    let v1 = send(&beta_only, request("POST", &format!("{BASE}/find"))).await;
+    assert_eq!(v1.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn authentication_errors_are_verbatim() {
+    let svc = service();
+    let body = format!(r#"{{{COMMON}}}"#);
+    let with = |headers: &[(&str, &str)]| {
+        let mut builder = Request::post(format!("{BASE}/find"));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Full::new(Bytes::from(body.clone()))).unwrap()
+    };
+    let none = send(&svc, with(&[])).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    assert_eq!(json(&none.body)["error"], "no authentication methods were specified");
+    assert_eq!(json(&none.body)["error_code"], "InvalidParameter");
+    let wrong = send(&svc, with(&[("api-key", "nope")])).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json(&wrong.body),
+        json(&format!(
+            r#"{{"error":"invalid session: error finding user for endpoint","error_code":"InvalidSession","link":"/logs?co_id={}"}}"#,
+            wrong.headers["x-request-id"].to_str().unwrap()
+        ))
+    );
+    let partial = send(&svc, with(&[("email", "a@b.c")])).await;
+    assert_eq!(partial.status, StatusCode::BAD_REQUEST);
+    assert_eq!(json(&partial.body)["error_code"], "MissingParameter");
+    let bearer = send(&svc, with(&[("authorization", "Bearer x"), ("apiKey", KEY)])).await;
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED, "no fallback after a bad bearer");
+    let spelled = send(&svc, with(&[("api-key", KEY)])).await;
+    assert_eq!(spelled.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn limits_answer_413_429_and_504() {
+    let svc = service();
+    let big = "x".repeat(2048);
+    let declared = post("find", "")
+        .header("content-length", big.len())
+        .body(Full::new(Bytes::from(big.clone())))
+        .unwrap();
+    assert_eq!(send(&svc, declared).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // No Content-Length: refused while reading.
+    let stream = http_body_util::StreamBody::new(futures_util::stream::iter(
+        (0..4).map(|_| Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b' '; 512])))),
+    ));
+    let request = post("find", "").body(stream).unwrap();
+    let response = svc.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let slow = service_with(
+        Scripted {
+            delay: Some(Duration::from_secs(5)),
+        },
+        MemoryLogSink::new(4),
+    );
+    let request = post("findOne", "")
+        .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+        .unwrap();
+    let answer = send(&slow, request).await;
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json(&answer.body)["error_code"], "ExecutionTimeLimitExceeded");
+
+    let one = DataApi::builder()
+        .data_source("mongodb-atlas", Scripted { delay: Some(Duration::from_millis(300)) })
+        .api_key("ci", KEY)
+        .max_concurrent_requests(1)
+        .build()
+        .unwrap();
+    let request = || {
+        Request::post("/app/data-local/endpoint/data/v1/action/findOne")
+            .header("apiKey", KEY)
+            .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+            .unwrap()
+    };
+    let first = tokio::spawn(one.clone().oneshot(request()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = send(&one, request()).await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.headers["retry-after"], "1");
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn data_sources_and_access_levels() {
+    let body = |source: &str, extra: &str| {
+        format!(r#"{{"dataSource":"{source}","database":"db","collection":"c"{extra}}}"#)
+    };
+    let missing = call("find", &body("nope", "")).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json(&missing.body)["error"],
+        "The data source 'nope' is disabled or does not exist"
+    );
+    assert_eq!(call("find", &body("ro", "")).await.status, StatusCode::OK);
+    let write = call("insertOne", &body("ro", r#","document":{}"#)).await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
+    let out = call("aggregate", &body("ro", r#","pipeline":[{"$out":"x"}]"#)).await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+    let none = call("find", &body("none", "")).await;
+    assert_eq!(none.status, StatusCode::FORBIDDEN);
+    assert_eq!(json(&none.body)["error_code"], "NoMatchingRuleFound");
+}
+
+#[tokio::test]
+async fn backend_errors_are_400_or_503_without_details() {
+    let dup = call("insertOne", &format!(r#"{{{COMMON},"document":{{"dup":1}}}}"#)).await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert_eq!(json(&dup.body)["error"], "Failed to insert document: E11000 duplicate key");
+    let down = call("updateMany", &format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}}}}"#)).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!down.body.contains("db1"));
+}
+
+#[tokio::test]
+async fn logs_carry_the_key_name_never_the_key() {
+    let sink = MemoryLogSink::new(8);
+    let svc = service_with(Scripted::default(), sink.clone());
+    let request = post("insertMany", "")
+        .body(Full::new(Bytes::from(format!(r#"{{{COMMON},"documents":[{{}},{{}},{{}}]}}"#))))
+        .unwrap();
+    send(&svc, request).await;
+    let entries = sink.entries();
+    let entry = entries.last().unwrap();
+    assert_eq!(entry.action, Some("insertMany"));
+    assert_eq!(entry.principal_name.as_deref(), Some("ci"));
+    assert_eq!(entry.documents, Some(3));
+    assert_eq!(entry.status, 201);
+    assert_eq!(entry.collection.as_deref(), Some("c"));
+    assert!(!format!("{entry:?}").contains(KEY));
+}
+
+#[tokio::test]
+async fn builder_refuses_nonsense() {
+    let err = |builder: crate::DataApiBuilder| builder.build().unwrap_err().to_string();
+    assert!(err(DataApi::builder().api_key("a", "k")).contains("data source"));
+    assert!(err(DataApi::builder().data_source("x", Scripted::default())).contains("authenticate"));
+    assert!(err(DataApi::builder()
+        .data_source("x", Scripted::default())
+        .data_source("x", Scripted::default())
+        .api_key("a", "k"))
+    .contains("twice"));
+    assert!(err(DataApi::builder()
+        .data_source("x", Scripted::default())
+        .api_key("a", "k")
+        .max_concurrent_requests(0))
+    .contains("max_concurrent_requests"));
+    assert!(err(DataApi::builder()
+        .data_source("x", Scripted::default())
+        .api_key("a", "k")
+        .api_key("a", "j"))
+    .contains("used twice"));
+    assert!(err(DataApi::builder()
+        .app_id("bad/id")
+        .data_source("x", Scripted::default())
+        .api_key("a", "k"))
+    .contains("app id"));
+}
+
+#[tokio::test]
+async fn the_layer_passes_other_routes_through() {
+    let layer = crate::DataApiLayer::new(service());
+    let inner = tower::service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"mine"))))
+    });
+    let mut app = tower::Layer::layer(&layer, inner);
+    let other = app
+        .call(Request::get("/health").body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let body = other.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"mine");
+    let ours = app
+        .call(
+            post("find", "")
+                .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ours.status(), StatusCode::OK);
+}
