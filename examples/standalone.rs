@@ -114,10 +114,16 @@ pub async fn launch(
         })
         .collect();
     let app_id = config.app_id.clone().unwrap_or_else(|| "data-local".into());
+    let source_name = match &options.config {
+        Some(path) => path.display().to_string(),
+        None => "configuration".to_owned(),
+    };
     let service = config
         .builder(options.mongodb_uri.as_deref())
-        .await?
-        .build()?;
+        .await
+        .map_err(|e| format!("{source_name}: {e}"))?
+        .build()
+        .map_err(|e| format!("{source_name}: {e}"))?;
     let listen = options
         .listen
         .or(config.listen)

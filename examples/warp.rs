@@ -2,7 +2,7 @@
 //! route, through the crate's warp adapter (feature `warp`).
 //!
 //! ```text
-//! cargo run --example warp --features warp
+//! cargo run --example warp
 //! ```
 
 use tower_data_api::{DataApi, DataApiService, MemoryBackend};

@@ -1,0 +1,313 @@
+//! Test harness: starts the standalone server and the three framework examples
+//! on `127.0.0.1:0` and talks to them over real TCP.
+//!
+//! The example sources are compiled in here as they are (`#[path]`), so the
+//! tests exercise exactly the code the examples ship.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+#[path = "../../examples/standalone.rs"]
+pub mod standalone;
+
+#[path = "../../examples/axum.rs"]
+pub mod axum_example;
+
+#[path = "../../examples/poem.rs"]
+pub mod poem_example;
+
+#[path = "../../examples/warp.rs"]
+pub mod warp_example;
+
+pub mod raw;
+pub mod vectors;
+
+/// The API key every test server accepts.
+pub const KEY: &str = "itest-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEF";
+
+/// Which backend a standalone server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The embedded engine.
+    Memory,
+    /// The official driver against the wire-protocol peer.
+    Peer,
+}
+
+/// The peer's URI from `DATA_API_TEST_MONGODB_URI`.
+///
+/// Fails the test when it is missing, unless `DATA_API_TEST_NO_PEER=1` says
+/// the run deliberately has no peer (then the caller reports the skip).
+pub fn peer_uri() -> Option<String> {
+    match std::env::var("DATA_API_TEST_MONGODB_URI") {
+        Ok(uri) if !uri.is_empty() => Some(uri),
+        _ if std::env::var("DATA_API_TEST_NO_PEER").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED (DATA_API_TEST_NO_PEER=1): this test needs the wire-protocol peer");
+            None
+        }
+        _ => panic!(
+            "this test needs the wire-protocol peer: run `bash .ci/peer.sh start` and set \
+             DATA_API_TEST_MONGODB_URI (or run the whole suite with `bash .ci/run`); set \
+             DATA_API_TEST_NO_PEER=1 to skip peer tests on purpose"
+        ),
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://addr[/prefix]/app/<app>/endpoint/data/v1`.
+    pub base: String,
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A unique database name, so tests sharing the peer never see each other's data.
+pub fn unique_db(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{pid}_{nanos}_{n}")
+}
+
+/// Starts the standalone server (the example's own `launch`) with a config file.
+pub async fn standalone_with(toml: &str, kind: BackendKind) -> Option<TestServer> {
+    let mongodb_uri = match kind {
+        BackendKind::Memory => None,
+        BackendKind::Peer => Some(peer_uri()?),
+    };
+    let dir = std::env::temp_dir().join(unique_db("tda-config"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = standalone::Options {
+        listen: Some("127.0.0.1:0".into()),
+        config: Some(path),
+        mongodb_uri,
+    };
+    let running = standalone::launch(options, async {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("standalone server starts");
+    let base = running.base_url.clone();
+    Some(TestServer {
+        addr: running.addr,
+        base,
+        client: client(),
+        stop: Some(stop),
+    })
+}
+
+/// The default test configuration: one data source (embedded, or the peer
+/// when the server is started with [`BackendKind::Peer`]) and [`KEY`].
+pub fn default_config(app_id: &str) -> String {
+    format!(
+        "app_id = \"{app_id}\"\n\
+         [[data_sources]]\nname = \"mongodb-atlas\"\n\
+         [[data_sources]]\nname = \"readonly\"\naccess = \"read-only\"\n\
+         [[data_sources]]\nname = \"locked\"\naccess = \"no-access\"\n\
+         [[api_keys]]\nname = \"itest\"\nkey = \"{KEY}\"\n"
+    )
+}
+
+/// The standalone server with [`default_config`].
+pub async fn standalone(kind: BackendKind) -> Option<TestServer> {
+    standalone_with(&default_config("data-itest"), kind).await
+}
+
+/// A client that never follows redirects and times out.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+async fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
+/// The axum example on a free port.
+pub async fn axum_app() -> TestServer {
+    let (listener, addr) = bind().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = axum_example::app(axum_example::data_api(KEY));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    framework_server(addr, stop)
+}
+
+/// The poem example on a free port.
+pub async fn poem_app() -> TestServer {
+    let (listener, addr) = bind().await;
+    drop(listener);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = poem_example::app(poem_example::data_api(KEY));
+    tokio::spawn(async move {
+        let _ = poem::Server::new(poem::listener::TcpListener::bind(addr.to_string()))
+            .run_with_graceful_shutdown(
+                app,
+                async {
+                    let _ = stopped.await;
+                },
+                Some(Duration::from_secs(1)),
+            )
+            .await;
+    });
+    wait_for_port(addr).await;
+    framework_server(addr, stop)
+}
+
+/// The warp example on a free port.
+pub async fn warp_app() -> TestServer {
+    let (listener, addr) = bind().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let routes = warp_example::routes(warp_example::data_api(KEY));
+    tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    framework_server(addr, stop)
+}
+
+fn framework_server(addr: SocketAddr, stop: oneshot::Sender<()>) -> TestServer {
+    TestServer {
+        addr,
+        base: format!("http://{addr}/data/app/data-local/endpoint/data/v1"),
+        client: client(),
+        stop: Some(stop),
+    }
+}
+
+async fn wait_for_port(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("server on {addr} did not start");
+}
+
+/// An answer: status, selected headers, body text and the body as JSON.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as text.
+    pub text: String,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text))
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestServer {
+    /// POSTs `body` to `action` with the test key and `headers`.
+    pub async fn call_with(&self, action: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}/action/{action}", self.base))
+            .body(body.to_owned());
+        let mut has_credentials = false;
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            if ["apikey", "api-key", "authorization", "email", "password", "jwttokenstring", "x-no-auth"]
+                .contains(&lower.as_str())
+            {
+                has_credentials = true;
+            }
+            if lower != "x-no-auth" {
+                request = request.header(*name, *value);
+            }
+        }
+        if !has_credentials {
+            request = request.header("apiKey", KEY);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body read");
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// POSTs a JSON body to `action` with the test key.
+    pub async fn call(&self, action: &str, body: Value) -> Answer {
+        self.call_with(action, &body.to_string(), &[("Content-Type", "application/json")])
+            .await
+    }
+
+    /// POSTs and asserts a 2xx, returning the JSON body.
+    pub async fn ok(&self, action: &str, body: Value) -> Value {
+        let answer = self.call(action, body).await;
+        assert!(
+            (200..300).contains(&answer.status),
+            "{action} answered {}: {}",
+            answer.status,
+            answer.text
+        );
+        answer.json()
+    }
+}
+
+/// `{"dataSource": "mongodb-atlas", "database": db, "collection": coll, ...extra}`.
+pub fn body(db: &str, coll: &str, extra: Value) -> Value {
+    let mut value = serde_json::json!({
+        "dataSource": "mongodb-atlas",
+        "database": db,
+        "collection": coll,
+    });
+    if let (Some(target), Value::Object(extra)) = (value.as_object_mut(), extra) {
+        target.extend(extra);
+    }
+    value
+}
