@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use tokio::sync::Semaphore;
 
-use crate::auth::{Authentication, Principal};
+use crate::auth::{Authentication, ClientReply, Principal};
 use crate::backend::Backend;
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
@@ -25,7 +25,7 @@ use crate::protocol::{
     decode, error_response, parse_body, response, ActionRequest, ApiError, Command, ErrorCode,
     FindLimits, Format, Reply, ResponseBody,
 };
-use crate::route::{Action, Route, Version};
+use crate::route::{Action, ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel};
 use crate::Limits;
 
@@ -67,7 +67,8 @@ impl DataApiService {
         }
     }
 
-    /// Whether this service answers `path` (a Data API route under its mount point).
+    /// Whether this service answers `path`: a Data API route or a client API
+    /// route (`/api/client/v2.0/...`) under its mount point.
     pub fn handles_path(&self, path: &str) -> bool {
         Route::recognize(path).is_some()
     }
@@ -110,6 +111,27 @@ where
         let inner = self.inner.clone();
         Box::pin(async move { Ok(inner.handle(request).await) })
     }
+}
+
+/// What a request asks for: a Data API action or a client API endpoint.
+enum Target<'a> {
+    Action(Action),
+    Client(ClientRoute<'a>),
+}
+
+impl Target<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Action(action) => action.name(),
+            Target::Client(route) => route.name(),
+        }
+    }
+}
+
+/// A successful outcome: a Data API reply or a client API answer.
+enum Answer {
+    Data(Reply),
+    Client(Box<ClientReply>),
 }
 
 /// What the pipeline learnt about a request, for its log entry.
@@ -156,7 +178,17 @@ impl Inner {
                 Err(ApiError::internal())
             });
         let response = match outcome {
-            Ok(reply) => {
+            Ok(Answer::Client(reply)) => {
+                if let Some(principal) = &reply.principal {
+                    trace.record_principal(principal);
+                }
+                let body = reply
+                    .body
+                    .map(|body| serde_json::to_vec(&body).unwrap_or_default())
+                    .unwrap_or_default();
+                response(reply.status, "application/json", body, &request_id)
+            }
+            Ok(Answer::Data(reply)) => {
                 let status = if reply.is_insert() {
                     self.insert_status
                 } else {
@@ -183,16 +215,18 @@ impl Inner {
         response
     }
 
-    /// The pipeline: route → limits → authenticate → decode → authorize → execute.
-    async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Reply, ApiError>
+    /// The pipeline: route → limits → authenticate → validate → decode →
+    /// authorize → execute. Client API requests (login, sessions) leave it
+    /// after the limits.
+    async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
     where
         B: Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (parts, body) = request.into_parts();
-        let action = self.route(&parts)?;
-        trace.log.action = Some(action.name());
+        let target = self.route(&parts)?;
+        trace.log.action = Some(target.name());
         let _permit = self
             .permits
             .clone()
@@ -201,15 +235,25 @@ impl Inner {
         let deadline = self.limits.request_timeout;
         let work = async {
             check_content_length(&parts.headers, self.limits.max_body_bytes)?;
-            let principal = self.auth.authenticate(&parts.headers).await?;
+            let action = match target {
+                Target::Action(action) => action,
+                Target::Client(route) => {
+                    let body = read_body(body, self.limits.max_body_bytes).await?;
+                    let reply = self.auth.client_api(route, &parts, &body).await?;
+                    return Ok(Answer::Client(Box::new(reply)));
+                }
+            };
+            let principal = self.auth.authenticate(&parts).await?;
             trace.record_principal(&principal);
             let body = read_body(body, self.limits.max_body_bytes).await?;
+            self.auth.validate_request(&parts, &body)?;
             let request = decode(action, parse_body(&body)?, self.find_limits())?;
             trace.record_request(&request);
             let source = self.data_source(&request.data_source)?;
             check_access(source.access, &request.namespace, &request.command)?;
             execute(source.backend.as_ref(), request)
                 .await
+                .map(Answer::Data)
                 .map_err(|err| ApiError::from_backend(err, action.verb()))
         };
         tokio::time::timeout(deadline, work)
@@ -218,14 +262,15 @@ impl Inner {
     }
 
     /// The action a request's URL and method name, or the 404/405 to answer.
-    fn route(&self, parts: &Parts) -> Result<Action, ApiError> {
-        let Some(Route::Action {
-            app_id,
-            version,
-            action,
-        }) = Route::recognize(parts.uri.path())
-        else {
-            return Err(ApiError::not_found());
+    fn route<'a>(&self, parts: &'a Parts) -> Result<Target<'a>, ApiError> {
+        let (app_id, version, action) = match Route::recognize(parts.uri.path()) {
+            Some(Route::Action {
+                app_id,
+                version,
+                action,
+            }) => (app_id, version, action),
+            Some(Route::Client(route)) => return Ok(Target::Client(route)),
+            None => return Err(ApiError::not_found()),
         };
         if app_id != self.app_id {
             return Err(ApiError::app_not_found(app_id));
@@ -240,7 +285,7 @@ impl Inner {
         if parts.method != Method::POST {
             return Err(ApiError::method_not_allowed(&parts.method));
         }
-        Ok(action)
+        Ok(Target::Action(action))
     }
 
     fn data_source(&self, name: &str) -> Result<&DataSource, ApiError> {
@@ -262,9 +307,10 @@ impl Inner {
 
     fn response_format(&self, headers: &http::HeaderMap) -> Format {
         headers
-            .get(http::header::ACCEPT)
-            .and_then(|accept| accept.to_str().ok())
-            .and_then(Format::from_accept)
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|accept| accept.to_str().ok())
+            .find_map(Format::from_accept)
             .unwrap_or(self.default_format)
     }
 }

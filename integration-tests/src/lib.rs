@@ -257,8 +257,16 @@ impl TestServer {
         let mut has_credentials = false;
         for (name, value) in headers {
             let lower = name.to_ascii_lowercase();
-            if ["apikey", "api-key", "authorization", "email", "password", "jwttokenstring", "x-no-auth"]
-                .contains(&lower.as_str())
+            if [
+                "apikey",
+                "api-key",
+                "authorization",
+                "email",
+                "password",
+                "jwttokenstring",
+                "x-no-auth",
+            ]
+            .contains(&lower.as_str())
             {
                 has_credentials = true;
             }
@@ -282,8 +290,12 @@ impl TestServer {
 
     /// POSTs a JSON body to `action` with the test key.
     pub async fn call(&self, action: &str, body: Value) -> Answer {
-        self.call_with(action, &body.to_string(), &[("Content-Type", "application/json")])
-            .await
+        self.call_with(
+            action,
+            &body.to_string(),
+            &[("Content-Type", "application/json")],
+        )
+        .await
     }
 
     /// POSTs and asserts a 2xx, returning the JSON body.

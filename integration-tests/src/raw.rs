@@ -48,9 +48,10 @@ pub async fn send(addr: SocketAddr, request: &[u8]) -> RawResponse {
 /// A curl-shaped POST: `curl -s URL -H ... -d BODY` (curl adds the form
 /// content type unless a Content-Type header is given).
 pub fn curl_post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut text = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n"
-    );
+    let mut text = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/8.5.0\r\n");
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("accept")) {
+        text.push_str("Accept: */*\r\n");
+    }
     let mut has_type = false;
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("content-type") {

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 pub fn vectors_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("DATA_API_VECTORS") {
         let dir = PathBuf::from(dir);
-        assert!(dir.is_dir(), "DATA_API_VECTORS={} is not a directory", dir.display());
+        assert!(
+            dir.is_dir(),
+            "DATA_API_VECTORS={} is not a directory",
+            dir.display()
+        );
         return Some(dir);
     }
     let beside_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors");

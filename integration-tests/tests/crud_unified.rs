@@ -27,7 +27,10 @@ struct Tally {
 
 impl Tally {
     fn skip(&mut self, name: &str, reason: impl Into<String>) {
-        self.skipped.entry(reason.into()).or_default().push(name.to_owned());
+        self.skipped
+            .entry(reason.into())
+            .or_default()
+            .push(name.to_owned());
     }
 
     fn skipped_count(&self) -> usize {
@@ -68,7 +71,10 @@ fn unmet(requirements: Option<&Value>) -> Option<String> {
             }
         }
         if let Some(topologies) = requirement["topologies"].as_array() {
-            if !topologies.iter().any(|t| t == "single" || t == "replicaset") {
+            if !topologies
+                .iter()
+                .any(|t| t == "single" || t == "replicaset")
+            {
                 reason = Some("needs a sharded cluster".into());
             }
         }
@@ -88,8 +94,16 @@ fn unmet(requirements: Option<&Value>) -> Option<String> {
 
 const DROPPED_ARGUMENTS: &[&str] = &["comment", "batchSize", "maxTimeMS", "allowDiskUse"];
 const ACTIONS: &[&str] = &[
-    "findOne", "find", "insertOne", "insertMany", "updateOne", "updateMany", "replaceOne",
-    "deleteOne", "deleteMany", "aggregate",
+    "findOne",
+    "find",
+    "insertOne",
+    "insertMany",
+    "updateOne",
+    "updateMany",
+    "replaceOne",
+    "deleteOne",
+    "deleteMany",
+    "aggregate",
 ];
 
 /// Why an operation cannot be expressed as a Data API request, if it cannot.
@@ -115,7 +129,9 @@ fn inexpressible(operation: &Value) -> Option<String> {
             _ => false,
         };
         if !allowed {
-            return Some(format!("argument '{key}' of {name} has no Data API equivalent"));
+            return Some(format!(
+                "argument '{key}' of {name} has no Data API equivalent"
+            ));
         }
     }
     None
@@ -161,7 +177,10 @@ async fn post(server: &TestServer, action: &str, body: &Document) -> (u16, Optio
         .call_with(
             action,
             &ejson(&Bson::Document(body.clone())),
-            &[("Content-Type", "application/ejson"), ("Accept", "application/ejson")],
+            &[
+                ("Content-Type", "application/ejson"),
+                ("Accept", "application/ejson"),
+            ],
         )
         .await;
     let parsed = serde_json::from_str::<Value>(&answer.text)
@@ -178,7 +197,12 @@ fn request(db: &str, coll: &str) -> Document {
     doc
 }
 
-async fn reset(server: &TestServer, db: &str, coll: &str, documents: &[Bson]) -> Result<(), String> {
+async fn reset(
+    server: &TestServer,
+    db: &str,
+    coll: &str,
+    documents: &[Bson],
+) -> Result<(), String> {
     let mut clear = request(db, coll);
     clear.insert("filter", Document::new());
     let (status, _, text) = post(server, "deleteMany", &clear).await;
@@ -289,7 +313,10 @@ fn matches(expected: &Bson, actual: Option<&Bson>, root: bool, path: &str) -> Re
                     return if names.contains(&type_name(actual)) {
                         Ok(())
                     } else {
-                        Err(format!("{path}: type {} not in {names:?}", type_name(actual)))
+                        Err(format!(
+                            "{path}: type {} not in {names:?}",
+                            type_name(actual)
+                        ))
                     };
                 }
                 _ => {}
@@ -311,10 +338,15 @@ fn matches(expected: &Bson, actual: Option<&Bson>, root: bool, path: &str) -> Re
         }
         (Bson::Array(want), Bson::Array(got)) => {
             if want.len() != got.len() {
-                return Err(format!("{path}: expected {} items {expected}, got {} {actual}", want.len(), got.len()));
+                return Err(format!(
+                    "{path}: expected {} items {expected}, got {} {actual}",
+                    want.len(),
+                    got.len()
+                ));
             }
+            // Documents of a root-level array (cursor results) are root-level too.
             for (i, (w, g)) in want.iter().zip(got).enumerate() {
-                matches(w, Some(g), false, &format!("{path}[{i}]"))?;
+                matches(w, Some(g), root, &format!("{path}[{i}]"))?;
             }
             Ok(())
         }
@@ -338,7 +370,12 @@ async fn run_test(
     for data in file["initialData"].as_array().into_iter().flatten() {
         let db = data["databaseName"].as_str().unwrap_or("");
         let coll = data["collectionName"].as_str().unwrap_or("");
-        let docs: Vec<Bson> = data["documents"].as_array().into_iter().flatten().map(to_bson).collect();
+        let docs: Vec<Bson> = data["documents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(to_bson)
+            .collect();
         reset(server, db, coll, &docs).await?;
         reset_done.push((db.to_owned(), coll.to_owned()));
     }
@@ -352,7 +389,12 @@ async fn run_test(
             reset_done.push(key);
         }
     }
-    for (i, operation) in test["operations"].as_array().into_iter().flatten().enumerate() {
+    for (i, operation) in test["operations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let action = operation["name"].as_str().unwrap_or("");
         let (db, coll) = entities
             .collections
@@ -368,12 +410,16 @@ async fn run_test(
         let (status, answer, text) = post(server, action, &body).await;
         if operation.get("expectError").is_some() {
             if !(400..500).contains(&status) {
-                return Err(format!("operation {i} ({action}): expected an error, got {status}: {text}"));
+                return Err(format!(
+                    "operation {i} ({action}): expected an error, got {status}: {text}"
+                ));
             }
             continue;
         }
         if !(200..300).contains(&status) {
-            return Err(format!("operation {i} ({action}): answered {status}: {text}"));
+            return Err(format!(
+                "operation {i} ({action}): answered {status}: {text}"
+            ));
         }
         if let Some(expected) = operation.get("expectResult") {
             let actual = answer
@@ -398,8 +444,20 @@ async fn run_test(
             .as_ref()
             .and_then(|a| as_unified_result("find", a))
             .ok_or_else(|| format!("outcome: unexpected answer {text}"))?;
-        let expected = Bson::Array(outcome["documents"].as_array().into_iter().flatten().map(to_bson).collect());
-        matches(&expected, Some(&actual), false, &format!("outcome {db}.{coll}"))?;
+        let expected = Bson::Array(
+            outcome["documents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(to_bson)
+                .collect(),
+        );
+        matches(
+            &expected,
+            Some(&actual),
+            false,
+            &format!("outcome {db}.{coll}"),
+        )?;
     }
     Ok(())
 }
@@ -415,7 +473,11 @@ async fn run_suite(server: &TestServer, dir: &Path, label: &str) -> Tally {
     for path in files {
         let text = std::fs::read_to_string(&path).expect("vector file");
         let file: Value = serde_json::from_str(&text).expect("vector JSON");
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_owned();
         let file_unmet = unmet(file.get("runOnRequirements"));
         let entities = entities(&file);
         for test in file["tests"].as_array().into_iter().flatten() {
@@ -432,7 +494,11 @@ async fn run_suite(server: &TestServer, dir: &Path, label: &str) -> Tally {
                 tally.skip(&name, "the test itself says skip");
                 continue;
             }
-            let operations: Vec<&Value> = test["operations"].as_array().into_iter().flatten().collect();
+            let operations: Vec<&Value> = test["operations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
             if let Some(reason) = operations.iter().find_map(|op| inexpressible(op)) {
                 tally.skip(&name, reason);
                 continue;
@@ -475,7 +541,9 @@ fn report(label: &str, tally: &Tally) {
 
 async fn conformance(kind: BackendKind, label: &str) {
     let Some(vectors) = vectors_dir() else { return };
-    let Some(server) = standalone(kind).await else { return };
+    let Some(server) = standalone(kind).await else {
+        return;
+    };
     let tally = run_suite(&server, &vectors.join("crud-unified"), label).await;
     report(label, &tally);
     assert!(tally.passed > 0, "no unified test ran");

@@ -10,46 +10,112 @@ type Step = (&'static str, Value);
 
 fn scenario() -> Vec<Step> {
     vec![
-        ("insertMany", json!({"documents": [
-            {"_id": 1, "name": "ada", "age": 36, "tags": ["math", "code"], "address": {"city": "London"}},
-            {"_id": 2, "name": "grace", "age": 85, "tags": ["navy", "code"], "address": {"city": "Arlington"}},
-            {"_id": 3, "name": "alan", "age": 41, "tags": [], "address": null},
-            {"_id": 4, "name": "edsger", "age": 72, "score": 1.5},
-            {"_id": 5, "name": "barbara", "age": null, "tags": ["code", null]}
-        ]})),
-        ("find", json!({"filter": {"tags": "code"}, "sort": {"_id": 1}})),
-        ("find", json!({"filter": {"age": {"$gt": 40}}, "sort": {"age": -1}, "projection": {"name": 1, "_id": 0}})),
+        (
+            "insertMany",
+            json!({"documents": [
+                {"_id": 1, "name": "ada", "age": 36, "tags": ["math", "code"], "address": {"city": "London"}},
+                {"_id": 2, "name": "grace", "age": 85, "tags": ["navy", "code"], "address": {"city": "Arlington"}},
+                {"_id": 3, "name": "alan", "age": 41, "tags": [], "address": null},
+                {"_id": 4, "name": "edsger", "age": 72, "score": 1.5},
+                {"_id": 5, "name": "barbara", "age": null, "tags": ["code", null]}
+            ]}),
+        ),
+        (
+            "find",
+            json!({"filter": {"tags": "code"}, "sort": {"_id": 1}}),
+        ),
+        (
+            "find",
+            json!({"filter": {"age": {"$gt": 40}}, "sort": {"age": -1}, "projection": {"name": 1, "_id": 0}}),
+        ),
         ("find", json!({"filter": {"age": null}, "sort": {"_id": 1}})),
         ("find", json!({"filter": {"address.city": "London"}})),
-        ("find", json!({"filter": {"$or": [{"age": {"$lt": 40}}, {"score": {"$exists": true}}]}, "sort": {"_id": -1}})),
+        (
+            "find",
+            json!({"filter": {"$or": [{"age": {"$lt": 40}}, {"score": {"$exists": true}}]}, "sort": {"_id": -1}}),
+        ),
         ("find", json!({"filter": {"tags": {"$size": 0}}})),
-        ("find", json!({"filter": {"name": {"$in": ["ada", "alan"]}}, "sort": {"name": 1}, "skip": 1})),
-        ("find", json!({"filter": {"age": {"$not": {"$gte": 50}}}, "sort": {"_id": 1}, "limit": 2})),
-        ("find", json!({"sort": {"tags": 1, "_id": 1}, "projection": {"tags": 1}})),
+        (
+            "find",
+            json!({"filter": {"name": {"$in": ["ada", "alan"]}}, "sort": {"name": 1}, "skip": 1}),
+        ),
+        (
+            "find",
+            json!({"filter": {"age": {"$not": {"$gte": 50}}}, "sort": {"_id": 1}, "limit": 2}),
+        ),
+        (
+            "find",
+            json!({"sort": {"tags": 1, "_id": 1}, "projection": {"tags": 1}}),
+        ),
         ("findOne", json!({"filter": {"name": "nobody"}})),
-        ("findOne", json!({"filter": {"_id": 4}, "projection": {"score": 1}})),
-        ("updateOne", json!({"filter": {"_id": 1}, "update": {"$set": {"address.zip": "N1"}, "$inc": {"age": 1}}})),
-        ("updateMany", json!({"filter": {"tags": "code"}, "update": {"$addToSet": {"tags": "pioneer"}}})),
-        ("updateMany", json!({"filter": {"tags": "code"}, "update": {"$addToSet": {"tags": "pioneer"}}})),
-        ("updateOne", json!({"filter": {"_id": 3}, "update": {"$push": {"tags": {"$each": ["b", "a"], "$sort": 1}}}})),
-        ("updateOne", json!({"filter": {"_id": 2}, "update": {"$pull": {"tags": "navy"}, "$unset": {"address": ""}}})),
-        ("updateOne", json!({"filter": {"_id": 4}, "update": {"$mul": {"score": 2}, "$max": {"age": 80}, "$rename": {"name": "fullName"}}})),
-        ("updateOne", json!({"filter": {"_id": 10}, "update": {"$set": {"n": 1}, "$setOnInsert": {"created": true}}, "upsert": true})),
-        ("updateOne", json!({"filter": {"_id": 10}, "update": {"$set": {"n": 2}, "$setOnInsert": {"created": false}}, "upsert": true})),
-        ("replaceOne", json!({"filter": {"_id": 5}, "replacement": {"name": "barbara", "replaced": true}})),
-        ("replaceOne", json!({"filter": {"_id": 11}, "replacement": {"fresh": 1}, "upsert": true})),
+        (
+            "findOne",
+            json!({"filter": {"_id": 4}, "projection": {"score": 1}}),
+        ),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 1}, "update": {"$set": {"address.zip": "N1"}, "$inc": {"age": 1}}}),
+        ),
+        (
+            "updateMany",
+            json!({"filter": {"tags": "code"}, "update": {"$addToSet": {"tags": "pioneer"}}}),
+        ),
+        (
+            "updateMany",
+            json!({"filter": {"tags": "code"}, "update": {"$addToSet": {"tags": "pioneer"}}}),
+        ),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 3}, "update": {"$push": {"tags": {"$each": ["b", "a"], "$sort": 1}}}}),
+        ),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 2}, "update": {"$pull": {"tags": "navy"}, "$unset": {"address": ""}}}),
+        ),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 4}, "update": {"$mul": {"score": 2}, "$max": {"age": 80}, "$rename": {"name": "fullName"}}}),
+        ),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 10}, "update": {"$set": {"n": 1}, "$setOnInsert": {"created": true}}, "upsert": true}),
+        ),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 10}, "update": {"$set": {"n": 2}, "$setOnInsert": {"created": false}}, "upsert": true}),
+        ),
+        (
+            "replaceOne",
+            json!({"filter": {"_id": 5}, "replacement": {"name": "barbara", "replaced": true}}),
+        ),
+        (
+            "replaceOne",
+            json!({"filter": {"_id": 11}, "replacement": {"fresh": 1}, "upsert": true}),
+        ),
         ("find", json!({"sort": {"_id": 1}})),
-        ("aggregate", json!({"pipeline": [
-            {"$unwind": "$tags"},
-            {"$group": {"_id": "$tags", "n": {"$sum": 1}}},
-            {"$sort": {"n": -1, "_id": 1}}
-        ]})),
-        ("aggregate", json!({"pipeline": [{"$match": {"age": {"$gte": 40}}}, {"$count": "older"}]})),
-        ("aggregate", json!({"pipeline": [{"$project": {"name": 1, "decade": {"$multiply": [10, 2]}}}, {"$sort": {"_id": 1}}, {"$limit": 2}]})),
+        (
+            "aggregate",
+            json!({"pipeline": [
+                {"$unwind": "$tags"},
+                {"$group": {"_id": "$tags", "n": {"$sum": 1}}},
+                {"$sort": {"n": -1, "_id": 1}}
+            ]}),
+        ),
+        (
+            "aggregate",
+            json!({"pipeline": [{"$match": {"age": {"$gte": 40}}}, {"$count": "older"}]}),
+        ),
+        (
+            "aggregate",
+            json!({"pipeline": [{"$project": {"name": 1, "decade": {"$multiply": [10, 2]}}}, {"$sort": {"_id": 1}}, {"$limit": 2}]}),
+        ),
         ("deleteOne", json!({"filter": {"tags": "pioneer"}})),
         ("deleteMany", json!({"filter": {"age": {"$gte": 40}}})),
         ("insertOne", json!({"document": {"_id": 1}})),
-        ("updateOne", json!({"filter": {"_id": 10}, "update": {"$set": {"_id": 12}}})),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 10}, "update": {"$set": {"_id": 12}}}),
+        ),
         ("find", json!({"sort": {"_id": 1}})),
     ]
 }
@@ -58,12 +124,17 @@ fn scenario() -> Vec<Step> {
 async fn run(server: &TestServer, db: &str) -> Vec<String> {
     let mut answers = Vec::new();
     for (action, extra) in scenario() {
-        let mut request = json!({"dataSource": "mongodb-atlas", "database": db, "collection": "people"});
+        let mut request =
+            json!({"dataSource": "mongodb-atlas", "database": db, "collection": "people"});
         if let (Some(target), Value::Object(extra)) = (request.as_object_mut(), extra) {
             target.extend(extra);
         }
         let answer = server
-            .call_with(action, &request.to_string(), &[("Accept", "application/ejson")])
+            .call_with(
+                action,
+                &request.to_string(),
+                &[("Accept", "application/ejson")],
+            )
             .await;
         let body = if answer.status >= 400 {
             // Error messages may word things differently; the status and code must agree.

@@ -16,7 +16,10 @@ async fn mounted_beside_the_apps_route(server: TestServer) {
 
     let db = unique_db("mount");
     let inserted = server
-        .call("insertOne", body(&db, "c", json!({"document": {"_id": 1, "hello": "world"}})))
+        .call(
+            "insertOne",
+            body(&db, "c", json!({"document": {"_id": 1, "hello": "world"}})),
+        )
         .await;
     assert_eq!(inserted.status, 201, "{}", inserted.text);
     assert_eq!(inserted.json(), json!({"insertedId": 1}));
@@ -35,7 +38,11 @@ async fn mounted_beside_the_apps_route(server: TestServer) {
     assert_eq!(found.header("content-type"), Some("application/ejson"));
 
     let wrong_key = server
-        .call_with("find", &body(&db, "c", json!({})).to_string(), &[("apiKey", "nope")])
+        .call_with(
+            "find",
+            &body(&db, "c", json!({})).to_string(),
+            &[("apiKey", "nope")],
+        )
         .await;
     assert_eq!(wrong_key.status, 401);
     assert_eq!(wrong_key.json()["error_code"], "InvalidSession");

@@ -52,7 +52,14 @@ fn is_hex24(value: &Value) -> bool {
 async fn crud_round_trip(server: &TestServer) {
     let db = unique_db("crud");
     let inserted = server
-        .call("insertOne", body(&db, "todo", json!({"document": {"text": "Do the dishes", "done": false}})))
+        .call(
+            "insertOne",
+            body(
+                &db,
+                "todo",
+                json!({"document": {"text": "Do the dishes", "done": false}}),
+            ),
+        )
         .await;
     assert_eq!(inserted.status, 201, "{}", inserted.text);
     let id = inserted.json()["insertedId"].clone();
@@ -60,7 +67,10 @@ async fn crud_round_trip(server: &TestServer) {
     assert_eq!(inserted.header("content-type"), Some("application/json"));
 
     let found = server
-        .ok("findOne", body(&db, "todo", json!({"filter": {"_id": {"$oid": id}}})))
+        .ok(
+            "findOne",
+            body(&db, "todo", json!({"filter": {"_id": {"$oid": id}}})),
+        )
         .await;
     assert_eq!(
         found,
@@ -68,7 +78,10 @@ async fn crud_round_trip(server: &TestServer) {
     );
     // Key order follows the stored document.
     let text = server
-        .call("findOne", body(&db, "todo", json!({"filter": {"_id": {"$oid": id}}})))
+        .call(
+            "findOne",
+            body(&db, "todo", json!({"filter": {"_id": {"$oid": id}}})),
+        )
         .await
         .text;
     assert_eq!(
@@ -77,7 +90,14 @@ async fn crud_round_trip(server: &TestServer) {
     );
 
     let many = server
-        .call("insertMany", body(&db, "todo", json!({"documents": [{"_id": 1, "n": 1}, {"_id": 2, "n": 2}, {"_id": 3, "n": 3}]})))
+        .call(
+            "insertMany",
+            body(
+                &db,
+                "todo",
+                json!({"documents": [{"_id": 1, "n": 1}, {"_id": 2, "n": 2}, {"_id": 3, "n": 3}]}),
+            ),
+        )
         .await;
     assert_eq!(many.status, 201);
     assert_eq!(many.json(), json!({"insertedIds": [1, 2, 3]}));
@@ -88,7 +108,10 @@ async fn crud_round_trip(server: &TestServer) {
     assert_eq!(none, json!({"document": null}));
 
     let deleted = server
-        .ok("deleteOne", body(&db, "todo", json!({"filter": {"n": {"$gte": 2}}})))
+        .ok(
+            "deleteOne",
+            body(&db, "todo", json!({"filter": {"n": {"$gte": 2}}})),
+        )
         .await;
     assert_eq!(deleted, json!({"deletedCount": 1}));
     let deleted = server
@@ -110,22 +133,40 @@ async fn find_options(server: &TestServer) {
     let page = server
         .ok(
             "find",
-            body(&db, "c", json!({
-                "filter": {"group": {"$in": [0, 1]}},
-                "projection": {"score": 1},
-                "sort": {"score": -1, "_id": 1},
-                "skip": 1,
-                "limit": 3
-            })),
+            body(
+                &db,
+                "c",
+                json!({
+                    "filter": {"group": {"$in": [0, 1]}},
+                    "projection": {"score": 1},
+                    "sort": {"score": -1, "_id": 1},
+                    "skip": 1,
+                    "limit": 3
+                }),
+            ),
         )
         .await;
     assert_eq!(page, expected_page());
     let tagged = server
-        .ok("find", body(&db, "c", json!({"filter": {"tags": "t5"}, "projection": {"_id": 1}})))
+        .ok(
+            "find",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"tags": "t5"}, "projection": {"_id": 1}}),
+            ),
+        )
         .await;
     assert_eq!(tagged, json!({"documents": [{"_id": 5}]}));
     let excluded = server
-        .ok("findOne", body(&db, "c", json!({"filter": {"_id": 2}, "projection": {"tags": 0, "group": 0}})))
+        .ok(
+            "findOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"_id": 2}, "projection": {"tags": 0, "group": 0}}),
+            ),
+        )
         .await;
     assert_eq!(excluded, json!({"document": {"_id": 2, "score": 4}}));
     // Default filter, default limit.
@@ -163,29 +204,66 @@ async fn updates_and_upserts(server: &TestServer) {
     let doc = server
         .ok("findOne", body(&db, "c", json!({"filter": {"_id": 1}})))
         .await;
-    assert_eq!(doc, json!({"document": {"_id": 1, "n": 11, "tags": ["new"], "status": "done"}}));
+    assert_eq!(
+        doc,
+        json!({"document": {"_id": 1, "n": 11, "tags": ["new"], "status": "done"}})
+    );
     let same = server
-        .ok("updateOne", body(&db, "c", json!({"filter": {"_id": 1}, "update": {"$set": {"status": "done"}}})))
+        .ok(
+            "updateOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"_id": 1}, "update": {"$set": {"status": "done"}}}),
+            ),
+        )
         .await;
     assert_eq!(same, json!({"matchedCount": 1, "modifiedCount": 0}));
     let many = server
-        .ok("updateMany", body(&db, "c", json!({"filter": {}, "update": {"$unset": {"tags": ""}}})))
+        .ok(
+            "updateMany",
+            body(
+                &db,
+                "c",
+                json!({"filter": {}, "update": {"$unset": {"tags": ""}}}),
+            ),
+        )
         .await;
     assert_eq!(many, json!({"matchedCount": 2, "modifiedCount": 2}));
     let upsert = server
         .ok("updateOne", body(&db, "c", json!({"filter": {"_id": 7, "kind": "new"}, "update": {"$set": {"n": 70}}, "upsert": true})))
         .await;
-    assert_eq!(upsert, json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": 7}));
+    assert_eq!(
+        upsert,
+        json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": 7})
+    );
     let upserted = server
         .ok("findOne", body(&db, "c", json!({"filter": {"_id": 7}})))
         .await;
-    assert_eq!(upserted, json!({"document": {"_id": 7, "kind": "new", "n": 70}}));
+    assert_eq!(
+        upserted,
+        json!({"document": {"_id": 7, "kind": "new", "n": 70}})
+    );
     let generated = server
-        .ok("updateOne", body(&db, "c", json!({"filter": {"kind": "other"}, "update": {"$set": {"n": 1}}, "upsert": true})))
+        .ok(
+            "updateOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"kind": "other"}, "update": {"$set": {"n": 1}}, "upsert": true}),
+            ),
+        )
         .await;
     assert!(is_hex24(&generated["upsertedId"]), "{generated}");
     let replaced = server
-        .ok("replaceOne", body(&db, "c", json!({"filter": {"_id": 2}, "replacement": {"whole": "new"}})))
+        .ok(
+            "replaceOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"_id": 2}, "replacement": {"whole": "new"}}),
+            ),
+        )
         .await;
     assert_eq!(replaced, json!({"matchedCount": 1, "modifiedCount": 1}));
     let doc = server
@@ -193,31 +271,62 @@ async fn updates_and_upserts(server: &TestServer) {
         .await;
     assert_eq!(doc, json!({"document": {"_id": 2, "whole": "new"}}));
     let missing = server
-        .ok("replaceOne", body(&db, "c", json!({"filter": {"_id": 99}, "replacement": {"x": 1}})))
+        .ok(
+            "replaceOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"_id": 99}, "replacement": {"x": 1}}),
+            ),
+        )
         .await;
     assert_eq!(missing, json!({"matchedCount": 0, "modifiedCount": 0}));
     let upsert_replace = server
-        .ok("replaceOne", body(&db, "c", json!({"filter": {"_id": 99}, "replacement": {"x": 1}, "upsert": true})))
+        .ok(
+            "replaceOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"_id": 99}, "replacement": {"x": 1}, "upsert": true}),
+            ),
+        )
         .await;
-    assert_eq!(upsert_replace, json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": 99}));
+    assert_eq!(
+        upsert_replace,
+        json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": 99})
+    );
 }
 
 async fn aggregate_groups(server: &TestServer) {
     let db = unique_db("agg");
     server
-        .ok("insertMany", body(&db, "sales", json!({"documents": [
-            {"_id": 1, "item": "a", "qty": 2, "price": 10},
-            {"_id": 2, "item": "b", "qty": 1, "price": 20},
-            {"_id": 3, "item": "a", "qty": 5, "price": 10},
-            {"_id": 4, "item": "c", "qty": 1, "price": 5, "tags": ["x", "y"]}
-        ]})))
+        .ok(
+            "insertMany",
+            body(
+                &db,
+                "sales",
+                json!({"documents": [
+                    {"_id": 1, "item": "a", "qty": 2, "price": 10},
+                    {"_id": 2, "item": "b", "qty": 1, "price": 20},
+                    {"_id": 3, "item": "a", "qty": 5, "price": 10},
+                    {"_id": 4, "item": "c", "qty": 1, "price": 5, "tags": ["x", "y"]}
+                ]}),
+            ),
+        )
         .await;
     let grouped = server
-        .ok("aggregate", body(&db, "sales", json!({"pipeline": [
-            {"$match": {"qty": {"$gte": 1}}},
-            {"$group": {"_id": "$item", "total": {"$sum": "$qty"}, "count": {"$sum": 1}}},
-            {"$sort": {"_id": 1}}
-        ]})))
+        .ok(
+            "aggregate",
+            body(
+                &db,
+                "sales",
+                json!({"pipeline": [
+                    {"$match": {"qty": {"$gte": 1}}},
+                    {"$group": {"_id": "$item", "total": {"$sum": "$qty"}, "count": {"$sum": 1}}},
+                    {"$sort": {"_id": 1}}
+                ]}),
+            ),
+        )
         .await;
     assert_eq!(
         grouped,
@@ -228,7 +337,14 @@ async fn aggregate_groups(server: &TestServer) {
         ]})
     );
     let counted = server
-        .ok("aggregate", body(&db, "sales", json!({"pipeline": [{"$match": {"item": "a"}}, {"$count": "n"}]})))
+        .ok(
+            "aggregate",
+            body(
+                &db,
+                "sales",
+                json!({"pipeline": [{"$match": {"item": "a"}}, {"$count": "n"}]}),
+            ),
+        )
         .await;
     assert_eq!(counted, json!({"documents": [{"n": 2}]}));
     let unwound = server
@@ -335,20 +451,80 @@ async fn json_mode_renders_every_type(server: &TestServer) {
 async fn request_errors_name_the_field(server: &TestServer) {
     let db = unique_db("errors");
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("find", json!({"database": db, "collection": "c"}), "missing required field 'dataSource'"),
-        ("find", json!({"dataSource": "mongodb-atlas", "collection": "c"}), "missing required field 'database'"),
-        ("find", body(&db, "c", json!({"projection": null})), "'projection' must not be null: leave it out to use the default"),
-        ("find", body(&db, "c", json!({"limit": "ten"})), "'limit' must be a whole number, got string"),
-        ("find", body(&db, "c", json!({"filter": [1]})), "'filter' must be an object, got array"),
-        ("updateOne", body(&db, "c", json!({"filter": {}, "update": {"$set": {"a": 1}}, "upsert": null})), "'upsert' must not be null: leave it out to use the default"),
-        ("insertOne", body(&db, "c", json!({})), "missing required field 'document'"),
-        ("insertOne", body(&db, "c", json!({"document": [1, 2]})), "'document' must be an object, got array"),
-        ("insertMany", body(&db, "c", json!({"documents": []})), "'documents' must contain at least one document"),
-        ("insertMany", body(&db, "c", json!({"documents": {"a": 1}})), "'documents' must be an array of objects, got object"),
-        ("updateOne", body(&db, "c", json!({"filter": {}})), "missing required field 'update'"),
-        ("replaceOne", body(&db, "c", json!({"filter": {}, "replacement": "x"})), "'replacement' must be an object, got string"),
-        ("deleteOne", body(&db, "c", json!({})), "missing required field 'filter'"),
-        ("aggregate", body(&db, "c", json!({"pipeline": {"$match": {}}})), "'pipeline' must be an array of stage objects, got object"),
+        (
+            "find",
+            json!({"database": db, "collection": "c"}),
+            "missing required field 'dataSource'",
+        ),
+        (
+            "find",
+            json!({"dataSource": "mongodb-atlas", "collection": "c"}),
+            "missing required field 'database'",
+        ),
+        (
+            "find",
+            body(&db, "c", json!({"projection": null})),
+            "'projection' must not be null: leave it out to use the default",
+        ),
+        (
+            "find",
+            body(&db, "c", json!({"limit": "ten"})),
+            "'limit' must be a whole number, got string",
+        ),
+        (
+            "find",
+            body(&db, "c", json!({"filter": [1]})),
+            "'filter' must be an object, got array",
+        ),
+        (
+            "updateOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {}, "update": {"$set": {"a": 1}}, "upsert": null}),
+            ),
+            "'upsert' must not be null: leave it out to use the default",
+        ),
+        (
+            "insertOne",
+            body(&db, "c", json!({})),
+            "missing required field 'document'",
+        ),
+        (
+            "insertOne",
+            body(&db, "c", json!({"document": [1, 2]})),
+            "'document' must be an object, got array",
+        ),
+        (
+            "insertMany",
+            body(&db, "c", json!({"documents": []})),
+            "'documents' must contain at least one document",
+        ),
+        (
+            "insertMany",
+            body(&db, "c", json!({"documents": {"a": 1}})),
+            "'documents' must be an array of objects, got object",
+        ),
+        (
+            "updateOne",
+            body(&db, "c", json!({"filter": {}})),
+            "missing required field 'update'",
+        ),
+        (
+            "replaceOne",
+            body(&db, "c", json!({"filter": {}, "replacement": "x"})),
+            "'replacement' must be an object, got string",
+        ),
+        (
+            "deleteOne",
+            body(&db, "c", json!({})),
+            "missing required field 'filter'",
+        ),
+        (
+            "aggregate",
+            body(&db, "c", json!({"pipeline": {"$match": {}}})),
+            "'pipeline' must be an array of stage objects, got object",
+        ),
     ];
     for (action, request, message) in cases {
         let answer = server.call(action, request.clone()).await;
@@ -363,7 +539,10 @@ async fn request_errors_name_the_field(server: &TestServer) {
     assert_eq!(not_json.status, 400);
     assert_eq!(not_json.json()["error_code"], "InvalidParameter");
     let unknown_source = server
-        .call("find", json!({"dataSource": "nope", "database": db, "collection": "c"}))
+        .call(
+            "find",
+            json!({"dataSource": "nope", "database": db, "collection": "c"}),
+        )
         .await;
     assert_eq!(unknown_source.status, 400);
     assert_eq!(
@@ -397,7 +576,10 @@ async fn request_errors_name_the_field(server: &TestServer) {
         .unwrap();
     assert_eq!(other_app.status().as_u16(), 404);
     let error: Value = serde_json::from_str(&other_app.text().await.unwrap()).unwrap();
-    assert_eq!(error["error"], "cannot find app using Client App ID 'data-other'");
+    assert_eq!(
+        error["error"],
+        "cannot find app using Client App ID 'data-other'"
+    );
     let beta = server
         .client
         .post(server.base.replace("/v1", "/beta") + "/action/find")
@@ -418,30 +600,72 @@ async fn database_errors_are_400(server: &TestServer) {
         .call("insertOne", body(&db, "c", json!({"document": {"_id": 1}})))
         .await;
     assert_eq!(duplicate.status, 400, "{}", duplicate.text);
-    let message = duplicate.json()["error"].as_str().unwrap_or_default().to_owned();
+    let message = duplicate.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(message.contains("E11000 duplicate key error"), "{message}");
     let partial = server
-        .call("insertMany", body(&db, "c", json!({"documents": [{"_id": 2}, {"_id": 1}, {"_id": 3}]})))
+        .call(
+            "insertMany",
+            body(
+                &db,
+                "c",
+                json!({"documents": [{"_id": 2}, {"_id": 1}, {"_id": 3}]}),
+            ),
+        )
         .await;
     assert_eq!(partial.status, 400);
-    assert!(partial.text.contains("1 of 3 documents were inserted"), "{}", partial.text);
+    assert!(
+        partial.text.contains("1 of 3 documents were inserted"),
+        "{}",
+        partial.text
+    );
     let count = server.ok("find", body(&db, "c", json!({}))).await;
-    assert_eq!(count, json!({"documents": [{"_id": 1}, {"_id": 2}]}), "ordered insert keeps the documents before the failure");
+    assert_eq!(
+        count,
+        json!({"documents": [{"_id": 1}, {"_id": 2}]}),
+        "ordered insert keeps the documents before the failure"
+    );
     let bad_operator = server
-        .call("find", body(&db, "c", json!({"filter": {"a": {"$bogus": 1}}})))
+        .call(
+            "find",
+            body(&db, "c", json!({"filter": {"a": {"$bogus": 1}}})),
+        )
         .await;
     assert_eq!(bad_operator.status, 400);
-    assert!(bad_operator.text.contains("unknown operator: $bogus"), "{}", bad_operator.text);
+    assert!(
+        bad_operator.text.contains("unknown operator: $bogus"),
+        "{}",
+        bad_operator.text
+    );
     let bad_update = server
-        .call("updateOne", body(&db, "c", json!({"filter": {}, "update": {"$frobnicate": {"a": 1}}})))
+        .call(
+            "updateOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {}, "update": {"$frobnicate": {"a": 1}}}),
+            ),
+        )
         .await;
     assert_eq!(bad_update.status, 400);
     let immutable = server
-        .call("updateOne", body(&db, "c", json!({"filter": {"_id": 1}, "update": {"$set": {"_id": 5}}})))
+        .call(
+            "updateOne",
+            body(
+                &db,
+                "c",
+                json!({"filter": {"_id": 1}, "update": {"$set": {"_id": 5}}}),
+            ),
+        )
         .await;
     assert_eq!(immutable.status, 400);
     let bad_stage = server
-        .call("aggregate", body(&db, "c", json!({"pipeline": [{"$bogus": {}}]})))
+        .call(
+            "aggregate",
+            body(&db, "c", json!({"pipeline": [{"$bogus": {}}]})),
+        )
         .await;
     assert_eq!(bad_stage.status, 400);
 }
@@ -458,13 +682,22 @@ async fn access_levels(server: &TestServer) {
     for (action, extra) in [
         ("insertOne", json!({"document": {}})),
         ("insertMany", json!({"documents": [{}]})),
-        ("updateOne", json!({"filter": {}, "update": {"$set": {"a": 1}}})),
-        ("updateMany", json!({"filter": {}, "update": {"$set": {"a": 1}}})),
+        (
+            "updateOne",
+            json!({"filter": {}, "update": {"$set": {"a": 1}}}),
+        ),
+        (
+            "updateMany",
+            json!({"filter": {}, "update": {"$set": {"a": 1}}}),
+        ),
         ("replaceOne", json!({"filter": {}, "replacement": {}})),
         ("deleteOne", json!({"filter": {}})),
         ("deleteMany", json!({"filter": {}})),
         ("aggregate", json!({"pipeline": [{"$out": "copy"}]})),
-        ("aggregate", json!({"pipeline": [{"$merge": {"into": "copy"}}]})),
+        (
+            "aggregate",
+            json!({"pipeline": [{"$merge": {"into": "copy"}}]}),
+        ),
     ] {
         let answer = server.call(action, source("readonly", extra)).await;
         assert_eq!(answer.status, 403, "{action}: {}", answer.text);
@@ -481,15 +714,27 @@ async fn authentication(server: &TestServer) {
         let answer = server.call_with("find", &request, &[(header, KEY)]).await;
         assert_eq!(answer.status, 200, "{header}");
     }
-    let none = server.call_with("find", &request, &[("x-no-auth", "1")]).await;
+    let none = server
+        .call_with("find", &request, &[("x-no-auth", "1")])
+        .await;
     assert_eq!(none.status, 400);
-    assert_eq!(none.json()["error"], "no authentication methods were specified");
+    assert_eq!(
+        none.json()["error"],
+        "no authentication methods were specified"
+    );
     assert_eq!(none.json()["error_code"], "InvalidParameter");
-    let wrong = server.call_with("find", &request, &[("apiKey", "wrong")]).await;
+    let wrong = server
+        .call_with("find", &request, &[("apiKey", "wrong")])
+        .await;
     assert_eq!(wrong.status, 401);
-    assert_eq!(wrong.json()["error"], "invalid session: error finding user for endpoint");
+    assert_eq!(
+        wrong.json()["error"],
+        "invalid session: error finding user for endpoint"
+    );
     assert_eq!(wrong.json()["error_code"], "InvalidSession");
-    let partial = server.call_with("find", &request, &[("email", "a@example.com")]).await;
+    let partial = server
+        .call_with("find", &request, &[("email", "a@example.com")])
+        .await;
     assert_eq!(partial.status, 400);
     assert_eq!(
         partial.json()["error"],
@@ -497,11 +742,22 @@ async fn authentication(server: &TestServer) {
     );
     assert_eq!(partial.json()["error_code"], "MissingParameter");
     let bad_bearer = server
-        .call_with("find", &request, &[("Authorization", "Bearer nope"), ("apiKey", KEY)])
+        .call_with(
+            "find",
+            &request,
+            &[("Authorization", "Bearer nope"), ("apiKey", KEY)],
+        )
         .await;
-    assert_eq!(bad_bearer.status, 401, "an invalid bearer token never falls back");
+    assert_eq!(
+        bad_bearer.status, 401,
+        "an invalid bearer token never falls back"
+    );
     let ignored = server
-        .call_with("find", &request, &[("Access-Control-Request-Headers", "*"), ("api-key", KEY)])
+        .call_with(
+            "find",
+            &request,
+            &[("Access-Control-Request-Headers", "*"), ("api-key", KEY)],
+        )
         .await;
     assert_eq!(ignored.status, 200);
 }
@@ -512,8 +768,14 @@ async fn getting_started_requests_as_literal_bytes(server: &TestServer) {
     let insert = raw::curl_post(
         server.addr,
         path,
-        &[("Content-Type", "application/json"), ("Access-Control-Request-Headers", "*"), ("api-key", KEY)],
-        &format!(r#"{{"dataSource": "mongodb-atlas", "database": "{db}", "collection": "hello", "document": {{"text": "Hello, world!"}}}}"#),
+        &[
+            ("Content-Type", "application/json"),
+            ("Access-Control-Request-Headers", "*"),
+            ("api-key", KEY),
+        ],
+        &format!(
+            r#"{{"dataSource": "mongodb-atlas", "database": "{db}", "collection": "hello", "document": {{"text": "Hello, world!"}}}}"#
+        ),
     );
     let response = raw::send(server.addr, &insert).await;
     assert_eq!(response.status, 201, "{}", response.text());
@@ -524,20 +786,32 @@ async fn getting_started_requests_as_literal_bytes(server: &TestServer) {
         server.addr,
         "/app/data-itest/endpoint/data/v1/action/findOne",
         &[("apiKey", KEY)],
-        &format!(r#"{{"dataSource":"mongodb-atlas","database":"{db}","collection":"hello","filter":{{"text":"Hello, world!"}}}}"#),
+        &format!(
+            r#"{{"dataSource":"mongodb-atlas","database":"{db}","collection":"hello","filter":{{"text":"Hello, world!"}}}}"#
+        ),
     );
     let response = raw::send(server.addr, &find).await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
         response.text(),
-        format!(r#"{{"document":{{"_id":{},"text":"Hello, world!"}}}}"#, id["insertedId"])
+        format!(
+            r#"{{"document":{{"_id":{},"text":"Hello, world!"}}}}"#,
+            id["insertedId"]
+        )
     );
     assert_eq!(response.header("content-type"), Some("application/json"));
     let ejson = raw::curl_post(
         server.addr,
         "/app/data-itest/endpoint/data/beta/action/find",
-        &[("Content-Type", "application/ejson"), ("Accept", "application/ejson"), ("apiKey", KEY)],
-        &format!(r#"{{"dataSource":"mongodb-atlas","database":"{db}","collection":"hello","filter":{{"_id":{{"$oid":{}}}}}}}"#, id["insertedId"]),
+        &[
+            ("Content-Type", "application/ejson"),
+            ("Accept", "application/ejson"),
+            ("apiKey", KEY),
+        ],
+        &format!(
+            r#"{{"dataSource":"mongodb-atlas","database":"{db}","collection":"hello","filter":{{"_id":{{"$oid":{}}}}}}}"#,
+            id["insertedId"]
+        ),
     );
     let response = raw::send(server.addr, &ejson).await;
     assert_eq!(response.status, 200, "{}", response.text());
@@ -577,5 +851,9 @@ async fn oversized_bodies_are_413_before_and_while_reading() {
     let response = raw::send(server.addr, request.as_bytes()).await;
     assert_eq!(response.status, 413);
     let after = server.call("find", body("d", "c", json!({}))).await;
-    assert_eq!(after.json(), json!({"documents": []}), "nothing was written");
+    assert_eq!(
+        after.json(),
+        json!({"documents": []}),
+        "nothing was written"
+    );
 }

@@ -57,9 +57,13 @@ async fn starts_prints_url_and_key_serves_and_stops_on_sigterm() {
     };
     let base = value_of("Data API base URL:");
     let key = value_of("demo API key:");
-    assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/app/data-local/endpoint/data/v1"));
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/app/data-local/endpoint/data/v1")
+    );
     assert_eq!(key.len(), 64);
-    assert!(lines.iter().any(|l| l.contains("mongodb-atlas (embedded engine)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("mongodb-atlas (embedded engine)")));
 
     let client = reqwest::Client::new();
     let response = client
@@ -72,7 +76,10 @@ async fn starts_prints_url_and_key_serves_and_stops_on_sigterm() {
     assert_eq!(response.status().as_u16(), 201);
 
     let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
@@ -86,7 +93,11 @@ fn a_bad_config_names_the_file_and_field() {
     let dir = std::env::temp_dir().join(format!("tda-bad-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.toml");
-    std::fs::write(&path, "[[data_sources]]\nname = \"x\"\naccess = \"everything\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[[data_sources]]\nname = \"x\"\naccess = \"everything\"\n",
+    )
+    .unwrap();
     let output = Command::new(standalone_binary())
         .args(["--listen", "127.0.0.1:0", "--config"])
         .arg(&path)

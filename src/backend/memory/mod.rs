@@ -1,0 +1,392 @@
+//! [`MemoryBackend`]: the embedded engine serving the Data API from memory.
+//!
+//! Databases and collections spring into existence on first write; reading a
+//! missing collection gives empty results. Each collection sits behind its own
+//! `std::sync::RwLock`, held (never across an await) for the whole of a read
+//! or write, so every request — including multi-document writes — is atomic
+//! with respect to the others.
+
+mod collection;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use bson::{Bson, Document};
+
+use crate::backend::{
+    Backend, BackendError, FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateOutcome,
+    UpdateQuery,
+};
+use crate::query::aggregate::AggregateContext;
+use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
+
+use collection::Collection;
+use write::{duplicate_message, to_backend, ParsedUpdate};
+
+type Shared<T> = Arc<RwLock<T>>;
+
+/// An in-memory data source with MongoDB query semantics. Cloning is cheap
+/// and clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBackend {
+    databases: Shared<HashMap<String, HashMap<String, Shared<Collection>>>>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The collection if it exists.
+    fn existing(&self, database: &str, collection: &str) -> Option<Shared<Collection>> {
+        let dbs = self
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        dbs.get(database).and_then(|db| db.get(collection)).cloned()
+    }
+
+    /// The collection, created when missing.
+    fn create(&self, database: &str, collection: &str) -> Shared<Collection> {
+        if let Some(c) = self.existing(database, collection) {
+            return c;
+        }
+        let mut dbs = self
+            .databases
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        dbs.entry(database.to_string())
+            .or_default()
+            .entry(collection.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A snapshot of a collection's documents in natural order.
+    fn snapshot(&self, database: &str, collection: &str) -> Vec<Document> {
+        match self.existing(database, collection) {
+            Some(c) => {
+                let guard = c.read().unwrap_or_else(PoisonError::into_inner);
+                guard.iter().map(|(_, d)| d.clone()).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Names of the collections of `database` that exist, sorted.
+    pub fn collection_names(&self, database: &str) -> Vec<String> {
+        let dbs = self
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = dbs
+            .get(database)
+            .map(|db| db.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Removes a collection and its documents; returns whether it existed.
+    pub fn drop_collection(&self, ns: &Namespace) -> bool {
+        let mut dbs = self
+            .databases
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(db) = dbs.get_mut(&ns.database) else {
+            return false;
+        };
+        let existed = db.remove(&ns.collection).is_some();
+        if db.is_empty() {
+            dbs.remove(&ns.database);
+        }
+        existed
+    }
+
+    /// Number of documents in a collection (0 when it does not exist).
+    pub fn count(&self, ns: &Namespace) -> usize {
+        self.existing(&ns.database, &ns.collection)
+            .map(|c| c.read().unwrap_or_else(PoisonError::into_inner).len())
+            .unwrap_or(0)
+    }
+
+    fn read_matches(
+        &self,
+        ns: &Namespace,
+        filter: &Filter,
+        sort: Option<&SortSpec>,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Document>, BackendError> {
+        let Some(coll) = self.existing(&ns.database, &ns.collection) else {
+            return Ok(Vec::new());
+        };
+        let guard = coll.read().unwrap_or_else(PoisonError::into_inner);
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        let limit = if limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        };
+        if sort.and_then(SortSpec::natural) == Some(false) {
+            let seqs = guard.matching(filter, None).map_err(to_backend)?;
+            return Ok(seqs
+                .into_iter()
+                .rev()
+                .skip(skip)
+                .take(limit)
+                .filter_map(|s| guard.get(s).cloned())
+                .collect());
+        }
+        match sort.filter(|s| !s.is_empty()) {
+            None => {
+                let seqs = guard
+                    .matching(filter, Some(skip.saturating_add(limit)))
+                    .map_err(to_backend)?;
+                Ok(seqs
+                    .into_iter()
+                    .skip(skip)
+                    .filter_map(|s| guard.get(s).cloned())
+                    .collect())
+            }
+            Some(spec) => {
+                let mut docs: Vec<Document> = guard
+                    .matching(filter, None)
+                    .map_err(to_backend)?
+                    .into_iter()
+                    .filter_map(|s| guard.get(s).cloned())
+                    .collect();
+                drop(guard);
+                spec.sort(&mut docs);
+                Ok(docs.into_iter().skip(skip).take(limit).collect())
+            }
+        }
+    }
+}
+
+fn parse_filter(filter: &Document) -> Result<Filter, BackendError> {
+    Filter::parse(filter).map_err(to_backend)
+}
+
+fn parse_projection(p: Option<&Document>) -> Result<Option<Projection>, BackendError> {
+    p.filter(|p| !p.is_empty())
+        .map(Projection::parse)
+        .transpose()
+        .map_err(to_backend)
+}
+
+fn parse_sort(s: Option<&Document>) -> Result<Option<SortSpec>, BackendError> {
+    s.map(SortSpec::parse).transpose().map_err(to_backend)
+}
+
+/// Applies a `find` projection, resolving `"a.$"` through the filter's matched element.
+fn project(
+    docs: Vec<Document>,
+    projection: Option<&Projection>,
+    filter: &Filter,
+) -> Result<Vec<Document>, BackendError> {
+    let Some(p) = projection else {
+        return Ok(docs);
+    };
+    docs.iter()
+        .map(|d| {
+            let matched = if p.uses_positional() {
+                filter.matched_array_index(d)
+            } else {
+                None
+            };
+            p.apply_with_match(d, matched)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(to_backend)
+}
+
+/// The database a pipeline runs in, for `$lookup`, `$unionWith`, `$out` and `$merge`.
+struct DatabaseContext<'a> {
+    backend: &'a MemoryBackend,
+    database: &'a str,
+}
+
+impl AggregateContext for DatabaseContext<'_> {
+    fn collection(&self, name: &str) -> Vec<Document> {
+        self.backend.snapshot(self.database, name)
+    }
+
+    fn write_collection(&self, name: &str, docs: Vec<Document>) -> Result<(), QueryError> {
+        let coll = self.backend.create(self.database, name);
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        guard.reset(docs).map_err(|dup| {
+            QueryError::new(
+                QueryError::DUPLICATE_KEY,
+                duplicate_message(&format!("{}.{name}", self.database), &dup.0),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    async fn find_one(
+        &self,
+        ns: &Namespace,
+        query: FindOneQuery,
+    ) -> Result<Option<Document>, BackendError> {
+        let filter = parse_filter(&query.filter)?;
+        let projection = parse_projection(query.projection.as_ref())?;
+        let sort = parse_sort(query.sort.as_ref())?;
+        let docs = self.read_matches(ns, &filter, sort.as_ref(), 0, 1)?;
+        Ok(project(docs, projection.as_ref(), &filter)?
+            .into_iter()
+            .next())
+    }
+
+    async fn find(&self, ns: &Namespace, query: FindQuery) -> Result<Vec<Document>, BackendError> {
+        let filter = parse_filter(&query.filter)?;
+        let projection = parse_projection(query.projection.as_ref())?;
+        let sort = parse_sort(query.sort.as_ref())?;
+        let docs = self.read_matches(ns, &filter, sort.as_ref(), query.skip, query.limit)?;
+        project(docs, projection.as_ref(), &filter)
+    }
+
+    async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError> {
+        let coll = self.create(&ns.database, &ns.collection);
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        write::insert(&mut guard, &ns.to_string(), document)
+    }
+
+    async fn insert_many(
+        &self,
+        ns: &Namespace,
+        documents: Vec<Document>,
+    ) -> Result<Vec<Bson>, BackendError> {
+        let coll = self.create(&ns.database, &ns.collection);
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        write::insert_many(&mut guard, &ns.to_string(), documents)
+    }
+
+    async fn update_one(
+        &self,
+        ns: &Namespace,
+        query: UpdateQuery,
+    ) -> Result<UpdateOutcome, BackendError> {
+        self.run_update(ns, query, false)
+    }
+
+    async fn update_many(
+        &self,
+        ns: &Namespace,
+        query: UpdateQuery,
+    ) -> Result<UpdateOutcome, BackendError> {
+        self.run_update(ns, query, true)
+    }
+
+    async fn replace_one(
+        &self,
+        ns: &Namespace,
+        query: ReplaceQuery,
+    ) -> Result<UpdateOutcome, BackendError> {
+        let filter = parse_filter(&query.filter)?;
+        let coll = if query.upsert {
+            self.create(&ns.database, &ns.collection)
+        } else {
+            match self.existing(&ns.database, &ns.collection) {
+                Some(c) => c,
+                None => {
+                    crate::query::update::validate_replacement(&query.replacement)
+                        .map_err(to_backend)?;
+                    return Ok(UpdateOutcome::default());
+                }
+            }
+        };
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        write::replace(
+            &mut guard,
+            &ns.to_string(),
+            &filter,
+            &query.filter,
+            query.replacement,
+            query.upsert,
+        )
+    }
+
+    async fn delete_one(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError> {
+        self.run_delete(ns, &filter, false)
+    }
+
+    async fn delete_many(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError> {
+        self.run_delete(ns, &filter, true)
+    }
+
+    async fn aggregate(
+        &self,
+        ns: &Namespace,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<Document>, BackendError> {
+        let parsed = Pipeline::parse(&pipeline).map_err(to_backend)?;
+        let ctx = DatabaseContext {
+            backend: self,
+            database: &ns.database,
+        };
+        match parsed.leading_match() {
+            Some(filter) => {
+                let input = self.read_matches(ns, filter, None, 0, 0)?;
+                parsed.run_after_match(input, &ctx).map_err(to_backend)
+            }
+            None => {
+                let input = self.snapshot(&ns.database, &ns.collection);
+                parsed.run(input, &ctx).map_err(to_backend)
+            }
+        }
+    }
+}
+
+impl MemoryBackend {
+    fn run_update(
+        &self,
+        ns: &Namespace,
+        query: UpdateQuery,
+        multi: bool,
+    ) -> Result<UpdateOutcome, BackendError> {
+        let filter = parse_filter(&query.filter)?;
+        let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
+            .map_err(to_backend)?;
+        let coll = if query.upsert {
+            self.create(&ns.database, &ns.collection)
+        } else {
+            match self.existing(&ns.database, &ns.collection) {
+                Some(c) => c,
+                None => return Ok(UpdateOutcome::default()),
+            }
+        };
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        write::update(
+            &mut guard,
+            &ns.to_string(),
+            &filter,
+            &query.filter,
+            &update,
+            query.upsert,
+            multi,
+        )
+    }
+
+    fn run_delete(
+        &self,
+        ns: &Namespace,
+        filter: &Document,
+        multi: bool,
+    ) -> Result<u64, BackendError> {
+        let filter = parse_filter(filter)?;
+        let Some(coll) = self.existing(&ns.database, &ns.collection) else {
+            return Ok(0);
+        };
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        write::delete(&mut guard, &filter, multi)
+    }
+}
+
+#[cfg(test)]
+mod tests;

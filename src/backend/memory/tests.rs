@@ -1,0 +1,443 @@
+use bson::{doc, Bson, Document};
+
+use super::*;
+use crate::backend::{BackendErrorKind, UpdateModifications};
+
+fn ns() -> Namespace {
+    Namespace::new("db", "items")
+}
+
+fn upd(filter: Document, update: Document, upsert: bool) -> UpdateQuery {
+    UpdateQuery {
+        filter,
+        update: UpdateModifications::Operators(update),
+        upsert,
+        array_filters: None,
+    }
+}
+
+async fn seeded() -> MemoryBackend {
+    let b = MemoryBackend::new();
+    b.insert_many(
+        &ns(),
+        vec![
+            doc! {"_id": 1, "name": "a", "n": 5, "tags": ["x"]},
+            doc! {"_id": 2, "name": "b", "n": 1},
+            doc! {"_id": 3, "name": "c", "n": 3, "tags": ["x", "y"]},
+        ],
+    )
+    .await
+    .unwrap();
+    b
+}
+
+fn find(filter: Document) -> FindQuery {
+    FindQuery {
+        filter,
+        projection: None,
+        sort: None,
+        skip: 0,
+        limit: 1000,
+    }
+}
+
+#[tokio::test]
+async fn inserts_and_finds() {
+    let b = seeded().await;
+    let id = b.insert_one(&ns(), doc! {"x": 1}).await.unwrap();
+    assert!(matches!(id, Bson::ObjectId(_)));
+    let got = b
+        .find_one(
+            &ns(),
+            FindOneQuery {
+                filter: doc! {"x": 1},
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.keys().next().map(String::as_str), Some("_id"));
+    let q = FindQuery {
+        filter: doc! {"tags": "x"},
+        projection: Some(doc! {"name": 1, "_id": 0}),
+        sort: Some(doc! {"n": 1}),
+        skip: 0,
+        limit: 10,
+    };
+    assert_eq!(
+        b.find(&ns(), q).await.unwrap(),
+        vec![doc! {"name": "c"}, doc! {"name": "a"}]
+    );
+    let q = FindQuery {
+        filter: doc! {},
+        projection: None,
+        sort: None,
+        skip: 1,
+        limit: 1,
+    };
+    assert_eq!(
+        b.find(&ns(), q).await.unwrap()[0].get_i32("_id").unwrap(),
+        2
+    );
+    assert_eq!(b.find(&ns(), find(doc! {"_id": 2})).await.unwrap().len(), 1);
+    let q = FindQuery {
+        filter: doc! {"_id": {"$lte": 3}},
+        projection: Some(doc! {"_id": 1}),
+        sort: Some(doc! {"$natural": -1}),
+        skip: 1,
+        limit: 1,
+    };
+    assert_eq!(b.find(&ns(), q).await.unwrap(), vec![doc! {"_id": 2}]);
+    assert_eq!(
+        b.find(&Namespace::new("nope", "nope"), find(doc! {}))
+            .await
+            .unwrap(),
+        vec![]
+    );
+    let err = b
+        .find(&ns(), find(doc! {"a": {"$foo": 1}}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (BackendErrorKind::InvalidRequest, "unknown operator: $foo")
+    );
+    let err = b.find(&ns(), find(doc! {"$where": "1"})).await.unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::Unsupported);
+}
+
+#[tokio::test]
+async fn duplicate_keys() {
+    let b = seeded().await;
+    let err = b.insert_one(&ns(), doc! {"_id": 2}).await.unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::DuplicateKey);
+    assert_eq!(
+        err.message,
+        "E11000 duplicate key error collection: db.items index: _id_ dup key: { _id: 2 }"
+    );
+    let err = b
+        .insert_many(
+            &ns(),
+            vec![doc! {"_id": 10}, doc! {"_id": 1.0}, doc! {"_id": 11}],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "E11000 duplicate key error collection: db.items index: _id_ dup key: { _id: 1.0 } (1 of 3 documents were inserted before the error)"
+    );
+    assert_eq!(b.count(&ns()), 4);
+    let err = b.insert_one(&ns(), doc! {"_id": [1]}).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (
+            BackendErrorKind::InvalidRequest,
+            "The '_id' value cannot be of type array"
+        )
+    );
+}
+
+#[tokio::test]
+async fn updates() {
+    let b = seeded().await;
+    let out = b
+        .update_one(
+            &ns(),
+            upd(doc! {"n": {"$gt": 2}}, doc! {"$inc": {"n": 1}}, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.matched_count, out.modified_count, out.upserted_id),
+        (1, 1, None)
+    );
+    let out = b
+        .update_many(&ns(), upd(doc! {}, doc! {"$set": {"name": "b"}}, false))
+        .await
+        .unwrap();
+    assert_eq!((out.matched_count, out.modified_count), (3, 2));
+    let out = b
+        .update_one(
+            &ns(),
+            upd(
+                doc! {"_id": 9, "k": "v"},
+                doc! {"$set": {"z": 1}, "$setOnInsert": {"new": true}},
+                true,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.matched_count, out.modified_count, out.upserted_id),
+        (0, 0, Some(Bson::Int32(9)))
+    );
+    let got = b
+        .find_one(
+            &ns(),
+            FindOneQuery {
+                filter: doc! {"_id": 9},
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, Some(doc! {"_id": 9, "k": "v", "new": true, "z": 1}));
+    let out = b
+        .update_one(
+            &ns(),
+            upd(
+                doc! {"_id": 9},
+                doc! {"$set": {"z": 2}, "$setOnInsert": {"new": false}},
+                true,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.matched_count, out.modified_count, out.upserted_id),
+        (1, 1, None)
+    );
+    // Positional update through the filter's matched element.
+    b.update_one(
+        &ns(),
+        upd(
+            doc! {"_id": 3, "tags": "y"},
+            doc! {"$set": {"tags.$": "Y"}},
+            false,
+        ),
+    )
+    .await
+    .unwrap();
+    let got = b
+        .find_one(
+            &ns(),
+            FindOneQuery {
+                filter: doc! {"_id": 3},
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.get_array("tags").unwrap(),
+        &vec![Bson::from("x"), Bson::from("Y")]
+    );
+    // Pipeline update.
+    let q = UpdateQuery {
+        filter: doc! {"_id": 2},
+        update: UpdateModifications::Pipeline(vec![
+            doc! {"$set": {"double": {"$multiply": ["$n", 2]}}},
+        ]),
+        upsert: false,
+        array_filters: None,
+    };
+    b.update_one(&ns(), q).await.unwrap();
+    let got = b
+        .find_one(
+            &ns(),
+            FindOneQuery {
+                filter: doc! {"_id": 2},
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.get_i32("double").unwrap(), 2);
+}
+
+#[tokio::test]
+async fn failing_update_many_changes_nothing() {
+    let b = seeded().await;
+    b.insert_one(&ns(), doc! {"_id": 4, "n": "text"})
+        .await
+        .unwrap();
+    let before = b.find(&ns(), find(doc! {})).await.unwrap();
+    let err = b
+        .update_many(&ns(), upd(doc! {}, doc! {"$inc": {"n": 1}}, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "Cannot apply $inc to a value of non-numeric type. {_id: 4} has the field 'n' of non-numeric type string");
+    assert_eq!(b.find(&ns(), find(doc! {})).await.unwrap(), before);
+    let err = b
+        .update_one(
+            &ns(),
+            upd(doc! {"_id": 1}, doc! {"$set": {"_id": 5}}, false),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Performing an update on the path '_id' would modify the immutable field '_id'"
+    );
+    let err = b
+        .update_one(&ns(), upd(doc! {}, doc! {"n": 1}, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
+}
+
+#[tokio::test]
+async fn replaces_and_deletes() {
+    let b = seeded().await;
+    let q = ReplaceQuery {
+        filter: doc! {"name": "b"},
+        replacement: doc! {"name": "B"},
+        upsert: false,
+    };
+    let out = b.replace_one(&ns(), q).await.unwrap();
+    assert_eq!((out.matched_count, out.modified_count), (1, 1));
+    let got = b
+        .find_one(
+            &ns(),
+            FindOneQuery {
+                filter: doc! {"_id": 2},
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, Some(doc! {"_id": 2, "name": "B"}));
+    let q = ReplaceQuery {
+        filter: doc! {"_id": 2},
+        replacement: doc! {"_id": 7, "name": "B"},
+        upsert: false,
+    };
+    let err = b.replace_one(&ns(), q).await.unwrap_err();
+    assert_eq!(err.message, "After applying the update, the (immutable) field '_id' was found to have been altered to _id: 7");
+    let q = ReplaceQuery {
+        filter: doc! {"_id": "new"},
+        replacement: doc! {"v": 1},
+        upsert: true,
+    };
+    let out = b.replace_one(&ns(), q).await.unwrap();
+    assert_eq!(out.upserted_id, Some(Bson::from("new")));
+    assert_eq!(
+        b.delete_one(&ns(), doc! {"n": {"$exists": true}})
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(b.delete_many(&ns(), doc! {}).await.unwrap(), 3);
+    assert_eq!(
+        b.delete_many(&Namespace::new("x", "y"), doc! {})
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn aggregates_with_lookup_and_out() {
+    let b = seeded().await;
+    b.insert_one(
+        &Namespace::new("db", "names"),
+        doc! {"_id": "a", "full": "Alpha"},
+    )
+    .await
+    .unwrap();
+    let out = b
+        .aggregate(
+            &ns(),
+            vec![
+                doc! {"$match": {"_id": 1}},
+                doc! {"$lookup": {"from": "names", "localField": "name", "foreignField": "_id", "as": "n"}},
+                doc! {"$project": {"full": {"$first": "$n.full"}}},
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, vec![doc! {"_id": 1, "full": "Alpha"}]);
+    let out = b
+        .aggregate(
+            &ns(),
+            vec![doc! {"$match": {"n": {"$gte": 3}}}, doc! {"$out": "big"}],
+        )
+        .await
+        .unwrap();
+    assert!(out.is_empty());
+    assert_eq!(b.count(&Namespace::new("db", "big")), 2);
+    assert_eq!(b.collection_names("db"), vec!["big", "items", "names"]);
+    assert!(b.drop_collection(&Namespace::new("db", "big")));
+    assert!(!b.drop_collection(&Namespace::new("db", "big")));
+    assert_eq!(b.count(&Namespace::new("db", "big")), 0);
+    let err = b
+        .aggregate(&ns(), vec![doc! {"$bogus": 1}])
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "Unrecognized pipeline stage name: '$bogus'");
+}
+
+#[tokio::test]
+async fn concurrent_writers_are_atomic() {
+    let b = MemoryBackend::new();
+    b.insert_one(&ns(), doc! {"_id": 1, "n": 0}).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                b.update_one(&ns(), upd(doc! {"_id": 1}, doc! {"$inc": {"n": 1}}, false))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let got = b
+        .find_one(
+            &ns(),
+            FindOneQuery {
+                filter: doc! {"_id": 1},
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.get_i32("n").unwrap(), 400);
+}
+
+#[tokio::test]
+async fn positional_projection_and_expr_errors() {
+    let b = seeded().await;
+    let q = FindQuery {
+        filter: doc! {"tags": "y"},
+        projection: Some(doc! {"tags.$": 1}),
+        sort: None,
+        skip: 0,
+        limit: 10,
+    };
+    assert_eq!(
+        b.find(&ns(), q).await.unwrap(),
+        vec![doc! {"_id": 3, "tags": ["y"]}]
+    );
+    let err = b
+        .find(
+            &ns(),
+            find(doc! {"$expr": {"$gt": [{"$divide": ["$n", 0]}, 1]}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (BackendErrorKind::InvalidRequest, "can't $divide by zero")
+    );
+    let found = b
+        .find(&ns(), find(doc! {"$expr": {"$lt": ["$n", 3]}}))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let err = b
+        .delete_many(&ns(), doc! {"$expr": {"$size": "$n"}})
+        .await
+        .unwrap_err();
+    assert!(err
+        .message
+        .starts_with("The argument to $size must be an array"));
+    assert_eq!(b.count(&ns()), 3);
+}

@@ -1,0 +1,265 @@
+//! Write operations on one collection, run while its write lock is held.
+//!
+//! Every multi-document write is all-or-nothing: the new version of each
+//! matched document is computed (and every error detected) before the first
+//! document is changed, so a failing `updateMany` leaves the collection as it
+//! was. Because the caller holds the collection's write lock for the whole
+//! call, other requests see either none or all of a write.
+
+use bson::{oid::ObjectId, Bson, Document};
+
+use crate::backend::{BackendError, BackendErrorKind, UpdateModifications, UpdateOutcome};
+use crate::query::compare::identical_docs;
+use crate::query::update::{
+    apply_parsed_pipeline_update, check_id_unchanged, parse_pipeline_update, upsert_seed,
+    validate_id, validate_replacement,
+};
+use crate::query::{display_value, Filter, Pipeline, QueryError, UpdateDoc};
+
+use super::collection::{Collection, DuplicateId};
+
+/// Maps an engine error to a backend error of the matching kind.
+pub(super) fn to_backend(e: QueryError) -> BackendError {
+    let kind = match e.code {
+        QueryError::DUPLICATE_KEY => BackendErrorKind::DuplicateKey,
+        QueryError::NOT_IMPLEMENTED => BackendErrorKind::Unsupported,
+        _ => BackendErrorKind::InvalidRequest,
+    };
+    BackendError::new(kind, e.message)
+}
+
+/// MongoDB's duplicate key message for the `_id_` index.
+pub(super) fn duplicate_message(ns: &str, id: &Bson) -> String {
+    format!(
+        "E11000 duplicate key error collection: {ns} index: _id_ dup key: {{ _id: {} }}",
+        display_value(id)
+    )
+}
+
+fn duplicate(ns: &str, DuplicateId(id): DuplicateId) -> BackendError {
+    BackendError::new(BackendErrorKind::DuplicateKey, duplicate_message(ns, &id))
+}
+
+/// Puts `_id` first, generating an ObjectId when missing; rejects invalid `_id`s.
+pub(super) fn prepare_insert(
+    doc: Document,
+    fallback_id: Option<Bson>,
+) -> Result<Document, QueryError> {
+    let mut doc = doc;
+    let id = match doc.remove("_id") {
+        Some(id) => id,
+        None => fallback_id.unwrap_or_else(|| Bson::ObjectId(ObjectId::new())),
+    };
+    validate_id(&id)?;
+    let mut out = Document::new();
+    out.insert("_id", id);
+    out.extend(doc);
+    Ok(out)
+}
+
+/// Inserts one prepared document.
+pub(super) fn insert(coll: &mut Collection, ns: &str, doc: Document) -> Result<Bson, BackendError> {
+    let doc = prepare_insert(doc, None).map_err(to_backend)?;
+    let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+    coll.insert(doc).map_err(|d| duplicate(ns, d))?;
+    Ok(id)
+}
+
+/// Ordered insert: stops at the first failure, keeping earlier documents.
+pub(super) fn insert_many(
+    coll: &mut Collection,
+    ns: &str,
+    docs: Vec<Document>,
+) -> Result<Vec<Bson>, BackendError> {
+    let n = docs.len();
+    let mut ids = Vec::with_capacity(n);
+    for (k, doc) in docs.into_iter().enumerate() {
+        match insert(coll, ns, doc) {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                return Err(BackendError::new(
+                    e.kind,
+                    format!(
+                        "{} ({k} of {n} documents were inserted before the error)",
+                        e.message
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// A parsed update: operators or a pipeline.
+pub(super) enum ParsedUpdate {
+    /// `{$set: …}`.
+    Operators(UpdateDoc),
+    /// `[{$set: …}]`.
+    Pipeline(Pipeline),
+}
+
+impl ParsedUpdate {
+    /// Parses the update, with `arrayFilters` for operator updates.
+    pub(super) fn parse(
+        update: &UpdateModifications,
+        array_filters: Option<&[Document]>,
+    ) -> Result<Self, QueryError> {
+        match update {
+            UpdateModifications::Operators(d) => {
+                Ok(ParsedUpdate::Operators(UpdateDoc::parse(d, array_filters)?))
+            }
+            UpdateModifications::Pipeline(stages) => {
+                if array_filters.is_some_and(|f| !f.is_empty()) {
+                    return Err(QueryError::failed_to_parse(
+                        "arrayFilters may not be specified for pipeline-style updates",
+                    ));
+                }
+                Ok(ParsedUpdate::Pipeline(parse_pipeline_update(stages)?))
+            }
+        }
+    }
+
+    /// The updated copy of `doc` and whether it differs.
+    fn apply(
+        &self,
+        doc: &Document,
+        filter: &Filter,
+        upsert: bool,
+    ) -> Result<(Document, bool), QueryError> {
+        match self {
+            ParsedUpdate::Operators(u) => {
+                let mut new = doc.clone();
+                let matched = if u.uses_positional() {
+                    filter.matched_array_index(doc)
+                } else {
+                    None
+                };
+                let changed = u.apply_with_match(&mut new, upsert, matched)?;
+                Ok((new, changed))
+            }
+            ParsedUpdate::Pipeline(p) => {
+                let new = apply_parsed_pipeline_update(p, doc)?;
+                check_id_unchanged(doc, &new)?;
+                if let Some(id) = new.get("_id") {
+                    validate_id(id)?;
+                }
+                let changed = !identical_docs(&new, doc);
+                Ok((new, changed))
+            }
+        }
+    }
+}
+
+/// `updateOne` (`multi == false`) and `updateMany`.
+pub(super) fn update(
+    coll: &mut Collection,
+    ns: &str,
+    filter: &Filter,
+    raw_filter: &Document,
+    update: &ParsedUpdate,
+    upsert: bool,
+    multi: bool,
+) -> Result<UpdateOutcome, BackendError> {
+    let matches = coll
+        .matching(filter, if multi { None } else { Some(1) })
+        .map_err(to_backend)?;
+    if matches.is_empty() {
+        if !upsert {
+            return Ok(UpdateOutcome::default());
+        }
+        let seed = upsert_seed(raw_filter).map_err(to_backend)?;
+        let (new, _) = update.apply(&seed, filter, true).map_err(to_backend)?;
+        let doc = prepare_insert(new, None).map_err(to_backend)?;
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        coll.insert(doc).map_err(|d| duplicate(ns, d))?;
+        return Ok(UpdateOutcome {
+            matched_count: 0,
+            modified_count: 0,
+            upserted_id: Some(id),
+        });
+    }
+    // Compute every new version first: nothing changes if any document fails.
+    let mut changes = Vec::with_capacity(matches.len());
+    for seq in &matches {
+        let Some(doc) = coll.get(*seq) else { continue };
+        let (new, changed) = update.apply(doc, filter, false).map_err(to_backend)?;
+        if changed {
+            changes.push((*seq, new));
+        }
+    }
+    let modified = changes.len() as u64;
+    for (seq, new) in changes {
+        coll.replace(seq, new);
+    }
+    Ok(UpdateOutcome {
+        matched_count: matches.len() as u64,
+        modified_count: modified,
+        upserted_id: None,
+    })
+}
+
+/// `replaceOne`.
+pub(super) fn replace(
+    coll: &mut Collection,
+    ns: &str,
+    filter: &Filter,
+    raw_filter: &Document,
+    replacement: Document,
+    upsert: bool,
+) -> Result<UpdateOutcome, BackendError> {
+    validate_replacement(&replacement).map_err(to_backend)?;
+    let Some(seq) = coll
+        .matching(filter, Some(1))
+        .map_err(to_backend)?
+        .first()
+        .copied()
+    else {
+        if !upsert {
+            return Ok(UpdateOutcome::default());
+        }
+        let seed_id = upsert_seed(raw_filter)
+            .map_err(to_backend)?
+            .get("_id")
+            .cloned();
+        let doc = prepare_insert(replacement, seed_id).map_err(to_backend)?;
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        coll.insert(doc).map_err(|d| duplicate(ns, d))?;
+        return Ok(UpdateOutcome {
+            matched_count: 0,
+            modified_count: 0,
+            upserted_id: Some(id),
+        });
+    };
+    let Some(old) = coll.get(seq) else {
+        return Ok(UpdateOutcome::default());
+    };
+    check_id_unchanged(old, &replacement).map_err(to_backend)?;
+    let old_id = old.get("_id").cloned().unwrap_or(Bson::Null);
+    let mut new = Document::new();
+    new.insert("_id", old_id);
+    new.extend(replacement.into_iter().filter(|(k, _)| k != "_id"));
+    let changed = !identical_docs(&new, old);
+    if changed {
+        coll.replace(seq, new);
+    }
+    Ok(UpdateOutcome {
+        matched_count: 1,
+        modified_count: u64::from(changed),
+        upserted_id: None,
+    })
+}
+
+/// `deleteOne` / `deleteMany`.
+pub(super) fn delete(
+    coll: &mut Collection,
+    filter: &Filter,
+    multi: bool,
+) -> Result<u64, BackendError> {
+    let matches = coll
+        .matching(filter, if multi { None } else { Some(1) })
+        .map_err(to_backend)?;
+    for seq in &matches {
+        coll.remove(*seq);
+    }
+    Ok(matches.len() as u64)
+}

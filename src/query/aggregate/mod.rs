@@ -1,0 +1,497 @@
+//! Aggregation pipelines: parsing stages and running them over documents.
+
+mod fields;
+mod group;
+mod lookup;
+mod output;
+
+use bson::{Bson, Document};
+
+use super::expr::{Expr, Vars};
+use super::filter::Filter;
+use super::number::Num;
+use super::projection::Projection;
+use super::sort::SortSpec;
+use super::QueryError;
+
+pub use output::MergeSpec;
+
+/// Access to the other collections of the database a pipeline runs in.
+pub trait AggregateContext {
+    /// The documents of collection `name` (empty when it does not exist), in natural order.
+    fn collection(&self, name: &str) -> Vec<Document>;
+
+    /// Replaces the contents of collection `name` (`$out`, `$merge`),
+    /// creating it when missing. Documents already carry an `_id`.
+    fn write_collection(&self, name: &str, docs: Vec<Document>) -> Result<(), QueryError> {
+        let _ = (name, docs);
+        Err(QueryError::unsupported(
+            "Writing from a pipeline ($out/$merge)",
+        ))
+    }
+}
+
+/// A context without collections (pipeline-style updates, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCollections;
+
+impl AggregateContext for NoCollections {
+    fn collection(&self, _name: &str) -> Vec<Document> {
+        Vec::new()
+    }
+}
+
+/// A parsed aggregation pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    Match(Box<Filter>),
+    Project(Box<Projection>),
+    AddFields(fields::AddFields),
+    Sort(SortSpec),
+    Skip(u64),
+    Limit(u64),
+    Group(Box<group::Group>),
+    Bucket(Box<group::Bucket>),
+    Count(String),
+    Unwind(fields::Unwind),
+    ReplaceRoot(Box<Expr>),
+    Redact(Box<Expr>),
+    SortByCount(Box<Expr>),
+    Lookup(Box<lookup::Lookup>),
+    GraphLookup(Box<lookup::GraphLookup>),
+    UnionWith(String, Option<Box<Pipeline>>),
+    Facet(Vec<(String, Pipeline)>),
+    Sample(u64),
+    Out(String),
+    Merge(Box<MergeSpec>),
+}
+
+const UNSUPPORTED_STAGES: &[&str] = &[
+    "$geoNear",
+    "$search",
+    "$searchMeta",
+    "$vectorSearch",
+    "$indexStats",
+    "$collStats",
+    "$currentOp",
+    "$listSessions",
+    "$listLocalSessions",
+    "$changeStream",
+    "$planCacheStats",
+    "$setWindowFields",
+    "$densify",
+    "$fill",
+    "$bucketAuto",
+    "$documents",
+    "$listSearchIndexes",
+    "$changeStreamSplitLargeEvent",
+];
+
+fn non_negative(stage: &str, v: &Bson) -> Result<u64, QueryError> {
+    match Num::from_bson(v).and_then(Num::to_i64_exact) {
+        Some(n) if n >= 0 => Ok(n as u64),
+        Some(_) => Err(QueryError::new(
+            5107200,
+            format!("invalid argument to {stage} stage: Cannot be negative"),
+        )),
+        None => Err(QueryError::new(
+            5107201,
+            format!("invalid argument to {stage} stage: Expected an integer"),
+        )),
+    }
+}
+
+fn wrap(stage: &str, e: QueryError) -> QueryError {
+    QueryError::new(
+        e.code,
+        format!("Invalid {stage} :: caused by :: {}", e.message),
+    )
+}
+
+impl Pipeline {
+    /// Parses the stages of a pipeline.
+    pub fn parse(stages: &[Document]) -> Result<Pipeline, QueryError> {
+        let mut parsed = Vec::with_capacity(stages.len());
+        for (i, stage) in stages.iter().enumerate() {
+            if stage.len() != 1 {
+                return Err(QueryError::new(
+                    40323,
+                    "A pipeline stage specification object must contain exactly one field.",
+                ));
+            }
+            let Some((name, arg)) = stage.iter().next() else {
+                return Err(QueryError::new(
+                    40323,
+                    "A pipeline stage specification object must contain exactly one field.",
+                ));
+            };
+            let last = i + 1 == stages.len();
+            parsed.push(Self::parse_stage(name, arg, last)?);
+        }
+        Ok(Pipeline { stages: parsed })
+    }
+
+    fn parse_stage(name: &str, arg: &Bson, last: bool) -> Result<Stage, QueryError> {
+        Ok(match name {
+            "$match" => match arg {
+                Bson::Document(d) => Stage::Match(Box::new(Filter::parse(d)?)),
+                _ => return Err(QueryError::new(15959, "the match filter must be an expression in an object")),
+            },
+            "$project" => match arg {
+                Bson::Document(d) => Stage::Project(Box::new(Projection::parse_aggregate(d).map_err(|e| wrap("$project", e))?)),
+                other => {
+                    return Err(QueryError::new(
+                        15969,
+                        format!("$project specification must be an object, found: {}", super::display_value(other)),
+                    ))
+                }
+            },
+            "$addFields" | "$set" => match arg {
+                Bson::Document(d) => Stage::AddFields(fields::AddFields::parse(d).map_err(|e| wrap(name, e))?),
+                _ => return Err(QueryError::new(40272, format!("{name} specification stage must be an object, got {}", super::expr::type_name(Some(arg))))),
+            },
+            "$unset" => {
+                let paths: Vec<String> = match arg {
+                    Bson::String(s) => vec![s.clone()],
+                    Bson::Array(items) if !items.is_empty() => items
+                        .iter()
+                        .map(|i| match i {
+                            Bson::String(s) => Ok(s.clone()),
+                            _ => Err(QueryError::new(31120, "$unset specification must be a string or an array containing only string values")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Bson::Array(_) => return Err(QueryError::new(31119, "$unset specification must be a string or an array with at least one field")),
+                    _ => return Err(QueryError::new(31002, "$unset specification must be a string or an array")),
+                };
+                Stage::Project(Box::new(Projection::exclusion(&paths).map_err(|e| wrap("$unset", e))?))
+            }
+            "$sort" => match arg {
+                Bson::Document(d) if d.is_empty() => {
+                    return Err(QueryError::new(15976, "$sort stage must have at least one sort key"))
+                }
+                Bson::Document(d) => {
+                    let spec = SortSpec::parse(d)?;
+                    if spec.natural().is_some() {
+                        return Err(QueryError::unsupported("$natural sort in $sort"));
+                    }
+                    Stage::Sort(spec)
+                }
+                _ => return Err(QueryError::new(15973, "the $sort key specification must be an object")),
+            },
+            "$skip" => Stage::Skip(non_negative("$skip", arg)?),
+            "$limit" => match Num::from_bson(arg).and_then(Num::to_i64_exact) {
+                Some(n) if n > 0 => Stage::Limit(n as u64),
+                Some(_) => return Err(QueryError::new(15958, "the limit must be positive")),
+                None => return Err(QueryError::new(15957, "the limit must be specified as a number")),
+            },
+            "$group" => Stage::Group(Box::new(group::Group::parse(arg)?)),
+            "$bucket" => Stage::Bucket(Box::new(group::Bucket::parse(arg)?)),
+            "$count" => match arg {
+                Bson::String(s) if s.is_empty() => return Err(QueryError::new(40157, "the count field must be a non-empty string")),
+                Bson::String(s) if s.starts_with('$') => return Err(QueryError::new(40158, "the count field cannot be a $-prefixed path")),
+                Bson::String(s) if s.contains('.') => return Err(QueryError::new(40160, "the count field cannot contain '.'")),
+                Bson::String(s) => Stage::Count(s.clone()),
+                _ => return Err(QueryError::new(40156, "the count field must be a non-empty string")),
+            },
+            "$unwind" => Stage::Unwind(fields::Unwind::parse(arg)?),
+            "$replaceRoot" => match arg {
+                Bson::Document(d) => match d.get("newRoot") {
+                    Some(v) if d.len() == 1 => Stage::ReplaceRoot(Box::new(Expr::parse(v)?)),
+                    Some(_) => {
+                        let extra = d.keys().find(|k| *k != "newRoot").cloned().unwrap_or_default();
+                        return Err(QueryError::new(40415, format!("BSON field '$replaceRoot.{extra}' is an unknown field.")));
+                    }
+                    None => return Err(QueryError::new(40414, "BSON field '$replaceRoot.newRoot' is missing but a required field")),
+                },
+                _ => return Err(QueryError::new(40229, "expected an object as specification for $replaceRoot stage")),
+            },
+            "$replaceWith" => Stage::ReplaceRoot(Box::new(Expr::parse(arg)?)),
+            "$redact" => Stage::Redact(Box::new(Expr::parse(arg)?)),
+            "$sortByCount" => match arg {
+                Bson::String(s) if s.starts_with('$') => Stage::SortByCount(Box::new(Expr::parse(arg)?)),
+                Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+                    Stage::SortByCount(Box::new(Expr::parse(arg)?))
+                }
+                _ => {
+                    return Err(QueryError::new(
+                        40148,
+                        "the sortByCount field must be defined as a $-prefixed path or an expression inside an object",
+                    ))
+                }
+            },
+            "$lookup" => Stage::Lookup(Box::new(lookup::Lookup::parse(arg)?)),
+            "$graphLookup" => Stage::GraphLookup(Box::new(lookup::GraphLookup::parse(arg)?)),
+            "$unionWith" => {
+                let (coll, pipeline) = lookup::parse_union_with(arg)?;
+                Stage::UnionWith(coll, pipeline.map(Box::new))
+            }
+            "$facet" => {
+                let Bson::Document(d) = arg else {
+                    return Err(QueryError::new(15947, "a facet's fields must be specified in an object"));
+                };
+                if d.is_empty() {
+                    return Err(QueryError::new(40169, "the $facet specification must be a non-empty object"));
+                }
+                let mut facets = Vec::with_capacity(d.len());
+                for (k, v) in d {
+                    let Bson::Array(items) = v else {
+                        return Err(QueryError::new(40170, format!("arguments to $facet must be arrays, {k} is type {}", super::expr::type_name(Some(v)))));
+                    };
+                    let mut stages = Vec::with_capacity(items.len());
+                    for item in items {
+                        let Bson::Document(s) = item else {
+                            return Err(QueryError::new(40171, format!("subpipeline of $facet stage must consist only of documents, found {}", super::expr::type_name(Some(item)))));
+                        };
+                        if let Some(n) = s.keys().next() {
+                            if matches!(n.as_str(), "$out" | "$merge" | "$facet") {
+                                return Err(QueryError::new(40600, format!("{n} is not allowed to be used within a $facet stage")));
+                            }
+                        }
+                        stages.push(s.clone());
+                    }
+                    facets.push((k.clone(), Pipeline::parse(&stages)?));
+                }
+                Stage::Facet(facets)
+            }
+            "$sample" => match arg {
+                Bson::Document(d) => match d.get("size") {
+                    Some(v) => Stage::Sample(non_negative("$sample", v)?),
+                    None => return Err(QueryError::new(28749, "$sample stage must specify a size")),
+                },
+                _ => return Err(QueryError::new(28745, "the $sample stage specification must be an object")),
+            },
+            "$out" | "$merge" => {
+                if !last {
+                    return Err(QueryError::new(40601, format!("{name} can only be the final stage in the pipeline")));
+                }
+                if name == "$out" {
+                    Stage::Out(output::parse_out(arg)?)
+                } else {
+                    Stage::Merge(Box::new(MergeSpec::parse(arg)?))
+                }
+            }
+            n if UNSUPPORTED_STAGES.contains(&n) => return Err(QueryError::unsupported(n)),
+            other => {
+                return Err(QueryError::new(
+                    40324,
+                    format!("Unrecognized pipeline stage name: '{other}'"),
+                ))
+            }
+        })
+    }
+
+    /// Runs the pipeline over `input`.
+    pub fn run(
+        &self,
+        input: Vec<Document>,
+        ctx: &dyn AggregateContext,
+    ) -> Result<Vec<Document>, QueryError> {
+        self.run_with_vars(input, ctx, &[])
+    }
+
+    /// Runs the pipeline with user variables bound (`$lookup`'s `let`).
+    pub fn run_with_vars(
+        &self,
+        input: Vec<Document>,
+        ctx: &dyn AggregateContext,
+        vars: &[(String, Bson)],
+    ) -> Result<Vec<Document>, QueryError> {
+        let mut docs = input;
+        for stage in &self.stages {
+            docs = run_stage(stage, docs, ctx, vars)?;
+        }
+        Ok(docs)
+    }
+
+    /// The filter of a leading `$match` stage, which a backend may apply
+    /// while reading the collection (then run with [`Pipeline::run_after_match`]).
+    pub fn leading_match(&self) -> Option<&Filter> {
+        match self.stages.first() {
+            Some(Stage::Match(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Runs every stage after the leading `$match` (see [`Pipeline::leading_match`]).
+    pub fn run_after_match(
+        &self,
+        input: Vec<Document>,
+        ctx: &dyn AggregateContext,
+    ) -> Result<Vec<Document>, QueryError> {
+        let skip = usize::from(self.leading_match().is_some());
+        let mut docs = input;
+        for stage in self.stages.iter().skip(skip) {
+            docs = run_stage(stage, docs, ctx, &[])?;
+        }
+        Ok(docs)
+    }
+
+    /// Whether the pipeline ends with `$out` or `$merge`.
+    pub fn writes(&self) -> bool {
+        matches!(self.stages.last(), Some(Stage::Out(_) | Stage::Merge(_)))
+    }
+}
+
+/// `$redact` of one (sub)document: `$$KEEP`, `$$PRUNE` or `$$DESCEND` into
+/// embedded documents, including those inside arrays.
+fn redact(
+    expr: &Expr,
+    root: &Document,
+    current: &Document,
+    vars: &[(String, Bson)],
+) -> Result<Option<Document>, QueryError> {
+    let mut v = Vars::with_bindings(root, vars);
+    v.bind("CURRENT", Bson::Document(current.clone()));
+    match expr.eval(&v)? {
+        Some(Bson::String(s)) if s == "$$KEEP" => Ok(Some(current.clone())),
+        Some(Bson::String(s)) if s == "$$PRUNE" => Ok(None),
+        Some(Bson::String(s)) if s == "$$DESCEND" => {
+            let mut out = Document::new();
+            for (k, val) in current {
+                match val {
+                    Bson::Document(sub) => {
+                        if let Some(kept) = redact(expr, root, sub, vars)? {
+                            out.insert(k.clone(), kept);
+                        }
+                    }
+                    Bson::Array(items) => {
+                        let mut kept_items = Vec::with_capacity(items.len());
+                        for item in items {
+                            match item {
+                                Bson::Document(sub) => {
+                                    if let Some(kept) = redact(expr, root, sub, vars)? {
+                                        kept_items.push(Bson::Document(kept));
+                                    }
+                                }
+                                other => kept_items.push(other.clone()),
+                            }
+                        }
+                        out.insert(k.clone(), kept_items);
+                    }
+                    other => {
+                        out.insert(k.clone(), other.clone());
+                    }
+                }
+            }
+            Ok(Some(out))
+        }
+        other => Err(QueryError::new(
+            17053,
+            format!(
+                "$redact's expression should not return anything aside from the variables $$KEEP, $$DESCEND, and $$PRUNE, but returned {}",
+                other.as_ref().map(super::display_value).unwrap_or_else(|| "MISSING".into())
+            ),
+        )),
+    }
+}
+
+/// Evaluates `expr` against `doc` with user variables.
+pub(crate) fn eval_in(
+    expr: &Expr,
+    doc: &Document,
+    vars: &[(String, Bson)],
+) -> Result<Option<Bson>, QueryError> {
+    expr.eval(&Vars::with_bindings(doc, vars))
+}
+
+fn run_stage(
+    stage: &Stage,
+    docs: Vec<Document>,
+    ctx: &dyn AggregateContext,
+    vars: &[(String, Bson)],
+) -> Result<Vec<Document>, QueryError> {
+    Ok(match stage {
+        Stage::Match(f) => {
+            let mut kept = Vec::with_capacity(docs.len());
+            for d in docs {
+                if f.matches_with_vars(&d, vars)? {
+                    kept.push(d);
+                }
+            }
+            kept
+        }
+        Stage::Project(p) => docs.iter().map(|d| p.apply(d)).collect::<Result<_, _>>()?,
+        Stage::AddFields(a) => docs.iter().map(|d| a.apply(d, vars)).collect::<Result<_, _>>()?,
+        Stage::Sort(s) => {
+            let mut docs = docs;
+            s.sort(&mut docs);
+            docs
+        }
+        Stage::Skip(n) => docs.into_iter().skip(usize::try_from(*n).unwrap_or(usize::MAX)).collect(),
+        Stage::Limit(n) => docs.into_iter().take(usize::try_from(*n).unwrap_or(usize::MAX)).collect(),
+        Stage::Group(g) => g.run(&docs, vars)?,
+        Stage::Bucket(b) => b.run(&docs, vars)?,
+        Stage::Count(name) => {
+            if docs.is_empty() {
+                Vec::new()
+            } else {
+                let mut d = Document::new();
+                d.insert(name.clone(), i32::try_from(docs.len()).map(Bson::Int32).unwrap_or(Bson::Int64(docs.len() as i64)));
+                vec![d]
+            }
+        }
+        Stage::Unwind(u) => u.run(docs),
+        Stage::ReplaceRoot(e) => docs
+            .iter()
+            .map(|d| match eval_in(e, d, vars)? {
+                Some(Bson::Document(nd)) => Ok(nd),
+                other => Err(QueryError::new(
+                    40228,
+                    format!(
+                        "'newRoot' expression must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {}",
+                        other.as_ref().map(super::display_value).unwrap_or_else(|| "MISSING".into()),
+                        super::expr::type_name(other.as_ref()),
+                        super::display_doc(d)
+                    ),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Stage::SortByCount(e) => group::sort_by_count(e, &docs, vars)?,
+        Stage::Redact(e) => {
+            let mut out = Vec::with_capacity(docs.len());
+            for d in &docs {
+                if let Some(kept) = redact(e, d, d, vars)? {
+                    out.push(kept);
+                }
+            }
+            out
+        }
+        Stage::Lookup(l) => l.run(docs, ctx, vars)?,
+        Stage::GraphLookup(g) => g.run(docs, ctx, vars)?,
+        Stage::UnionWith(coll, pipeline) => {
+            let mut docs = docs;
+            let other = ctx.collection(coll);
+            let other = match pipeline {
+                Some(p) => p.run(other, ctx)?,
+                None => other,
+            };
+            docs.extend(other);
+            docs
+        }
+        Stage::Facet(facets) => {
+            let mut out = Document::new();
+            for (name, p) in facets {
+                let res = p.run_with_vars(docs.clone(), ctx, vars)?;
+                out.insert(name.clone(), res.into_iter().map(Bson::Document).collect::<Vec<_>>());
+            }
+            vec![out]
+        }
+        Stage::Sample(n) => output::sample(docs, *n),
+        Stage::Out(coll) => {
+            output::write_out(coll, docs, ctx)?;
+            Vec::new()
+        }
+        Stage::Merge(spec) => {
+            spec.run(docs, ctx)?;
+            Vec::new()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Dotted-path resolution the way MongoDB traverses documents and arrays.
+//!
+//! Three flavours exist because MongoDB uses three:
+//! - [`filter_leaves`]: query matching. `a.b` over an array of documents yields
+//!   each element's `b`; a numeric segment both indexes an array and names a
+//!   field called `"0"`; a scalar in the middle of the path yields "missing".
+//! - [`get_exact`]: a single value, numeric segments indexing arrays (updates).
+//! - [`expr_get`]: aggregation field paths (`$a.b` over an array gives the array of `b`s).
+
+use bson::{Bson, Document};
+
+/// Splits a dotted path into its segments.
+pub fn split(path: &str) -> Vec<String> {
+    path.split('.').map(str::to_string).collect()
+}
+
+/// Whether `seg` is an array index as MongoDB reads one (ASCII digits only).
+pub fn array_index(seg: &str) -> Option<usize> {
+    if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if seg.len() > 1 && seg.starts_with('0') {
+        return None;
+    }
+    seg.parse().ok()
+}
+
+/// The values a query predicate sees at `path`; `None` stands for "missing".
+/// The final value itself is returned even when it is an array: predicates
+/// decide whether to look inside it.
+pub fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a Bson>> {
+    let mut out = Vec::new();
+    match path.split_first() {
+        None => {}
+        Some((first, rest)) => match doc.get(first) {
+            Some(v) => walk(v, rest, &mut out),
+            None => out.push(None),
+        },
+    }
+    out
+}
+
+/// Like [`filter_leaves`] starting from any value.
+pub fn filter_leaves_of<'a>(value: &'a Bson, path: &[String]) -> Vec<Option<&'a Bson>> {
+    let mut out = Vec::new();
+    walk(value, path, &mut out);
+    out
+}
+
+fn walk<'a>(v: &'a Bson, rest: &[String], out: &mut Vec<Option<&'a Bson>>) {
+    let Some((seg, tail)) = rest.split_first() else {
+        out.push(Some(v));
+        return;
+    };
+    match v {
+        Bson::Document(d) => match d.get(seg) {
+            Some(x) => walk(x, tail, out),
+            None => out.push(None),
+        },
+        Bson::Array(items) => {
+            let index = array_index(seg);
+            if let Some(x) = index.and_then(|i| items.get(i)) {
+                walk(x, tail, out);
+            }
+            for item in items {
+                if let Bson::Document(d) = item {
+                    match d.get(seg) {
+                        Some(x) => walk(x, tail, out),
+                        // With a numeric segment the array index already answered.
+                        None if index.is_some() => {}
+                        None => out.push(None),
+                    }
+                }
+            }
+        }
+        _ => out.push(None),
+    }
+}
+
+/// The single value at `path`, indexing arrays with numeric segments only.
+pub fn get_exact<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
+    let (first, rest) = path.split_first()?;
+    let mut cur = doc.get(first)?;
+    for seg in rest {
+        cur = match cur {
+            Bson::Document(d) => d.get(seg)?,
+            Bson::Array(a) => a.get(array_index(seg)?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// An aggregation field path (`$a.b`): through arrays it collects the values
+/// of every element, recursively, skipping elements where the path is missing.
+pub fn expr_get(value: &Bson, path: &[String]) -> Option<Bson> {
+    let Some((seg, rest)) = path.split_first() else {
+        return Some(value.clone());
+    };
+    match value {
+        Bson::Document(d) => expr_get(d.get(seg)?, rest),
+        Bson::Array(items) => Some(Bson::Array(
+            items
+                .iter()
+                .filter(|x| matches!(x, Bson::Document(_) | Bson::Array(_)))
+                .filter_map(|x| expr_get(x, path))
+                .collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// [`expr_get`] starting at a document (no copy of the document is made).
+pub fn expr_get_doc(doc: &Document, path: &[String]) -> Option<Bson> {
+    match path.split_first() {
+        None => Some(Bson::Document(doc.clone())),
+        Some((first, rest)) => expr_get(doc.get(first)?, rest),
+    }
+}
+
+/// The values a sort key sees at `path`: the leaves of [`filter_leaves`] with
+/// arrays flattened one level; an empty result means the key is missing.
+pub fn sort_values<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a Bson>> {
+    let mut out = Vec::new();
+    for leaf in filter_leaves(doc, path) {
+        match leaf {
+            Some(Bson::Array(items)) => {
+                if items.is_empty() {
+                    out.push(Some(&EMPTY_ARRAY_MARK));
+                }
+                out.extend(items.iter().map(Some));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Sort position of an empty array: below null, as MongoDB orders `[]` keys.
+static EMPTY_ARRAY_MARK: Bson = Bson::Undefined;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{bson, doc};
+
+    #[test]
+    fn filter_paths() {
+        let d = doc! {"a": [{"b": 1}, {"c": 2}, 7, {"b": [3, 4]}], "x": {"0": "zero"}, "y": ["p", "q"], "s": 5};
+        let cases: Vec<(&str, Vec<Option<Bson>>)> = vec![
+            ("a.b", vec![Some(bson!(1)), None, Some(bson!([3, 4]))]),
+            ("a.1.c", vec![Some(bson!(2))]),
+            ("x.0", vec![Some(bson!("zero"))]),
+            ("y.1", vec![Some(bson!("q"))]),
+            ("s.t", vec![None]),
+            ("missing.t", vec![None]),
+            ("y.z", vec![]),
+        ];
+        for (path, want) in cases {
+            let got: Vec<Option<Bson>> = filter_leaves(&d, &split(path))
+                .into_iter()
+                .map(|v| v.cloned())
+                .collect();
+            assert_eq!(got, want, "{path}");
+        }
+    }
+
+    #[test]
+    fn expression_paths() {
+        let d = Bson::Document(doc! {"a": [{"b": 1}, {"c": 2}, 7, [{"b": 5}]], "n": {"m": 3}});
+        assert_eq!(expr_get(&d, &split("a.b")), Some(bson!([1, [5]])));
+        assert_eq!(expr_get(&d, &split("n.m")), Some(bson!(3)));
+        assert_eq!(expr_get(&d, &split("n.q")), None);
+        assert_eq!(array_index("01"), None);
+        assert_eq!(
+            get_exact(&doc! {"a": [1, {"b": 2}]}, &split("a.1.b")),
+            Some(&bson!(2))
+        );
+    }
+}
