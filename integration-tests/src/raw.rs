@@ -49,7 +49,10 @@ pub async fn send(addr: SocketAddr, request: &[u8]) -> RawResponse {
 /// content type unless a Content-Type header is given).
 pub fn curl_post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     let mut text = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/8.5.0\r\n");
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("accept")) {
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("accept"))
+    {
         text.push_str("Accept: */*\r\n");
     }
     let mut has_type = false;
@@ -104,10 +107,7 @@ fn parse(bytes: &[u8]) -> RawResponse {
 
 fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(line_end) = bytes.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(line_end) = bytes.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&bytes[..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
             .unwrap_or(0);

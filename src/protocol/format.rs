@@ -105,8 +105,11 @@ fn write_array(items: &[Bson], format: Format, out: &mut Vec<u8>) {
     out.push(b']');
 }
 
-/// `{"k1":v1,"k2":v2}` with already rendered values.
-fn write_object(fields: &[(&str, &dyn Fn(&mut Vec<u8>))], out: &mut Vec<u8>) {
+/// A field of a small object: its key and a writer for its value.
+type Field<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+
+/// `{"k1":v1,"k2":v2}` from fields that write their own values.
+fn write_object(fields: &[Field<'_>], out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (key, value)) in fields.iter().enumerate() {
         if i > 0 {
@@ -160,7 +163,9 @@ fn write_json(value: &Bson, out: &mut Vec<u8>) {
         ),
         Bson::Binary(bin) => write_object(
             &[
-                ("Subtype", &|o| write_raw(&subtype_byte(bin.subtype).to_string(), o)),
+                ("Subtype", &|o| {
+                    write_raw(&subtype_byte(bin.subtype).to_string(), o)
+                }),
                 ("Data", &|o| write_string(&base64(&bin.bytes), o)),
             ],
             out,
@@ -195,18 +200,15 @@ fn write_ejson(value: &Bson, out: &mut Vec<u8>) {
             options.sort_unstable();
             let options: String = options.into_iter().collect();
             write_object(
-                &[(
-                    "$regularExpression",
-                    &|o| {
-                        write_object(
-                            &[
-                                ("pattern", &|o| write_string(&re.pattern, o)),
-                                ("options", &|o| write_string(&options, o)),
-                            ],
-                            o,
-                        )
-                    },
-                )],
+                &[("$regularExpression", &|o| {
+                    write_object(
+                        &[
+                            ("pattern", &|o| write_string(&re.pattern, o)),
+                            ("options", &|o| write_string(&options, o)),
+                        ],
+                        o,
+                    )
+                })],
                 out,
             )
         }
@@ -222,43 +224,36 @@ fn write_ejson(value: &Bson, out: &mut Vec<u8>) {
         Bson::Int32(i) => wrapped("$numberInt", &i.to_string(), out),
         Bson::Int64(i) => wrapped("$numberLong", &i.to_string(), out),
         Bson::Timestamp(ts) => write_object(
-            &[(
-                "$timestamp",
-                &|o| {
-                    write_object(
-                        &[
-                            ("t", &|o| write_raw(&ts.time.to_string(), o)),
-                            ("i", &|o| write_raw(&ts.increment.to_string(), o)),
-                        ],
-                        o,
-                    )
-                },
-            )],
+            &[("$timestamp", &|o| {
+                write_object(
+                    &[
+                        ("t", &|o| write_raw(&ts.time.to_string(), o)),
+                        ("i", &|o| write_raw(&ts.increment.to_string(), o)),
+                    ],
+                    o,
+                )
+            })],
             out,
         ),
         Bson::Binary(bin) => write_object(
-            &[(
-                "$binary",
-                &|o| {
-                    write_object(
-                        &[
-                            ("base64", &|o| write_string(&base64(&bin.bytes), o)),
-                            ("subType", &|o| {
-                                write_string(&format!("{:02x}", subtype_byte(bin.subtype)), o)
-                            }),
-                        ],
-                        o,
-                    )
-                },
-            )],
+            &[("$binary", &|o| {
+                write_object(
+                    &[
+                        ("base64", &|o| write_string(&base64(&bin.bytes), o)),
+                        ("subType", &|o| {
+                            write_string(&format!("{:02x}", subtype_byte(bin.subtype)), o)
+                        }),
+                    ],
+                    o,
+                )
+            })],
             out,
         ),
         Bson::ObjectId(oid) => wrapped("$oid", &oid.to_hex(), out),
         Bson::DateTime(dt) => write_object(
-            &[(
-                "$date",
-                &|o| wrapped("$numberLong", &dt.timestamp_millis().to_string(), o),
-            )],
+            &[("$date", &|o| {
+                wrapped("$numberLong", &dt.timestamp_millis().to_string(), o)
+            })],
             out,
         ),
         Bson::MaxKey => write_raw(r#"{"$maxKey":1}"#, out),
@@ -281,7 +276,12 @@ pub(crate) fn json_double(f: f64) -> String {
         return "\"NaN\"".to_owned();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" }.to_owned();
+        return if f > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        }
+        .to_owned();
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
@@ -399,7 +399,9 @@ mod tests {
             r#"{"$oid":"64224f3cd79f54ad342dd9b1"}"#
         );
         assert_eq!(
-            ejson(Bson::DateTime(bson::DateTime::from_millis(1_683_248_523_456))),
+            ejson(Bson::DateTime(bson::DateTime::from_millis(
+                1_683_248_523_456
+            ))),
             r#"{"$date":{"$numberLong":"1683248523456"}}"#
         );
         assert_eq!(ejson(Bson::Int32(10)), r#"{"$numberInt":"10"}"#);
@@ -436,7 +438,11 @@ mod tests {
             (1.0, "1", "1.0"),
             (-0.0, "-0", "-0.0"),
             (1.0001220703125, "1.0001220703125", "1.0001220703125"),
-            (1.2345678921232e18, "1234567892123200000", "1.2345678921232E+18"),
+            (
+                1.2345678921232e18,
+                "1234567892123200000",
+                "1.2345678921232E+18",
+            ),
             (1e21, "1e+21", "1E+21"),
             (1.5e-7, "1.5e-7", "1.5E-7"),
             (0.0001, "0.0001", "0.0001"),
@@ -450,6 +456,9 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(json(Bson::String("a\"b\n\u{1}".into())), r#""a\"b\n\u0001""#);
+        assert_eq!(
+            json(Bson::String("a\"b\n\u{1}".into())),
+            r#""a\"b\n\u0001""#
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The wire format: request decoding, response encoding, Extended JSON and errors.
 
+mod ejson;
 mod error;
 mod format;
 mod request;

@@ -73,6 +73,8 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<Document, ApiError> {
             "the request body must be a JSON object",
         ));
     }
+    super::ejson::check_strict(&value)
+        .map_err(|e| ApiError::bad_request(format!("invalid Extended JSON: {e}")))?;
     match Bson::try_from(value) {
         Ok(Bson::Document(doc)) => Ok(doc),
         Ok(_) => Err(ApiError::bad_request(
@@ -149,7 +151,9 @@ pub(crate) fn decode(
 
 /// MongoDB's database-name rules: not empty, at most 64 bytes, none of `/\. "$*<>:|?` or NUL.
 fn validate_database_name(name: &str) -> Result<(), ApiError> {
-    const FORBIDDEN: &[char] = &['/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?', '\0'];
+    const FORBIDDEN: &[char] = &[
+        '/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?', '\0',
+    ];
     if name.is_empty() || name.len() > 64 || name.contains(FORBIDDEN) {
         return Err(ApiError::bad_request(format!(
             "invalid database name '{name}': it must be 1 to 64 bytes without any of /\\. \"$*<>:|?"
@@ -286,7 +290,9 @@ impl Fields {
     fn update(&mut self, name: &str) -> Result<UpdateModifications, ApiError> {
         match self.required(name)? {
             Bson::Document(doc) => Ok(UpdateModifications::Operators(doc)),
-            Bson::Array(items) => array_of_documents(name, items).map(UpdateModifications::Pipeline),
+            Bson::Array(items) => {
+                array_of_documents(name, items).map(UpdateModifications::Pipeline)
+            }
             other => Err(wrong_type(
                 name,
                 "an object of update operators or an array of pipeline stages",
@@ -337,7 +343,9 @@ mod tests {
 
     #[test]
     fn relaxed_ejson_is_parsed_whatever_the_wrapper() {
-        let doc = body(r#"{"a": {"$oid": "64224f3cd79f54ad342dd9b1"}, "n": 1, "big": 8047923148, "f": 1.5, "d": {"$date": "2022-01-12T02:33:23.067Z"}}"#);
+        let doc = body(
+            r#"{"a": {"$oid": "64224f3cd79f54ad342dd9b1"}, "n": 1, "big": 8047923148, "f": 1.5, "d": {"$date": "2022-01-12T02:33:23.067Z"}}"#,
+        );
         assert!(matches!(doc.get("a"), Some(Bson::ObjectId(_))));
         assert_eq!(doc.get("n"), Some(&Bson::Int32(1)));
         assert_eq!(doc.get("big"), Some(&Bson::Int64(8_047_923_148)));
@@ -365,13 +373,23 @@ mod tests {
             panic!("not find")
         };
         assert_eq!((q.filter, q.limit, q.skip), (doc! {}, 1000, 0));
-        let limit_of = |json: &str| match decode(Action::Find, body(json), LIMITS).unwrap().command {
+        let limit_of = |json: &str| match decode(Action::Find, body(json), LIMITS).unwrap().command
+        {
             Command::Find(q) => q.limit,
             _ => unreachable!(),
         };
-        assert_eq!(limit_of(r#"{"dataSource":"s","database":"d","collection":"c","limit":0}"#), 50_000);
-        assert_eq!(limit_of(r#"{"dataSource":"s","database":"d","collection":"c","limit":70000}"#), 50_000);
-        assert_eq!(limit_of(r#"{"dataSource":"s","database":"d","collection":"c","limit":5.0}"#), 5);
+        assert_eq!(
+            limit_of(r#"{"dataSource":"s","database":"d","collection":"c","limit":0}"#),
+            50_000
+        );
+        assert_eq!(
+            limit_of(r#"{"dataSource":"s","database":"d","collection":"c","limit":70000}"#),
+            50_000
+        );
+        assert_eq!(
+            limit_of(r#"{"dataSource":"s","database":"d","collection":"c","limit":5.0}"#),
+            5
+        );
     }
 
     #[test]
@@ -381,41 +399,71 @@ mod tests {
             "missing required field 'dataSource'"
         );
         assert_eq!(
-            decode_err(Action::Find, r#"{"dataSource":"s","database":"d","collection":"c","projection":null}"#),
+            decode_err(
+                Action::Find,
+                r#"{"dataSource":"s","database":"d","collection":"c","projection":null}"#
+            ),
             "'projection' must not be null: leave it out to use the default"
         );
         assert_eq!(
-            decode_err(Action::Find, r#"{"dataSource":"s","database":"d","collection":"c","limit":"5"}"#),
+            decode_err(
+                Action::Find,
+                r#"{"dataSource":"s","database":"d","collection":"c","limit":"5"}"#
+            ),
             "'limit' must be a whole number, got string"
         );
         assert_eq!(
-            decode_err(Action::Find, r#"{"dataSource":"s","database":"d","collection":"c","skip":-1}"#),
+            decode_err(
+                Action::Find,
+                r#"{"dataSource":"s","database":"d","collection":"c","skip":-1}"#
+            ),
             "'skip' must not be negative, got -1"
         );
         assert_eq!(
-            decode_err(Action::InsertOne, r#"{"dataSource":"s","database":"d","collection":"c","document":[1]}"#),
+            decode_err(
+                Action::InsertOne,
+                r#"{"dataSource":"s","database":"d","collection":"c","document":[1]}"#
+            ),
             "'document' must be an object, got array"
         );
         assert_eq!(
-            decode_err(Action::InsertMany, r#"{"dataSource":"s","database":"d","collection":"c","documents":[]}"#),
+            decode_err(
+                Action::InsertMany,
+                r#"{"dataSource":"s","database":"d","collection":"c","documents":[]}"#
+            ),
             "'documents' must contain at least one document"
         );
         assert_eq!(
-            decode_err(Action::InsertMany, r#"{"dataSource":"s","database":"d","collection":"c","documents":[{},3]}"#),
+            decode_err(
+                Action::InsertMany,
+                r#"{"dataSource":"s","database":"d","collection":"c","documents":[{},3]}"#
+            ),
             "'documents.1' must be an object, got number"
         );
         assert_eq!(
-            decode_err(Action::UpdateOne, r#"{"dataSource":"s","database":"d","collection":"c","filter":{},"update":{},"upsert":"yes"}"#),
+            decode_err(
+                Action::UpdateOne,
+                r#"{"dataSource":"s","database":"d","collection":"c","filter":{},"update":{},"upsert":"yes"}"#
+            ),
             "'upsert' must be a boolean, got string"
         );
         assert_eq!(
-            decode_err(Action::DeleteMany, r#"{"dataSource":"s","database":"d","collection":"c"}"#),
+            decode_err(
+                Action::DeleteMany,
+                r#"{"dataSource":"s","database":"d","collection":"c"}"#
+            ),
             "missing required field 'filter'"
         );
-        assert!(decode_err(Action::Find, r#"{"dataSource":"s","database":"a.b","collection":"c"}"#)
-            .contains("invalid database name"));
-        assert!(decode_err(Action::Find, r#"{"dataSource":"s","database":"d","collection":"$c"}"#)
-            .contains("invalid collection name"));
+        assert!(decode_err(
+            Action::Find,
+            r#"{"dataSource":"s","database":"a.b","collection":"c"}"#
+        )
+        .contains("invalid database name"));
+        assert!(decode_err(
+            Action::Find,
+            r#"{"dataSource":"s","database":"d","collection":"$c"}"#
+        )
+        .contains("invalid collection name"));
     }
 
     #[test]
@@ -428,7 +476,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             req.command,
-            Command::UpdateMany(UpdateQuery { update: UpdateModifications::Pipeline(_), .. })
+            Command::UpdateMany(UpdateQuery {
+                update: UpdateModifications::Pipeline(_),
+                ..
+            })
         ));
     }
 }
