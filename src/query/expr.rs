@@ -17,7 +17,7 @@ mod dates;
 mod named;
 mod ops;
 
-pub use dates::{date_parts, format_date};
+pub use dates::{date_parts, format_date, DateParts};
 
 /// A parsed aggregation expression.
 #[derive(Debug, Clone)]

@@ -23,7 +23,8 @@
 //! Decimal128 division goes through `f64`; time zones are UTC or fixed
 //! offsets only; regexes are those of the `regex` crate (no backreferences or
 //! lookaround); `$text`, `$where`, geo operators, `$function` and a few
-//! stages (`$geoNear`, `$search`, `$setWindowFields`, …) are not implemented.
+//! stages (`$geoNear`, `$search`, `$densify`, …) are not implemented;
+//! `$setWindowFields` supports document and numeric range windows only.
 
 pub mod aggregate;
 pub mod compare;

@@ -367,6 +367,9 @@ const STAGES: &[&str] = &[
     "$bucket",
     "$redact",
     "$sample",
+    "$setWindowFields",
+    "$graphLookup",
+    "$lookup",
 ];
 
 impl Gen {
@@ -674,4 +677,75 @@ fn structured_random_inputs_never_panic() {
     assert!(parsed_filters > iterations / 10, "{parsed_filters}");
     assert!(parsed_updates > iterations / 10, "{parsed_updates}");
     assert!(parsed_exprs > iterations / 10, "{parsed_exprs}");
+}
+
+impl Gen {
+    fn stage(&mut self) -> Document {
+        let field = format!("${}", self.pick(&["a", "b", "a.b", "c", "_id"]));
+        let plain = self.pick(&["a", "b", "a.b", "c"]);
+        match self.below(16) {
+            0 => doc! {"$match": self.filter(1)},
+            1 => doc! {"$project": {plain.clone(): self.expr(2), "_id": self.below(2) as i32}},
+            2 => doc! {"$addFields": {plain.clone(): self.expr(2)}},
+            3 => doc! {"$unset": plain.clone()},
+            4 => doc! {"$sort": {plain.clone(): if self.below(2) == 0 { 1 } else { -1 }}},
+            5 => doc! {"$skip": self.arg()},
+            6 => doc! {"$limit": self.arg()},
+            7 => {
+                doc! {"$group": {"_id": self.expr(1), "s": {self.pick(&["$sum", "$avg", "$min", "$max", "$push", "$addToSet", "$first", "$last", "$stdDevPop", "$mergeObjects"]): self.expr(1)}}}
+            }
+            8 => {
+                doc! {"$unwind": {"path": field.clone(), "includeArrayIndex": "i", "preserveNullAndEmptyArrays": self.below(2) == 0}}
+            }
+            9 => doc! {"$replaceWith": self.expr(2)},
+            10 => doc! {"$sortByCount": field.clone()},
+            11 => {
+                doc! {"$bucket": {"groupBy": field.clone(), "boundaries": [self.arg(), self.arg()], "default": "x"}}
+            }
+            12 => {
+                doc! {"$setWindowFields": {"partitionBy": field.clone(), "sortBy": {plain.clone(): 1}, "output": {"w": {"$sum": self.expr(1), "window": {"documents": [self.arg(), self.arg()]}}, "r": {"$rank": {}}}}}
+            }
+            13 => {
+                doc! {"$lookup": {"from": "other", "localField": plain.clone(), "foreignField": plain.clone(), "as": "j"}}
+            }
+            14 => {
+                doc! {"$graphLookup": {"from": "other", "startWith": field.clone(), "connectFromField": plain.clone(), "connectToField": plain.clone(), "as": "g", "maxDepth": self.arg()}}
+            }
+            _ => doc! {"$facet": {"f": [Bson::Document(doc! {"$count": "n"})]}},
+        }
+    }
+}
+
+struct OtherCollection(Vec<Document>);
+
+impl super::AggregateContext for OtherCollection {
+    fn collection(&self, _name: &str) -> Vec<Document> {
+        self.0.clone()
+    }
+}
+
+/// Structured random pipelines never panic.
+#[test]
+fn random_pipelines_never_panic() {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut g = Gen(env("ENGINE_FUZZ_SEED").unwrap_or(0xFACE_B00C) | 1);
+    let iterations = env("ENGINE_FUZZ_ITERS").unwrap_or(2000);
+    let docs: Vec<Document> = (0..8)
+        .map(|i| {
+            let mut d = g.doc(2);
+            d.insert("_id", i);
+            d.insert("a", g.value(2));
+            d
+        })
+        .collect();
+    let ctx = OtherCollection(docs.clone());
+    let mut ran = 0;
+    for _ in 0..iterations {
+        let stages: Vec<Document> = (0..1 + g.below(3)).map(|_| g.stage()).collect();
+        if let Ok(p) = super::Pipeline::parse(&stages) {
+            ran += 1;
+            let _ = p.run(docs.clone(), &ctx);
+        }
+    }
+    assert!(ran > iterations / 10, "{ran}");
 }

@@ -441,3 +441,34 @@ async fn positional_projection_and_expr_errors() {
         .starts_with("The argument to $size must be an array"));
     assert_eq!(b.count(&ns()), 3);
 }
+
+#[tokio::test]
+async fn document_size_limit() {
+    let b = MemoryBackend::new();
+    let big = "x".repeat(9 * 1024 * 1024);
+    b.insert_one(&ns(), doc! {"_id": 1, "s": big.clone()})
+        .await
+        .unwrap();
+    let err = b
+        .update_one(
+            &ns(),
+            upd(doc! {"_id": 1}, doc! {"$set": {"t": big.clone()}}, false),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Resulting document after update is larger than 16777216"
+    );
+    let err = b
+        .insert_one(&ns(), doc! {"a": big.clone(), "b": big})
+        .await
+        .unwrap_err();
+    assert!(
+        err.message
+            .starts_with("object to insert too large. size in bytes: "),
+        "{}",
+        err.message
+    );
+    assert_eq!(b.count(&ns()), 1);
+}

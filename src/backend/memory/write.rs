@@ -40,7 +40,42 @@ fn duplicate(ns: &str, DuplicateId(id): DuplicateId) -> BackendError {
     BackendError::new(BackendErrorKind::DuplicateKey, duplicate_message(ns, &id))
 }
 
-/// Puts `_id` first, generating an ObjectId when missing; rejects invalid `_id`s.
+/// MongoDB's largest document: 16 MiB.
+const MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024;
+
+/// The BSON size of a document.
+fn bson_size(doc: &Document) -> usize {
+    let mut buf = Vec::new();
+    match doc.to_writer(&mut buf) {
+        Ok(()) => buf.len(),
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Rejects a document to insert that exceeds 16 MiB.
+fn check_insert_size(doc: &Document) -> Result<(), QueryError> {
+    let size = bson_size(doc);
+    if size > MAX_DOCUMENT_SIZE {
+        return Err(QueryError::bad_value(format!(
+            "object to insert too large. size in bytes: {size}, max size: {MAX_DOCUMENT_SIZE}"
+        )));
+    }
+    Ok(())
+}
+
+/// Rejects an updated document that exceeds 16 MiB.
+fn check_update_size(doc: &Document) -> Result<(), QueryError> {
+    if bson_size(doc) > MAX_DOCUMENT_SIZE {
+        return Err(QueryError::new(
+            17419,
+            format!("Resulting document after update is larger than {MAX_DOCUMENT_SIZE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Puts `_id` first, generating an ObjectId when missing; rejects invalid
+/// `_id`s and documents over 16 MiB.
 pub(super) fn prepare_insert(
     doc: Document,
     fallback_id: Option<Bson>,
@@ -54,6 +89,7 @@ pub(super) fn prepare_insert(
     let mut out = Document::new();
     out.insert("_id", id);
     out.extend(doc);
+    check_insert_size(&out)?;
     Ok(out)
 }
 
@@ -184,6 +220,9 @@ pub(super) fn update(
         let Some(doc) = coll.get(*seq) else { continue };
         let (new, changed) = update.apply(doc, filter, false).map_err(to_backend)?;
         if changed {
+            check_update_size(&new).map_err(to_backend)?;
+        }
+        if changed {
             changes.push((*seq, new));
         }
     }
@@ -239,6 +278,9 @@ pub(super) fn replace(
     new.insert("_id", old_id);
     new.extend(replacement.into_iter().filter(|(k, _)| k != "_id"));
     let changed = !identical_docs(&new, old);
+    if changed {
+        check_update_size(&new).map_err(to_backend)?;
+    }
     if changed {
         coll.replace(seq, new);
     }

@@ -239,6 +239,38 @@ fn parse_accumulators(spec: &Document, skip_id: bool) -> Result<Vec<Accumulator>
     Ok(accs)
 }
 
+/// Folds values with a simple accumulator (`$sum`, `$avg`, `$min`, `$max`,
+/// `$first`, `$last`, `$push`, `$addToSet`, `$count`, `$mergeObjects`,
+/// `$stdDevPop`, `$stdDevSamp`): what `$setWindowFields` computes per window.
+/// `None` when `op` is not such an accumulator.
+pub(super) fn fold(
+    op: &str,
+    values: impl Iterator<Item = Option<Bson>>,
+) -> Option<Result<Bson, QueryError>> {
+    let kind = match op {
+        "$sum" => AccKind::Sum,
+        "$avg" => AccKind::Avg,
+        "$min" => AccKind::Min,
+        "$max" => AccKind::Max,
+        "$first" => AccKind::First,
+        "$last" => AccKind::Last,
+        "$push" => AccKind::Push,
+        "$addToSet" => AccKind::AddToSet,
+        "$count" => AccKind::Count,
+        "$mergeObjects" => AccKind::MergeObjects,
+        "$stdDevPop" => AccKind::StdDevPop,
+        "$stdDevSamp" => AccKind::StdDevSamp,
+        _ => return None,
+    };
+    let mut state = initial(kind);
+    for v in values {
+        if let Err(e) = accumulate(kind, &mut state, v) {
+            return Some(Err(e));
+        }
+    }
+    Some(Ok(finish(kind, state)))
+}
+
 fn initial(kind: AccKind) -> State {
     match kind {
         AccKind::Sum | AccKind::Count => State::Sum(Num::Int32(0)),

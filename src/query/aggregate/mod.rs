@@ -4,6 +4,7 @@ mod fields;
 mod group;
 mod lookup;
 mod output;
+mod window;
 
 use bson::{Bson, Document};
 
@@ -61,6 +62,7 @@ enum Stage {
     Unwind(fields::Unwind),
     ReplaceRoot(Box<Expr>),
     Redact(Box<Expr>),
+    SetWindowFields(Box<window::SetWindowFields>),
     SortByCount(Box<Expr>),
     Lookup(Box<lookup::Lookup>),
     GraphLookup(Box<lookup::GraphLookup>),
@@ -83,7 +85,6 @@ const UNSUPPORTED_STAGES: &[&str] = &[
     "$listLocalSessions",
     "$changeStream",
     "$planCacheStats",
-    "$setWindowFields",
     "$densify",
     "$fill",
     "$bucketAuto",
@@ -212,6 +213,7 @@ impl Pipeline {
             },
             "$replaceWith" => Stage::ReplaceRoot(Box::new(Expr::parse(arg)?)),
             "$redact" => Stage::Redact(Box::new(Expr::parse(arg)?)),
+            "$setWindowFields" => Stage::SetWindowFields(Box::new(window::SetWindowFields::parse(arg)?)),
             "$sortByCount" => match arg {
                 Bson::String(s) if s.starts_with('$') => Stage::SortByCount(Box::new(Expr::parse(arg)?)),
                 Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
@@ -452,6 +454,7 @@ fn run_stage(
             })
             .collect::<Result<_, _>>()?,
         Stage::SortByCount(e) => group::sort_by_count(e, &docs, vars)?,
+        Stage::SetWindowFields(w) => w.run(docs, vars)?,
         Stage::Redact(e) => {
             let mut out = Vec::with_capacity(docs.len());
             for d in &docs {

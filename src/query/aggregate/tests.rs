@@ -232,6 +232,45 @@ fn stages() {
 }
 
 #[test]
+fn set_window_fields() {
+    let input = vec![
+        doc! {"_id": 1, "g": "x", "t": 1, "v": 10},
+        doc! {"_id": 2, "g": "y", "t": 1, "v": 5},
+        doc! {"_id": 3, "g": "x", "t": 3, "v": 20},
+        doc! {"_id": 4, "g": "x", "t": 2, "v": 20},
+    ];
+    let p = Pipeline::parse(&[
+        doc! {"$setWindowFields": {
+            "partitionBy": "$g",
+            "sortBy": {"t": 1},
+            "output": {
+                "running": {"$sum": "$v", "window": {"documents": ["unbounded", "current"]}},
+                "near": {"$sum": "$v", "window": {"range": [-1, 0]}},
+                "total": {"$sum": "$v"},
+                "rank": {"$rank": {}},
+                "dense": {"$denseRank": {}},
+                "prev": {"$shift": {"output": "$v", "by": -1, "default": 0}},
+            },
+        }},
+        doc! {"$project": {"g": 0, "t": 0, "v": 0}},
+    ])
+    .unwrap();
+    let out = p.run(input, &NoCollections).unwrap();
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": 1, "running": 10, "near": 10, "total": 50, "rank": 1, "dense": 1, "prev": 0},
+            doc! {"_id": 4, "running": 30, "near": 30, "total": 50, "rank": 2, "dense": 2, "prev": 10},
+            doc! {"_id": 3, "running": 50, "near": 40, "total": 50, "rank": 3, "dense": 3, "prev": 20},
+            doc! {"_id": 2, "running": 5, "near": 5, "total": 5, "rank": 1, "dense": 1, "prev": 0},
+        ]
+    );
+    let err = Pipeline::parse(&[doc! {"$setWindowFields": {"output": {"r": {"$rank": {}}}}}])
+        .unwrap_err();
+    assert_eq!(err.code, 9);
+}
+
+#[test]
 fn redact() {
     let p = Pipeline::parse(&[doc! {"$redact": {"$cond": [{"$eq": [{"$ifNull": ["$level", 0]}, 5]}, "$$PRUNE", "$$DESCEND"]}}]).unwrap();
     let input =

@@ -11,6 +11,9 @@ use super::super::{display_value, QueryError};
 use super::{add_nums, compare_opt, dates, nullish, truthy, type_name, Expr, Special};
 
 type Val = Option<Bson>;
+
+/// Most elements `$range` may produce (MongoDB bounds it by memory, 100 MB).
+const RANGE_LIMIT: usize = 1_000_000;
 type Res = Result<Val, QueryError>;
 
 /// Arity of an eagerly evaluated operator: (min, max); `None` means unknown.
@@ -834,13 +837,18 @@ pub(super) fn apply(name: &str, args: Vec<Val>) -> Res {
                 Some(s) => int_arg(name, "step value", s)?,
                 None => 1,
             };
+            for (what, v, code) in [("starting value", start, 34443), ("ending value", end, 34445), ("step value", step, 34447)] {
+                if i32::try_from(v).is_err() {
+                    return Err(QueryError::new(code, format!("$range requires a {what} that can be represented as a 32-bit integer, found value: {v}")));
+                }
+            }
             if step == 0 {
                 return Err(QueryError::new(34449, "$range requires a non-zero step value"));
             }
             let mut out = Vec::new();
             let mut i = start;
             while (step > 0 && i < end) || (step < 0 && i > end) {
-                if out.len() >= 10_000_000 {
+                if out.len() >= RANGE_LIMIT {
                     return Err(QueryError::new(5645001, "$range would use too much memory"));
                 }
                 out.push(Bson::Int32(i as i32));

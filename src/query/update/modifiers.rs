@@ -20,6 +20,14 @@ fn id_text(id: &Option<Bson>) -> String {
 
 /// Rejects `_id` values MongoDB refuses to store (arrays, regexes, undefined).
 pub fn validate_id(id: &Bson) -> Result<(), QueryError> {
+    if let Bson::Document(fields) = id {
+        if let Some(key) = dollar_prefixed_key(fields) {
+            return Err(QueryError::new(
+                52,
+                format!("_id fields may not contain '$'-prefixed fields: {key} is not valid for storage."),
+            ));
+        }
+    }
     let kind = match id {
         Bson::Array(_) => "array",
         Bson::RegularExpression(_) => "regex",
@@ -30,6 +38,19 @@ pub fn validate_id(id: &Bson) -> Result<(), QueryError> {
         53,
         format!("The '_id' value cannot be of type {kind}"),
     ))
+}
+
+/// The first `$`-prefixed field name inside an `_id` document, at any depth.
+fn dollar_prefixed_key(fields: &Document) -> Option<&str> {
+    fields.iter().find_map(|(key, value)| {
+        if key.starts_with('$') {
+            Some(key.as_str())
+        } else if let Bson::Document(inner) = value {
+            dollar_prefixed_key(inner)
+        } else {
+            None
+        }
+    })
 }
 
 /// Error when a replacement or pipeline update changed the `_id`.
