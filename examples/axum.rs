@@ -32,7 +32,10 @@ async fn main() -> std::io::Result<()> {
     let key = tower_data_api::auth::generate_api_key();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("axum app on http://{}", listener.local_addr()?);
-    println!("Data API base URL: http://{}/data/app/data-local/endpoint/data/v1", listener.local_addr()?);
+    println!(
+        "Data API base URL: http://{}/data/app/data-local/endpoint/data/v1",
+        listener.local_addr()?
+    );
     println!("API key: {key}");
     axum::serve(listener, app(data_api(&key))).await
 }

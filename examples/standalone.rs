@@ -48,7 +48,9 @@ pub struct Running {
 /// Reads `--listen` and `--config` (and `--help`).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
-        mongodb_uri: std::env::var("MONGODB_URI").ok().filter(|uri| !uri.is_empty()),
+        mongodb_uri: std::env::var("MONGODB_URI")
+            .ok()
+            .filter(|uri| !uri.is_empty()),
         ..Options::default()
     };
     let mut args = args.into_iter();
@@ -168,8 +170,7 @@ fn banner(running: &Running) -> String {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

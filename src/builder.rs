@@ -10,7 +10,11 @@ use async_trait::async_trait;
 use http::StatusCode;
 use tokio::sync::Semaphore;
 
-use crate::auth::{Authentication, KeyStore, MemoryKeyStore, Principal, Secret, StoreError};
+use crate::auth::{
+    ApiKeys, Authentication, Authenticator, CustomJwt, EmailPassword, JwtProvider, KeyStore,
+    Location, MemoryKeyStore, MemorySessionStore, MemoryUserStore, Principal, RequestValidation,
+    RunAs, RunAsMode, Secret, SessionSettings, SessionStore, Sessions, StoreError, UserStore,
+};
 use crate::backend::Backend;
 use crate::layer::DataApiLayer;
 use crate::log::{LogSink, TracingLogSink};
@@ -66,6 +70,17 @@ pub struct DataApiBuilder {
     keys: MemoryKeyStore,
     key_errors: Vec<String>,
     key_store: Option<Arc<dyn KeyStore>>,
+    users: Option<MemoryUserStore>,
+    user_errors: Vec<String>,
+    user_store: Option<Arc<dyn UserStore>>,
+    jwt: Option<JwtProvider>,
+    authenticators: Vec<Arc<dyn Authenticator>>,
+    sessions: SessionSettings,
+    session_store: Option<Arc<dyn SessionStore>>,
+    anonymous: bool,
+    run_as: Option<RunAsMode>,
+    validation: RequestValidation,
+    location: Location,
     limits: Limits,
     log_sink: Arc<dyn LogSink>,
     insert_status: StatusCode,
@@ -82,6 +97,21 @@ impl Default for DataApiBuilder {
             keys: MemoryKeyStore::new(),
             key_errors: Vec::new(),
             key_store: None,
+            users: None,
+            user_errors: Vec::new(),
+            user_store: None,
+            jwt: None,
+            authenticators: Vec::new(),
+            sessions: SessionSettings::default(),
+            session_store: None,
+            anonymous: false,
+            run_as: None,
+            validation: RequestValidation::None,
+            location: Location {
+                base_url: None,
+                location: "US-VA".to_owned(),
+                deployment_model: "GLOBAL".to_owned(),
+            },
             limits: Limits::default(),
             log_sink: Arc::new(TracingLogSink),
             insert_status: StatusCode::CREATED,
@@ -105,6 +135,13 @@ impl fmt::Debug for DataApiBuilder {
                     .collect::<Vec<_>>(),
             )
             .field("keys", &self.keys)
+            .field("users", &self.users)
+            .field("custom_jwt", &self.jwt)
+            .field("authenticators", &self.authenticators.len())
+            .field("sessions", &self.sessions)
+            .field("anonymous", &self.anonymous)
+            .field("run_as", &self.run_as)
+            .field("validation", &self.validation)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -175,6 +212,118 @@ impl DataApiBuilder {
         self
     }
 
+    /// Adds an email/password user (provider `local-userpass`); only an
+    /// argon2id hash of the password is kept.
+    pub fn user(mut self, email: &str, password: impl Into<Secret>) -> Self {
+        let users = self.users.get_or_insert_with(MemoryUserStore::new);
+        if let Err(err) = users.add_user(email, password) {
+            self.user_errors.push(format!("user '{email}': {err}"));
+        }
+        self
+    }
+
+    /// Adds an email/password user by the argon2 PHC hash of the password
+    /// (see [`hash_password`](crate::auth::hash_password)).
+    pub fn user_password_hash(mut self, email: &str, phc_hash: &str) -> Self {
+        let users = self.users.get_or_insert_with(MemoryUserStore::new);
+        if let Err(err) = users.add_user_with_hash(email, phc_hash) {
+            self.user_errors.push(err.to_string());
+        }
+        self
+    }
+
+    /// Checks email/password credentials with your own store (after the
+    /// users added with [`user`](Self::user), if any). A [`MemoryUserStore`]
+    /// handle kept by the application can add users and change passwords
+    /// while the service runs.
+    pub fn user_store(mut self, store: impl UserStore) -> Self {
+        self.user_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Accepts custom JWTs (`jwtTokenString` header, `custom-token` login).
+    pub fn custom_jwt(mut self, provider: JwtProvider) -> Self {
+        self.jwt = Some(provider);
+        self
+    }
+
+    /// Adds your own [`Authenticator`]; authenticators run in the order they
+    /// were added, after the bearer-token check and before the built-in
+    /// credential headers.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticators.push(Arc::new(authenticator));
+        self
+    }
+
+    /// How bearer sessions are signed and how long their tokens live.
+    pub fn session_settings(mut self, settings: SessionSettings) -> Self {
+        self.sessions = settings;
+        self
+    }
+
+    /// Adds a session signing key (see [`SessionSettings::signing_key`]).
+    pub fn signing_key(mut self, kid: impl Into<String>, key: impl Into<Secret>) -> Self {
+        self.sessions = self.sessions.signing_key(kid, key);
+        self
+    }
+
+    /// Where refresh sessions are kept (default: in memory, per process).
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.session_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Enables the `anon-user` login provider (default off).
+    pub fn anonymous_users(mut self, enabled: bool) -> Self {
+        self.anonymous = enabled;
+        self
+    }
+
+    /// Requests without credentials run as this user or as the system user
+    /// instead of failing with 400 (spec §5.4).
+    pub fn run_as(mut self, run_as: RunAs) -> Self {
+        self.run_as = Some(RunAsMode::Fixed(run_as));
+        self
+    }
+
+    /// Requests without credentials run as the user `choose` picks from the
+    /// request head — the Rust counterpart of `run_as_user_id_script_source`.
+    ///
+    /// ```
+    /// use tower_data_api::{auth::RunAs, DataApi, MemoryBackend};
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .run_as_fn(|parts| match parts.headers.get("x-tenant") {
+    ///         Some(_) => RunAs::User("tenant-user".into()),
+    ///         None => RunAs::Nobody,
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = service;
+    /// ```
+    pub fn run_as_fn(
+        mut self,
+        choose: impl Fn(&http::request::Parts) -> RunAs + Send + Sync + 'static,
+    ) -> Self {
+        self.run_as = Some(RunAsMode::Function(Arc::new(choose)));
+        self
+    }
+
+    /// What requests must prove after authentication (spec §5.5): a
+    /// `?secret=` parameter or an `Endpoint-Signature` (default none).
+    pub fn request_validation(mut self, validation: RequestValidation) -> Self {
+        self.validation = validation;
+        self
+    }
+
+    /// The public base URL of the mount point (e.g. `https://api.example.com/data`),
+    /// answered as `hostname` by `GET /api/client/v2.0/app/<id>/location`.
+    /// Default: `http://` plus the request's `Host`.
+    pub fn client_base_url(mut self, url: impl Into<String>) -> Self {
+        self.location.base_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
     /// Replaces all limits at once.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -240,6 +389,20 @@ impl DataApiBuilder {
         if let Some(message) = self.key_errors.into_iter().next() {
             return fail(message);
         }
+        if let Some(message) = self.user_errors.into_iter().next() {
+            return fail(message);
+        }
+        if let Some(jwt) = &self.jwt {
+            if let Err(err) = jwt.validate() {
+                return fail(err.to_string());
+            }
+        }
+        if let Err(message) = self.sessions.validate() {
+            return fail(message);
+        }
+        if !self.validation.is_valid() {
+            return fail("request validation needs a non-empty secret".into());
+        }
         if self.data_sources.is_empty() {
             return fail("add at least one data source".into());
         }
@@ -270,21 +433,63 @@ impl DataApiBuilder {
             ));
         }
         let key_store: Option<Arc<dyn KeyStore>> = match (self.keys.is_empty(), self.key_store) {
-            (true, None) => {
-                return fail(
-                    "no way to authenticate: add an API key (api_key) or a key store".into(),
-                )
-            }
+            (true, None) => None,
             (true, Some(store)) => Some(store),
             (false, None) => Some(Arc::new(self.keys)),
             (false, Some(store)) => Some(Arc::new(ChainedKeys(self.keys, store))),
+        };
+        let user_store: Option<Arc<dyn UserStore>> = match (self.users, self.user_store) {
+            (None, store) => store,
+            (Some(users), None) => Some(Arc::new(users)),
+            (Some(users), Some(store)) => Some(Arc::new(ChainedUsers(users, store))),
+        };
+        let jwt = self.jwt.map(Arc::new);
+        let mut authenticators = self.authenticators;
+        if authenticators.is_empty()
+            && key_store.is_none()
+            && user_store.is_none()
+            && jwt.is_none()
+            && self.run_as.is_none()
+            && !self.anonymous
+        {
+            return fail(
+                "no way to authenticate: add an API key (api_key), a key store, users, \
+                 a custom JWT provider, an authenticator, anonymous users or a run-as mode"
+                    .into(),
+            );
+        }
+        if let Some(store) = &key_store {
+            authenticators.push(Arc::new(ApiKeys(store.clone())));
+        }
+        if let Some(store) = &user_store {
+            authenticators.push(Arc::new(EmailPassword(store.clone())));
+        }
+        if let Some(provider) = &jwt {
+            authenticators.push(Arc::new(CustomJwt(provider.clone())));
+        }
+        let session_store = self
+            .session_store
+            .unwrap_or_else(|| Arc::new(MemorySessionStore::new()));
+        let sessions =
+            Sessions::new(self.sessions, session_store, &self.app_id).map_err(BuildError)?;
+        let auth = Authentication {
+            app_id: self.app_id.clone(),
+            sessions,
+            authenticators,
+            key_store,
+            user_store,
+            jwt,
+            anonymous: self.anonymous,
+            run_as: self.run_as,
+            validation: self.validation,
+            location: self.location,
         };
         Ok(DataApiService::from_inner(Inner {
             app_id: self.app_id,
             versions: self.versions,
             default_format: self.default_format,
             data_sources,
-            auth: Authentication { key_store },
+            auth,
             permits: Arc::new(Semaphore::new(self.limits.max_concurrent_requests)),
             limits: self.limits,
             log_sink: self.log_sink,
@@ -309,6 +514,23 @@ impl KeyStore for ChainedKeys {
         match self.0.find_key(key).await? {
             Some(principal) => Ok(Some(principal)),
             None => self.1.find_key(key).await,
+        }
+    }
+}
+
+/// The builder's in-memory users first, then the adopter's store.
+struct ChainedUsers(MemoryUserStore, Arc<dyn UserStore>);
+
+#[async_trait]
+impl UserStore for ChainedUsers {
+    async fn verify_password(
+        &self,
+        email: &str,
+        password: &Secret,
+    ) -> Result<Option<Principal>, StoreError> {
+        match self.0.verify_password(email, password).await? {
+            Some(principal) => Ok(Some(principal)),
+            None => self.1.verify_password(email, password).await,
         }
     }
 }

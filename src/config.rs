@@ -13,6 +13,27 @@
 //! [[api_keys]]
 //! name = "ci"
 //! key = "..."                        # or key_sha256 = "<hex>"
+//!
+//! [[users]]                          # email/password users (local-userpass)
+//! email = "ada@example.com"
+//! password_hash = "$argon2id$v=19$..."   # or password = "..."
+//!
+//! [custom_jwt]                       # jwtTokenString and custom-token login
+//! hs256_secrets = ["..."]            # and/or rs256_public_keys, jwks
+//! audience = ["my-app"]              # default: the app id
+//! require_all_audiences = false
+//! metadata_fields = [{ path = "user.email", field_name = "email" }]
+//!
+//! [sessions]                         # bearer tokens of the client API
+//! signing_keys = [{ kid = "2026-11", key = "..." }]
+//! access_token_lifetime_secs = 1800
+//! refresh_token_lifetime_secs = 5184000
+//!
+//! anonymous_users = false
+//! run_as_user_id = "..."             # or run_as_system = true
+//! validation_method = "NO_VALIDATION"  # SECRET_AS_QUERY_PARAM | VERIFY_PAYLOAD
+//! validation_secret = "..."
+//! client_base_url = "https://api.example.com/data"
 //! ```
 
 use std::fmt;
@@ -22,6 +43,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::{JwtProvider, RequestValidation, RunAs, Secret, SessionSettings};
 use crate::backend::Backend;
 use crate::{AccessLevel, DataApi, DataApiBuilder, Format, Limits, Version};
 
@@ -47,9 +69,112 @@ pub struct Config {
     /// Accepted API keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Email/password users.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// The custom JWT provider.
+    pub custom_jwt: Option<CustomJwtConfig>,
+    /// Bearer-session signing keys and lifetimes.
+    pub sessions: Option<SessionsConfig>,
+    /// Enables the `anon-user` login provider.
+    pub anonymous_users: Option<bool>,
+    /// Requests without credentials run as this user id.
+    pub run_as_user_id: Option<String>,
+    /// Requests without credentials run as the system user.
+    pub run_as_system: Option<bool>,
+    /// `NO_VALIDATION`, `SECRET_AS_QUERY_PARAM` or `VERIFY_PAYLOAD`.
+    pub validation_method: Option<String>,
+    /// The secret of the validation method.
+    pub validation_secret: Option<Secret>,
+    /// The public base URL of the mount point, for the client API's location.
+    pub client_base_url: Option<String>,
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+}
+
+/// One `[[users]]` entry: an email and exactly one of `password` and
+/// `password_hash` (an argon2 PHC string).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The login email.
+    pub email: String,
+    /// The password itself.
+    pub password: Option<Secret>,
+    /// The argon2 PHC hash of the password, to keep the password out of the file.
+    pub password_hash: Option<String>,
+}
+
+/// The `[custom_jwt]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomJwtConfig {
+    /// HS256 shared secrets.
+    #[serde(default)]
+    pub hs256_secrets: Vec<Secret>,
+    /// RS256 public keys in PEM form.
+    #[serde(default)]
+    pub rs256_public_keys: Vec<PublicKeyConfig>,
+    /// A JWK set as JSON text.
+    pub jwks: Option<String>,
+    /// Accepted audiences (default: the app id).
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// With `audience`: require every listed audience instead of any one.
+    pub require_all_audiences: Option<bool>,
+    /// Clock-skew allowance in seconds (default 30).
+    pub leeway_secs: Option<u64>,
+    /// JWT fields copied into the user's data.
+    #[serde(default)]
+    pub metadata_fields: Vec<MetadataFieldConfig>,
+}
+
+/// One RS256 public key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyConfig {
+    /// The key id tokens name in their header (optional).
+    pub kid: Option<String>,
+    /// The public key in PEM form.
+    pub pem: String,
+}
+
+/// One metadata field mapping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataFieldConfig {
+    /// Dot-notation path in the JWT payload.
+    pub path: String,
+    /// Name in the user's data (default: the path's last segment).
+    #[serde(default)]
+    pub field_name: String,
+    /// Whether tokens without it are refused.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// The `[sessions]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Signing keys; the first signs, all verify.
+    #[serde(default)]
+    pub signing_keys: Vec<SigningKeyConfig>,
+    /// Access-token lifetime in seconds (default 1800).
+    pub access_token_lifetime_secs: Option<u64>,
+    /// Refresh-token lifetime in seconds (default 60 days).
+    pub refresh_token_lifetime_secs: Option<u64>,
+}
+
+/// One session signing key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// The key id.
+    pub kid: String,
+    /// The key, at least 32 bytes.
+    pub key: Secret,
 }
 
 /// One `[[data_sources]]` entry.
@@ -209,8 +334,94 @@ impl Config {
                 }
             };
         }
+        builder = self.apply_auth(builder)?;
         builder = builder.limits(self.limits.apply(Limits::default())?);
         Ok(builder)
+    }
+
+    /// Users, custom JWT, sessions, run-as and request validation.
+    fn apply_auth(&self, mut builder: DataApiBuilder) -> Result<DataApiBuilder, ConfigError> {
+        for (i, user) in self.users.iter().enumerate() {
+            builder = match (&user.password, &user.password_hash) {
+                (Some(password), None) => builder.user(&user.email, password.clone()),
+                (None, Some(hash)) => builder.user_password_hash(&user.email, hash),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "users[{i}] ('{}'): give exactly one of password and password_hash",
+                        user.email
+                    )))
+                }
+            };
+        }
+        if let Some(jwt) = &self.custom_jwt {
+            builder = builder.custom_jwt(jwt.provider());
+        }
+        if let Some(sessions) = &self.sessions {
+            let mut settings = SessionSettings::default();
+            for key in &sessions.signing_keys {
+                settings = settings.signing_key(&key.kid, key.key.clone());
+            }
+            if let Some(secs) = sessions.access_token_lifetime_secs {
+                settings = settings.access_token_lifetime(Duration::from_secs(secs));
+            }
+            if let Some(secs) = sessions.refresh_token_lifetime_secs {
+                settings = settings.refresh_token_lifetime(Duration::from_secs(secs));
+            }
+            settings
+                .validate()
+                .map_err(|e| ConfigError(format!("sessions: {e}")))?;
+            builder = builder.session_settings(settings);
+        }
+        if let Some(enabled) = self.anonymous_users {
+            builder = builder.anonymous_users(enabled);
+        }
+        match (&self.run_as_user_id, self.run_as_system.unwrap_or(false)) {
+            (Some(_), true) => {
+                return Err(ConfigError(
+                    "run_as_user_id and run_as_system exclude each other".into(),
+                ))
+            }
+            (Some(id), false) => builder = builder.run_as(RunAs::User(id.clone())),
+            (None, true) => builder = builder.run_as(RunAs::System),
+            (None, false) => {}
+        }
+        if let Some(method) = &self.validation_method {
+            let validation = RequestValidation::from_config(method, self.validation_secret.clone())
+                .map_err(|e| ConfigError(format!("validation_method: {e}")))?;
+            builder = builder.request_validation(validation);
+        }
+        if let Some(url) = &self.client_base_url {
+            builder = builder.client_base_url(url);
+        }
+        Ok(builder)
+    }
+}
+
+impl CustomJwtConfig {
+    fn provider(&self) -> JwtProvider {
+        let mut provider = JwtProvider::new();
+        for secret in &self.hs256_secrets {
+            provider = provider.hs256_secret(secret.clone());
+        }
+        for key in &self.rs256_public_keys {
+            provider = provider.rs256_public_key_pem(key.kid.as_deref(), &key.pem);
+        }
+        if let Some(jwks) = &self.jwks {
+            provider = provider.jwk_set(jwks);
+        }
+        if !self.audience.is_empty() {
+            provider = provider.audience(self.audience.iter().cloned());
+        }
+        if let Some(all) = self.require_all_audiences {
+            provider = provider.require_all_audiences(all);
+        }
+        if let Some(secs) = self.leeway_secs {
+            provider = provider.leeway_secs(secs);
+        }
+        for field in &self.metadata_fields {
+            provider = provider.metadata_field(&field.path, &field.field_name, field.required);
+        }
+        provider
     }
 }
 
@@ -285,6 +496,94 @@ mod tests {
         assert!(!format!("{config:?}").contains("abc"));
     }
 
+    #[tokio::test]
+    async fn authentication_tables() {
+        let text = r#"
+            app_id = "data-auth"
+            anonymous_users = true
+            run_as_system = true
+            validation_method = "VERIFY_PAYLOAD"
+            validation_secret = "validation-secret-value"
+            client_base_url = "https://api.example.com/data"
+            [[data_sources]]
+            name = "mongodb-atlas"
+            uri = "memory"
+            [[users]]
+            email = "ada@example.com"
+            password = "user-password-value"
+            [custom_jwt]
+            hs256_secrets = ["jwt-secret-value-0123456789abcdefghij"]
+            audience = ["a", "b"]
+            require_all_audiences = true
+            metadata_fields = [{ path = "user.email", field_name = "email", required = true }]
+            [sessions]
+            signing_keys = [{ kid = "k1", key = "signing-key-value-0123456789abcdefghij" }]
+            access_token_lifetime_secs = 600
+            "#;
+        let config = Config::from_toml(text).unwrap();
+        let debug = format!("{config:?}");
+        for secret in [
+            "validation-secret-value",
+            "user-password-value",
+            "jwt-secret-value",
+            "signing-key-value",
+        ] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        let builder = config.apply_auth(DataApi::builder()).unwrap();
+        let debug = format!("{builder:?}");
+        assert!(
+            debug.contains("VERIFY_PAYLOAD") && debug.contains("System"),
+            "{debug}"
+        );
+        assert!(!debug.contains("signing-key-value"), "{debug}");
+        let err = |text: &str| {
+            Config::from_toml(text)
+                .unwrap()
+                .apply_auth(DataApi::builder())
+                .err()
+                .unwrap()
+                .0
+        };
+        assert!(err("[[users]]\nemail = \"a@b.c\"").contains("users[0]"));
+        assert!(err("run_as_user_id = \"u\"\nrun_as_system = true").contains("run_as"));
+        assert!(err("validation_method = \"VERIFY_PAYLOAD\"").contains("validation_method"));
+        assert!(
+            err("[sessions]\nsigning_keys = [{ kid = \"k\", key = \"short\" }]")
+                .contains("sessions")
+        );
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn hashed_users_and_rs256_keys_from_the_file() {
+        use http_body_util::{BodyExt, Full};
+        use tower::ServiceExt;
+        let hash = crate::auth::hash_password("from-the-file").unwrap();
+        let jwks = include_str!("auth/testdata/jwks.json");
+        let pem = include_str!("auth/testdata/rsa_public.pem");
+        let text = format!(
+            "app_id = \"data-file\"\n\
+             [[data_sources]]\nname = \"mongodb-atlas\"\nuri = \"memory\"\n\
+             [[users]]\nemail = \"f@example.com\"\npassword_hash = \"{hash}\"\n\
+             [custom_jwt]\njwks = '{jwks}'\n\
+             rs256_public_keys = [{{ kid = \"pem\", pem = \"\"\"\n{pem}\"\"\" }}]\n"
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let service = config.builder(None).await.unwrap().build().unwrap();
+        let login = http::Request::post(
+            "/api/client/v2.0/app/data-file/auth/providers/local-userpass/login",
+        )
+        .body(Full::new(bytes::Bytes::from_static(
+            br#"{"username":"f@example.com","password":"from-the-file"}"#,
+        )))
+        .unwrap();
+        let response = service.oneshot(login).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("refresh_token"));
+    }
+
     #[test]
     fn unknown_fields_are_named() {
         let err = Config::from_toml("listen = \"x\"\nport = 3\n").unwrap_err();
@@ -293,7 +592,7 @@ mod tests {
 
     #[tokio::test]
     async fn field_errors_name_the_field() {
-        let err = |text: &str| async move {
+        let err = |text: &'static str| async move {
             Config::from_toml(text)
                 .unwrap()
                 .builder(None)
@@ -302,14 +601,20 @@ mod tests {
                 .unwrap()
                 .0
         };
-        assert!(err("default_format = \"xml\"").await.contains("default_format"));
+        assert!(err("default_format = \"xml\"")
+            .await
+            .contains("default_format"));
         assert!(err("[[data_sources]]\nname = \"a\"\naccess = \"all\"")
             .await
             .contains("data_sources[0] ('a').access"));
-        assert!(err("[[data_sources]]\nname = \"a\"\nuri = \"postgres://x\"")
+        assert!(
+            err("[[data_sources]]\nname = \"a\"\nuri = \"postgres://x\"")
+                .await
+                .contains("data_sources[0] ('a').uri")
+        );
+        assert!(err("[[api_keys]]\nname = \"k\"")
             .await
-            .contains("data_sources[0] ('a').uri"));
-        assert!(err("[[api_keys]]\nname = \"k\"").await.contains("api_keys[0] ('k')"));
+            .contains("api_keys[0] ('k')"));
         assert!(err("[limits]\nmax_find_limit = 0").await.contains("limits"));
     }
 }

@@ -123,9 +123,9 @@ where
             DataApiFutureProj::DataApi { future } => future
                 .poll(cx)
                 .map(|response| Ok(response.map(|body| EitherBody::DataApi { body }))),
-            DataApiFutureProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(|body| EitherBody::Inner { body }))),
+            DataApiFutureProj::Inner { future } => future.poll(cx).map(|result| {
+                result.map(|response| response.map(|body| EitherBody::Inner { body }))
+            }),
         }
     }
 }

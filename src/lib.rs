@@ -60,9 +60,9 @@ mod service;
 
 #[cfg(feature = "memory")]
 pub use backend::MemoryBackend;
+pub use backend::{Backend, BackendError, BackendErrorKind, Namespace};
 #[cfg(feature = "mongodb")]
 pub use backend::{MongoBackend, MongoBackendOptions};
-pub use backend::{Backend, BackendError, BackendErrorKind, Namespace};
 pub use builder::{BuildError, DataApi, DataApiBuilder};
 pub use layer::{DataApiFuture, DataApiLayer, DataApiMiddleware, EitherBody};
 pub use limits::Limits;

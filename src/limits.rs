@@ -67,7 +67,10 @@ impl Limits {
 }
 
 /// Refuses a body whose declared `Content-Length` is over `limit`, before reading it.
-pub(crate) fn check_content_length(headers: &http::HeaderMap, limit: usize) -> Result<(), ApiError> {
+pub(crate) fn check_content_length(
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> Result<(), ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -89,9 +92,7 @@ where
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::payload_too_large(limit))
         }
-        Err(_) => Err(ApiError::bad_request(
-            "the request body could not be read",
-        )),
+        Err(_) => Err(ApiError::bad_request("the request body could not be read")),
     }
 }
 
@@ -121,6 +122,9 @@ mod tests {
             max_concurrent_requests: 0,
             ..Limits::default()
         };
-        assert!(zero.validate().unwrap_err().contains("max_concurrent_requests"));
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .contains("max_concurrent_requests"));
     }
 }

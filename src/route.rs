@@ -1,8 +1,10 @@
 //! URL routing: which Data API endpoint a request path names.
 //!
 //! Paths are relative to wherever the service is mounted:
-//! `/app/<appId>/endpoint/data/<version>/action/<action>`. The host is ignored,
-//! so regional and global base URLs both work.
+//! `/app/<appId>/endpoint/data/<version>/action/<action>` for the Data API and
+//! `/api/client/v2.0/...` for the App Services client API that issues bearer
+//! tokens (spec §6). The host is ignored, so regional and global base URLs
+//! both work.
 
 use std::fmt;
 use std::str::FromStr;
@@ -140,11 +142,58 @@ pub(crate) enum Route<'a> {
         version: &'a str,
         action: &'a str,
     },
+    /// `/api/client/v2.0/...`: token issuance and sessions.
+    Client(ClientRoute<'a>),
+}
+
+/// A path of the App Services client API (spec §6), relative to the mount point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientRoute<'a> {
+    /// `/api/client/v2.0/app/<app_id>/auth/providers/<provider>/login`.
+    Login { app_id: &'a str, provider: &'a str },
+    /// `/api/client/v2.0/app/<app_id>/location`.
+    Location { app_id: &'a str },
+    /// `/api/client/v2.0/auth/session` (POST refresh, DELETE logout).
+    Session,
+    /// `/api/client/v2.0/auth/profile`.
+    Profile,
+}
+
+impl ClientRoute<'_> {
+    /// The name request logs show in their `action` field.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ClientRoute::Login { .. } => "auth/login",
+            ClientRoute::Location { .. } => "location",
+            ClientRoute::Session => "auth/session",
+            ClientRoute::Profile => "auth/profile",
+        }
+    }
+
+    fn recognize(rest: &str) -> Option<ClientRoute<'_>> {
+        let segments: Vec<&str> = rest.split('/').collect();
+        match segments.as_slice() {
+            ["auth", "session"] => Some(ClientRoute::Session),
+            ["auth", "profile"] => Some(ClientRoute::Profile),
+            ["app", app_id, "location"] if !app_id.is_empty() => {
+                Some(ClientRoute::Location { app_id })
+            }
+            ["app", app_id, "auth", "providers", provider, "login"]
+                if !app_id.is_empty() && !provider.is_empty() =>
+            {
+                Some(ClientRoute::Login { app_id, provider })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl<'a> Route<'a> {
     /// Recognizes a Data API path, or `None` for paths that belong to someone else.
     pub(crate) fn recognize(path: &'a str) -> Option<Route<'a>> {
+        if let Some(rest) = path.strip_prefix("/api/client/v2.0/") {
+            return ClientRoute::recognize(rest).map(Route::Client);
+        }
         let rest = path.strip_prefix("/app/")?;
         let mut segments = rest.split('/');
         let app_id = segments.next()?;
@@ -202,6 +251,43 @@ mod tests {
         ] {
             assert_eq!(Route::recognize(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn recognizes_client_api_urls() {
+        let client = |path| match Route::recognize(path) {
+            Some(Route::Client(route)) => Some(route),
+            _ => None,
+        };
+        assert_eq!(
+            client("/api/client/v2.0/app/data-x/auth/providers/api-key/login"),
+            Some(ClientRoute::Login {
+                app_id: "data-x",
+                provider: "api-key"
+            })
+        );
+        assert_eq!(
+            client("/api/client/v2.0/app/data-x/location"),
+            Some(ClientRoute::Location { app_id: "data-x" })
+        );
+        assert_eq!(
+            client("/api/client/v2.0/auth/session"),
+            Some(ClientRoute::Session)
+        );
+        assert_eq!(
+            client("/api/client/v2.0/auth/profile"),
+            Some(ClientRoute::Profile)
+        );
+        for other in [
+            "/api/client/v2.0/auth",
+            "/api/client/v2.0/auth/session/x",
+            "/api/client/v2.0/app//location",
+            "/api/client/v2.0/app/x/auth/providers//login",
+            "/api/client/v1.0/auth/session",
+        ] {
+            assert_eq!(Route::recognize(other), None, "{other}");
+        }
+        assert_eq!(ClientRoute::Session.name(), "auth/session");
     }
 
     #[test]

@@ -182,11 +182,17 @@ impl Inner {
                 if let Some(principal) = &reply.principal {
                     trace.record_principal(principal);
                 }
-                let body = reply
-                    .body
-                    .map(|body| serde_json::to_vec(&body).unwrap_or_default())
-                    .unwrap_or_default();
-                response(reply.status, "application/json", body, &request_id)
+                match reply.body {
+                    Some(body) => {
+                        let body = serde_json::to_vec(&body).unwrap_or_default();
+                        response(reply.status, "application/json", body, &request_id)
+                    }
+                    None => {
+                        let mut empty = response(reply.status, "", Vec::new(), &request_id);
+                        empty.headers_mut().remove(http::header::CONTENT_TYPE);
+                        empty
+                    }
+                }
             }
             Ok(Answer::Data(reply)) => {
                 let status = if reply.is_insert() {

@@ -23,7 +23,11 @@ struct Scripted {
 
 #[async_trait]
 impl Backend for Scripted {
-    async fn find_one(&self, _: &Namespace, q: FindOneQuery) -> Result<Option<Document>, BackendError> {
+    async fn find_one(
+        &self,
+        _: &Namespace,
+        q: FindOneQuery,
+    ) -> Result<Option<Document>, BackendError> {
         if let Some(delay) = self.delay {
             tokio::time::sleep(delay).await;
         }
@@ -34,25 +38,53 @@ impl Backend for Scripted {
     }
     async fn insert_one(&self, _: &Namespace, d: Document) -> Result<Bson, BackendError> {
         if d.contains_key("dup") {
-            return Err(BackendError::new(BackendErrorKind::DuplicateKey, "E11000 duplicate key"));
+            return Err(BackendError::new(
+                BackendErrorKind::DuplicateKey,
+                "E11000 duplicate key",
+            ));
         }
-        Ok(Bson::ObjectId(ObjectId::parse_str("64224f3cd79f54ad342dd9b1").unwrap()))
+        Ok(Bson::ObjectId(
+            ObjectId::parse_str("64224f3cd79f54ad342dd9b1").unwrap(),
+        ))
     }
-    async fn insert_many(&self, _: &Namespace, d: Vec<Document>) -> Result<Vec<Bson>, BackendError> {
+    async fn insert_many(
+        &self,
+        _: &Namespace,
+        d: Vec<Document>,
+    ) -> Result<Vec<Bson>, BackendError> {
         Ok((0..d.len() as i32).map(Bson::Int32).collect())
     }
-    async fn update_one(&self, _: &Namespace, q: UpdateQuery) -> Result<UpdateOutcome, BackendError> {
+    async fn update_one(
+        &self,
+        _: &Namespace,
+        q: UpdateQuery,
+    ) -> Result<UpdateOutcome, BackendError> {
         Ok(UpdateOutcome {
             matched_count: 0,
             modified_count: 0,
             upserted_id: q.upsert.then_some(Bson::Int32(7)),
         })
     }
-    async fn update_many(&self, _: &Namespace, _: UpdateQuery) -> Result<UpdateOutcome, BackendError> {
-        Err(BackendError::new(BackendErrorKind::Unavailable, "db1.internal:27017 refused"))
+    async fn update_many(
+        &self,
+        _: &Namespace,
+        _: UpdateQuery,
+    ) -> Result<UpdateOutcome, BackendError> {
+        Err(BackendError::new(
+            BackendErrorKind::Unavailable,
+            "db1.internal:27017 refused",
+        ))
     }
-    async fn replace_one(&self, _: &Namespace, _: ReplaceQuery) -> Result<UpdateOutcome, BackendError> {
-        Ok(UpdateOutcome { matched_count: 1, modified_count: 1, upserted_id: None })
+    async fn replace_one(
+        &self,
+        _: &Namespace,
+        _: ReplaceQuery,
+    ) -> Result<UpdateOutcome, BackendError> {
+        Ok(UpdateOutcome {
+            matched_count: 1,
+            modified_count: 1,
+            upserted_id: None,
+        })
     }
     async fn delete_one(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
         Ok(1)
@@ -60,7 +92,11 @@ impl Backend for Scripted {
     async fn delete_many(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
         Ok(5)
     }
-    async fn aggregate(&self, _: &Namespace, p: Vec<Document>) -> Result<Vec<Document>, BackendError> {
+    async fn aggregate(
+        &self,
+        _: &Namespace,
+        p: Vec<Document>,
+    ) -> Result<Vec<Document>, BackendError> {
         Ok(vec![doc! {"stages": p.len() as i32}])
     }
 }
@@ -124,17 +160,72 @@ fn json(text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn every_action_answers_with_its_wrapper() {
     let cases = [
-        ("findOne", format!(r#"{{{COMMON},"filter":{{"a":1}}}}"#), 200, r#"{"document":{"_id":1,"echo":{"a":1}}}"#),
-        ("findOne", format!(r#"{{{COMMON},"filter":{{"missing":1}}}}"#), 200, r#"{"document":null}"#),
-        ("find", format!(r#"{{{COMMON}}}"#), 200, r#"{"documents":[{"limit":1000,"skip":0}]}"#),
-        ("insertOne", format!(r#"{{{COMMON},"document":{{"a":1}}}}"#), 201, r#"{"insertedId":"64224f3cd79f54ad342dd9b1"}"#),
-        ("insertMany", format!(r#"{{{COMMON},"documents":[{{}},{{}}]}}"#), 201, r#"{"insertedIds":[0,1]}"#),
-        ("updateOne", format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}},"upsert":true}}"#), 200, r#"{"matchedCount":0,"modifiedCount":0,"upsertedId":7}"#),
-        ("updateOne", format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}}}}"#), 200, r#"{"matchedCount":0,"modifiedCount":0}"#),
-        ("replaceOne", format!(r#"{{{COMMON},"filter":{{}},"replacement":{{"a":1}}}}"#), 200, r#"{"matchedCount":1,"modifiedCount":1}"#),
-        ("deleteOne", format!(r#"{{{COMMON},"filter":{{}}}}"#), 200, r#"{"deletedCount":1}"#),
-        ("deleteMany", format!(r#"{{{COMMON},"filter":{{}}}}"#), 200, r#"{"deletedCount":5}"#),
-        ("aggregate", format!(r#"{{{COMMON},"pipeline":[{{"$match":{{}}}}]}}"#), 200, r#"{"documents":[{"stages":1}]}"#),
+        (
+            "findOne",
+            format!(r#"{{{COMMON},"filter":{{"a":1}}}}"#),
+            200,
+            r#"{"document":{"_id":1,"echo":{"a":1}}}"#,
+        ),
+        (
+            "findOne",
+            format!(r#"{{{COMMON},"filter":{{"missing":1}}}}"#),
+            200,
+            r#"{"document":null}"#,
+        ),
+        (
+            "find",
+            format!(r#"{{{COMMON}}}"#),
+            200,
+            r#"{"documents":[{"limit":1000,"skip":0}]}"#,
+        ),
+        (
+            "insertOne",
+            format!(r#"{{{COMMON},"document":{{"a":1}}}}"#),
+            201,
+            r#"{"insertedId":"64224f3cd79f54ad342dd9b1"}"#,
+        ),
+        (
+            "insertMany",
+            format!(r#"{{{COMMON},"documents":[{{}},{{}}]}}"#),
+            201,
+            r#"{"insertedIds":[0,1]}"#,
+        ),
+        (
+            "updateOne",
+            format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}},"upsert":true}}"#),
+            200,
+            r#"{"matchedCount":0,"modifiedCount":0,"upsertedId":7}"#,
+        ),
+        (
+            "updateOne",
+            format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}}}}"#),
+            200,
+            r#"{"matchedCount":0,"modifiedCount":0}"#,
+        ),
+        (
+            "replaceOne",
+            format!(r#"{{{COMMON},"filter":{{}},"replacement":{{"a":1}}}}"#),
+            200,
+            r#"{"matchedCount":1,"modifiedCount":1}"#,
+        ),
+        (
+            "deleteOne",
+            format!(r#"{{{COMMON},"filter":{{}}}}"#),
+            200,
+            r#"{"deletedCount":1}"#,
+        ),
+        (
+            "deleteMany",
+            format!(r#"{{{COMMON},"filter":{{}}}}"#),
+            200,
+            r#"{"deletedCount":5}"#,
+        ),
+        (
+            "aggregate",
+            format!(r#"{{{COMMON},"pipeline":[{{"$match":{{}}}}]}}"#),
+            200,
+            r#"{"documents":[{"stages":1}]}"#,
+        ),
     ];
     for (action, body, status, expected) in cases {
         let answer = call(action, &body).await;
@@ -149,7 +240,9 @@ async fn every_action_answers_with_its_wrapper() {
 async fn accept_chooses_ejson_and_counts_become_canonical() {
     let request = post("deleteMany", "")
         .header("Accept", "application/ejson")
-        .body(Full::new(Bytes::from(format!(r#"{{{COMMON},"filter":{{}}}}"#))))
+        .body(Full::new(Bytes::from(format!(
+            r#"{{{COMMON},"filter":{{}}}}"#
+        ))))
         .unwrap();
     let answer = send(&service(), request).await;
     assert_eq!(answer.body, r#"{"deletedCount":{"$numberInt":"5"}}"#);
@@ -167,7 +260,11 @@ async fn routing_errors() {
             .body(Full::new(Bytes::new()))
             .unwrap()
     };
-    let unknown_app = send(&svc, request("POST", "/app/other/endpoint/data/v1/action/find")).await;
+    let unknown_app = send(
+        &svc,
+        request("POST", "/app/other/endpoint/data/v1/action/find"),
+    )
+    .await;
     assert_eq!(unknown_app.status, StatusCode::NOT_FOUND);
     assert_eq!(
         json(&unknown_app.body)["error"],
@@ -209,7 +306,10 @@ async fn authentication_errors_are_verbatim() {
     };
     let none = send(&svc, with(&[])).await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST);
-    assert_eq!(json(&none.body)["error"], "no authentication methods were specified");
+    assert_eq!(
+        json(&none.body)["error"],
+        "no authentication methods were specified"
+    );
     assert_eq!(json(&none.body)["error_code"], "InvalidParameter");
     let wrong = send(&svc, with(&[("api-key", "nope")])).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
@@ -223,8 +323,16 @@ async fn authentication_errors_are_verbatim() {
     let partial = send(&svc, with(&[("email", "a@b.c")])).await;
     assert_eq!(partial.status, StatusCode::BAD_REQUEST);
     assert_eq!(json(&partial.body)["error_code"], "MissingParameter");
-    let bearer = send(&svc, with(&[("authorization", "Bearer x"), ("apiKey", KEY)])).await;
-    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED, "no fallback after a bad bearer");
+    let bearer = send(
+        &svc,
+        with(&[("authorization", "Bearer x"), ("apiKey", KEY)]),
+    )
+    .await;
+    assert_eq!(
+        bearer.status,
+        StatusCode::UNAUTHORIZED,
+        "no fallback after a bad bearer"
+    );
     let spelled = send(&svc, with(&[("api-key", KEY)])).await;
     assert_eq!(spelled.status, StatusCode::OK);
 }
@@ -237,11 +345,14 @@ async fn limits_answer_413_429_and_504() {
         .header("content-length", big.len())
         .body(Full::new(Bytes::from(big.clone())))
         .unwrap();
-    assert_eq!(send(&svc, declared).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        send(&svc, declared).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     // No Content-Length: refused while reading.
-    let stream = http_body_util::StreamBody::new(futures_util::stream::iter(
-        (0..4).map(|_| Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b' '; 512])))),
-    ));
+    let stream = http_body_util::StreamBody::new(futures_util::stream::iter((0..4).map(|_| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b' '; 512])))
+    })));
     let request = post("find", "").body(stream).unwrap();
     let response = svc.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -257,10 +368,18 @@ async fn limits_answer_413_429_and_504() {
         .unwrap();
     let answer = send(&slow, request).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(json(&answer.body)["error_code"], "ExecutionTimeLimitExceeded");
+    assert_eq!(
+        json(&answer.body)["error_code"],
+        "ExecutionTimeLimitExceeded"
+    );
 
     let one = DataApi::builder()
-        .data_source("mongodb-atlas", Scripted { delay: Some(Duration::from_millis(300)) })
+        .data_source(
+            "mongodb-atlas",
+            Scripted {
+                delay: Some(Duration::from_millis(300)),
+            },
+        )
         .api_key("ci", KEY)
         .max_concurrent_requests(1)
         .build()
@@ -302,10 +421,21 @@ async fn data_sources_and_access_levels() {
 
 #[tokio::test]
 async fn backend_errors_are_400_or_503_without_details() {
-    let dup = call("insertOne", &format!(r#"{{{COMMON},"document":{{"dup":1}}}}"#)).await;
+    let dup = call(
+        "insertOne",
+        &format!(r#"{{{COMMON},"document":{{"dup":1}}}}"#),
+    )
+    .await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
-    assert_eq!(json(&dup.body)["error"], "Failed to insert document: E11000 duplicate key");
-    let down = call("updateMany", &format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}}}}"#)).await;
+    assert_eq!(
+        json(&dup.body)["error"],
+        "Failed to insert document: E11000 duplicate key"
+    );
+    let down = call(
+        "updateMany",
+        &format!(r#"{{{COMMON},"filter":{{}},"update":{{"$set":{{"a":1}}}}}}"#),
+    )
+    .await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!down.body.contains("db1"));
 }
@@ -315,7 +445,9 @@ async fn logs_carry_the_key_name_never_the_key() {
     let sink = MemoryLogSink::new(8);
     let svc = service_with(Scripted::default(), sink.clone());
     let request = post("insertMany", "")
-        .body(Full::new(Bytes::from(format!(r#"{{{COMMON},"documents":[{{}},{{}},{{}}]}}"#))))
+        .body(Full::new(Bytes::from(format!(
+            r#"{{{COMMON},"documents":[{{}},{{}},{{}}]}}"#
+        ))))
         .unwrap();
     send(&svc, request).await;
     let entries = sink.entries();
@@ -359,11 +491,17 @@ async fn builder_refuses_nonsense() {
 async fn the_layer_passes_other_routes_through() {
     let layer = crate::DataApiLayer::new(service());
     let inner = tower::service_fn(|_req: Request<Full<Bytes>>| async {
-        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"mine"))))
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(
+            b"mine",
+        ))))
     });
     let mut app = tower::Layer::layer(&layer, inner);
     let other = app
-        .call(Request::get("/health").body(Full::new(Bytes::new())).unwrap())
+        .call(
+            Request::get("/health")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let body = other.into_body().collect().await.unwrap().to_bytes();

@@ -992,6 +992,12 @@ async fn no_secret_reaches_the_log() {
         "",
     )
     .await;
+    let query = server_with_secret_param().await;
+    let query_urls = Urls::of(&query);
+    for secret in [VALIDATION_SECRET, "wrong-Pa55word-value"] {
+        let url = format!("{}?secret={secret}", query_urls.action("find"));
+        http("POST", &url, &[("apiKey", API_KEY)], &body(json!({}))).await;
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let text = String::from_utf8(log_capture().lock().unwrap().clone()).unwrap();
     assert!(

@@ -2,7 +2,7 @@
 //!
 //! axum (`Router::nest_service`) and poem (`Route::nest` with
 //! `TowerCompatExt::compat`) mount [`DataApiService`](crate::DataApiService)
-//! directly; warp needs the filter in [`warp`](self::warp) (feature `warp`).
+//! directly; warp needs the filter in `adapters::warp` (feature `warp`).
 
 #[cfg(feature = "warp")]
 pub mod warp;

@@ -31,9 +31,7 @@ use crate::DataApiService;
 pub fn filter(
     service: DataApiService,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
-    let raw_query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let routed = {
         let service = service.clone();
         warp::path::tail().and_then(move |tail: Tail| {
@@ -76,7 +74,8 @@ where
     } else {
         format!("{path}?{query}")
     };
-    let frames = body.map(|chunk| chunk.map(|mut buf| Frame::data(buf.copy_to_bytes(buf.remaining()))));
+    let frames =
+        body.map(|chunk| chunk.map(|mut buf| Frame::data(buf.copy_to_bytes(buf.remaining()))));
     let mut request = Request::new(StreamBody::new(frames));
     *request.method_mut() = method;
     *request.headers_mut() = headers;

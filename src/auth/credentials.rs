@@ -104,9 +104,15 @@ mod tests {
     #[test]
     fn bearer_comes_first_and_other_schemes_are_ignored() {
         let both = headers(&[("authorization", "Bearer t"), ("apikey", "k")]);
-        assert_eq!(extract(&both).unwrap(), Some(Credentials::Bearer(Secret::new("t"))));
+        assert_eq!(
+            extract(&both).unwrap(),
+            Some(Credentials::Bearer(Secret::new("t")))
+        );
         let basic = headers(&[("authorization", "Basic abc"), ("apikey", "k")]);
-        assert_eq!(extract(&basic).unwrap(), Some(Credentials::ApiKey(Secret::new("k"))));
+        assert_eq!(
+            extract(&basic).unwrap(),
+            Some(Credentials::ApiKey(Secret::new("k")))
+        );
     }
 
     #[test]
@@ -115,7 +121,10 @@ mod tests {
         assert_eq!(err.status().as_u16(), 400);
         assert_eq!(err.code().as_str(), "MissingParameter");
         assert!(extract(&headers(&[("password", "p")])).is_err());
-        assert_eq!(extract(&headers(&[("accept", "application/json")])).unwrap(), None);
+        assert_eq!(
+            extract(&headers(&[("accept", "application/json")])).unwrap(),
+            None
+        );
         assert!(matches!(
             extract(&headers(&[("jwttokenstring", "a.b.c")])).unwrap(),
             Some(Credentials::CustomJwt(_))

@@ -136,7 +136,9 @@ impl MemoryKeyStore {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             found.conditional_assign(&index, stored.digest.ct_eq(&digest));
         }
-        self.keys.get(found as usize).map(|stored| &stored.principal)
+        self.keys
+            .get(found as usize)
+            .map(|stored| &stored.principal)
     }
 }
 
@@ -157,8 +159,7 @@ impl KeyStore for MemoryKeyStore {
 
 /// A stable 24-hex-digit user id for the key called `name`.
 fn key_user_id(name: &str) -> String {
-    let digest = Sha256::digest(format!("tower-data-api/api-key/{name}").as_bytes());
-    hex::encode(&digest[..12])
+    super::principal::derived_id("api-key", name)
 }
 
 /// A new random 64-character alphanumeric API key, like the ones Atlas issued.
@@ -187,21 +188,35 @@ mod tests {
             .with_key("a", "key-a")
             .with_key_sha256("b", &api_key_sha256("key-b"))
             .unwrap();
-        let a = store.find_key(&Secret::new("key-a")).await.unwrap().unwrap();
+        let a = store
+            .find_key(&Secret::new("key-a"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(a.name.as_deref(), Some("a"));
         assert_eq!(a.kind, PrincipalKind::Server);
         assert_eq!(a.id.len(), 24);
-        let b = store.find_key(&Secret::new("key-b")).await.unwrap().unwrap();
+        let b = store
+            .find_key(&Secret::new("key-b"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(b.name.as_deref(), Some("b"));
         assert_ne!(a.id, b.id);
-        assert!(store.find_key(&Secret::new("key-c")).await.unwrap().is_none());
+        assert!(store
+            .find_key(&Secret::new("key-c"))
+            .await
+            .unwrap()
+            .is_none());
         assert!(store.find_key(&Secret::new("")).await.unwrap().is_none());
     }
 
     #[test]
     fn bad_digests_and_debug_output() {
         assert_eq!(
-            MemoryKeyStore::new().with_key_sha256("x", "abc").unwrap_err(),
+            MemoryKeyStore::new()
+                .with_key_sha256("x", "abc")
+                .unwrap_err(),
             InvalidDigest
         );
         let store = MemoryKeyStore::new().with_key("ci", "super-secret-value");

@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// A credential value. Its `Debug` and `Display` print `[redacted]`, so it can
-/// sit in structs that are logged without leaking.
+/// sit in structs that are logged without leaking. It deserializes from a
+/// plain string (configuration files).
 ///
 /// ```
 /// use tower_data_api::auth::Secret;
@@ -24,6 +25,19 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `candidate` equals the secret, compared in constant time
+    /// (for equal lengths), so timing does not reveal how much matched.
+    ///
+    /// ```
+    /// use tower_data_api::auth::Secret;
+    /// assert!(Secret::new("s3cr3t").matches("s3cr3t"));
+    /// assert!(!Secret::new("s3cr3t").matches("s3cr3T"));
+    /// ```
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -41,6 +55,12 @@ impl fmt::Display for Secret {
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self(value)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
     }
 }
 

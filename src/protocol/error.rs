@@ -21,6 +21,12 @@ pub enum ErrorCode {
     MissingParameter,
     /// The credentials do not identify a user.
     InvalidSession,
+    /// Email/password login with a wrong email or password.
+    InvalidPassword,
+    /// Login with credentials the provider refuses.
+    AuthError,
+    /// Login through a provider that is not enabled.
+    AuthProviderNotFound,
     /// No app with the client app id in the URL.
     AppNotFound,
     /// The URL names no endpoint (unknown action or version).
@@ -56,6 +62,9 @@ impl ErrorCode {
             Self::InvalidParameter => "InvalidParameter",
             Self::MissingParameter => "MissingParameter",
             Self::InvalidSession => "InvalidSession",
+            Self::InvalidPassword => "InvalidPassword",
+            Self::AuthError => "AuthError",
+            Self::AuthProviderNotFound => "AuthProviderNotFound",
             Self::AppNotFound => "AppNotFound",
             Self::NotFound => "NotFound",
             Self::MethodNotAllowed => "MethodNotAllowed",
@@ -113,7 +122,11 @@ impl ApiError {
 
     /// 400 `InvalidParameter`: the request is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidParameter, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            message,
+        )
     }
 
     /// 400 `MissingParameter`: a required field is absent.
@@ -197,7 +210,10 @@ impl ApiError {
             ErrorCode::TooManyRequests,
             "too many concurrent requests; retry later",
         )
-        .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
+        .with_header(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs),
+        )
     }
 
     /// 504: the request deadline passed.
@@ -307,7 +323,10 @@ mod tests {
             "insert document",
         );
         assert_eq!(dup.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(dup.message(), "Failed to insert document: E11000 duplicate key");
+        assert_eq!(
+            dup.message(),
+            "Failed to insert document: E11000 duplicate key"
+        );
         let down = ApiError::from_backend(
             BackendError::new(BackendErrorKind::Unavailable, "host db1:27017 refused"),
             "find documents",

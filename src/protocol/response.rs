@@ -164,9 +164,15 @@ mod tests {
     #[test]
     fn wrappers_in_both_formats() {
         let oid = ObjectId::parse_str("64224f3cd79f54ad342dd9b1").unwrap();
-        assert_eq!(text(Reply::Document(None), Format::Json), r#"{"document":null}"#);
         assert_eq!(
-            text(Reply::Documents(vec![doc! {"_id": oid, "n": 1}]), Format::Json),
+            text(Reply::Document(None), Format::Json),
+            r#"{"document":null}"#
+        );
+        assert_eq!(
+            text(
+                Reply::Documents(vec![doc! {"_id": oid, "n": 1}]),
+                Format::Json
+            ),
             r#"{"documents":[{"_id":"64224f3cd79f54ad342dd9b1","n":1}]}"#
         );
         assert_eq!(
@@ -174,7 +180,10 @@ mod tests {
             r#"{"insertedId":{"$oid":"64224f3cd79f54ad342dd9b1"}}"#
         );
         assert_eq!(
-            text(Reply::InsertedIds(vec![Bson::ObjectId(oid), Bson::Int32(2)]), Format::Json),
+            text(
+                Reply::InsertedIds(vec![Bson::ObjectId(oid), Bson::Int32(2)]),
+                Format::Json
+            ),
             r#"{"insertedIds":["64224f3cd79f54ad342dd9b1",2]}"#
         );
         let updated = UpdateOutcome {

@@ -139,9 +139,12 @@ mod tests {
 
     #[test]
     fn no_access_refuses_everything() {
-        let err =
-            check_access(AccessLevel::NoAccess, &ns(), &Command::Find(FindQuery::default()))
-                .unwrap_err();
+        let err = check_access(
+            AccessLevel::NoAccess,
+            &ns(),
+            &Command::Find(FindQuery::default()),
+        )
+        .unwrap_err();
         assert_eq!(err.message(), "no rule exists for namespace 'db.c'");
         assert_eq!("read_only".parse(), Ok(AccessLevel::ReadOnly));
         assert!("write".parse::<AccessLevel>().is_err());

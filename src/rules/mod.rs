@@ -5,5 +5,5 @@
 
 mod access;
 
-pub use access::AccessLevel;
 pub(crate) use access::check_access;
+pub use access::AccessLevel;

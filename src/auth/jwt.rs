@@ -1,0 +1,590 @@
+//! The custom JWT provider (`jwtTokenString` header and the `custom-token`
+//! login provider), spec §6.6.
+//!
+//! Keys come from configuration only — HS256 shared secrets, RS256 public keys
+//! in PEM, or a JWK set — so verifying a token never touches the network. Each
+//! key is pinned to its algorithm: an RS256 public key is never tried as an
+//! HS256 secret, and `alg: none` is refused.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bson::{Bson, Document};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::{Principal, Secret};
+
+/// The provider type of custom JWT users.
+pub const CUSTOM_TOKEN: &str = "custom-token";
+
+/// The longest token accepted, in characters (spec §6.6).
+pub const MAX_TOKEN_LEN: usize = 1_000_000;
+
+/// The longest metadata value kept, in characters of its JSON text.
+pub const MAX_METADATA_LEN: usize = 4096;
+
+/// A configuration problem in a [`JwtProvider`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfigError(pub String);
+
+impl fmt::Display for JwtConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JwtConfigError {}
+
+/// One JWT field copied into the user's data (`%%user.data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataField {
+    /// The path in the JWT payload, dot notation, `\.` for a literal dot.
+    pub path: String,
+    /// The field name in the user's data (default: the path's last segment).
+    pub field_name: String,
+    /// Whether a token without this field is refused.
+    pub required: bool,
+}
+
+enum Key {
+    Hmac(DecodingKey),
+    Rsa {
+        kid: Option<String>,
+        key: DecodingKey,
+    },
+}
+
+/// Verifies custom JWTs and turns them into [`Principal`]s.
+///
+/// ```
+/// use tower_data_api::auth::JwtProvider;
+/// let provider = JwtProvider::new()
+///     .hs256_secret("a-shared-secret-of-at-least-32-chars")
+///     .audience(["my-app", "other-app"])
+///     .require_all_audiences(false)
+///     .metadata_field("user.email", "email", false);
+/// assert!(provider.validate().is_ok());
+/// ```
+pub struct JwtProvider {
+    keys: Vec<Key>,
+    audiences: Vec<String>,
+    require_all: bool,
+    leeway_secs: u64,
+    metadata: Vec<MetadataField>,
+    errors: Vec<String>,
+}
+
+impl Default for JwtProvider {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            audiences: Vec::new(),
+            require_all: false,
+            leeway_secs: 30,
+            metadata: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for JwtProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hmac = self
+            .keys
+            .iter()
+            .filter(|k| matches!(k, Key::Hmac(_)))
+            .count();
+        f.debug_struct("JwtProvider")
+            .field("hs256_secrets", &hmac)
+            .field("rs256_keys", &(self.keys.len() - hmac))
+            .field("audiences", &self.audiences)
+            .field("require_all_audiences", &self.require_all)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+impl JwtProvider {
+    /// A provider with no keys yet; add one to three.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts HS256 tokens signed with this shared secret (32–512 characters
+    /// of `[A-Za-z0-9_-]`, as App Services required).
+    pub fn hs256_secret(mut self, secret: impl Into<Secret>) -> Self {
+        let secret = secret.into();
+        let text = secret.expose();
+        let valid_chars = text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !(32..=512).contains(&text.len()) || !valid_chars {
+            self.errors.push(
+                "custom JWT: an HS256 secret needs 32 to 512 characters of [A-Za-z0-9_-]".into(),
+            );
+            return self;
+        }
+        match DecodingKey::from_secret(text.as_bytes()) {
+            Ok(key) => self.keys.push(Key::Hmac(key)),
+            Err(_) => self.errors.push("custom JWT: unusable HS256 secret".into()),
+        }
+        self
+    }
+
+    /// Accepts RS256 tokens signed by the private half of this PEM public key;
+    /// `kid`, when given, must match the token header's.
+    pub fn rs256_public_key_pem(mut self, kid: Option<&str>, pem: &str) -> Self {
+        match DecodingKey::from_rsa_pem(pem.as_bytes()) {
+            Ok(key) => self.keys.push(Key::Rsa {
+                kid: kid.map(str::to_owned),
+                key,
+            }),
+            Err(_) => self
+                .errors
+                .push("custom JWT: not an RSA public key in PEM form".into()),
+        }
+        self
+    }
+
+    /// Accepts RS256 tokens signed by the RSA keys of a JWK set (JSON text);
+    /// every key needs a `kid`.
+    pub fn jwk_set(mut self, json: &str) -> Self {
+        let set: JwkSet = match serde_json::from_str(json) {
+            Ok(set) => set,
+            Err(_) => {
+                self.errors.push("custom JWT: not a JWK set".into());
+                return self;
+            }
+        };
+        for jwk in &set.keys {
+            let kid = jwk.common.key_id.clone();
+            let usable = matches!(jwk.algorithm, AlgorithmParameters::RSA(_)) && kid.is_some();
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) if usable => self.keys.push(Key::Rsa { kid, key }),
+                _ => self
+                    .errors
+                    .push("custom JWT: every JWK must be an RSA key with a kid".into()),
+            }
+        }
+        self
+    }
+
+    /// Accepted audiences instead of the app id.
+    pub fn audience<S: Into<String>>(mut self, audiences: impl IntoIterator<Item = S>) -> Self {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With an audience list: `true` requires the token to name every listed
+    /// audience, `false` (the default) any one of them.
+    pub fn require_all_audiences(mut self, all: bool) -> Self {
+        self.require_all = all;
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
+    pub fn leeway_secs(mut self, secs: u64) -> Self {
+        self.leeway_secs = secs;
+        self
+    }
+
+    /// Copies the payload field at `path` into the user's data as `field_name`.
+    pub fn metadata_field(mut self, path: &str, field_name: &str, required: bool) -> Self {
+        let field_name = if field_name.is_empty() {
+            split_path(path).last().cloned().unwrap_or_default()
+        } else {
+            field_name.to_owned()
+        };
+        self.metadata.push(MetadataField {
+            path: path.to_owned(),
+            field_name,
+            required,
+        });
+        self
+    }
+
+    /// Checks the configuration: one to three keys, no unusable key.
+    pub fn validate(&self) -> Result<(), JwtConfigError> {
+        if let Some(error) = self.errors.first() {
+            return Err(JwtConfigError(error.clone()));
+        }
+        if self.keys.is_empty() || self.keys.len() > 3 {
+            return Err(JwtConfigError(
+                "custom JWT: configure one to three signing keys".into(),
+            ));
+        }
+        if self
+            .metadata
+            .iter()
+            .any(|field| field.field_name.is_empty())
+        {
+            return Err(JwtConfigError(
+                "custom JWT: a metadata field needs a name".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user a token identifies, or `None` for any invalid token (bad
+    /// signature or algorithm, wrong audience, expired, not yet valid, …).
+    /// Why it failed goes to the debug log, never to the client.
+    pub fn verify(&self, token: &Secret, app_id: &str) -> Option<Principal> {
+        match self.check(token.expose(), app_id) {
+            Ok(principal) => Some(principal),
+            Err(reason) => {
+                tracing::debug!(reason, "custom JWT refused");
+                None
+            }
+        }
+    }
+
+    fn check(&self, token: &str, app_id: &str) -> Result<Principal, &'static str> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err("token too long");
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed header")?;
+        let candidates: Vec<&DecodingKey> = match header.alg {
+            Algorithm::HS256 => self
+                .keys
+                .iter()
+                .filter_map(|key| match key {
+                    Key::Hmac(key) => Some(key),
+                    Key::Rsa { .. } => None,
+                })
+                .collect(),
+            Algorithm::RS256 => self
+                .keys
+                .iter()
+                .filter_map(|key| match key {
+                    Key::Rsa { kid, key } if kid.is_none() || *kid == header.kid => Some(key),
+                    _ => None,
+                })
+                .collect(),
+            _ => return Err("algorithm not accepted"),
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below, with the any/all switch
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        let claims = candidates
+            .into_iter()
+            .find_map(|key| jsonwebtoken::decode::<Value>(token, key, &validation).ok())
+            .ok_or("signature, expiry or claims invalid")?
+            .claims;
+        self.check_audience(&claims, app_id)?;
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat.as_f64().ok_or("iat not a number")?;
+            if iat > (now_secs() + self.leeway_secs) as f64 {
+                return Err("issued in the future");
+            }
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|sub| !sub.is_empty())
+            .ok_or("no sub")?;
+        let data = self.metadata(&claims)?;
+        Ok(Principal::user(sub, CUSTOM_TOKEN).with_data(data))
+    }
+
+    fn check_audience(&self, claims: &Value, app_id: &str) -> Result<(), &'static str> {
+        let in_token: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(aud)) => vec![aud.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => return Err("no aud"),
+        };
+        let ok = if self.audiences.is_empty() {
+            in_token.contains(&app_id)
+        } else if self.require_all {
+            self.audiences
+                .iter()
+                .all(|aud| in_token.contains(&aud.as_str()))
+        } else {
+            self.audiences
+                .iter()
+                .any(|aud| in_token.contains(&aud.as_str()))
+        };
+        ok.then_some(()).ok_or("wrong audience")
+    }
+
+    fn metadata(&self, claims: &Value) -> Result<Document, &'static str> {
+        let mut data = Document::new();
+        for field in &self.metadata {
+            let value = lookup(claims, &field.path)
+                .filter(|value| value.to_string().chars().count() <= MAX_METADATA_LEN)
+                .and_then(|value| Bson::try_from(value.clone()).ok());
+            match value {
+                Some(value) => {
+                    data.insert(field.field_name.clone(), value);
+                }
+                None if field.required => return Err("required metadata field missing"),
+                None => {}
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// The value at a dot-notation path (`\.` escapes a dot).
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    split_path(path)
+        .iter()
+        .try_fold(value, |value, segment| value.get(segment.as_str()))
+}
+
+fn split_path(path: &str) -> Vec<String> {
+    let mut segments = vec![String::new()];
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(next), Some(last)) = (chars.next(), segments.last_mut()) {
+                    last.push(next);
+                }
+            }
+            '.' => segments.push(String::new()),
+            other => {
+                if let Some(last) = segments.last_mut() {
+                    last.push(other);
+                }
+            }
+        }
+    }
+    segments
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod test_keys {
+    //! A throwaway RSA key pair for tests, generated for this crate.
+
+    /// PKCS#8 private key.
+    pub const RSA_PRIVATE_PEM: &str = include_str!("testdata/rsa_private.pem");
+    /// SubjectPublicKeyInfo public key.
+    pub const RSA_PUBLIC_PEM: &str = include_str!("testdata/rsa_public.pem");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_keys::*;
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+    const APP: &str = "data-test";
+
+    fn hs(claims: Value) -> Secret {
+        let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+        Secret::new(encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap())
+    }
+
+    fn rs(claims: Value, kid: Option<&str>) -> Secret {
+        let key = EncodingKey::from_rsa_pem(RSA_PRIVATE_PEM.as_bytes()).unwrap();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        Secret::new(encode(&header, &claims, &key).unwrap())
+    }
+
+    fn claims() -> Value {
+        json!({"aud": APP, "sub": "user-7", "exp": now_secs() + 300, "iat": now_secs(),
+               "user": {"email": "u@x.y", "a.b": 1}})
+    }
+
+    fn provider() -> JwtProvider {
+        JwtProvider::new()
+            .hs256_secret(SECRET)
+            .metadata_field("user.email", "email", false)
+            .metadata_field("user.a\\.b", "", false)
+    }
+
+    #[test]
+    fn accepts_a_good_hs256_token_with_metadata() {
+        let p = provider().verify(&hs(claims()), APP).unwrap();
+        assert_eq!(p.id, "user-7");
+        assert_eq!(p.provider, CUSTOM_TOKEN);
+        assert_eq!(p.data.get_str("email").unwrap(), "u@x.y");
+        assert_eq!(p.data.get("a.b"), Some(&Bson::Int32(1)));
+    }
+
+    #[test]
+    fn refuses_hostile_tokens() {
+        let provider = provider();
+        let with = |patch: Value| {
+            let mut c = claims();
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            c
+        };
+        let now = now_secs();
+        let cases = [
+            ("expired", hs(with(json!({"exp": now - 3600})))),
+            ("future nbf", hs(with(json!({"nbf": now + 3600})))),
+            ("future iat", hs(with(json!({"iat": now + 3600})))),
+            ("wrong aud", hs(with(json!({"aud": "data-other"})))),
+            ("no aud", hs(with(json!({"aud": null})))),
+            ("no sub", hs(with(json!({"sub": null})))),
+            ("no exp", hs(with(json!({"exp": null})))),
+            ("garbage", Secret::new("not.a.jwt")),
+            ("empty", Secret::new("")),
+        ];
+        for (name, token) in cases {
+            assert!(provider.verify(&token, APP).is_none(), "{name}");
+        }
+        // alg none: header {"alg":"none"}, no signature.
+        let b64 = |v: &Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let none = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&claims())
+        );
+        assert!(
+            provider.verify(&Secret::new(none), APP).is_none(),
+            "alg none"
+        );
+        // Tampered payload: a valid token with another sub spliced in.
+        let good = hs(claims());
+        let parts: Vec<&str> = good.expose().split('.').collect();
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&with(json!({"sub": "admin"}))),
+            parts[2]
+        );
+        assert!(
+            provider.verify(&Secret::new(tampered), APP).is_none(),
+            "tampered"
+        );
+        // Within the leeway is fine.
+        assert!(provider
+            .verify(&hs(with(json!({"exp": now - 5}))), APP)
+            .is_some());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let provider = JwtProvider::new()
+            .hs256_secret(SECRET)
+            .rs256_public_key_pem(None, RSA_PUBLIC_PEM);
+        let b64 = |text: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+        };
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        let mut cases = vec![
+            ".".to_owned(),
+            "..".to_owned(),
+            "...".to_owned(),
+            "a.b".to_owned(),
+            "a.b.c.d".to_owned(),
+            "\u{0}.\u{0}.\u{0}".to_owned(),
+            long,
+            format!("{}.{}.", b64("{}"), b64("{}")),
+            format!("{}.{}.", b64("null"), b64("[]")),
+            format!(
+                "{}.{}.AAAA",
+                b64(r#"{"alg":"RS256"}"#),
+                b64(r#"{"sub":"x"}"#)
+            ),
+            format!("{}.{}.!!!", b64(r#"{"alg":"HS256"}"#), b64("not json")),
+            format!(
+                "{}.{}.x",
+                b64(r#"{"alg":"HS256","kid":5}"#),
+                b64(r#"{"exp":"soon"}"#)
+            ),
+            format!("{}.{}.x", b64(r#"{"alg":"ES256"}"#), b64("{}")),
+            format!("{}.{}.x", b64(r#"{"alg":"EdDSA"}"#), b64("{}")),
+        ];
+        let mut claims = claims();
+        claims["exp"] = json!("tomorrow");
+        cases.push(hs(claims.clone()).expose().to_owned());
+        claims["exp"] = json!(f64::MAX);
+        claims["aud"] = json!([1, {"a": 2}]);
+        cases.push(hs(claims).expose().to_owned());
+        for case in cases {
+            assert!(
+                provider.verify(&Secret::new(case.clone()), APP).is_none(),
+                "{case:.40}"
+            );
+        }
+    }
+
+    #[test]
+    fn rs256_keys_are_never_hmac_secrets() {
+        let provider = JwtProvider::new().rs256_public_key_pem(Some("k1"), RSA_PUBLIC_PEM);
+        provider.validate().unwrap();
+        assert!(provider.verify(&rs(claims(), Some("k1")), APP).is_some());
+        assert!(
+            provider.verify(&rs(claims(), Some("k2")), APP).is_none(),
+            "unknown kid"
+        );
+        // Key confusion: HS256 signed with the public key's PEM bytes.
+        let key = EncodingKey::from_secret(RSA_PUBLIC_PEM.as_bytes()).unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        let forged = Secret::new(encode(&header, &claims(), &key).unwrap());
+        assert!(provider.verify(&forged, APP).is_none(), "key confusion");
+    }
+
+    #[test]
+    fn audience_lists_any_or_all() {
+        let token = hs(json!({"aud": ["a", "b"], "sub": "s", "exp": now_secs() + 60}));
+        let base = || JwtProvider::new().hs256_secret(SECRET);
+        assert!(base().audience(["a", "z"]).verify(&token, APP).is_some());
+        assert!(base()
+            .audience(["a", "z"])
+            .require_all_audiences(true)
+            .verify(&token, APP)
+            .is_none());
+        assert!(base()
+            .audience(["a", "b"])
+            .require_all_audiences(true)
+            .verify(&token, APP)
+            .is_some());
+        assert!(
+            base().verify(&token, APP).is_none(),
+            "app id is the default audience"
+        );
+    }
+
+    #[test]
+    fn jwk_sets_and_configuration_errors() {
+        let jwks = include_str!("testdata/jwks.json");
+        let provider = JwtProvider::new().jwk_set(jwks);
+        provider.validate().unwrap();
+        assert!(provider
+            .verify(&rs(claims(), Some("test-key")), APP)
+            .is_some());
+        assert!(JwtProvider::new().validate().is_err());
+        assert!(JwtProvider::new().hs256_secret("short").validate().is_err());
+        assert!(JwtProvider::new().jwk_set("{}").validate().is_err());
+        assert!(JwtProvider::new()
+            .rs256_public_key_pem(None, "nope")
+            .validate()
+            .is_err());
+        let four = (0..4).fold(JwtProvider::new(), |p, i| {
+            p.hs256_secret(format!("{SECRET}{i}"))
+        });
+        assert!(four.validate().is_err());
+        let debug = format!("{:?}", JwtProvider::new().hs256_secret(SECRET));
+        assert!(!debug.contains(SECRET), "{debug}");
+    }
+}
