@@ -16,6 +16,7 @@ use crate::auth::{
     RunAs, RunAsMode, Secret, SessionSettings, SessionStore, Sessions, StoreError, UserStore,
 };
 use crate::backend::Backend;
+use crate::cors::{AllowedOrigins, Cors};
 use crate::layer::DataApiLayer;
 use crate::log::{LogSink, TracingLogSink};
 use crate::protocol::Format;
@@ -85,6 +86,7 @@ pub struct DataApiBuilder {
     log_sink: Arc<dyn LogSink>,
     insert_status: StatusCode,
     error_link_base: String,
+    cors: Option<AllowedOrigins>,
 }
 
 impl Default for DataApiBuilder {
@@ -116,6 +118,7 @@ impl Default for DataApiBuilder {
             log_sink: Arc::new(TracingLogSink),
             insert_status: StatusCode::CREATED,
             error_link_base: "/logs".to_owned(),
+            cors: None,
         }
     }
 }
@@ -362,6 +365,25 @@ impl DataApiBuilder {
         self
     }
 
+    /// Lets browsers call the service from `origins` (CORS): preflights for the
+    /// service's routes are answered, answers carry
+    /// `Access-Control-Allow-Origin`, and requests from other origins get 403.
+    /// Off by default.
+    ///
+    /// ```
+    /// use tower_data_api::{AllowedOrigins, DataApi, MemoryBackend};
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .api_key("ci", "key")
+    ///     .cors(AllowedOrigins::List(vec!["https://app.example.com".into()]))
+    ///     .build();
+    /// assert!(service.is_ok());
+    /// ```
+    pub fn cors(mut self, origins: AllowedOrigins) -> Self {
+        self.cors = Some(origins);
+        self
+    }
+
     /// The base of the `link` in error bodies; the request id is appended as
     /// `?co_id=<id>`. Point it at your log viewer. Default `/logs`.
     pub fn error_link_base(mut self, base: impl Into<String>) -> Self {
@@ -495,6 +517,7 @@ impl DataApiBuilder {
             log_sink: self.log_sink,
             insert_status: self.insert_status,
             error_link_base: self.error_link_base,
+            cors: self.cors.map(Cors::new),
         }))
     }
 

@@ -63,6 +63,8 @@ pub struct Config {
     pub insert_status: Option<u16>,
     /// Base of the `link` in error bodies.
     pub error_link_base: Option<String>,
+    /// Origins browsers may call from (CORS); `["*"]` for any. Absent: CORS off.
+    pub cors_allowed_origins: Option<Vec<String>>,
     /// Data sources, by the name clients send as `dataSource`.
     #[serde(default)]
     pub data_sources: Vec<DataSourceConfig>,
@@ -307,6 +309,13 @@ impl Config {
         }
         if let Some(base) = &self.error_link_base {
             builder = builder.error_link_base(base);
+        }
+        if let Some(origins) = &self.cors_allowed_origins {
+            builder = builder.cors(if origins.iter().any(|o| o == "*") {
+                crate::AllowedOrigins::Any
+            } else {
+                crate::AllowedOrigins::List(origins.clone())
+            });
         }
         for (i, source) in self.data_sources.iter().enumerate() {
             let field = format!("data_sources[{i}] ('{}')", source.name);

@@ -44,6 +44,7 @@ pub mod adapters;
 pub mod auth;
 pub mod backend;
 mod builder;
+mod cors;
 #[cfg(feature = "config")]
 pub mod config;
 mod layer;
@@ -63,6 +64,7 @@ pub use backend::MemoryBackend;
 pub use backend::{Backend, BackendError, BackendErrorKind, Namespace};
 #[cfg(feature = "mongodb")]
 pub use backend::{MongoBackend, MongoBackendOptions};
+pub use cors::AllowedOrigins;
 pub use builder::{BuildError, DataApi, DataApiBuilder};
 pub use layer::{DataApiFuture, DataApiLayer, DataApiMiddleware, EitherBody};
 pub use limits::Limits;

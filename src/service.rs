@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Authentication, ClientReply, Principal};
 use crate::backend::Backend;
+use crate::cors::{Cors, CorsCheck};
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
 use crate::protocol::{
@@ -58,6 +59,7 @@ pub(crate) struct Inner {
     pub(crate) log_sink: Arc<dyn LogSink>,
     pub(crate) insert_status: StatusCode,
     pub(crate) error_link_base: String,
+    pub(crate) cors: Option<Cors>,
 }
 
 impl DataApiService {
@@ -132,6 +134,8 @@ impl Target<'_> {
 enum Answer {
     Data(Reply),
     Client(Box<ClientReply>),
+    /// A CORS preflight, answered 204 with these headers.
+    Preflight(http::HeaderMap),
 }
 
 /// What the pipeline learnt about a request, for its log entry.
@@ -169,6 +173,7 @@ impl Inner {
             },
             format: self.response_format(request.headers()),
         };
+        let origin = request.headers().get(http::header::ORIGIN).cloned();
         // A panic is a bug, never the client's fault: answer 500 and keep serving.
         let outcome = AssertUnwindSafe(self.run(request, &mut trace))
             .catch_unwind()
@@ -177,7 +182,30 @@ impl Inner {
                 tracing::error!(request_id = %request_id, "panic while handling a Data API request");
                 Err(ApiError::internal())
             });
-        let response = match outcome {
+        let mut response = self.respond(outcome, &mut trace, &request_id);
+        if let Some(cors) = &self.cors {
+            cors.decorate(origin.as_ref(), response.headers_mut());
+        }
+        trace.log.status = response.status().as_u16();
+        trace.log.duration = started.elapsed();
+        self.log_sink.record(&trace.log);
+        response
+    }
+
+    /// Turns the pipeline's outcome into the HTTP response, noting it in the trace.
+    fn respond(
+        &self,
+        outcome: Result<Answer, ApiError>,
+        trace: &mut Trace,
+        request_id: &str,
+    ) -> Response<ResponseBody> {
+        match outcome {
+            Ok(Answer::Preflight(headers)) => {
+                let mut answer = response(StatusCode::NO_CONTENT, "", Vec::new(), request_id);
+                answer.headers_mut().remove(http::header::CONTENT_TYPE);
+                answer.headers_mut().extend(headers);
+                answer
+            }
             Ok(Answer::Client(reply)) => {
                 if let Some(principal) = &reply.principal {
                     trace.record_principal(principal);
@@ -185,10 +213,10 @@ impl Inner {
                 match reply.body {
                     Some(body) => {
                         let body = serde_json::to_vec(&body).unwrap_or_default();
-                        response(reply.status, "application/json", body, &request_id)
+                        response(reply.status, "application/json", body, request_id)
                     }
                     None => {
-                        let mut empty = response(reply.status, "", Vec::new(), &request_id);
+                        let mut empty = response(reply.status, "", Vec::new(), request_id);
                         empty.headers_mut().remove(http::header::CONTENT_TYPE);
                         empty
                     }
@@ -205,20 +233,16 @@ impl Inner {
                     status,
                     trace.format.content_type(),
                     reply.render(trace.format),
-                    &request_id,
+                    request_id,
                 )
             }
             Err(error) => {
                 trace.log.error_code = Some(error.code().as_str());
                 trace.log.error = Some(error.message().to_owned());
                 let link = format!("{}?co_id={request_id}", self.error_link_base);
-                error_response(&error, &link, &request_id)
+                error_response(&error, &link, request_id)
             }
-        };
-        trace.log.status = response.status().as_u16();
-        trace.log.duration = started.elapsed();
-        self.log_sink.record(&trace.log);
-        response
+        }
     }
 
     /// The pipeline: route → limits → authenticate → validate → decode →
@@ -231,6 +255,11 @@ impl Inner {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (parts, body) = request.into_parts();
+        if let Some(cors) = &self.cors {
+            if let CorsCheck::Preflight(headers) = cors.check(&parts.method, &parts.headers)? {
+                return Ok(Answer::Preflight(headers));
+            }
+        }
         let target = self.route(&parts)?;
         trace.log.action = Some(target.name());
         let _permit = self

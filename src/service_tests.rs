@@ -516,3 +516,52 @@ async fn the_layer_passes_other_routes_through() {
         .unwrap();
     assert_eq!(ours.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn cors_preflights_and_origins() {
+    let svc = DataApi::builder()
+        .app_id("data-test")
+        .data_source("mongodb-atlas", Scripted::default())
+        .api_key("ci", KEY)
+        .cors(crate::AllowedOrigins::List(vec!["https://app.example".into()]))
+        .build()
+        .unwrap();
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri(format!("{BASE}/find"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,content-type")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = send(&svc, preflight).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(answer.headers["access-control-allow-origin"], "https://app.example");
+    assert!(answer.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let request = post("find", "")
+        .header("origin", "https://app.example")
+        .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+        .unwrap();
+    let answer = send(&svc, request).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["access-control-allow-origin"], "https://app.example");
+    let foreign = post("find", "")
+        .header("origin", "https://evil.example")
+        .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+        .unwrap();
+    let answer = send(&svc, foreign).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(answer.headers.get("access-control-allow-origin").is_none());
+    // Without CORS configured, OPTIONS on an action URL is a 405.
+    let plain = Request::builder()
+        .method("OPTIONS")
+        .uri(format!("{BASE}/find"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&service(), plain).await.status, StatusCode::METHOD_NOT_ALLOWED);
+}
