@@ -151,7 +151,12 @@ async fn corpus(kind: BackendKind, label: &str) {
     let Some(server) = standalone(kind).await else {
         return;
     };
-    let tally = run(&server, &vectors.join("bson-corpus"), kind == BackendKind::Peer).await;
+    let tally = run(
+        &server,
+        &vectors.join("bson-corpus"),
+        kind == BackendKind::Peer,
+    )
+    .await;
     for case in &tally.excepted {
         println!("  excepted: {case}");
     }
