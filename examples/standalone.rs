@@ -89,11 +89,7 @@ pub async fn launch(
         None => Config::default(),
     };
     if config.data_sources.is_empty() {
-        config.data_sources.push(DataSourceConfig {
-            name: "mongodb-atlas".into(),
-            uri: None,
-            access: None,
-        });
+        config.data_sources.push(DataSourceConfig::named("mongodb-atlas"));
     }
     let demo_key = config.api_keys.is_empty().then(generate_api_key);
     if let Some(key) = &demo_key {

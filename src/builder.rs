@@ -21,9 +21,21 @@ use crate::layer::DataApiLayer;
 use crate::log::{LogSink, TracingLogSink};
 use crate::protocol::Format;
 use crate::route::Version;
-use crate::rules::AccessLevel;
+use crate::rules::{AccessLevel, Enforcer, Functions, Rules};
 use crate::service::{DataApiService, DataSource, Inner};
 use crate::Limits;
+
+/// Compiles rules with the embedded engine.
+#[cfg(feature = "memory")]
+fn compile_rules(rules: &Rules, functions: &Functions) -> Result<Enforcer, String> {
+    crate::rules::compile(rules, functions.clone())
+}
+
+/// Without the embedded engine, rules cannot be evaluated: refuse them.
+#[cfg(not(feature = "memory"))]
+fn compile_rules(_rules: &Rules, _functions: &Functions) -> Result<Enforcer, String> {
+    Err("rules need the `memory` feature (the embedded query engine evaluates them)".into())
+}
 
 /// Entry point: `DataApi::builder()`.
 ///
@@ -87,6 +99,8 @@ pub struct DataApiBuilder {
     insert_status: StatusCode,
     error_link_base: String,
     cors: Option<AllowedOrigins>,
+    rules: Vec<(String, Rules)>,
+    rule_functions: Functions,
 }
 
 impl Default for DataApiBuilder {
@@ -119,6 +133,8 @@ impl Default for DataApiBuilder {
             insert_status: StatusCode::CREATED,
             error_link_base: "/logs".to_owned(),
             cors: None,
+            rules: Vec::new(),
+            rule_functions: Functions::default(),
         }
     }
 }
@@ -146,6 +162,11 @@ impl fmt::Debug for DataApiBuilder {
             .field("run_as", &self.run_as)
             .field("validation", &self.validation)
             .field("limits", &self.limits)
+            .field(
+                "rules",
+                &self.rules.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .field("rule_functions", &self.rule_functions)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +204,47 @@ impl DataApiBuilder {
         access: AccessLevel,
     ) -> Self {
         self.data_sources.push((name.into(), backend, access));
+        self
+    }
+
+    /// Enforces App Services-style [`Rules`] on data source `data_source`
+    /// for every non-system principal (feature `memory`: the embedded query
+    /// engine evaluates them). The data source's access level still applies
+    /// first. Without rules a data source has its access level only.
+    ///
+    /// ```
+    /// use tower_data_api::rules::{Rule, Rules};
+    /// use tower_data_api::{DataApi, MemoryBackend};
+    ///
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .rules("mongodb-atlas", Rules::new().default_rule(Rule::owner("owner_id")))
+    ///     .api_key("ci", "a-long-random-key")
+    ///     .build()
+    ///     .expect("valid rules");
+    /// # let _ = service;
+    /// ```
+    pub fn rules(mut self, data_source: impl Into<String>, rules: Rules) -> Self {
+        self.rules.push((data_source.into(), rules));
+        self
+    }
+
+    /// Registers a `%function` rule expressions call as
+    /// `{"%function": {"name": "<name>", "arguments": [...]}}`.
+    ///
+    /// ```
+    /// use bson::Bson;
+    /// use tower_data_api::DataApi;
+    ///
+    /// let builder = DataApi::builder().rule_function("isWeekday", |_call| Bson::Boolean(true));
+    /// # let _ = builder;
+    /// ```
+    pub fn rule_function(
+        mut self,
+        name: impl Into<String>,
+        function: impl Fn(&crate::rules::FunctionCall<'_>) -> bson::Bson + Send + Sync + 'static,
+    ) -> Self {
+        self.rule_functions = self.rule_functions.with(name, function);
         self
     }
 
@@ -428,13 +490,40 @@ impl DataApiBuilder {
         if self.data_sources.is_empty() {
             return fail("add at least one data source".into());
         }
+        let mut enforcers: HashMap<String, Enforcer> = HashMap::new();
+        for (name, rules) in &self.rules {
+            if !self
+                .data_sources
+                .iter()
+                .any(|(source, _, _)| source == name)
+            {
+                return fail(format!(
+                    "rules for data source '{name}', which is not configured"
+                ));
+            }
+            let enforcer = compile_rules(rules, &self.rule_functions)
+                .map_err(|e| BuildError(format!("data source '{name}': {e}")))?;
+            if enforcers.insert(name.clone(), enforcer).is_some() {
+                return fail(format!(
+                    "rules for data source '{name}' are configured twice"
+                ));
+            }
+        }
         let mut data_sources = HashMap::new();
         for (name, backend, access) in self.data_sources {
             if name.is_empty() {
                 return fail("a data source name must not be empty".into());
             }
+            let rules = enforcers.remove(&name).unwrap_or_default();
             if data_sources
-                .insert(name.clone(), DataSource { backend, access })
+                .insert(
+                    name.clone(),
+                    DataSource {
+                        backend,
+                        access,
+                        rules,
+                    },
+                )
                 .is_some()
             {
                 return fail(format!("data source '{name}' is configured twice"));

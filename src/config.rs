@@ -9,6 +9,11 @@
 //! name = "mongodb-atlas"
 //! uri = "memory"                     # or a mongodb:// or mongodb+srv:// URI
 //! access = "read-write"              # "read-only" | "no-access"
+//! # App Services-style rules (optional; at most one of the three):
+//! # rules_file = "rules.json"         # JSON in the `Rules` shape
+//! # rules_dir = "data_sources/mongodb-atlas"   # an App Services export
+//! [data_sources.rules.default_rule]
+//! roles = [{ name = "owner", document_filters = { read = { owner_id = "%%user.id" }, write = { owner_id = "%%user.id" } }, read = true, write = true }]
 //!
 //! [[api_keys]]
 //! name = "ci"
@@ -37,7 +42,7 @@
 //! ```
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +50,7 @@ use serde::Deserialize;
 
 use crate::auth::{JwtProvider, RequestValidation, RunAs, Secret, SessionSettings};
 use crate::backend::Backend;
+use crate::rules::Rules;
 use crate::{AccessLevel, DataApi, DataApiBuilder, Format, Limits, Version};
 
 /// A configuration file's contents.
@@ -190,6 +196,44 @@ pub struct DataSourceConfig {
     pub uri: Option<String>,
     /// `read-write` (default), `read-only` or `no-access`.
     pub access: Option<String>,
+    /// App Services-style rules as a TOML table (the [`Rules`] shape).
+    pub rules: Option<Rules>,
+    /// A JSON file in the [`Rules`] shape (relative to the working directory).
+    pub rules_file: Option<PathBuf>,
+    /// An App Services export of the data source's rules: a directory with
+    /// `default_rule.json` and `<db>/<coll>/rules.json`.
+    pub rules_dir: Option<PathBuf>,
+}
+
+impl DataSourceConfig {
+    /// A data source called `name` with every other field left out: its URI
+    /// then comes from `MONGODB_URI` or the embedded engine, read-write.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            uri: None,
+            access: None,
+            rules: None,
+            rules_file: None,
+            rules_dir: None,
+        }
+    }
+
+    /// The data source's rules, from whichever of `rules`, `rules_file` and
+    /// `rules_dir` is set.
+    fn load_rules(&self) -> Result<Option<Rules>, String> {
+        match (&self.rules, &self.rules_file, &self.rules_dir) {
+            (None, None, None) => Ok(None),
+            (Some(rules), None, None) => Ok(Some(rules.clone())),
+            (None, Some(file), None) => Rules::from_json_file(file)
+                .map(Some)
+                .map_err(|e| format!("rules_file: {e}")),
+            (None, None, Some(dir)) => Rules::from_app_services_dir(dir)
+                .map(Some)
+                .map_err(|e| format!("rules_dir: {e}")),
+            _ => Err("give at most one of rules, rules_file and rules_dir".into()),
+        }
+    }
 }
 
 impl fmt::Debug for DataSourceConfig {
@@ -203,6 +247,9 @@ impl fmt::Debug for DataSourceConfig {
             .field("name", &self.name)
             .field("uri_scheme", &scheme)
             .field("access", &self.access)
+            .field("rules", &self.rules.is_some())
+            .field("rules_file", &self.rules_file)
+            .field("rules_dir", &self.rules_dir)
             .finish()
     }
 }
@@ -330,6 +377,12 @@ impl Config {
                 .await
                 .map_err(|e| ConfigError(format!("{field}.uri: {e}")))?;
             builder = builder.data_source_with_access(&source.name, backend, access);
+            if let Some(rules) = source
+                .load_rules()
+                .map_err(|e| ConfigError(format!("{field}.{e}")))?
+            {
+                builder = builder.rules(&source.name, rules);
+            }
         }
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}] ('{}')", key.name);
@@ -591,6 +644,86 @@ mod tests {
         assert_eq!(response.status(), http::StatusCode::OK);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert!(String::from_utf8_lossy(&body).contains("refresh_token"));
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn rules_from_a_table_or_a_file() {
+        let config = Config::from_toml(
+            r#"
+            [[data_sources]]
+            name = "mongodb-atlas"
+            uri = "memory"
+            [data_sources.rules.default_rule]
+            roles = [{ name = "owner", document_filters = { read = { owner_id = "%%user.id" } }, read = true }]
+            [[data_sources.rules.collections]]
+            database = "db"
+            collection = "public"
+            roles = [{ name = "all", read = true, write = true }]
+            "#,
+        )
+        .unwrap();
+        let rules = config.data_sources[0].rules.clone().unwrap();
+        assert_eq!(rules.collections[0].rule.roles[0].name, "all");
+        config
+            .builder(None)
+            .await
+            .unwrap()
+            .api_key("k", "rules-test-key-0123456789")
+            .build()
+            .unwrap();
+        let bad = Config::from_toml(
+            r#"
+            [[data_sources]]
+            name = "a"
+            uri = "memory"
+            [data_sources.rules.default_rule]
+            roles = [{ name = "r", apply_when = { "$where" = "1" } }]
+            "#,
+        )
+        .unwrap();
+        let err = bad
+            .builder(None)
+            .await
+            .unwrap()
+            .api_key("k", "rules-test-key-0123456789")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("data source 'a': rules.default_rule.roles[0] ('r').apply_when.$where"),
+            "{err}"
+        );
+        let path = std::env::temp_dir().join(format!("tda-rules-{}.json", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"{"default_rule": {"roles": [{"name": "r", "read": true}]}}"#,
+        )
+        .unwrap();
+        let text = format!(
+            "[[data_sources]]\nname = \"a\"\nuri = \"memory\"\nrules_file = '{}'\n",
+            path.display()
+        );
+        let from_file = Config::from_toml(&text).unwrap();
+        from_file
+            .builder(None)
+            .await
+            .unwrap()
+            .api_key("k", "rules-test-key-0123456789")
+            .build()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let both = format!("{text}rules_dir = '/nowhere'\n");
+        let err = Config::from_toml(&both)
+            .unwrap()
+            .builder(None)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.0.contains("data_sources[0] ('a').give at most one"),
+            "{err}"
+        );
     }
 
     #[test]

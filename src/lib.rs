@@ -26,8 +26,10 @@
 //! action; 404/405), **limits** (concurrency → 429, body size → 413, deadline
 //! → 504), **authenticate** (headers → [`auth::Principal`]), **decode** (relaxed
 //! Extended JSON → typed [`ActionRequest`]), **authorize** (the data source's
-//! [`AccessLevel`]), **execute** (the data source's [`Backend`]), **encode**
-//! (JSON or canonical EJSON per `Accept`), **log** ([`log::LogSink`]).
+//! [`AccessLevel`], then its [`rules::Rules`], which rewrite the request and
+//! strip unreadable fields from the reply), **execute** (the data source's
+//! [`Backend`]), **encode** (JSON or canonical EJSON per `Accept`), **log**
+//! ([`log::LogSink`]).
 //!
 //! ## Features
 //!

@@ -27,7 +27,7 @@ use crate::protocol::{
     FindLimits, Format, Reply, ResponseBody,
 };
 use crate::route::{Action, ClientRoute, Route, Version};
-use crate::rules::{check_access, AccessLevel};
+use crate::rules::{check_access, AccessLevel, Enforcer};
 use crate::Limits;
 
 /// The Data API as a tower `Service`: answers every request itself (404 for
@@ -45,6 +45,8 @@ pub struct DataApiService {
 pub(crate) struct DataSource {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) access: AccessLevel,
+    /// App Services-style rules, when configured.
+    pub(crate) rules: Enforcer,
 }
 
 /// Everything the builder validated, shared by all clones of the service.
@@ -246,7 +248,8 @@ impl Inner {
     }
 
     /// The pipeline: route → limits → authenticate → validate → decode →
-    /// authorize → execute. Client API requests (login, sessions) leave it
+    /// authorize (access level, then rules: the request is rewritten and a
+    /// guard strips unreadable fields from the reply) → execute. Client API requests (login, sessions) leave it
     /// after the limits.
     async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
     where
@@ -282,14 +285,17 @@ impl Inner {
             trace.record_principal(&principal);
             let body = read_body(body, self.limits.max_body_bytes).await?;
             self.auth.validate_request(&parts, &body)?;
-            let request = decode(action, parse_body(&body)?, self.find_limits())?;
+            let mut request = decode(action, parse_body(&body)?, self.find_limits())?;
             trace.record_request(&request);
             let source = self.data_source(&request.data_source)?;
             check_access(source.access, &request.namespace, &request.command)?;
-            execute(source.backend.as_ref(), request)
+            let guard = source
+                .rules
+                .authorize(&principal, &parts, action.name(), &mut request)?;
+            let reply = execute(source.backend.as_ref(), request)
                 .await
-                .map(Answer::Data)
-                .map_err(|err| ApiError::from_backend(err, action.verb()))
+                .map_err(|err| ApiError::from_backend(err, action.verb()))?;
+            guard.finish(reply).map(Answer::Data)
         };
         tokio::time::timeout(deadline, work)
             .await

@@ -523,7 +523,9 @@ async fn cors_preflights_and_origins() {
         .app_id("data-test")
         .data_source("mongodb-atlas", Scripted::default())
         .api_key("ci", KEY)
-        .cors(crate::AllowedOrigins::List(vec!["https://app.example".into()]))
+        .cors(crate::AllowedOrigins::List(vec![
+            "https://app.example".into()
+        ]))
         .build()
         .unwrap();
     let preflight = Request::builder()
@@ -531,12 +533,18 @@ async fn cors_preflights_and_origins() {
         .uri(format!("{BASE}/find"))
         .header("origin", "https://app.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization,content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
         .body(Full::new(Bytes::new()))
         .unwrap();
     let answer = send(&svc, preflight).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
-    assert_eq!(answer.headers["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        answer.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert!(answer.headers["access-control-allow-headers"]
         .to_str()
         .unwrap()
@@ -547,7 +555,10 @@ async fn cors_preflights_and_origins() {
         .unwrap();
     let answer = send(&svc, request).await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.headers["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        answer.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
     let foreign = post("find", "")
         .header("origin", "https://evil.example")
         .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
@@ -563,5 +574,8 @@ async fn cors_preflights_and_origins() {
         .header("access-control-request-method", "POST")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    assert_eq!(send(&service(), plain).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        send(&service(), plain).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }

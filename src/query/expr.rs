@@ -18,6 +18,7 @@ mod named;
 mod ops;
 
 pub use dates::{date_parts, format_date, DateParts};
+pub use named::add_units_utc;
 
 /// A parsed aggregation expression.
 #[derive(Debug, Clone)]
@@ -88,7 +89,7 @@ pub enum Special {
         date: Expr,
         /// The format string (default ISO-8601).
         format: Option<Expr>,
-        /// A fixed offset or UTC.
+        /// UTC, a fixed offset or a named zone.
         timezone: Option<Expr>,
         /// The result for a null or missing date.
         on_null: Option<Expr>,
@@ -501,7 +502,7 @@ impl Special {
                         None => Ok(Some(Bson::Null)),
                     };
                 }
-                let offset = dates::timezone_offset(
+                let zone = dates::Zone::parse(
                     timezone
                         .as_ref()
                         .map(|t| t.eval(vars))
@@ -527,9 +528,9 @@ impl Special {
                     },
                 };
                 Ok(Some(Bson::String(format_date(
-                    millis.saturating_add(offset * 60_000),
+                    zone.to_local(millis),
                     fmt.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S.%LZ"),
-                    offset,
+                    zone.offset_at(millis),
                 )?)))
             }
             Special::DatePart(name, date, timezone) => {
@@ -537,7 +538,7 @@ impl Special {
                 if nullish(d.as_ref()) {
                     return Ok(Some(Bson::Null));
                 }
-                let offset = dates::timezone_offset(
+                let zone = dates::Zone::parse(
                     timezone
                         .as_ref()
                         .map(|t| t.eval(vars))
@@ -545,10 +546,7 @@ impl Special {
                         .flatten(),
                 )?;
                 let millis = dates::as_millis(d.as_ref(), name)?;
-                Ok(Some(dates::date_part(
-                    name,
-                    millis.saturating_add(offset * 60_000),
-                )))
+                Ok(Some(dates::date_part(name, zone.to_local(millis))))
             }
         }
     }

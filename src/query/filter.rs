@@ -106,10 +106,26 @@ impl Filter {
         self.root.matches(doc, vars)
     }
 
-    /// Whether a single value matches a filter from [`Filter::parse_value_condition`].
+    /// Whether a single value matches a filter from [`Filter::parse_value_condition`]
+    /// the way `$pull` tests an element: MongoDB wraps the element as
+    /// `{"": element}` and matches it as a document, so an array element is
+    /// looked into (`{$gte: 5}` matches `[6]`).
     pub fn matches_value(&self, v: &Bson) -> bool {
         match (&self.root, v) {
             (Node::Path { path, pred }, _) if path.is_empty() => pred.eval(&[Some(v)]),
+            (_, Bson::Document(d)) => self.root.matches(d, &[]).unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// Whether one array element matches a filter from
+    /// [`Filter::parse_value_condition`] the way `$elemMatch` tests elements
+    /// (MongoDB's `matchesSingleElement`): the operator form sees the element
+    /// itself, so an element that is an array is not looked into (`{$gte: 5}`
+    /// does not match `[6]`).
+    pub fn matches_element(&self, v: &Bson) -> bool {
+        match (&self.root, v) {
+            (Node::Path { path, pred }, _) if path.is_empty() => pred.single(v),
             (_, Bson::Document(d)) => self.root.matches(d, &[]).unwrap_or(false),
             _ => false,
         }
@@ -785,6 +801,22 @@ mod tests {
         for (d, want) in docs {
             assert_eq!(f.matches(d), *want, "filter {filter} on {d}");
         }
+    }
+
+    /// Regression (differential tests): an `$elemMatch` projection sees an
+    /// array element as a whole, while `$pull` looks into it.
+    #[test]
+    fn element_conditions_do_not_descend_into_nested_arrays() {
+        let nested = Bson::Array(vec![Bson::Null, Bson::Int32(6)]);
+        let f = Filter::parse_value_condition(&doc! {"$gte": 5}).unwrap();
+        assert!(!f.matches_element(&nested));
+        assert!(f.matches_element(&Bson::Int32(6)));
+        assert!(f.matches_value(&nested));
+        let f = Filter::parse_value_condition(&doc! {"$eq": null}).unwrap();
+        assert!(!f.matches_element(&nested));
+        assert!(f.matches_value(&nested));
+        let f = Filter::parse_value_condition(&doc! {"$size": 2}).unwrap();
+        assert!(f.matches_element(&nested));
     }
 
     #[test]

@@ -20,11 +20,16 @@
 //! | [`aggregate`] | aggregation stages |
 //!
 //! Known differences from MongoDB: no collation (strings compare by bytes);
-//! Decimal128 division goes through `f64`; time zones are UTC or fixed
-//! offsets only; regexes are those of the `regex` crate (no backreferences or
-//! lookaround); `$text`, `$where`, geo operators, `$function` and a few
-//! stages (`$geoNear`, `$search`, `$densify`, …) are not implemented;
-//! `$setWindowFields` supports document and numeric range windows only.
+//! Decimal128 division goes through `f64`; regexes are those of the `regex`
+//! crate (no backreferences or lookaround); `$text`, `$where`, geo operators,
+//! `$function` and a few stages (`$geoNear`, `$search`, …) are not
+//! implemented; `$bucketAuto` has no `granularity`; `$collStats` reports
+//! `count` and `storageStats` only. Time zones are UTC, fixed offsets or the
+//! IANA zones of the bundled time zone database.
+//!
+//! Pipelines run under a memory budget and a deadline
+//! ([`aggregate::Limits`]): a blocking stage that would hold more than the
+//! budget fails with code 292, an expired deadline with code 50.
 
 pub mod aggregate;
 pub mod compare;

@@ -447,6 +447,35 @@ impl DecVal {
         Decimal128::from_str(&s).ok()
     }
 
+    /// The Decimal128 of this exact value written with exponent `exp` when
+    /// that needs no rounding and at most 34 digits (`negative_zero` gives a
+    /// zero its sign); `None` otherwise.
+    pub fn to_decimal128_at(&self, exp: i64, negative_zero: bool) -> Option<Decimal128> {
+        let DecVal::Finite {
+            neg,
+            digits,
+            exp: own,
+        } = self
+        else {
+            return None;
+        };
+        if digits.is_empty() {
+            let sign = if negative_zero { "-" } else { "" };
+            return Decimal128::from_str(&format!("{sign}0E{exp}")).ok();
+        }
+        let pad = usize::try_from(own - exp).ok()?;
+        if digits.len() + pad > 34 {
+            return None;
+        }
+        let body: String = digits
+            .iter()
+            .map(|d| char::from(b'0' + d))
+            .chain(std::iter::repeat_n('0', pad))
+            .collect();
+        let sign = if *neg { "-" } else { "" };
+        Decimal128::from_str(&format!("{sign}{body}E{exp}")).ok()
+    }
+
     /// Appends an injective byte encoding of the value to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
@@ -562,6 +591,56 @@ fn cmp_f64_i64(x: f64, i: i64) -> Ordering {
     }
 }
 
+/// The exponent a Decimal128 is stored with (`1.0` → -1, `1E+3` → 3);
+/// `None` for NaN and the infinities.
+pub fn decimal_exponent(d: &Decimal128) -> Option<i64> {
+    let b = d.bytes();
+    let mut high_bytes = [0u8; 8];
+    high_bytes.copy_from_slice(&b[8..16]);
+    let high = u64::from_le_bytes(high_bytes);
+    if (high >> 58) & 0x1f >= 0x1e {
+        return None;
+    }
+    let biased = if (high >> 61) & 0b11 == 0b11 {
+        (high >> 47) & 0x3fff
+    } else {
+        (high >> 49) & 0x3fff
+    };
+    Some(biased as i64 - 6176)
+}
+
+/// An operand of Decimal128 arithmetic: its value and its exponent (quantum).
+/// Integers have exponent 0 and decimals their stored one; a double is first
+/// converted as MongoDB converts it, to 15 significant digits (1.0 becomes
+/// 1.00000000000000, exponent -14).
+fn decimal_operand(n: Num) -> (DecVal, Option<i64>) {
+    match n {
+        Num::Int32(i) => (DecVal::from_i64(i64::from(i)), Some(0)),
+        Num::Int64(i) => (DecVal::from_i64(i), Some(0)),
+        Num::Decimal(d) => (DecVal::from_decimal(&d), decimal_exponent(&d)),
+        Num::Double(d) if !d.is_finite() => (DecVal::from_f64(d), None),
+        Num::Double(d) if d == 0.0 => (DecVal::from_i64(0), Some(0)),
+        Num::Double(d) => {
+            let text = format!("{d:.14e}");
+            let exp = text
+                .split_once('e')
+                .and_then(|(_, e)| e.parse::<i64>().ok())
+                .map(|e| e - 14);
+            (DecVal::parse(&text).unwrap_or(DecVal::NaN), exp)
+        }
+    }
+}
+
+/// Whether the number carries a minus sign (including -0).
+fn sign_bit(n: Num) -> bool {
+    match n {
+        Num::Int32(i) => i < 0,
+        Num::Int64(i) => i < 0,
+        Num::Double(d) => d.is_sign_negative(),
+        Num::Decimal(d) => d.bytes()[15] & 0x80 != 0,
+    }
+}
+
 fn wider(a: Num, b: Num) -> u8 {
     a.rank().max(b.rank())
 }
@@ -617,12 +696,30 @@ fn int_op(
 ) -> Option<Num> {
     let rank = wider(a, b);
     if rank == 3 {
-        let (x, y) = (DecVal::from_num(a), DecVal::from_num(b));
+        let ((x, qa), (y, qb)) = (decimal_operand(a), decimal_operand(b));
         let exact = match dop {
             DecOp::Add => x.add(&y),
             DecOp::Sub => x.add(&y.negate()),
             DecOp::Mul => x.mul(&y),
         };
+        // IEEE 754-2008 keeps the quantum: a sum is exact at the smaller
+        // exponent of the operands, a product at the sum of the exponents
+        // (0.10 + 0 = 0.10, 2.5 × 0 = 0.0), as MongoDB's Decimal128 does.
+        let ideal = match (qa, qb) {
+            (Some(p), Some(q)) => Some(match dop {
+                DecOp::Add | DecOp::Sub => p.min(q),
+                DecOp::Mul => p + q,
+            }),
+            _ => None,
+        };
+        let negative_zero = match dop {
+            DecOp::Add => sign_bit(a) && sign_bit(b),
+            DecOp::Sub => sign_bit(a) && !sign_bit(b),
+            DecOp::Mul => sign_bit(a) != sign_bit(b),
+        };
+        if let Some(d) = ideal.and_then(|e| exact.to_decimal128_at(e, negative_zero)) {
+            return Some(Num::Decimal(d));
+        }
         if let Some(d) = exact.to_decimal128() {
             return Some(Num::Decimal(d));
         }
@@ -727,6 +824,27 @@ mod tests {
             assert_eq!(compare_nums(a, b), want, "{a:?} vs {b:?}");
             assert_eq!(compare_nums(b, a), want.reverse(), "{b:?} vs {a:?}");
         }
+    }
+
+    /// Regression (differential tests): Decimal128 results keep IEEE 754's
+    /// quantum instead of being normalised.
+    #[test]
+    fn decimal_results_keep_their_exponent() {
+        let dec = |s: &str| Num::Decimal(Decimal128::from_str(s).unwrap());
+        let text = |n: Option<Num>| match n {
+            Some(Num::Decimal(d)) => d.to_string(),
+            other => panic!("not a decimal: {other:?}"),
+        };
+        assert_eq!(text(add(Num::Int64(0), dec("0.10"), Overflow::Fail)), "0.10");
+        assert_eq!(text(add(dec("1.0"), dec("2.50"), Overflow::Fail)), "3.50");
+        assert_eq!(text(mul(dec("2.5"), Num::Int32(0), Overflow::Fail)), "0.0");
+        assert_eq!(text(mul(dec("1.0"), dec("1.5"), Overflow::Fail)), "1.50");
+        assert_eq!(text(mul(dec("-1"), Num::Int32(0), Overflow::Fail)), "-0");
+        assert_eq!(text(add(dec("1E+3"), Num::Int32(1), Overflow::Fail)), "1001");
+        assert_eq!(decimal_exponent(&Decimal128::from_str("1E+3").unwrap()), Some(3));
+        // A double joins decimal arithmetic with 15 significant digits.
+        assert_eq!(text(add(Num::Double(1.0), dec("0.10"), Overflow::Fail)), "1.10000000000000");
+        assert_eq!(text(add(Num::Double(0.1), dec("0"), Overflow::Fail)), "0.100000000000000");
     }
 
     #[test]

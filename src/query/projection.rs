@@ -368,7 +368,7 @@ fn include(
             }
             Spec::ElemMatch(filter) => {
                 if let Bson::Array(items) = v {
-                    if let Some(first) = items.iter().find(|e| filter.matches_value(e)) {
+                    if let Some(first) = items.iter().find(|e| filter.matches_element(e)) {
                         out.insert(k.clone(), Bson::Array(vec![first.clone()]));
                     }
                 }
@@ -539,6 +539,19 @@ mod tests {
             .unwrap_or_else(|e| panic!("{spec}: {e}"))
             .apply(&d)
             .unwrap()
+    }
+
+    /// Regression (differential tests): the `$elemMatch` projection tests
+    /// each element itself and does not look into nested arrays.
+    #[test]
+    fn elem_match_projection_does_not_descend_into_nested_arrays() {
+        let d = doc! {"_id": 28, "c": [false, ["Ab", 12, 1]]};
+        assert_eq!(run(doc! {"c": {"$elemMatch": {"$all": [1]}}}, d.clone()), doc! {"_id": 28});
+        assert_eq!(run(doc! {"c": {"$elemMatch": {"$bitsAnySet": 12}}}, d.clone()), doc! {"_id": 28});
+        assert_eq!(
+            run(doc! {"c": {"$elemMatch": {"$size": 3}}}, d),
+            doc! {"_id": 28, "c": [["Ab", 12, 1]]}
+        );
     }
 
     #[test]

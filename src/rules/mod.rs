@@ -1,9 +1,134 @@
 //! Authorization: what an authenticated principal may do.
 //!
-//! The first form is the Atlas UI's per-data-source access level
-//! ([`AccessLevel`]), enforced on every action.
+//! Two layers, both per data source:
+//!
+//! - the Atlas UI's access level ([`AccessLevel`]), enforced on every action;
+//! - App Services-style [`Rules`] (feature `memory`: the embedded query
+//!   engine evaluates them): roles with `apply_when`, document filters,
+//!   document- and field-level permissions, and filters, enforced for every
+//!   non-system principal on all ten actions. `system` principals bypass them.
+//!
+//! | module | what |
+//! |---|---|
+//! | `model` | the configuration ([`Rules`], [`Rule`], [`Role`], …), serde in App Services' JSON shape |
+//! | `expr` | rule expressions: parsing, `%%user`/`%%request` expansion, conditions |
+//! | `functions` | `%function`: closures registered by name ([`FunctionCall`]) |
+//! | `fields` | field-level permissions: stripping, write checks, projections |
+//! | `policy` | denied operators and stages, paths an update writes |
+//! | `context` | the `%%user` and `%%request` documents |
+//! | `engine` | compiled rules, role selection, request rewriting |
 
 mod access;
+#[cfg(feature = "memory")]
+mod context;
+#[cfg(feature = "memory")]
+mod engine;
+#[cfg(feature = "memory")]
+mod expr;
+#[cfg(feature = "memory")]
+mod fields;
+mod functions;
+mod model;
+#[cfg(feature = "memory")]
+mod policy;
 
 pub(crate) use access::check_access;
 pub use access::AccessLevel;
+pub use functions::{FunctionCall, Functions, RuleFunction};
+pub use model::{CollectionRule, DocumentFilters, FieldPermission, Role, Rule, RuleFilter, Rules};
+
+#[cfg(feature = "memory")]
+pub(crate) use enforce::{compile, Enforcer};
+
+#[cfg(feature = "memory")]
+mod enforce {
+    use std::sync::Arc;
+
+    use http::request::Parts;
+
+    use super::engine::CompiledRules;
+    pub(crate) use super::engine::Guard;
+    use super::expr::Scope;
+    use super::{Functions, Rules};
+    use crate::auth::Principal;
+    use crate::protocol::{ActionRequest, ApiError};
+
+    /// The rules of one data source, if it has any.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct Enforcer(Option<Arc<CompiledRules>>);
+
+    /// Validates `rules` for the service.
+    pub(crate) fn compile(rules: &Rules, functions: Functions) -> Result<Enforcer, String> {
+        CompiledRules::compile(rules, functions)
+            .map(|c| Enforcer(Some(Arc::new(c))))
+            .map_err(|e| format!("rules.{e}"))
+    }
+
+    impl Enforcer {
+        /// Applies the rules to `request` (nothing without rules or for
+        /// `system` principals); the guard post-processes the reply.
+        pub(crate) fn authorize(
+            &self,
+            principal: &Principal,
+            parts: &Parts,
+            action: &str,
+            request: &mut ActionRequest,
+        ) -> Result<Guard, ApiError> {
+            let Some(rules) = &self.0 else {
+                return Ok(Guard::None);
+            };
+            if principal.is_system() {
+                return Ok(Guard::None);
+            }
+            let user = super::context::user_document(principal);
+            let request_doc = super::context::request_document(parts, action, &request.data_source);
+            let scope = Scope {
+                user: &user,
+                request: &request_doc,
+                functions: rules.functions(),
+            };
+            rules.authorize(&request.namespace, &scope, &mut request.command)
+        }
+    }
+}
+
+/// Without the embedded engine rules cannot be evaluated: data sources keep
+/// their access level only.
+#[cfg(not(feature = "memory"))]
+pub(crate) use disabled::Enforcer;
+
+#[cfg(not(feature = "memory"))]
+mod disabled {
+    use http::request::Parts;
+
+    use crate::auth::Principal;
+    use crate::protocol::{ActionRequest, ApiError, Reply};
+
+    /// No rules.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct Enforcer;
+
+    /// Nothing to do after the backend.
+    pub(crate) struct Guard;
+
+    impl Enforcer {
+        pub(crate) fn authorize(
+            &self,
+            _principal: &Principal,
+            _parts: &Parts,
+            _action: &str,
+            _request: &mut ActionRequest,
+        ) -> Result<Guard, ApiError> {
+            Ok(Guard)
+        }
+    }
+
+    impl Guard {
+        pub(crate) fn finish(self, reply: Reply) -> Result<Reply, ApiError> {
+            Ok(reply)
+        }
+    }
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod pipeline_tests;

@@ -11,6 +11,7 @@ mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bson::{Bson, Document};
@@ -19,7 +20,9 @@ use crate::backend::{
     Backend, BackendError, FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateOutcome,
     UpdateQuery,
 };
-use crate::query::aggregate::AggregateContext;
+use crate::query::aggregate::{
+    doc_size, AggregateContext, CollectionStats, Limits, DEFAULT_MAX_PIPELINE_BYTES,
+};
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
@@ -29,15 +32,55 @@ type Shared<T> = Arc<RwLock<T>>;
 
 /// An in-memory data source with MongoDB query semantics. Cloning is cheap
 /// and clones share the same data.
-#[derive(Debug, Clone, Default)]
+///
+/// Aggregation pipelines run under a memory budget (see
+/// [`MemoryBackend::with_max_pipeline_bytes`]) and a time budget (see
+/// [`MemoryBackend::with_max_time`]).
+#[derive(Debug, Clone)]
 pub struct MemoryBackend {
     databases: Shared<HashMap<String, HashMap<String, Shared<Collection>>>>,
+    max_pipeline_bytes: usize,
+    max_time: Option<Duration>,
+}
+
+/// The default time budget of one aggregation: the service's default request deadline.
+pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend {
+            databases: Shared::default(),
+            max_pipeline_bytes: DEFAULT_MAX_PIPELINE_BYTES,
+            max_time: Some(DEFAULT_MAX_TIME),
+        }
+    }
 }
 
 impl MemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the memory budget of an aggregation pipeline: the most bytes
+    /// (estimated BSON size) that one blocking stage (`$group`, `$sort`,
+    /// `$bucketAuto`, `$facet`, `$setWindowFields`, `$lookup`, …) may hold.
+    /// A pipeline that needs more fails with error code 292, as MongoDB does
+    /// without `allowDiskUse`. The default is 100 MiB, MongoDB's per-stage limit.
+    pub fn with_max_pipeline_bytes(mut self, bytes: usize) -> Self {
+        self.max_pipeline_bytes = bytes;
+        self
+    }
+
+    /// Sets the time budget of one aggregation (`None`: unbounded; default
+    /// 90 s, the service's default request deadline). The engine runs
+    /// synchronously, so the request deadline alone cannot interrupt it: the
+    /// pipeline checks this budget as documents flow and fails with a
+    /// [`BackendErrorKind::Timeout`](crate::backend::BackendErrorKind::Timeout)
+    /// error (MongoDB's `MaxTimeMSExpired`) when it runs out.
+    pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
+        self.max_time = max_time;
+        self
     }
 
     /// The collection if it exists.
@@ -204,13 +247,37 @@ fn project(
         .map_err(to_backend)
 }
 
-/// The database a pipeline runs in, for `$lookup`, `$unionWith`, `$out` and `$merge`.
+/// The database a pipeline runs in, for `$lookup`, `$unionWith`, `$out` and
+/// `$merge`, with the collection it reads (`$collStats`) and its limits.
 struct DatabaseContext<'a> {
     backend: &'a MemoryBackend,
     database: &'a str,
+    collection: &'a str,
+    limits: Limits,
 }
 
 impl AggregateContext for DatabaseContext<'_> {
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn stats(&self) -> Option<CollectionStats> {
+        let ns = format!("{}.{}", self.database, self.collection);
+        let Some(coll) = self.backend.existing(self.database, self.collection) else {
+            return Some(CollectionStats {
+                ns,
+                count: 0,
+                size: 0,
+            });
+        };
+        let guard = coll.read().unwrap_or_else(PoisonError::into_inner);
+        Some(CollectionStats {
+            ns,
+            count: guard.len() as u64,
+            size: guard.iter().map(|(_, d)| doc_size(d) as u64).sum(),
+        })
+    }
+
     fn collection(&self, name: &str) -> Vec<Document> {
         self.backend.snapshot(self.database, name)
     }
@@ -326,20 +393,43 @@ impl Backend for MemoryBackend {
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, BackendError> {
         let parsed = Pipeline::parse(&pipeline).map_err(to_backend)?;
+        // Data API aggregates always name a collection.
+        if parsed.starts_with_documents() {
+            return Err(to_backend(QueryError::new(
+                73,
+                "'$documents' can only be run with {aggregate: 1}",
+            )));
+        }
         let ctx = DatabaseContext {
             backend: self,
             database: &ns.database,
+            collection: &ns.collection,
+            limits: Limits::with_max_time(self.max_pipeline_bytes, self.max_time),
         };
-        match parsed.leading_match() {
-            Some(filter) => {
-                let input = self.read_matches(ns, filter, None, 0, 0)?;
-                parsed.run_after_match(input, &ctx).map_err(to_backend)
-            }
-            None => {
-                let input = self.snapshot(&ns.database, &ns.collection);
-                parsed.run(input, &ctx).map_err(to_backend)
-            }
+        if !parsed.reads_input() {
+            return parsed.run(Vec::new(), &ctx).map_err(to_backend);
         }
+        let start = usize::from(parsed.leading_match().is_some());
+        // The leading `$match` (and a `$group` or `$count` right after it) read
+        // the documents in place under the read lock; the lock is released
+        // before the other stages run, as they may read or write collections.
+        let (next, input) = match self.existing(&ns.database, &ns.collection) {
+            None => (start, Vec::new()),
+            Some(coll) => {
+                let guard = coll.read().unwrap_or_else(PoisonError::into_inner);
+                let refs: Vec<&Document> = match parsed.leading_match() {
+                    Some(filter) => guard
+                        .matching(filter, None)
+                        .map_err(to_backend)?
+                        .into_iter()
+                        .filter_map(|s| guard.get(s))
+                        .collect(),
+                    None => guard.iter().map(|(_, d)| d).collect(),
+                };
+                parsed.run_prefix(start, &refs, &ctx).map_err(to_backend)?
+            }
+        };
+        parsed.run_from(next, input, &ctx).map_err(to_backend)
     }
 }
 

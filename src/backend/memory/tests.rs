@@ -472,3 +472,74 @@ async fn document_size_limit() {
     );
     assert_eq!(b.count(&ns()), 1);
 }
+
+#[tokio::test]
+async fn aggregate_limits_and_coll_stats() {
+    let b = seeded().await;
+    // $collStats reports the collection's size without reading it.
+    let out = b
+        .aggregate(&ns(), vec![doc! {"$collStats": {"count": {}}}])
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].get_str("ns").unwrap(), "db.items");
+    assert_eq!(out[0].get_i32("count").unwrap(), 3);
+    let missing = Namespace::new("db", "nothing");
+    let out = b
+        .aggregate(&missing, vec![doc! {"$collStats": {"count": {}}}])
+        .await
+        .unwrap();
+    assert_eq!(out[0].get_i32("count").unwrap(), 0);
+    // A Data API aggregate names a collection: $documents is refused there, as by MongoDB.
+    let err = b
+        .aggregate(&ns(), vec![doc! {"$documents": [{"a": 1}]}])
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("{aggregate: 1}"), "{}", err.message);
+    // $match + $group and $match + $count read the collection in place.
+    let out = b
+        .aggregate(
+            &ns(),
+            vec![
+                doc! {"$match": {"n": {"$gte": 3}}},
+                doc! {"$group": {"_id": null, "total": {"$sum": "$n"}}},
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, vec![doc! {"_id": null, "total": 8}]);
+    let out = b
+        .aggregate(&ns(), vec![doc! {"$match": {}}, doc! {"$count": "n"}])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![doc! {"n": 3}]);
+    // A tiny memory budget stops a blocking stage.
+    let small = b.clone().with_max_pipeline_bytes(10);
+    let err = small
+        .aggregate(&ns(), vec![doc! {"$sort": {"n": 1}}])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
+    assert!(
+        err.message.contains("Exceeded memory limit for $sort"),
+        "{}",
+        err.message
+    );
+    // An exhausted time budget is a timeout (504 at the service).
+    let hurried = b.clone().with_max_time(Some(std::time::Duration::ZERO));
+    let err = hurried
+        .aggregate(&ns(), vec![doc! {"$match": {}}])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::Timeout);
+    // No budget at all still runs.
+    let unbounded = b.with_max_time(None);
+    assert_eq!(
+        unbounded
+            .aggregate(&ns(), vec![doc! {"$match": {}}])
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}

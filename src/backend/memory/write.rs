@@ -23,6 +23,7 @@ pub(super) fn to_backend(e: QueryError) -> BackendError {
     let kind = match e.code {
         QueryError::DUPLICATE_KEY => BackendErrorKind::DuplicateKey,
         QueryError::NOT_IMPLEMENTED => BackendErrorKind::Unsupported,
+        crate::query::aggregate::MAX_TIME_EXPIRED => BackendErrorKind::Timeout,
         _ => BackendErrorKind::InvalidRequest,
     };
     BackendError::new(kind, e.message)

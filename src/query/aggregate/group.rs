@@ -483,8 +483,8 @@ fn finish_ranked(acc: &Accumulator, state: State) -> Bson {
 }
 
 /// Groups documents by a key, keeping groups in first-seen order.
-fn run_groups(
-    docs: &[Document],
+fn run_groups<'d>(
+    docs: impl IntoIterator<Item = &'d Document>,
     key_of: &dyn Fn(&Document) -> Result<Bson, QueryError>,
     accs: &[Accumulator],
     vars: &[(String, Bson)],
@@ -570,10 +570,10 @@ impl Group {
         })
     }
 
-    /// Runs the stage.
-    pub(super) fn run(
+    /// Runs the stage (over owned or borrowed documents).
+    pub(super) fn run<'d>(
         &self,
-        docs: &[Document],
+        docs: impl IntoIterator<Item = &'d Document>,
         vars: &[(String, Bson)],
     ) -> Result<Vec<Document>, QueryError> {
         let groups = run_groups(docs, &|d| group_key(&self.id, d, vars), &self.accs, vars)?;
@@ -737,5 +737,37 @@ impl Bucket {
         };
         groups.sort_by_key(|(k, _)| pos(k));
         Ok(output(groups, &self.accs))
+    }
+}
+
+/// The accumulators of an `output` field (`$bucketAuto`): `{count: {$sum: 1}}`
+/// when it is absent.
+#[derive(Debug, Clone)]
+pub(super) struct Outputs(Vec<Accumulator>);
+
+impl Outputs {
+    /// Parses an `output` specification.
+    pub(super) fn parse(spec: Option<&Document>) -> Result<Outputs, QueryError> {
+        Ok(Outputs(match spec {
+            Some(d) => parse_accumulators(d, false)?,
+            None => vec![Accumulator {
+                name: "count".into(),
+                kind: AccKind::Sum,
+                expr: Expr::Literal(Bson::Int32(1)),
+                n: None,
+                sort: None,
+            }],
+        }))
+    }
+
+    /// One document per distinct key (in first-seen order), with the key as `_id`.
+    pub(super) fn group(
+        &self,
+        docs: &[Document],
+        key_of: &dyn Fn(&Document) -> Result<Bson, QueryError>,
+        vars: &[(String, Bson)],
+    ) -> Result<Vec<Document>, QueryError> {
+        let groups = run_groups(docs, key_of, &self.0, vars)?;
+        Ok(output(groups, &self.0))
     }
 }

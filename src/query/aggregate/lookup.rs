@@ -127,7 +127,13 @@ impl Lookup {
                 "must specify 'as' field for a $lookup",
             ));
         }
-        if l.from.is_empty() {
+        // Without `from`, the pipeline must make its own documents.
+        if l.from.is_empty()
+            && !l
+                .pipeline
+                .as_ref()
+                .is_some_and(Pipeline::starts_with_documents)
+        {
             return Err(QueryError::failed_to_parse(
                 "must specify 'from' field for a $lookup",
             ));
@@ -255,6 +261,13 @@ pub(super) fn parse_union_with(arg: &Bson) -> Result<(String, Option<Pipeline>),
             }
             match coll {
                 Some(c) => Ok((c, pipeline)),
+                // Without `coll`, the pipeline must make its own documents.
+                None if pipeline
+                    .as_ref()
+                    .is_some_and(Pipeline::starts_with_documents) =>
+                {
+                    Ok((String::new(), pipeline))
+                }
                 None => Err(QueryError::new(
                     40414,
                     "BSON field '$unionWith.coll' is missing but a required field",

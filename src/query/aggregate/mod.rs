@@ -1,10 +1,16 @@
 //! Aggregation pipelines: parsing stages and running them over documents.
 
+mod bucket_auto;
+mod densify;
 mod fields;
+mod fill;
 mod group;
+mod limits;
 mod lookup;
 mod output;
+mod sources;
 mod window;
+mod window_math;
 
 use bson::{Bson, Document};
 
@@ -15,7 +21,11 @@ use super::projection::Projection;
 use super::sort::SortSpec;
 use super::QueryError;
 
+pub use limits::{
+    doc_size, Limits, DEFAULT_MAX_PIPELINE_BYTES, MAX_TIME_EXPIRED, MEMORY_LIMIT_EXCEEDED,
+};
 pub use output::MergeSpec;
+pub use sources::CollectionStats;
 
 /// Access to the other collections of the database a pipeline runs in.
 pub trait AggregateContext {
@@ -29,6 +39,16 @@ pub trait AggregateContext {
         Err(QueryError::unsupported(
             "Writing from a pipeline ($out/$merge)",
         ))
+    }
+
+    /// The memory budget and deadline the pipeline runs under.
+    fn limits(&self) -> Limits {
+        Limits::default()
+    }
+
+    /// Statistics of the collection the pipeline reads (`$collStats`), when known.
+    fn stats(&self) -> Option<CollectionStats> {
+        None
     }
 }
 
@@ -58,9 +78,15 @@ enum Stage {
     Limit(u64),
     Group(Box<group::Group>),
     Bucket(Box<group::Bucket>),
+    BucketAuto(Box<bucket_auto::BucketAuto>),
+    Documents(Box<Expr>),
+    CollStats(sources::CollStats),
+    Densify(Box<densify::Densify>),
+    Fill(Box<fill::Fill>),
     Count(String),
     Unwind(fields::Unwind),
-    ReplaceRoot(Box<Expr>),
+    /// `$replaceRoot` (`false`) or `$replaceWith` (`true`), which word their errors differently.
+    ReplaceRoot(Box<Expr>, bool),
     Redact(Box<Expr>),
     SetWindowFields(Box<window::SetWindowFields>),
     SortByCount(Box<Expr>),
@@ -79,32 +105,58 @@ const UNSUPPORTED_STAGES: &[&str] = &[
     "$searchMeta",
     "$vectorSearch",
     "$indexStats",
-    "$collStats",
     "$currentOp",
     "$listSessions",
     "$listLocalSessions",
     "$changeStream",
     "$planCacheStats",
-    "$densify",
-    "$fill",
-    "$bucketAuto",
-    "$documents",
     "$listSearchIndexes",
     "$changeStreamSplitLargeEvent",
 ];
 
-fn non_negative(stage: &str, v: &Bson) -> Result<u64, QueryError> {
-    match Num::from_bson(v).and_then(Num::to_i64_exact) {
-        Some(n) if n >= 0 => Ok(n as u64),
-        Some(_) => Err(QueryError::new(
-            5107200,
-            format!("invalid argument to {stage} stage: Cannot be negative"),
-        )),
-        None => Err(QueryError::new(
-            5107201,
-            format!("invalid argument to {stage} stage: Expected an integer"),
-        )),
+/// The deepest nesting of documents and arrays a pipeline may have (MongoDB
+/// refuses BSON nested beyond 180 levels in commands).
+const MAX_NESTING: usize = 180;
+
+/// Whether documents and arrays in `stages` nest deeper than `limit`,
+/// checked without recursion.
+fn nesting_exceeds(stages: &[Document], limit: usize) -> bool {
+    let mut stack: Vec<(&Bson, usize)> = Vec::new();
+    for stage in stages {
+        for v in stage.values() {
+            stack.push((v, 2));
+        }
     }
+    while let Some((v, depth)) = stack.pop() {
+        if depth > limit {
+            return true;
+        }
+        match v {
+            Bson::Document(d) => stack.extend(d.values().map(|x| (x, depth + 1))),
+            Bson::Array(items) => stack.extend(items.iter().map(|x| (x, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A non-negative integer stage argument (`$skip`, `$limit`, `$sample`'s
+/// size), with MongoDB's messages.
+fn non_negative(stage: &str, v: &Bson) -> Result<u64, QueryError> {
+    let problem = match Num::from_bson(v).map(|n| (n, n.to_i64_exact())) {
+        Some((_, Some(n))) if n >= 0 => return Ok(n as u64),
+        Some((_, Some(_))) => "Expected a non-negative number",
+        Some((n, None)) if n.to_f64() < 0.0 => "Expected a non-negative number",
+        Some((_, None)) => "Expected an integer",
+        None => "Expected a number",
+    };
+    Err(QueryError::new(
+        if stage == "$limit" { 5107201 } else { 5107200 },
+        format!(
+            "invalid argument to {stage} stage: {problem} in: {stage}: {}",
+            super::display_value(v)
+        ),
+    ))
 }
 
 fn wrap(stage: &str, e: QueryError) -> QueryError {
@@ -117,6 +169,14 @@ fn wrap(stage: &str, e: QueryError) -> QueryError {
 impl Pipeline {
     /// Parses the stages of a pipeline.
     pub fn parse(stages: &[Document]) -> Result<Pipeline, QueryError> {
+        // Parsing and evaluation recurse with the nesting of the stages: a
+        // bound on it keeps untrusted pipelines from exhausting the stack.
+        if nesting_exceeds(stages, MAX_NESTING) {
+            return Err(QueryError::new(
+                15,
+                format!("the pipeline is nested more than {MAX_NESTING} levels deep"),
+            ));
+        }
         let mut parsed = Vec::with_capacity(stages.len());
         for (i, stage) in stages.iter().enumerate() {
             if stage.len() != 1 {
@@ -132,6 +192,9 @@ impl Pipeline {
                 ));
             };
             let last = i + 1 == stages.len();
+            if i > 0 && matches!(name.as_str(), "$documents" | "$collStats") {
+                return Err(sources::not_first(name));
+            }
             parsed.push(Self::parse_stage(name, arg, last)?);
         }
         Ok(Pipeline { stages: parsed })
@@ -185,13 +248,17 @@ impl Pipeline {
                 _ => return Err(QueryError::new(15973, "the $sort key specification must be an object")),
             },
             "$skip" => Stage::Skip(non_negative("$skip", arg)?),
-            "$limit" => match Num::from_bson(arg).and_then(Num::to_i64_exact) {
-                Some(n) if n > 0 => Stage::Limit(n as u64),
-                Some(_) => return Err(QueryError::new(15958, "the limit must be positive")),
-                None => return Err(QueryError::new(15957, "the limit must be specified as a number")),
+            "$limit" => match non_negative("$limit", arg)? {
+                0 => return Err(QueryError::new(15958, "the limit must be positive")),
+                n => Stage::Limit(n),
             },
             "$group" => Stage::Group(Box::new(group::Group::parse(arg)?)),
             "$bucket" => Stage::Bucket(Box::new(group::Bucket::parse(arg)?)),
+            "$bucketAuto" => Stage::BucketAuto(Box::new(bucket_auto::BucketAuto::parse(arg)?)),
+            "$documents" => Stage::Documents(Box::new(sources::parse_documents(arg)?)),
+            "$collStats" => Stage::CollStats(sources::CollStats::parse(arg)?),
+            "$densify" => Stage::Densify(Box::new(densify::Densify::parse(arg)?)),
+            "$fill" => Stage::Fill(Box::new(fill::Fill::parse(arg)?)),
             "$count" => match arg {
                 Bson::String(s) if s.is_empty() => return Err(QueryError::new(40157, "the count field must be a non-empty string")),
                 Bson::String(s) if s.starts_with('$') => return Err(QueryError::new(40158, "the count field cannot be a $-prefixed path")),
@@ -202,7 +269,7 @@ impl Pipeline {
             "$unwind" => Stage::Unwind(fields::Unwind::parse(arg)?),
             "$replaceRoot" => match arg {
                 Bson::Document(d) => match d.get("newRoot") {
-                    Some(v) if d.len() == 1 => Stage::ReplaceRoot(Box::new(Expr::parse(v)?)),
+                    Some(v) if d.len() == 1 => Stage::ReplaceRoot(Box::new(Expr::parse(v)?), false),
                     Some(_) => {
                         let extra = d.keys().find(|k| *k != "newRoot").cloned().unwrap_or_default();
                         return Err(QueryError::new(40415, format!("BSON field '$replaceRoot.{extra}' is an unknown field.")));
@@ -211,7 +278,7 @@ impl Pipeline {
                 },
                 _ => return Err(QueryError::new(40229, "expected an object as specification for $replaceRoot stage")),
             },
-            "$replaceWith" => Stage::ReplaceRoot(Box::new(Expr::parse(arg)?)),
+            "$replaceWith" => Stage::ReplaceRoot(Box::new(Expr::parse(arg)?), true),
             "$redact" => Stage::Redact(Box::new(Expr::parse(arg)?)),
             "$setWindowFields" => Stage::SetWindowFields(Box::new(window::SetWindowFields::parse(arg)?)),
             "$sortByCount" => match arg {
@@ -262,7 +329,12 @@ impl Pipeline {
             }
             "$sample" => match arg {
                 Bson::Document(d) => match d.get("size") {
-                    Some(v) => Stage::Sample(non_negative("$sample", v)?),
+                    Some(v) => match Num::from_bson(v).map(|n| n.to_f64()) {
+                        None => return Err(QueryError::new(28746, "size argument to $sample must be a number")),
+                        Some(n) if n < 0.0 => return Err(QueryError::new(28747, "size argument to $sample must not be negative")),
+                        // A fractional size is truncated, as MongoDB's safeNumberLong does.
+                        Some(n) => Stage::Sample(n as u64),
+                    },
                     None => return Err(QueryError::new(28749, "$sample stage must specify a size")),
                 },
                 _ => return Err(QueryError::new(28745, "the $sample stage specification must be an object")),
@@ -303,9 +375,11 @@ impl Pipeline {
         ctx: &dyn AggregateContext,
         vars: &[(String, Bson)],
     ) -> Result<Vec<Document>, QueryError> {
+        let limits = ctx.limits();
         let mut docs = input;
         for stage in &self.stages {
-            docs = run_stage(stage, docs, ctx, vars)?;
+            limits.check_time()?;
+            docs = run_stage(stage, docs, ctx, vars, &limits)?;
         }
         Ok(docs)
     }
@@ -326,11 +400,71 @@ impl Pipeline {
         ctx: &dyn AggregateContext,
     ) -> Result<Vec<Document>, QueryError> {
         let skip = usize::from(self.leading_match().is_some());
+        let limits = ctx.limits();
         let mut docs = input;
         for stage in self.stages.iter().skip(skip) {
-            docs = run_stage(stage, docs, ctx, &[])?;
+            limits.check_time()?;
+            docs = run_stage(stage, docs, ctx, &[], &limits)?;
         }
         Ok(docs)
+    }
+
+    /// Runs, over documents borrowed from the collection, what can run without
+    /// copying them: a `$group` or `$count` at stage `start` (typically right
+    /// after a leading `$match` the caller applied while reading). Otherwise
+    /// copies the documents. Returns the index of the next stage to run and its
+    /// input, for [`Pipeline::run_from`].
+    pub fn run_prefix(
+        &self,
+        start: usize,
+        docs: &[&Document],
+        ctx: &dyn AggregateContext,
+    ) -> Result<(usize, Vec<Document>), QueryError> {
+        let limits = ctx.limits();
+        limits.check_time()?;
+        match self.stages.get(start) {
+            Some(Stage::Group(g)) => {
+                let out = g.run(docs.iter().copied(), &[])?;
+                limits.check_docs("$group", &out)?;
+                Ok((start + 1, out))
+            }
+            Some(Stage::Count(name)) => {
+                let out = count(name, docs.len());
+                Ok((start + 1, out))
+            }
+            _ => Ok((start, docs.iter().map(|d| (*d).clone()).collect())),
+        }
+    }
+
+    /// Runs the stages from index `start` on (see [`Pipeline::run_prefix`]).
+    pub fn run_from(
+        &self,
+        start: usize,
+        input: Vec<Document>,
+        ctx: &dyn AggregateContext,
+    ) -> Result<Vec<Document>, QueryError> {
+        let limits = ctx.limits();
+        let mut docs = input;
+        for stage in self.stages.iter().skip(start) {
+            limits.check_time()?;
+            docs = run_stage(stage, docs, ctx, &[], &limits)?;
+        }
+        Ok(docs)
+    }
+
+    /// Whether the first stage reads the collection (`$documents` and
+    /// `$collStats` make their own documents).
+    pub fn reads_input(&self) -> bool {
+        !matches!(
+            self.stages.first(),
+            Some(Stage::Documents(_) | Stage::CollStats(_))
+        )
+    }
+
+    /// Whether the first stage is `$documents`, which MongoDB runs only in
+    /// a collection-less aggregate or a `$lookup`/`$unionWith` sub-pipeline.
+    pub fn starts_with_documents(&self) -> bool {
+        matches!(self.stages.first(), Some(Stage::Documents(_)))
     }
 
     /// Whether the pipeline ends with `$out` or `$merge`.
@@ -401,71 +535,130 @@ pub(crate) fn eval_in(
     expr.eval(&Vars::with_bindings(doc, vars))
 }
 
+/// The output of `$count` over `n` documents: nothing when there are none.
+fn count(name: &str, n: usize) -> Vec<Document> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut d = Document::new();
+    d.insert(
+        name,
+        i32::try_from(n)
+            .map(Bson::Int32)
+            .unwrap_or(Bson::Int64(n as i64)),
+    );
+    vec![d]
+}
+
 fn run_stage(
     stage: &Stage,
     docs: Vec<Document>,
     ctx: &dyn AggregateContext,
     vars: &[(String, Bson)],
+    limits: &Limits,
 ) -> Result<Vec<Document>, QueryError> {
+    // Per-document stages look at the clock every few hundred documents.
+    let per_doc = |f: &dyn Fn(&Document) -> Result<Document, QueryError>| {
+        docs.iter()
+            .enumerate()
+            .map(|(i, d)| {
+                limits.tick(i)?;
+                f(d)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
     Ok(match stage {
         Stage::Match(f) => {
             let mut kept = Vec::with_capacity(docs.len());
-            for d in docs {
+            for (i, d) in docs.into_iter().enumerate() {
+                limits.tick(i)?;
                 if f.matches_with_vars(&d, vars)? {
                     kept.push(d);
                 }
             }
             kept
         }
-        Stage::Project(p) => docs.iter().map(|d| p.apply(d)).collect::<Result<_, _>>()?,
-        Stage::AddFields(a) => docs.iter().map(|d| a.apply(d, vars)).collect::<Result<_, _>>()?,
+        Stage::Project(p) => per_doc(&|d| p.apply(d))?,
+        Stage::AddFields(a) => per_doc(&|d| a.apply(d, vars))?,
         Stage::Sort(s) => {
+            limits.check_docs("$sort", &docs)?;
             let mut docs = docs;
             s.sort(&mut docs);
             docs
         }
-        Stage::Skip(n) => docs.into_iter().skip(usize::try_from(*n).unwrap_or(usize::MAX)).collect(),
-        Stage::Limit(n) => docs.into_iter().take(usize::try_from(*n).unwrap_or(usize::MAX)).collect(),
-        Stage::Group(g) => g.run(&docs, vars)?,
-        Stage::Bucket(b) => b.run(&docs, vars)?,
-        Stage::Count(name) => {
-            if docs.is_empty() {
-                Vec::new()
-            } else {
-                let mut d = Document::new();
-                d.insert(name.clone(), i32::try_from(docs.len()).map(Bson::Int32).unwrap_or(Bson::Int64(docs.len() as i64)));
-                vec![d]
-            }
+        Stage::Skip(n) => docs
+            .into_iter()
+            .skip(usize::try_from(*n).unwrap_or(usize::MAX))
+            .collect(),
+        Stage::Limit(n) => docs
+            .into_iter()
+            .take(usize::try_from(*n).unwrap_or(usize::MAX))
+            .collect(),
+        Stage::Group(g) => {
+            let out = g.run(&docs, vars)?;
+            limits.check_docs("$group", &out)?;
+            out
         }
-        Stage::Unwind(u) => u.run(docs),
-        Stage::ReplaceRoot(e) => docs
-            .iter()
-            .map(|d| match eval_in(e, d, vars)? {
-                Some(Bson::Document(nd)) => Ok(nd),
-                other => Err(QueryError::new(
-                    40228,
-                    format!(
-                        "'newRoot' expression must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {}",
-                        other.as_ref().map(super::display_value).unwrap_or_else(|| "MISSING".into()),
-                        super::expr::type_name(other.as_ref()),
-                        super::display_doc(d)
-                    ),
-                )),
-            })
-            .collect::<Result<_, _>>()?,
+        Stage::Bucket(b) => {
+            let out = b.run(&docs, vars)?;
+            limits.check_docs("$bucket", &out)?;
+            out
+        }
+        Stage::BucketAuto(b) => b.run(docs, vars, limits)?,
+        Stage::Documents(e) => sources::run_documents(e, vars)?,
+        Stage::CollStats(c) => c.run(ctx)?,
+        Stage::Densify(d) => {
+            limits.check_docs("$densify", &docs)?;
+            d.run(docs, limits)?
+        }
+        Stage::Fill(f) => f.run(docs, vars, limits)?,
+        Stage::Count(name) => count(name, docs.len()),
+        Stage::Unwind(u) => {
+            let out = u.run(docs);
+            limits.check_time()?;
+            out
+        }
+        Stage::ReplaceRoot(e, with) => per_doc(&|d| {
+            match eval_in(e, d, vars)? {
+            Some(Bson::Document(nd)) => Ok(nd),
+            other => Err(QueryError::new(
+                40228,
+                format!(
+                    "{} must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {}",
+                    // MongoDB's wording, two spaces included.
+                    if *with { "'replacement document' " } else { "'newRoot' expression" },
+                    other.as_ref().map(super::display_value).unwrap_or_else(|| "MISSING".into()),
+                    super::expr::type_name(other.as_ref()),
+                    super::display_doc(d)
+                ),
+            )),
+        }
+        })?,
         Stage::SortByCount(e) => group::sort_by_count(e, &docs, vars)?,
-        Stage::SetWindowFields(w) => w.run(docs, vars)?,
+        Stage::SetWindowFields(w) => {
+            limits.check_docs("$setWindowFields", &docs)?;
+            w.run(docs, vars, limits)?
+        }
         Stage::Redact(e) => {
             let mut out = Vec::with_capacity(docs.len());
-            for d in &docs {
+            for (i, d) in docs.iter().enumerate() {
+                limits.tick(i)?;
                 if let Some(kept) = redact(e, d, d, vars)? {
                     out.push(kept);
                 }
             }
             out
         }
-        Stage::Lookup(l) => l.run(docs, ctx, vars)?,
-        Stage::GraphLookup(g) => g.run(docs, ctx, vars)?,
+        Stage::Lookup(l) => {
+            let out = l.run(docs, ctx, vars)?;
+            limits.check_docs("$lookup", &out)?;
+            out
+        }
+        Stage::GraphLookup(g) => {
+            let out = g.run(docs, ctx, vars)?;
+            limits.check_docs("$graphLookup", &out)?;
+            out
+        }
         Stage::UnionWith(coll, pipeline) => {
             let mut docs = docs;
             let other = ctx.collection(coll);
@@ -480,8 +673,12 @@ fn run_stage(
             let mut out = Document::new();
             for (name, p) in facets {
                 let res = p.run_with_vars(docs.clone(), ctx, vars)?;
-                out.insert(name.clone(), res.into_iter().map(Bson::Document).collect::<Vec<_>>());
+                out.insert(
+                    name.clone(),
+                    res.into_iter().map(Bson::Document).collect::<Vec<_>>(),
+                );
             }
+            limits.check_bytes("$facet", doc_size(&out))?;
             vec![out]
         }
         Stage::Sample(n) => output::sample(docs, *n),

@@ -3,11 +3,11 @@
 use bson::{oid::ObjectId, Bson, Document};
 
 use super::super::compare::values_equal;
-use super::super::expr::type_name;
+use super::super::expr::{type_name, Expr};
 use super::super::path::{get_exact, split};
 use super::super::update::validate_id;
 use super::super::QueryError;
-use super::{AggregateContext, Pipeline};
+use super::{eval_in, AggregateContext, Pipeline};
 
 /// Checks a target collection name the way MongoDB validates namespaces.
 fn valid_name(name: &str) -> Result<String, QueryError> {
@@ -107,6 +107,9 @@ pub struct MergeSpec {
     on: Vec<Vec<String>>,
     matched: WhenMatched,
     not_matched: WhenNotMatched,
+    /// `let`: variables for the `whenMatched` pipeline, evaluated against the
+    /// incoming document (`$$new` is always bound to it).
+    lets: Vec<(String, Expr)>,
 }
 
 impl MergeSpec {
@@ -117,6 +120,7 @@ impl MergeSpec {
             on: vec![vec!["_id".to_string()]],
             matched: WhenMatched::Merge,
             not_matched: WhenNotMatched::Insert,
+            lets: Vec::new(),
         };
         let d = match arg {
             Bson::String(s) => {
@@ -185,7 +189,19 @@ impl MergeSpec {
                         }
                     }
                 }
-                "let" => return Err(QueryError::unsupported("$merge 'let'")),
+                "let" => match v {
+                    Bson::Document(vars) => {
+                        for (name, e) in vars {
+                            spec.lets.push((name.clone(), Expr::parse(e)?));
+                        }
+                    }
+                    other => {
+                        return Err(QueryError::type_mismatch(format!(
+                            "BSON field '$merge.let' is the wrong type '{}', expected type 'object'",
+                            type_name(Some(other))
+                        )))
+                    }
+                },
                 other => return Err(QueryError::new(40415, format!("BSON field '$merge.{other}' is an unknown field."))),
             }
         }
@@ -193,6 +209,12 @@ impl MergeSpec {
             return Err(QueryError::new(
                 40414,
                 "BSON field '$merge.into' is missing but a required field",
+            ));
+        }
+        if !spec.lets.is_empty() && !matches!(spec.matched, WhenMatched::Pipeline(_)) {
+            return Err(QueryError::new(
+                51199,
+                "Cannot use 'let' variables with 'whenMatched' set to anything but a pipeline",
             ));
         }
         Ok(spec)
@@ -251,7 +273,11 @@ impl MergeSpec {
                         ))
                     }
                     WhenMatched::Pipeline(p) => {
-                        let vars = vec![("new".to_string(), Bson::Document(doc))];
+                        let mut vars = Vec::with_capacity(self.lets.len() + 1);
+                        for (name, e) in &self.lets {
+                            vars.push((name.clone(), eval_in(e, &doc, &[])?.unwrap_or(Bson::Null)));
+                        }
+                        vars.push(("new".to_string(), Bson::Document(doc)));
                         let mut out = p.run_with_vars(vec![target[i].clone()], &super::NoCollections, &vars)?;
                         if let Some(mut d) = out.pop() {
                             if let Some(id) = target[i].get("_id").cloned() {

@@ -2,21 +2,25 @@
 //!
 //! Supported: `partitionBy`, `sortBy`, the accumulators of [`super::group`]
 //! over `documents` windows (`"unbounded"`, `"current"` or offsets) and
-//! numeric `range` windows without `unit`, plus `$rank`, `$denseRank`,
-//! `$documentNumber` and `$shift`.
+//! `range` windows (numeric, or over dates with a time `unit`), plus `$rank`,
+//! `$denseRank`, `$documentNumber`, `$shift`, `$derivative`, `$integral` and
+//! `$expMovingAvg`. Partitions come out ordered by their key, as MongoDB
+//! sorts by `partitionBy` first.
 
 use std::collections::HashMap;
 
 use bson::{Bson, Document};
 
-use super::super::compare::canonical_key;
-use super::super::expr::Expr;
+use super::super::compare::{canonical_key, compare_values};
+use super::super::expr::{add_units_utc, Expr};
 use super::super::number::Num;
 use super::super::path::{get_exact, split};
 use super::super::sort::SortSpec;
 use super::super::{display_value, QueryError};
 use super::eval_in;
 use super::fields::set_nested;
+use super::limits::Limits;
+use super::window_math;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Bound {
@@ -28,7 +32,8 @@ enum Bound {
 #[derive(Debug, Clone, PartialEq)]
 enum Window {
     Documents(Bound, Bound),
-    Range(Bound, Bound),
+    /// Bounds on the `sortBy` value; with a time unit, over dates.
+    Range(Bound, Bound, Option<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +46,17 @@ enum Func {
         output: Expr,
         by: i64,
         default: Expr,
+    },
+    /// `$derivative` (`integral: false`) or `$integral`, per `unit` of x.
+    Calculus {
+        integral: bool,
+        input: Expr,
+        unit: Option<String>,
+        window: Window,
+    },
+    ExpMovingAvg {
+        input: Expr,
+        alpha: f64,
     },
 }
 
@@ -75,9 +91,16 @@ fn parse_window(spec: Option<&Bson>) -> Result<Window, QueryError> {
             "'window' field must be an object",
         ));
     };
-    if d.contains_key("unit") {
-        return Err(QueryError::unsupported("A time-unit range window"));
-    }
+    let unit = match d.get("unit") {
+        None => None,
+        Some(Bson::String(u)) if add_units_utc(0, u, 0).is_some() => Some(u.clone()),
+        Some(other) => {
+            return Err(QueryError::failed_to_parse(format!(
+                "unknown time unit value: {}",
+                display_value(other)
+            )))
+        }
+    };
     let bounds = |k: &str| -> Result<(Bound, Bound), QueryError> {
         match d.get(k) {
             Some(Bson::Array(b)) if b.len() == 2 => Ok((parse_bound(&b[0])?, parse_bound(&b[1])?)),
@@ -86,6 +109,11 @@ fn parse_window(spec: Option<&Bson>) -> Result<Window, QueryError> {
             ))),
         }
     };
+    if unit.is_some() && !d.contains_key("range") {
+        return Err(QueryError::failed_to_parse(
+            "Window bounds can only specify 'unit' with range-based bounds.",
+        ));
+    }
     if d.contains_key("documents") {
         let (lo, hi) = bounds("documents")?;
         for b in [lo, hi] {
@@ -98,7 +126,16 @@ fn parse_window(spec: Option<&Bson>) -> Result<Window, QueryError> {
         Ok(Window::Documents(lo, hi))
     } else if d.contains_key("range") {
         let (lo, hi) = bounds("range")?;
-        Ok(Window::Range(lo, hi))
+        if unit.is_some() {
+            for b in [lo, hi] {
+                if matches!(b, Bound::Offset(x) if x.fract() != 0.0) {
+                    return Err(QueryError::failed_to_parse(
+                        "With 'unit', range-based bounds must be an integer",
+                    ));
+                }
+            }
+        }
+        Ok(Window::Range(lo, hi, unit))
     } else {
         Err(QueryError::failed_to_parse(
             "'window' field can only contain 'documents' or 'range'",
@@ -145,6 +182,76 @@ fn parse_func(field: &str, spec: &Bson) -> Result<Func, QueryError> {
                 default,
             }
         }
+        "$derivative" | "$integral" => {
+            let Bson::Document(a) = arg else {
+                return Err(QueryError::failed_to_parse(format!(
+                    "{op} expects an object of the form {{input: <expr>, unit: <unit>}}"
+                )));
+            };
+            let input = Expr::parse(a.get("input").ok_or_else(|| {
+                QueryError::failed_to_parse(format!("{op} requires an 'input' expression"))
+            })?)?;
+            let unit = match a.get("unit") {
+                None => None,
+                Some(Bson::String(u)) if window_math::unit_millis(u).is_some() => Some(u.clone()),
+                Some(other) => {
+                    return Err(QueryError::failed_to_parse(format!(
+                        "{op} 'unit' must be one of week, day, hour, minute, second or millisecond, found {}",
+                        display_value(other)
+                    )))
+                }
+            };
+            if let Some(k) = a.keys().find(|k| !matches!(k.as_str(), "input" | "unit")) {
+                return Err(QueryError::failed_to_parse(format!(
+                    "{op} got unexpected argument: {k}"
+                )));
+            }
+            Func::Calculus {
+                integral: op == "$integral",
+                input,
+                unit,
+                window: parse_window(window)?,
+            }
+        }
+        "$expMovingAvg" => {
+            if window.is_some() {
+                return Err(QueryError::failed_to_parse(
+                    "$expMovingAvg does not accept a window",
+                ));
+            }
+            let Bson::Document(a) = arg else {
+                return Err(QueryError::failed_to_parse(
+                    "$expMovingAvg expects an object with 'input' and 'N' or 'alpha'",
+                ));
+            };
+            let input = Expr::parse(a.get("input").ok_or_else(|| {
+                QueryError::failed_to_parse("$expMovingAvg requires an 'input' expression")
+            })?)?;
+            let alpha = match (a.get("N"), a.get("alpha")) {
+                (Some(n), None) => match Num::from_bson(n).and_then(Num::to_i64_exact) {
+                    Some(n) if n > 0 => 2.0 / (n as f64 + 1.0),
+                    _ => {
+                        return Err(QueryError::failed_to_parse(
+                            "'N' field must be an integer greater than zero",
+                        ))
+                    }
+                },
+                (None, Some(x)) => match Num::from_bson(x).map(Num::to_f64) {
+                    Some(x) if x > 0.0 && x < 1.0 => x,
+                    _ => {
+                        return Err(QueryError::failed_to_parse(
+                            "'alpha' must be a number between 0 and 1 (exclusive)",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(QueryError::failed_to_parse(
+                        "$expMovingAvg requires exactly one of 'N' or 'alpha'",
+                    ))
+                }
+            };
+            Func::ExpMovingAvg { input, alpha }
+        }
         "$sum" | "$avg" | "$min" | "$max" | "$first" | "$last" | "$push" | "$addToSet"
         | "$count" | "$mergeObjects" | "$stdDevPop" | "$stdDevSamp" => {
             Func::Accumulate(op.clone(), Expr::parse(arg)?, parse_window(window)?)
@@ -190,12 +297,29 @@ impl SetWindowFields {
             }
         }
         let needs_sort = stage.outputs.iter().any(|(_, f)| {
-            matches!(f, Func::Rank | Func::DenseRank | Func::DocumentNumber | Func::Shift { .. })
-                || matches!(f, Func::Accumulate(_, _, w) if *w != Window::Documents(Bound::Unbounded, Bound::Unbounded))
+            matches!(
+                f,
+                Func::Rank
+                    | Func::DenseRank
+                    | Func::DocumentNumber
+                    | Func::Shift { .. }
+                    | Func::Calculus { .. }
+                    | Func::ExpMovingAvg { .. }
+            ) || matches!(f, Func::Accumulate(_, _, w) if *w != Window::Documents(Bound::Unbounded, Bound::Unbounded))
         });
         if needs_sort && stage.sort_by.is_none() {
             return Err(QueryError::failed_to_parse(
                 "this window function requires a sortBy",
+            ));
+        }
+        let single_key = stage.sort_by.as_ref().is_some_and(|(_, d)| d.len() == 1);
+        let needs_single_key = stage.outputs.iter().any(|(_, f)| {
+            matches!(f, Func::Calculus { .. })
+                || matches!(f, Func::Accumulate(_, _, Window::Range(..)))
+        });
+        if needs_single_key && !single_key {
+            return Err(QueryError::failed_to_parse(
+                "Range-based windows, $derivative and $integral require a sortBy with exactly one field",
             ));
         }
         Ok(stage)
@@ -206,28 +330,36 @@ impl SetWindowFields {
         &self,
         docs: Vec<Document>,
         vars: &[(String, Bson)],
+        limits: &Limits,
     ) -> Result<Vec<Document>, QueryError> {
-        let mut partitions: Vec<Vec<Document>> = Vec::new();
+        let mut partitions: Vec<(Bson, Vec<Document>)> = Vec::new();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         for d in docs {
             let key = match &self.partition_by {
                 Some(e) => eval_in(e, &d, vars)?.unwrap_or(Bson::Null),
                 None => Bson::Null,
             };
-            let slot = *index.entry(canonical_key(&key)).or_insert_with(|| {
-                partitions.push(Vec::new());
-                partitions.len() - 1
-            });
-            partitions[slot].push(d);
+            let k = canonical_key(&key);
+            let slot = match index.get(&k) {
+                Some(slot) => *slot,
+                None => {
+                    partitions.push((key, Vec::new()));
+                    index.insert(k, partitions.len() - 1);
+                    partitions.len() - 1
+                }
+            };
+            partitions[slot].1.push(d);
         }
+        // MongoDB sorts by the partition key first.
+        partitions.sort_by(|a, b| compare_values(&a.0, &b.0));
         let mut out = Vec::new();
-        for mut part in partitions {
+        for (_, mut part) in partitions {
             if let Some((spec, _)) = &self.sort_by {
                 spec.sort(&mut part);
             }
             let mut results: Vec<Vec<Option<Bson>>> = Vec::with_capacity(self.outputs.len());
             for (_, f) in &self.outputs {
-                results.push(self.compute(f, &part, vars)?);
+                results.push(self.compute(f, &part, vars, limits)?);
             }
             for (i, mut d) in part.into_iter().enumerate() {
                 for ((path, _), values) in self.outputs.iter().zip(&results) {
@@ -245,11 +377,80 @@ impl SetWindowFields {
         get_exact(d, &split(field)).cloned()
     }
 
+    /// The `sortBy` values as numbers: dates in milliseconds when `dates`.
+    /// A value of the other kind fails with MongoDB's range-window error.
+    fn x_values(&self, part: &[Document], dates: bool) -> Result<Vec<f64>, QueryError> {
+        part.iter()
+            .map(|d| match (self.sort_key(d), dates) {
+                (Some(Bson::DateTime(t)), true) => Ok(t.timestamp_millis() as f64),
+                (Some(v), false) if Num::from_bson(&v).is_some() => {
+                    Ok(Num::from_bson(&v).map(Num::to_f64).unwrap_or(0.0))
+                }
+                (other, true) => Err(QueryError::new(
+                    5429513,
+                    format!(
+                        "Invalid range: Expected the sortBy field to be a Date, but it was {}",
+                        super::super::expr::type_name(other.as_ref())
+                    ),
+                )),
+                (_, false) => Err(QueryError::new(
+                    5429414,
+                    "Invalid range: Expected the sortBy field to be a number",
+                )),
+            })
+            .collect()
+    }
+
+    /// The first and last index of the window of document `i` (empty when first > last).
+    fn window_at(&self, window: &Window, i: usize, keys: &[f64]) -> (i64, i64) {
+        let n = keys.len();
+        match window {
+            Window::Documents(lo, hi) => {
+                let at = |b: &Bound, low: bool| -> i64 {
+                    match b {
+                        Bound::Unbounded => {
+                            if low {
+                                0
+                            } else {
+                                n as i64 - 1
+                            }
+                        }
+                        Bound::Current => i as i64,
+                        Bound::Offset(x) => (i as i64).saturating_add(*x as i64),
+                    }
+                };
+                (at(lo, true).max(0), at(hi, false).min(n as i64 - 1))
+            }
+            Window::Range(lo, hi, unit) => {
+                let center = keys[i];
+                let edge = |b: &Bound| -> Option<f64> {
+                    match (b, unit) {
+                        (Bound::Unbounded, _) => None,
+                        (Bound::Current, _) => Some(center),
+                        (Bound::Offset(x), None) => Some(center + x),
+                        (Bound::Offset(x), Some(u)) => {
+                            add_units_utc(center as i64, u, *x as i64).map(|ms| ms as f64)
+                        }
+                    }
+                };
+                let (low, high) = (edge(lo), edge(hi));
+                let within = |k: f64| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k <= h);
+                let first = (0..n).find(|j| within(keys[*j]));
+                let last = (0..n).rev().find(|j| within(keys[*j]));
+                match (first, last) {
+                    (Some(a), Some(b)) => (a as i64, b as i64),
+                    _ => (1, 0),
+                }
+            }
+        }
+    }
+
     fn compute(
         &self,
         f: &Func,
         part: &[Document],
         vars: &[(String, Bson)],
+        limits: &Limits,
     ) -> Result<Vec<Option<Bson>>, QueryError> {
         let n = part.len();
         match f {
@@ -295,74 +496,82 @@ impl SetWindowFields {
                     .iter()
                     .map(|d| eval_in(expr, d, vars))
                     .collect::<Result<_, _>>()?;
-                let keys: Vec<Option<f64>> = part
-                    .iter()
-                    .map(|d| {
-                        self.sort_key(d)
-                            .as_ref()
-                            .and_then(Num::from_bson)
-                            .map(Num::to_f64)
-                    })
-                    .collect();
+                let keys = match window {
+                    Window::Range(_, _, unit) => self.x_values(part, unit.is_some())?,
+                    Window::Documents(..) => vec![0.0; n],
+                };
+                let fold = |slice: &[Option<Bson>]| {
+                    super::group::fold(op, slice.iter().cloned())
+                        .unwrap_or_else(|| Err(QueryError::unsupported(op)))
+                };
+                // The whole partition: one fold for every document.
+                if *window == Window::Documents(Bound::Unbounded, Bound::Unbounded) {
+                    let folded = fold(&values)?;
+                    return Ok(vec![Some(folded); n]);
+                }
                 let mut out = Vec::with_capacity(n);
                 for i in 0..n {
-                    let (lo, hi) = match window {
-                        Window::Documents(lo, hi) => {
-                            let at = |b: &Bound, low: bool| -> i64 {
-                                match b {
-                                    Bound::Unbounded => {
-                                        if low {
-                                            0
-                                        } else {
-                                            n as i64 - 1
-                                        }
-                                    }
-                                    Bound::Current => i as i64,
-                                    Bound::Offset(x) => (i as i64).saturating_add(*x as i64),
-                                }
-                            };
-                            (at(lo, true).max(0), at(hi, false).min(n as i64 - 1))
-                        }
-                        Window::Range(lo, hi) => {
-                            let Some(center) = keys[i] else {
-                                return Err(QueryError::new(
-                                    5429414,
-                                    "Invalid range: Expected the sortBy field to be a number",
-                                ));
-                            };
-                            let within = |k: f64| {
-                                let above = match lo {
-                                    Bound::Unbounded => true,
-                                    Bound::Current => k >= center,
-                                    Bound::Offset(x) => k >= center + x,
-                                };
-                                let below = match hi {
-                                    Bound::Unbounded => true,
-                                    Bound::Current => k <= center,
-                                    Bound::Offset(x) => k <= center + x,
-                                };
-                                above && below
-                            };
-                            let idx: Vec<i64> = (0..n)
-                                .filter(|j| keys[*j].is_some_and(within))
-                                .map(|j| j as i64)
-                                .collect();
-                            match (idx.first(), idx.last()) {
-                                (Some(a), Some(b)) => (*a, *b),
-                                _ => (1, 0),
-                            }
-                        }
-                    };
+                    limits.tick(i)?;
+                    let (lo, hi) = self.window_at(window, i, &keys);
                     let slice = if lo <= hi {
                         &values[lo as usize..=hi as usize]
                     } else {
                         &values[0..0]
                     };
-                    let folded = super::group::fold(op, slice.iter().cloned())
-                        .unwrap_or_else(|| Err(QueryError::unsupported(op)))?;
-                    out.push(Some(folded));
+                    out.push(Some(fold(slice)?));
                 }
                 Ok(out)
+            }
+            Func::Calculus {
+                integral,
+                input,
+                unit,
+                window,
+            } => {
+                let xs = self.x_values(part, unit.is_some())?;
+                let per = unit
+                    .as_deref()
+                    .and_then(window_math::unit_millis)
+                    .unwrap_or(1.0);
+                let ys: Vec<Option<f64>> = part
+                    .iter()
+                    .map(|d| {
+                        eval_in(input, d, vars)
+                            .map(|v| v.as_ref().and_then(Num::from_bson).map(Num::to_f64))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    limits.tick(i)?;
+                    let (lo, hi) = self.window_at(window, i, &xs);
+                    let points: Vec<(f64, f64)> = if lo <= hi {
+                        (lo as usize..=hi as usize)
+                            .filter_map(|j| ys[j].map(|y| (xs[j], y)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let v = if *integral {
+                        window_math::integral(&points, per)
+                    } else {
+                        window_math::derivative(&points, per)
+                    };
+                    out.push(Some(v.map(Bson::Double).unwrap_or(Bson::Null)));
+                }
+                Ok(out)
+            }
+            Func::ExpMovingAvg { input, alpha } => {
+                let xs: Vec<Option<f64>> = part
+                    .iter()
+                    .map(|d| {
+                        eval_in(input, d, vars)
+                            .map(|v| v.as_ref().and_then(Num::from_bson).map(Num::to_f64))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(window_math::exp_moving_avg(&xs, *alpha)
+                    .into_iter()
+                    .map(|v| Some(v.map(Bson::Double).unwrap_or(Bson::Null)))
+                    .collect())
             }
         }
     }

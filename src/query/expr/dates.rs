@@ -1,4 +1,5 @@
-//! Date arithmetic for the date expression operators (UTC and fixed offsets).
+//! Date arithmetic for the date expression operators (UTC, fixed offsets and
+//! named IANA time zones from the bundled time zone database).
 
 use bson::Bson;
 
@@ -42,8 +43,8 @@ pub fn days_in_month(y: i64, m: u32) -> i64 {
 }
 
 /// Parses ISO-8601 dates such as `2024-02-29`, `2024-02-29T13:45:30.123Z`
-/// or `2024-02-29 13:45:30+01:00`; without a zone, `default_offset` (minutes) applies.
-pub fn parse_iso(s: &str, default_offset: i64) -> Option<i64> {
+/// or `2024-02-29 13:45:30+01:00`; without a zone in the string, `zone` applies.
+pub fn parse_iso(s: &str, zone: &Zone) -> Option<i64> {
     let b = s.trim().as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
@@ -63,7 +64,7 @@ pub fn parse_iso(s: &str, default_offset: i64) -> Option<i64> {
     }
     let mut ms = days_from_civil(y, mo as u32, d as u32) * 86_400_000;
     let mut i = 10;
-    let mut offset = default_offset;
+    let mut offset = None;
     if matches!(b.get(i), Some(b'T' | b' ')) {
         let (h, mi) = (num(i + 1, 2)?, num(i + 4, 2)?);
         if b.get(i + 3) != Some(&b':') || h > 23 || mi > 59 {
@@ -95,17 +96,20 @@ pub fn parse_iso(s: &str, default_offset: i64) -> Option<i64> {
         }
         match b.get(i) {
             None => {}
-            Some(b'Z') if i + 1 == b.len() => offset = 0,
+            Some(b'Z') if i + 1 == b.len() => offset = Some(0),
             Some(b'+' | b'-') => {
                 let rest = std::str::from_utf8(b.get(i..)?).ok()?;
-                offset = timezone_offset(Some(Bson::String(rest.to_string()))).ok()?;
+                offset = Some(fixed_offset(rest).ok()?);
             }
             _ => return None,
         }
     } else if i != b.len() {
         return None;
     }
-    Some(ms - offset * 60_000)
+    Some(match offset {
+        Some(o) => ms - o * 60_000,
+        None => zone.to_utc(ms),
+    })
 }
 
 /// Parses `s` with `$dateFromString` format specifiers (`%Y %m %d %H %M %S %L %z %Z %%`).
@@ -339,29 +343,112 @@ pub fn as_millis(v: Option<&Bson>, _op: &str) -> Result<i64, QueryError> {
     }
 }
 
-/// Offset in minutes for a `timezone` argument: UTC, `Z`, `±HH:MM`, `±HHMM`,
-/// `±HH` (Olson names other than UTC/GMT are not supported).
-pub fn timezone_offset(tz: Option<Bson>) -> Result<i64, QueryError> {
-    let s = match tz {
-        None | Some(Bson::Null) => return Ok(0),
-        Some(Bson::String(s)) => s,
-        Some(other) => {
-            return Err(QueryError::new(
-                40517,
-                format!(
-                    "timezone must evaluate to a string, found {}",
-                    type_name(Some(&other))
-                ),
-            ))
+/// The `timezone` argument of a date operator: UTC, a fixed offset or a
+/// named IANA zone whose offset depends on the instant.
+#[derive(Debug, Clone)]
+pub enum Zone {
+    /// A fixed offset in minutes east of UTC (UTC itself is `Fixed(0)`).
+    Fixed(i64),
+    /// A zone of the bundled time zone database, such as `Europe/Paris`.
+    Named(jiff::tz::TimeZone),
+}
+
+impl Zone {
+    /// UTC.
+    pub const UTC: Zone = Zone::Fixed(0);
+
+    /// Parses a `timezone` argument: missing or null is UTC; otherwise
+    /// `UTC`, `Z`, `±HH:MM`, `±HHMM`, `±HH` or an Olson identifier.
+    pub fn parse(tz: Option<Bson>) -> Result<Zone, QueryError> {
+        let s = match tz {
+            None | Some(Bson::Null) => return Ok(Zone::UTC),
+            Some(Bson::String(s)) => s,
+            Some(other) => {
+                return Err(QueryError::new(
+                    40517,
+                    format!(
+                        "timezone must evaluate to a string, found {}",
+                        type_name(Some(&other))
+                    ),
+                ))
+            }
+        };
+        if matches!(s.as_str(), "UTC" | "GMT" | "Z" | "Etc/UTC" | "Etc/GMT") {
+            return Ok(Zone::UTC);
         }
-    };
-    if matches!(s.as_str(), "UTC" | "GMT" | "Z" | "Etc/UTC" | "Etc/GMT") {
-        return Ok(0);
+        if s.starts_with(['+', '-']) {
+            return fixed_offset(&s).map(Zone::Fixed);
+        }
+        // Identifiers are ASCII and short; anything else is not worth a lookup.
+        let plausible = s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
+        match plausible
+            .then(|| jiff::tz::TimeZone::get(&s).ok())
+            .flatten()
+        {
+            Some(tz) => Ok(Zone::Named(tz)),
+            None => Err(unrecognized(&s)),
+        }
     }
+
+    /// The offset from UTC, in minutes, at the instant `utc_millis`.
+    pub fn offset_at(&self, utc_millis: i64) -> i64 {
+        match self {
+            Zone::Fixed(m) => *m,
+            Zone::Named(tz) => {
+                let clamped = utc_millis.clamp(MIN_TZ_MILLIS, MAX_TZ_MILLIS);
+                match jiff::Timestamp::from_millisecond(clamped) {
+                    Ok(ts) => i64::from(tz.to_offset(ts).seconds()).div_euclid(60),
+                    Err(_) => 0,
+                }
+            }
+        }
+    }
+
+    /// The local wall-clock time (as milliseconds) of the instant `utc_millis`.
+    pub fn to_local(&self, utc_millis: i64) -> i64 {
+        utc_millis.saturating_add(self.offset_at(utc_millis).saturating_mul(60_000))
+    }
+
+    /// The instant of a local wall-clock time. In a gap or an overlap the
+    /// offset in force just before the transition applies (as MongoDB's
+    /// time library does): 02:30 in a spring-forward gap reads as 03:30 of
+    /// the new offset, and an ambiguous 02:30 in autumn is the first one.
+    pub fn to_utc(&self, local_millis: i64) -> i64 {
+        match self {
+            Zone::Fixed(m) => local_millis.saturating_sub(m.saturating_mul(60_000)),
+            Zone::Named(_) => {
+                // Real zones change offset at most once within a day.
+                const DAY: i64 = 86_400_000;
+                let before = self.offset_at(local_millis.saturating_sub(DAY));
+                let after = self.offset_at(local_millis.saturating_add(DAY));
+                let at = |offset: i64| local_millis.saturating_sub(offset * 60_000);
+                let valid = |offset: i64| self.offset_at(at(offset)) == offset;
+                if valid(before) || !valid(after) {
+                    at(before)
+                } else {
+                    at(after)
+                }
+            }
+        }
+    }
+}
+
+/// The range of instants handed to the time zone database (years -9999..9999).
+const MIN_TZ_MILLIS: i64 = -377_705_116_800_000;
+const MAX_TZ_MILLIS: i64 = 253_402_300_799_999;
+
+fn unrecognized(s: &str) -> QueryError {
+    QueryError::new(40485, format!("unrecognized time zone identifier: \"{s}\""))
+}
+
+/// A fixed offset `±HH:MM`, `±HHMM` or `±HH`, in minutes.
+fn fixed_offset(s: &str) -> Result<i64, QueryError> {
     let (sign, rest) = match s.as_bytes().first() {
         Some(b'+') => (1, &s[1..]),
         Some(b'-') => (-1, &s[1..]),
-        _ => return Err(QueryError::unsupported(&format!("The timezone '{s}'"))),
+        _ => return Err(unrecognized(s)),
     };
     let digits: String = rest.chars().filter(|c| *c != ':').collect();
     let parse = |x: &str| x.parse::<i64>().ok();
@@ -374,10 +461,7 @@ pub fn timezone_offset(tz: Option<Bson>) -> Result<i64, QueryError> {
     };
     match (h, m) {
         (Some(h), Some(m)) if h <= 99 && m < 60 => Ok(sign * (h * 60 + m)),
-        _ => Err(QueryError::new(
-            40485,
-            format!("unrecognized time zone identifier: \"{s}\""),
-        )),
+        _ => Err(unrecognized(s)),
     }
 }
 
@@ -408,9 +492,39 @@ mod tests {
         assert_eq!(date_part("$isoWeek", ms), Bson::Int32(9));
         // 2021-01-01 is in ISO week 53 of 2020.
         assert_eq!(date_part("$isoWeek", 1_609_459_200_000), Bson::Int32(53));
+        let zone = |s: &str| Zone::parse(Some(Bson::String(s.into()))).unwrap();
+        assert_eq!(zone("+05:30").offset_at(0), 330);
+        // Paris: UTC+1 in winter, UTC+2 in summer.
+        let paris = zone("Europe/Paris");
+        assert_eq!(paris.offset_at(1_704_067_200_000), 60);
+        assert_eq!(paris.offset_at(1_719_792_000_000), 120);
         assert_eq!(
-            timezone_offset(Some(Bson::String("+05:30".into()))).unwrap(),
-            330
+            paris.to_utc(paris.to_local(1_719_792_000_000)),
+            1_719_792_000_000
+        );
+        let ny = zone("America/New_York");
+        assert_eq!(ny.offset_at(1_704_067_200_000), -300);
+        assert!(
+            Zone::parse(Some(Bson::String("Mars/Olympus".into()))).is_err_and(|e| e.code == 40485)
+        );
+        // A wall-clock time with no zone in the string is read in `zone`.
+        assert_eq!(
+            parse_iso("2024-07-01T02:00:00", &paris),
+            Some(1_719_792_000_000)
+        );
+        assert_eq!(
+            parse_iso("2024-07-01T00:00:00Z", &paris),
+            Some(1_719_792_000_000)
+        );
+        // 2018-10-28 02:02 happened twice in Paris: the first one (+02:00).
+        assert_eq!(
+            parse_iso("2018-10-28T02:02:00", &paris),
+            parse_iso("2018-10-28T00:02:00Z", &paris)
+        );
+        // 2018-03-25 02:30 never happened: read with the offset before (+01:00).
+        assert_eq!(
+            parse_iso("2018-03-25T02:30:00", &paris),
+            parse_iso("2018-03-25T01:30:00Z", &paris)
         );
     }
 }

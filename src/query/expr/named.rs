@@ -159,7 +159,10 @@ fn unit_arg(op: &str, v: Option<&Bson>) -> Result<String, QueryError> {
 
 fn add_months(millis: i64, months: i64) -> i64 {
     let p = dates::date_parts(millis);
-    let total = p.year * 12 + i64::from(p.month) - 1 + months;
+    // Clamped to ±10 million years: far beyond any date, safe for the calendar arithmetic.
+    let total = (p.year * 12 + i64::from(p.month) - 1)
+        .saturating_add(months)
+        .clamp(-120_000_000, 120_000_000);
     let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
     let dim = dates::days_in_month(y, m as u32);
     let day = i64::from(p.day).min(dim);
@@ -167,6 +170,20 @@ fn add_months(millis: i64, months: i64) -> i64 {
     days_from_civil(y, m as u32, day as u32)
         .saturating_mul(86_400_000)
         .saturating_add(time)
+}
+
+/// `millis` plus `amount` time units (`year` … `millisecond`) in UTC, as
+/// `$dateAdd` computes it; `None` for an unknown unit.
+pub fn add_units_utc(millis: i64, unit: &str, amount: i64) -> Option<i64> {
+    match unit {
+        "year" => Some(add_months(millis, amount.saturating_mul(12))),
+        "quarter" => Some(add_months(millis, amount.saturating_mul(3))),
+        "month" => Some(add_months(millis, amount)),
+        u => MS
+            .iter()
+            .find(|(n, _)| *n == u)
+            .map(|(_, per)| millis.saturating_add(amount.saturating_mul(*per))),
+    }
 }
 
 fn week_start(days: i64, start_of_week: u32) -> i64 {
@@ -227,36 +244,43 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
             if nullish(a(0)) || nullish(a(1)) || nullish(a(2)) {
                 return Ok(Some(Bson::Null));
             }
-            let offset = dates::timezone_offset(a(3).cloned())?;
+            let zone = dates::Zone::parse(a(3).cloned())?;
             let start = dates::as_millis(a(0), op)?;
             let unit = unit_arg(op, a(1))?;
             let mut amount = int_param(op, "amount", a(2).unwrap_or(&Bson::Null))?;
             if op == "$dateSubtract" {
                 amount = amount.saturating_neg();
             }
-            let local = start.saturating_add(offset * 60_000);
-            let result = match unit.as_str() {
-                "year" => add_months(local, amount.saturating_mul(12)),
-                "quarter" => add_months(local, amount.saturating_mul(3)),
-                "month" => add_months(local, amount),
-                u => {
-                    let per = MS
-                        .iter()
-                        .find(|(n, _)| *n == u)
-                        .map(|(_, m)| *m)
-                        .unwrap_or(1);
-                    local.saturating_add(amount.saturating_mul(per))
-                }
+            let local = zone.to_local(start);
+            let per = |u: &str| {
+                MS.iter()
+                    .find(|(n, _)| *n == u)
+                    .map(|(_, m)| *m)
+                    .unwrap_or(1)
             };
-            Ok(date_out(result.saturating_sub(offset * 60_000)))
+            let result = match unit.as_str() {
+                "year" => zone.to_utc(add_months(local, amount.saturating_mul(12))),
+                "quarter" => zone.to_utc(add_months(local, amount.saturating_mul(3))),
+                "month" => zone.to_utc(add_months(local, amount)),
+                // Days and weeks keep the wall-clock time across offset changes.
+                u @ ("week" | "day") => {
+                    zone.to_utc(local.saturating_add(amount.saturating_mul(per(u))))
+                }
+                // Smaller units are exact durations.
+                u => start.saturating_add(amount.saturating_mul(per(u))),
+            };
+            Ok(date_out(result))
         }
         "$dateDiff" => {
             if nullish(a(0)) || nullish(a(1)) || nullish(a(2)) {
                 return Ok(Some(Bson::Null));
             }
-            let offset = dates::timezone_offset(a(3).cloned())?;
-            let s = dates::as_millis(a(0), op)?.saturating_add(offset * 60_000);
-            let e = dates::as_millis(a(1), op)?.saturating_add(offset * 60_000);
+            let zone = dates::Zone::parse(a(3).cloned())?;
+            let (s_utc, e_utc) = (dates::as_millis(a(0), op)?, dates::as_millis(a(1), op)?);
+            let (s, e) = (zone.to_local(s_utc), zone.to_local(e_utc));
+            // Hours and smaller units count boundaries in local time, corrected
+            // for a change of UTC offset between the two dates (as MongoDB does).
+            let offset_change = zone.offset_at(e_utc) - zone.offset_at(s_utc);
             let unit = unit_arg(op, a(2))?;
             let (ps, pe) = (dates::date_parts(s), dates::date_parts(e));
             let months = |p: &dates::DateParts| p.year * 12 + i64::from(p.month) - 1;
@@ -270,13 +294,20 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                         - week_start(s.div_euclid(86_400_000), sow))
                         / 7
                 }
+                "millisecond" => e_utc.saturating_sub(s_utc),
                 u => {
                     let per = MS
                         .iter()
                         .find(|(n, _)| *n == u)
                         .map(|(_, m)| *m)
                         .unwrap_or(1);
-                    e.div_euclid(per) - s.div_euclid(per)
+                    let correction = match u {
+                        "hour" => offset_change / 60,
+                        "minute" => offset_change,
+                        "second" => offset_change * 60,
+                        _ => 0,
+                    };
+                    e.div_euclid(per) - s.div_euclid(per) - correction
                 }
             };
             Ok(Some(Bson::Int64(diff)))
@@ -285,8 +316,8 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
             if nullish(a(0)) || nullish(a(1)) {
                 return Ok(Some(Bson::Null));
             }
-            let offset = dates::timezone_offset(a(3).cloned())?;
-            let local = dates::as_millis(a(0), op)?.saturating_add(offset * 60_000);
+            let zone = dates::Zone::parse(a(3).cloned())?;
+            let local = zone.to_local(dates::as_millis(a(0), op)?);
             let unit = unit_arg(op, a(1))?;
             let bin = match a(2) {
                 None => 1,
@@ -334,10 +365,10 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                     REF + (local - REF).div_euclid(per) * per
                 }
             };
-            Ok(date_out(truncated.saturating_sub(offset * 60_000)))
+            Ok(date_out(zone.to_utc(truncated)))
         }
         "$dateFromParts" => {
-            let offset = dates::timezone_offset(a(7).cloned())?;
+            let zone = dates::Zone::parse(a(7).cloned())?;
             let names = [
                 "year",
                 "month",
@@ -370,7 +401,7 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                 .saturating_add(v[4].saturating_mul(60_000))
                 .saturating_add(v[5].saturating_mul(1000))
                 .saturating_add(v[6]);
-            Ok(date_out(ms.saturating_sub(offset * 60_000)))
+            Ok(date_out(zone.to_utc(ms)))
         }
         "$dateFromString" => {
             let on_error = args.get(3).cloned().flatten();
@@ -387,12 +418,10 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                     }
                 }
             };
-            let offset = dates::timezone_offset(a(2).cloned())?;
+            let zone = dates::Zone::parse(a(2).cloned())?;
             let parsed = match a(1) {
-                Some(Bson::String(f)) => {
-                    dates::parse_with_format(&s, f).map(|ms| ms.saturating_sub(offset * 60_000))
-                }
-                _ => dates::parse_iso(&s, offset),
+                Some(Bson::String(f)) => dates::parse_with_format(&s, f).map(|ms| zone.to_utc(ms)),
+                _ => dates::parse_iso(&s, &zone),
             };
             match parsed {
                 Some(ms) => Ok(date_out(ms)),
@@ -409,8 +438,8 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
             if nullish(a(0)) {
                 return Ok(Some(Bson::Null));
             }
-            let offset = dates::timezone_offset(a(1).cloned())?;
-            let ms = dates::as_millis(a(0), op)?.saturating_add(offset * 60_000);
+            let zone = dates::Zone::parse(a(1).cloned())?;
+            let ms = zone.to_local(dates::as_millis(a(0), op)?);
             let p = dates::date_parts(ms);
             let mut d = Document::new();
             if matches!(a(2), Some(Bson::Boolean(true))) {

@@ -581,7 +581,8 @@ pub(super) fn apply(name: &str, args: Vec<Val>) -> Res {
                     QueryError::new(16007, format!("can't convert from BSON type {} to String", type_name(Some(v))))
                 })?,
             };
-            Ok(Some(Bson::String(if name == "$toUpper" { s.to_uppercase() } else { s.to_lowercase() })))
+            // MongoDB changes the case of ASCII letters only.
+            Ok(Some(Bson::String(if name == "$toUpper" { s.to_ascii_uppercase() } else { s.to_ascii_lowercase() })))
         }
         "$strLenCP" | "$strLenBytes" => match a(0) {
             Some(Bson::String(s)) => Ok(Some(Bson::Int32(
@@ -639,7 +640,7 @@ pub(super) fn apply(name: &str, args: Vec<Val>) -> Res {
             )),
         },
         "$strcasecmp" => {
-            let s = |v: Option<&Bson>| v.and_then(to_string_value).unwrap_or_default().to_lowercase();
+            let s = |v: Option<&Bson>| v.and_then(to_string_value).unwrap_or_default().to_ascii_lowercase();
             Ok(Some(Bson::Int32(match s(a(0)).cmp(&s(a(1))) {
                 std::cmp::Ordering::Less => -1,
                 std::cmp::Ordering::Equal => 0,

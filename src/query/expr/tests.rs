@@ -51,6 +51,10 @@ fn evaluates() {
         (bson!({"$size": "$arr"}), Some(bson!(3))),
         (bson!({"$toUpper": "$s"}), Some(bson!("HELLO"))),
         (bson!({"$toLower": "$n"}), Some(bson!(""))),
+        // Only ASCII letters change case, as in MongoDB.
+        (bson!({"$toUpper": "éclair ß"}), Some(bson!("éCLAIR ß"))),
+        (bson!({"$toLower": "ÉCLAIR"}), Some(bson!("Éclair"))),
+        (bson!({"$strcasecmp": ["É", "é"]}), Some(bson!(-1))),
         (bson!({"$in": [2, "$arr"]}), Some(bson!(true))),
         (bson!({"$arrayElemAt": ["$arr", -1]}), Some(bson!(3))),
         (bson!({"$arrayElemAt": ["$arr", 9]}), None),

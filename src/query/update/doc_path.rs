@@ -125,3 +125,22 @@ pub(crate) fn crosses_array(doc: &Document, path: &[String]) -> Option<String> {
     }
     None
 }
+
+/// Where `path` (all but its last segment) would have to traverse a value that
+/// is neither a document nor an array: the segment that names that value and
+/// the value. `None` when every existing prefix is a document (or the path
+/// stops existing first).
+pub(crate) fn blocked_by_scalar<'a>(
+    doc: &'a Document,
+    path: &'a [String],
+) -> Option<(&'a str, &'a Bson)> {
+    let mut cur = doc;
+    for seg in path.iter().take(path.len().saturating_sub(1)) {
+        match cur.get(seg)? {
+            Bson::Document(d) => cur = d,
+            Bson::Array(_) => return None,
+            other => return Some((seg.as_str(), other)),
+        }
+    }
+    None
+}

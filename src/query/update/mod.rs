@@ -515,6 +515,23 @@ impl UpdateDoc {
             for j in 0..i {
                 let (a, b) = (&all[i].0, &all[j].0);
                 let n = a.len().min(b.len());
+                // MongoDB builds one tree of update nodes: a field followed
+                // by `$[]`/`$[id]` is an array node, followed by anything else
+                // an object node; one field cannot be both.
+                let shared = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+                if shared > 0
+                    && shared < n
+                    && is_array_filter_segment(&a[shared]) != is_array_filter_segment(&b[shared])
+                {
+                    return Err(QueryError::new(
+                        40,
+                        format!(
+                            "Updating the path '{}' would create a conflict at '{}'",
+                            a.join("."),
+                            a[..shared].join(".")
+                        ),
+                    ));
+                }
                 if a[..n] == b[..n] {
                     let later = a.join(".");
                     return Err(QueryError::new(
@@ -702,15 +719,41 @@ impl UpdateDoc {
     }
 }
 
+/// Whether a path segment is `$[]` or `$[<identifier>]`.
+fn is_array_filter_segment(seg: &str) -> bool {
+    seg.starts_with("$[") && seg.ends_with(']')
+}
+
 /// The document an upsert starts from: the filter's equality conditions
 /// (top level and inside `$and`, not `$gt` etc.), dotted paths expanded.
+///
+/// The fields are added in the byte order of their paths, not in filter
+/// order: MongoDB collects the equalities of the canonicalised query into an
+/// ordered map keyed by path before it writes them (`_id` still goes first,
+/// as in every stored document).
 pub fn upsert_seed(filter: &Document) -> Result<Document, QueryError> {
+    let mut equalities = Vec::new();
+    seed_from(filter, &mut equalities);
+    equalities.sort_by(|(a, _), (b, _)| a.cmp(b));
     let mut seed = Document::new();
-    seed_from(filter, &mut seed)?;
+    for (key, v) in equalities {
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        let twice = || {
+            QueryError::new(
+                54,
+                format!("cannot infer query fields to set, path '{key}' is matched twice"),
+            )
+        };
+        if doc_path::get(&seed, &path).is_some() {
+            return Err(twice());
+        }
+        doc_path::set(&mut seed, &path, v).map_err(|_| twice())?;
+    }
     Ok(seed)
 }
 
-fn seed_from(filter: &Document, seed: &mut Document) -> Result<(), QueryError> {
+/// Collects the filter's equality conditions as (dotted path, value).
+fn seed_from(filter: &Document, out: &mut Vec<(String, Bson)>) {
     for (key, value) in filter {
         if key == "$and" || key == "$or" {
             if let Bson::Array(items) = value {
@@ -719,7 +762,7 @@ fn seed_from(filter: &Document, seed: &mut Document) -> Result<(), QueryError> {
                 }
                 for item in items {
                     if let Bson::Document(d) = item {
-                        seed_from(d, seed)?;
+                        seed_from(d, out);
                     }
                 }
             }
@@ -728,44 +771,38 @@ fn seed_from(filter: &Document, seed: &mut Document) -> Result<(), QueryError> {
         if key.starts_with('$') {
             continue;
         }
-        let eq = match value {
-            Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                if let Some(v) = d.get("$eq") {
-                    Some(v.clone())
-                } else {
-                    match d.get("$in") {
-                        Some(Bson::Array(items))
-                            if items.len() == 1
-                                && !matches!(items[0], Bson::RegularExpression(_)) =>
-                        {
-                            Some(items[0].clone())
-                        }
-                        _ => None,
-                    }
-                }
-            }
-            Bson::RegularExpression(_) => None,
-            other => Some(other.clone()),
-        };
-        let Some(v) = eq else { continue };
-        let path: Vec<String> = key.split('.').map(str::to_string).collect();
-        if path.iter().any(|s| s.starts_with('$')) {
+        if key.split('.').any(|s| s.starts_with('$')) {
             continue;
         }
-        if doc_path::get(seed, &path).is_some() {
-            return Err(QueryError::new(
-                54,
-                format!("cannot infer query fields to set, path '{key}' is matched twice"),
-            ));
-        }
-        doc_path::set(seed, &path, v).map_err(|_| {
-            QueryError::new(
-                54,
-                format!("cannot infer query fields to set, path '{key}' is matched twice"),
-            )
-        })?;
+        let equalities: Vec<Bson> = match value {
+            Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+                let mut found: Vec<Bson> = d.get("$eq").cloned().into_iter().collect();
+                // A one-element `$in` is an equality to it; every element of
+                // `$all` is one (MongoDB's parser rewrites both before it
+                // looks, so `$all: [1, 2]` matches the path twice).
+                if let Some(Bson::Array(items)) = d.get("$in") {
+                    if items.len() == 1 && !matches!(items[0], Bson::RegularExpression(_)) {
+                        found.push(items[0].clone());
+                    }
+                }
+                if let Some(Bson::Array(items)) = d.get("$all") {
+                    found.extend(
+                        items
+                            .iter()
+                            .filter(|v| {
+                                !matches!(v, Bson::RegularExpression(_))
+                                    && !matches!(v, Bson::Document(e) if e.contains_key("$elemMatch"))
+                            })
+                            .cloned(),
+                    );
+                }
+                found
+            }
+            Bson::RegularExpression(_) => Vec::new(),
+            other => vec![other.clone()],
+        };
+        out.extend(equalities.into_iter().map(|v| (key.clone(), v)));
     }
-    Ok(())
 }
 
 /// Stages a pipeline-style update may use.

@@ -132,7 +132,9 @@ pub(super) fn apply_op(
                     if is_inc {
                         *n
                     } else {
-                        zero_like(*n)
+                        // MongoDB multiplies the argument by int32 0, so a
+                        // negative double gives -0.0 and decimal 2.5 gives 0.0.
+                        number::mul(*n, Num::Int32(0), Overflow::Fail).unwrap_or(zero_like(*n))
                     }
                 }
                 Some(cur) => {
@@ -178,6 +180,18 @@ pub(super) fn apply_op(
                     path.join("."),
                     id_text(id)
                 )));
+            }
+            // MongoDB rejects a source path that runs through a scalar
+            // (PathNotViable) rather than treating it as missing.
+            if let Some((part, value)) = doc_path::blocked_by_scalar(doc, path) {
+                return Err(QueryError::new(
+                    28,
+                    format!(
+                        "cannot use the part ({part} of {}) to traverse the element ({{{part}: {}}})",
+                        path.join("."),
+                        display_value(value)
+                    ),
+                ));
             }
             let Some(value) = doc_path::get(doc, path).cloned() else {
                 return Ok(false);

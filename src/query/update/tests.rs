@@ -213,6 +213,30 @@ fn seeds_and_pipelines() {
         assert_eq!(upsert_seed(&f).unwrap(), want, "{f}");
     }
     assert_eq!(upsert_seed(&doc! {"a": 1, "a.b": 1}).unwrap_err().code, 54);
+    // Regression (differential tests): the seed's fields come in path order,
+    // as MongoDB builds them, not in filter order.
+    let seed = upsert_seed(&doc! {"_id": 1000, "f.g": 1, "b": "ba", "d.y": 2, "d.x": 7}).unwrap();
+    assert_eq!(
+        seed.keys().collect::<Vec<_>>(),
+        ["_id", "b", "d", "f"],
+        "{seed}"
+    );
+    assert_eq!(seed.get_document("d").unwrap(), &doc! {"x": 7, "y": 2});
+    // …and a one-element `$all` is an equality, as a one-element `$in` is.
+    assert_eq!(
+        upsert_seed(&doc! {"_id": 1304, "d.y": {"$all": [false]}, "f.g": 10}).unwrap(),
+        doc! {"_id": 1304, "d": {"y": false}, "f": {"g": 10}}
+    );
+    assert_eq!(
+        upsert_seed(&doc! {
+            "a": {"$all": [{"$elemMatch": {"x": 1}}]},
+            "b": {"$all": [Bson::RegularExpression(bson::Regex { pattern: "x".into(), options: String::new() })]},
+        })
+        .unwrap(),
+        doc! {}
+    );
+    // Two elements: the path is matched twice, which MongoDB refuses.
+    assert_eq!(upsert_seed(&doc! {"b": {"$all": [[3, true], 0]}}).unwrap_err().code, 54);
     let out = apply_pipeline_update(
         &[
             doc! {"$set": {"b": {"$add": ["$a", 1]}}},
@@ -245,4 +269,49 @@ fn seeds_and_pipelines() {
     let mut d = doc! {"_id": 1};
     assert!(u.apply(&mut d, true).unwrap());
     assert_eq!(d, doc! {"_id": 1, "a": 1, "b": 2});
+}
+
+/// Regressions found by the differential property tests
+/// (integration-tests/tests/differential_properties.rs).
+#[test]
+fn differential_regressions() {
+    // `c.$[]` makes `c` an array node, `c.3` an object node: MongoDB rejects
+    // the pair when it parses the update, whatever the document holds.
+    for update in [
+        doc! {"$inc": {"c.$[]": 1, "c.3": 1}},
+        doc! {"$set": {"c.3": 1}, "$push": {"c.$[].x": 1}},
+    ] {
+        let err = UpdateDoc::parse(&update, None).unwrap_err();
+        assert_eq!(err.code, 40, "{update}: {err:?}");
+        assert!(err.message.contains("would create a conflict at 'c'"), "{}", err.message);
+    }
+    // Different array-filter segments under the same field do not conflict.
+    assert!(UpdateDoc::parse(
+        &doc! {"$set": {"c.$[].x": 1, "c.$[e].y": 2}},
+        Some(&[doc! {"e": 1}])
+    )
+    .is_ok());
+    // $pull conditions look into array elements that are arrays (MongoDB
+    // matches {"": element}), unlike the $elemMatch projection.
+    assert_eq!(
+        upd(doc! {"$pull": {"a": {"$eq": null}}}, doc! {"_id": 13, "a": [[1, 2], [null, 3]]}).unwrap(),
+        (doc! {"_id": 13, "a": [[1, 2]]}, true)
+    );
+    assert_eq!(
+        upd(doc! {"$pull": {"a": {"$gte": 5}}}, doc! {"_id": 1, "a": [[6], 4, 7]}).unwrap(),
+        (doc! {"_id": 1, "a": [4]}, true)
+    );
+    // A $rename source running through a scalar is PathNotViable, not a no-op.
+    let err = upd(doc! {"$rename": {"d.y": "a.x"}}, doc! {"_id": 12, "a": "abc", "d": 1}).unwrap_err();
+    assert_eq!(err.code, 28);
+    assert_eq!(err.message, "cannot use the part (d of d.y) to traverse the element ({d: 1})");
+    // …while a missing source (or missing parent) still is a no-op.
+    assert_eq!(
+        upd(doc! {"$rename": {"d.y": "f"}}, doc! {"_id": 1, "d": {}}).unwrap(),
+        (doc! {"_id": 1, "d": {}}, false)
+    );
+    assert_eq!(
+        upd(doc! {"$rename": {"q.y": "f"}}, doc! {"_id": 1}).unwrap(),
+        (doc! {"_id": 1}, false)
+    );
 }

@@ -1,0 +1,597 @@
+//! App Services-style rules over HTTP on both backends: a matrix of
+//! principals × actions × documents with exact answers and the collection
+//! contents afterwards, and the hostile cases (escaping the rules through
+//! `$lookup`, `$unionWith`, `$facet`, `$rename`, parent paths, pipeline
+//! updates, `$replaceWith`, `$out`).
+//!
+//! The standalone server loads the rules from a JSON file named in its TOML
+//! configuration (`rules_file`). Principals are API keys; rules tell them
+//! apart by `%%user.name` (the key's name).
+
+use integration_tests::{standalone_with, unique_db, Answer, BackendKind, TestServer};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "rules-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
+const ALICE: &str = "rules-alice-key-0123456789abcdefghijklmnopqrstuvwxyz";
+const CAROL: &str = "rules-carol-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// The rules of the test database `db`:
+///
+/// - `docs`: `admin` reads and writes everything; an `owner` (the document's
+///   `owner` is the key's name) reads everything and writes everything but
+///   `salary` (read-only) and `profile` (only `profile.email` writable);
+///   every other named user reads `public` documents without `salary` and
+///   writes nothing;
+/// - `pub`: `admin` as in `docs`; everybody else reads everything but
+///   `salary`, writes nothing;
+/// - `ro`: read-only for everybody;
+/// - `secret`: no rule at all.
+fn rules(db: &str) -> Value {
+    json!({
+        "collections": [
+            {
+                "database": db, "collection": "docs",
+                "roles": [
+                    {"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true},
+                    {
+                        "name": "owner",
+                        "apply_when": {"owner": "%%user.name"},
+                        "document_filters": {"write": {"owner": "%%user.name"}},
+                        "fields": {
+                            "salary": {"read": true},
+                            "profile": {"read": true, "fields": {"email": {"write": true}}}
+                        },
+                        "additional_fields": {"read": true, "write": true}
+                    },
+                    {
+                        "name": "reader",
+                        "apply_when": {"%%user.name": {"$in": ["alice", "carol"]}},
+                        "document_filters": {"read": {"public": true}, "write": false},
+                        "fields": {"salary": {}},
+                        "additional_fields": {"read": true}
+                    }
+                ]
+            },
+            {
+                "database": db, "collection": "pub",
+                "roles": [{"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true},
+                          {"name": "reader", "fields": {"salary": {"read": false}},
+                           "additional_fields": {"read": true}, "insert": false, "delete": false}]
+            },
+            {
+                "database": db, "collection": "ro",
+                "roles": [{"name": "ro", "read": true, "write": false, "insert": false, "delete": false}]
+            }
+        ]
+    })
+}
+
+struct Rig {
+    server: TestServer,
+    db: String,
+}
+
+impl Rig {
+    async fn start(kind: BackendKind) -> Option<Rig> {
+        let db = unique_db("rules");
+        let dir = std::env::temp_dir().join(unique_db("tda-rules"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let rules_path = dir.join("rules.json");
+        std::fs::write(&rules_path, rules(&db).to_string()).expect("write rules");
+        let config = format!(
+            "app_id = \"data-rules\"\n\
+             [[data_sources]]\nname = \"mongodb-atlas\"\nrules_file = '{}'\n\
+             [[api_keys]]\nname = \"admin\"\nkey = \"{ADMIN}\"\n\
+             [[api_keys]]\nname = \"alice\"\nkey = \"{ALICE}\"\n\
+             [[api_keys]]\nname = \"carol\"\nkey = \"{CAROL}\"\n",
+            rules_path.display()
+        );
+        let server = standalone_with(&config, kind).await?;
+        Some(Rig { server, db })
+    }
+
+    async fn call(&self, key: &str, action: &str, coll: &str, extra: Value) -> Answer {
+        let mut body =
+            json!({"dataSource": "mongodb-atlas", "database": self.db, "collection": coll});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        self.server
+            .call_with(
+                action,
+                &body.to_string(),
+                &[("apiKey", key), ("Content-Type", "application/json")],
+            )
+            .await
+    }
+
+    /// Asserts the exact status and JSON body.
+    async fn expect(
+        &self,
+        key: &str,
+        action: &str,
+        coll: &str,
+        extra: Value,
+        status: u16,
+        body: Value,
+    ) {
+        let answer = self.call(key, action, coll, extra.clone()).await;
+        assert_eq!(
+            (answer.status, answer.json()),
+            (status, body),
+            "{action} on {coll} with {extra}"
+        );
+    }
+
+    /// Asserts a 403 with `code` and exactly `message`.
+    async fn refused(
+        &self,
+        key: &str,
+        action: &str,
+        coll: &str,
+        extra: Value,
+        code: &str,
+        message: &str,
+    ) {
+        let answer = self.call(key, action, coll, extra.clone()).await;
+        assert_eq!(answer.status, 403, "{action} {extra}: {}", answer.text);
+        let body = answer.json();
+        assert_eq!(body["error_code"], code, "{action} {extra}: {body}");
+        assert_eq!(body["error"], message, "{action} {extra}: {body}");
+    }
+
+    /// What the admin sees of `coll`, sorted by `_id`.
+    async fn contents(&self, coll: &str) -> Value {
+        let answer = self
+            .call(ADMIN, "find", coll, json!({"sort": {"_id": 1}}))
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json()["documents"].clone()
+    }
+}
+
+fn seed_docs() -> Value {
+    json!([
+        {"_id": 1, "owner": "alice", "public": true, "title": "a1", "salary": 10, "profile": {"email": "a@x", "tier": 1}},
+        {"_id": 2, "owner": "alice", "public": false, "title": "a2", "salary": 20},
+        {"_id": 3, "owner": "bob", "public": true, "title": "b3", "salary": 30},
+        {"_id": 4, "owner": "bob", "public": false, "title": "b4", "salary": 40}
+    ])
+}
+
+async fn matrix(kind: BackendKind) {
+    let Some(rig) = Rig::start(kind).await else {
+        return;
+    };
+    let denied = "PermissionDenied";
+    rig.expect(
+        ADMIN,
+        "insertMany",
+        "docs",
+        json!({"documents": seed_docs()}),
+        201,
+        json!({"insertedIds": [1, 2, 3, 4]}),
+    )
+    .await;
+    rig.expect(
+        ADMIN,
+        "insertMany",
+        "pub",
+        json!({"documents": seed_docs()}),
+        201,
+        json!({"insertedIds": [1, 2, 3, 4]}),
+    )
+    .await;
+    let seeded = seed_docs();
+
+    // Reads: role per document, read filter, hidden fields, client projection after.
+    rig.expect(
+        ALICE,
+        "find",
+        "docs",
+        json!({"sort": {"_id": 1}}),
+        200,
+        json!({"documents": [
+            seeded[0], seeded[1],
+            {"_id": 3, "owner": "bob", "public": true, "title": "b3"}
+        ]}),
+    )
+    .await;
+    rig.expect(
+        CAROL,
+        "find",
+        "docs",
+        json!({"sort": {"_id": 1}, "projection": {"title": 1}}),
+        200,
+        json!({"documents": [{"_id": 1, "title": "a1"}, {"_id": 3, "title": "b3"}]}),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "findOne",
+        "docs",
+        json!({"filter": {"_id": 4}}),
+        200,
+        json!({"document": null}),
+    )
+    .await;
+    rig.expect(
+        CAROL,
+        "findOne",
+        "docs",
+        json!({"filter": {"_id": 3}, "projection": {"salary": 1}}),
+        200,
+        json!({"document": {"_id": 3}}),
+    )
+    .await;
+    rig.expect(
+        ADMIN,
+        "findOne",
+        "docs",
+        json!({"filter": {"_id": 4}}),
+        200,
+        json!({"document": seeded[3]}),
+    )
+    .await;
+
+    // Inserts.
+    rig.expect(
+        ALICE,
+        "insertOne",
+        "docs",
+        json!({"document": {"_id": 5, "owner": "alice", "title": "a5"}}),
+        201,
+        json!({"insertedId": 5}),
+    )
+    .await;
+    rig.refused(
+        ALICE,
+        "insertOne",
+        "docs",
+        json!({"document": {"_id": 6, "owner": "bob"}}),
+        denied,
+        "insert not permitted: the document does not match the role's write filter",
+    )
+    .await;
+    rig.refused(
+        ALICE,
+        "insertMany",
+        "docs",
+        json!({"documents": [{"_id": 7, "owner": "alice"}, {"_id": 8, "owner": "bob"}]}),
+        denied,
+        "insert not permitted: the document does not match the role's write filter",
+    )
+    .await;
+    rig.refused(
+        ALICE,
+        "insertOne",
+        "docs",
+        json!({"document": {"_id": 9, "owner": "alice", "salary": 1}}),
+        denied,
+        "insert not permitted: field 'salary' is not writable",
+    )
+    .await;
+    rig.refused(
+        CAROL,
+        "insertOne",
+        "pub",
+        json!({"document": {"_id": 9}}),
+        denied,
+        "insert not permitted",
+    )
+    .await;
+
+    // Updates: write filter merged, touched paths checked.
+    rig.expect(
+        ALICE,
+        "updateMany",
+        "docs",
+        json!({"filter": {}, "update": {"$set": {"title": "mine"}}}),
+        200,
+        json!({"matchedCount": 3, "modifiedCount": 3}),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "updateOne",
+        "docs",
+        json!({"filter": {"_id": 3}, "update": {"$set": {"title": "x"}}}),
+        200,
+        json!({"matchedCount": 0, "modifiedCount": 0}),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "updateOne",
+        "docs",
+        json!({"filter": {"_id": 1}, "update": {"$set": {"profile.email": "new@x"}}}),
+        200,
+        json!({"matchedCount": 1, "modifiedCount": 1}),
+    )
+    .await;
+    // Carol owns nothing and readers write nothing: nothing matches.
+    rig.expect(
+        CAROL,
+        "updateMany",
+        "docs",
+        json!({"filter": {}, "update": {"$set": {"title": "c"}}}),
+        200,
+        json!({"matchedCount": 0, "modifiedCount": 0}),
+    )
+    .await;
+    for (update, message) in [
+        (json!({"$set": {"salary": 1}}), "update not permitted: field 'salary' is not writable"),
+        (json!({"$rename": {"title": "salary"}}), "update not permitted: field 'salary' is not writable"),
+        (json!({"$set": {"profile": {"email": "e"}}}), "update not permitted: field 'profile' is not writable"),
+        (json!({"$unset": {"profile": ""}}), "update not permitted: field 'profile' is not writable"),
+        (json!({"$set": {"owner": "carol"}}),
+         "update not permitted: field 'owner' decides which documents the rules let this user write"),
+    ] {
+        rig.refused(ALICE, "updateOne", "docs", json!({"filter": {"_id": 1}, "update": update}), denied, message).await;
+    }
+    let pipeline_message = "update not permitted: pipeline updates need document-level write \
+                            permission that does not depend on document fields";
+    for pipeline in [
+        json!([{"$set": {"salary": 0}}]),
+        json!([{"$replaceWith": {"_id": "$_id", "owner": "alice", "salary": 0}}]),
+    ] {
+        rig.refused(
+            ALICE,
+            "updateOne",
+            "docs",
+            json!({"filter": {"_id": 1}, "update": pipeline}),
+            denied,
+            pipeline_message,
+        )
+        .await;
+    }
+    rig.refused(
+        ALICE,
+        "replaceOne",
+        "docs",
+        json!({"filter": {"_id": 2}, "replacement": {"owner": "alice", "salary": 0}}),
+        denied,
+        "update not permitted: replacing a document writes every field",
+    )
+    .await;
+    rig.expect(
+        ADMIN,
+        "replaceOne",
+        "docs",
+        json!({"filter": {"_id": 5}, "replacement": {"owner": "alice", "title": "r5"}}),
+        200,
+        json!({"matchedCount": 1, "modifiedCount": 1}),
+    )
+    .await;
+
+    // Deletes: delete needs write on every field (alice cannot write salary).
+    rig.refused(
+        ALICE,
+        "deleteOne",
+        "docs",
+        json!({"filter": {"_id": 2}}),
+        denied,
+        "delete not permitted",
+    )
+    .await;
+    rig.refused(
+        CAROL,
+        "deleteMany",
+        "pub",
+        json!({"filter": {}}),
+        denied,
+        "delete not permitted",
+    )
+    .await;
+    rig.expect(
+        ADMIN,
+        "deleteOne",
+        "docs",
+        json!({"filter": {"_id": 4}}),
+        200,
+        json!({"deletedCount": 1}),
+    )
+    .await;
+
+    // Aggregation: rewritten on `pub`, refused where roles read different fields.
+    rig.expect(CAROL, "aggregate", "pub",
+        json!({"pipeline": [{"$match": {"public": true}}, {"$sort": {"_id": 1}}, {"$project": {"salary": 1, "title": 1}}]}),
+        200, json!({"documents": [{"_id": 1, "title": "a1"}, {"_id": 3, "title": "b3"}]})).await;
+    rig.refused(
+        ALICE,
+        "aggregate",
+        "docs",
+        json!({"pipeline": [{"$sort": {"_id": 1}}]}),
+        denied,
+        "aggregate not permitted: the roles that may apply read different fields",
+    )
+    .await;
+
+    // Hostile cases: other collections, writes, JavaScript.
+    for (pipeline, stage) in [
+        (
+            json!([{"$lookup": {"from": "secret", "localField": "_id", "foreignField": "_id", "as": "s"}}]),
+            "$lookup",
+        ),
+        (
+            json!([{"$lookup": {"from": "docs", "pipeline": [], "as": "s"}}]),
+            "$lookup",
+        ),
+        (json!([{"$unionWith": "secret"}]), "$unionWith"),
+        (
+            json!([{"$unionWith": {"coll": "docs", "pipeline": []}}]),
+            "$unionWith",
+        ),
+        (json!([{"$facet": {"all": [{"$match": {}}]}}]), "$facet"),
+        (
+            json!([{"$graphLookup": {"from": "secret", "startWith": "$_id", "connectFromField": "a",
+                                  "connectToField": "b", "as": "g"}}]),
+            "$graphLookup",
+        ),
+        (json!([{"$out": "stolen"}]), "$out"),
+        (json!([{"$merge": {"into": "docs"}}]), "$merge"),
+    ] {
+        rig.refused(
+            CAROL,
+            "aggregate",
+            "pub",
+            json!({"pipeline": pipeline}),
+            denied,
+            &format!("{stage} not permitted in aggregation pipelines"),
+        )
+        .await;
+    }
+    for pipeline in [
+        json!([{"$match": {"$where": "true"}}]),
+        json!([{"$project": {"x": {"$function": {"body": "function() {}", "args": [], "lang": "js"}}}}]),
+        json!([{"$group": {"_id": null, "x": {"$accumulator": {"init": "function() {}"}}}}]),
+    ] {
+        let operator = pipeline
+            .to_string()
+            .split('"')
+            .find(|s| s.starts_with("$w") || s.starts_with("$f") || s.starts_with("$a"))
+            .unwrap()
+            .to_owned();
+        rig.refused(
+            CAROL,
+            "aggregate",
+            "pub",
+            json!({"pipeline": pipeline}),
+            denied,
+            &format!("{operator} not permitted"),
+        )
+        .await;
+    }
+    rig.refused(
+        CAROL,
+        "aggregate",
+        "ro",
+        json!({"pipeline": [{"$out": "stolen"}]}),
+        denied,
+        "$out not permitted in aggregation pipelines",
+    )
+    .await;
+    rig.refused(
+        CAROL,
+        "find",
+        "pub",
+        json!({"filter": {"$where": "true"}}),
+        denied,
+        "$where not permitted",
+    )
+    .await;
+    rig.refused(
+        ALICE,
+        "find",
+        "secret",
+        json!({}),
+        "NoMatchingRuleFound",
+        &format!("no rule exists for namespace '{}.secret'", rig.db),
+    )
+    .await;
+
+    // The contents afterwards: only the permitted writes happened.
+    let mut expected = seed_docs();
+    expected[0]["title"] = json!("mine");
+    expected[0]["profile"]["email"] = json!("new@x");
+    expected[1]["title"] = json!("mine");
+    let expected = json!([
+        expected[0], expected[1], expected[2],
+        {"_id": 5, "owner": "alice", "title": "r5"}
+    ]);
+    assert_eq!(rig.contents("docs").await, expected);
+    assert_eq!(rig.contents("pub").await, seed_docs());
+}
+
+#[tokio::test]
+async fn matrix_on_the_embedded_engine() {
+    matrix(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn matrix_on_the_peer() {
+    matrix(BackendKind::Peer).await;
+}
+
+/// The cost of rules: `findOne` by `_id` through the service (in-process, no
+/// HTTP) with a two-role rule set vs. without rules, same backend, same run.
+///
+/// ```text
+/// cargo test --release -p integration-tests --test rules -- --ignored --nocapture
+/// ```
+#[tokio::test]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture"]
+async fn rules_overhead_figure() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use tower::ServiceExt;
+    use tower_data_api::rules::{Role, Rule, Rules};
+    use tower_data_api::{AccessLevel, Backend, DataApi, DataApiService, MemoryBackend};
+
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let build = |rules: Option<Rules>| {
+        let mut builder = DataApi::builder()
+            .app_id("data-bench")
+            .data_source_with_access("mongodb-atlas", backend.clone(), AccessLevel::ReadWrite)
+            .api_key("alice", ALICE);
+        if let Some(rules) = rules {
+            builder = builder.rules("mongodb-atlas", rules);
+        }
+        builder.build().expect("service")
+    };
+    let plain = build(None);
+    let ruled = build(Some(
+        Rules::new().default_rule(
+            Rule::new()
+                .role(Role::read_write("admin").apply_when(json!({"%%user.name": "admin"})))
+                .role(Role::read_write("owner").document_filters(
+                    Some(json!({"owner": "%%user.name"})),
+                    Some(json!({"owner": "%%user.name"})),
+                )),
+        ),
+    ));
+    let request = |action: &str, body: Value| {
+        http::Request::post(format!("/app/data-bench/endpoint/data/v1/action/{action}"))
+            .header("apiKey", ALICE)
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .expect("request")
+    };
+    let documents: Vec<Value> = (0..10_000)
+        .map(|i| json!({"_id": i, "owner": if i % 2 == 0 { "alice" } else { "bob" }, "n": i}))
+        .collect();
+    let seeded = plain
+        .clone()
+        .oneshot(request(
+            "insertMany",
+            json!({"dataSource": "mongodb-atlas", "database": "b", "collection": "c", "documents": documents}),
+        ))
+        .await
+        .expect("infallible");
+    assert_eq!(seeded.status(), 201);
+    async fn time(
+        service: &DataApiService,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> Duration {
+        let started = Instant::now();
+        let response = service.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), 200);
+        started.elapsed()
+    }
+    let (mut without, mut with) = (Duration::ZERO, Duration::ZERO);
+    let rounds = 5_000;
+    for i in 0..rounds {
+        let body = json!({"dataSource": "mongodb-atlas", "database": "b", "collection": "c",
+                          "filter": {"_id": (i * 2) % 10_000}});
+        without += time(&plain, request("findOne", body.clone())).await;
+        with += time(&ruled, request("findOne", body)).await;
+    }
+    let per = |total: Duration| total.as_secs_f64() * 1e6 / rounds as f64;
+    println!(
+        "findOne by _id: {:.1} µs without rules, {:.1} µs with two roles: ratio {:.2}",
+        per(without),
+        per(with),
+        with.as_secs_f64() / without.as_secs_f64()
+    );
+}

@@ -1,0 +1,893 @@
+//! The compiled rules of one data source and their enforcement.
+//!
+//! [`CompiledRules::authorize`] runs in the service between decoding and
+//! execution. It picks the rule of the namespace, expands its roles for the
+//! principal and the request, refuses what no role allows (403) and rewrites
+//! the request so the backend only touches permitted documents: role
+//! conditions and document filters are merged into the operation's filter
+//! (`{"$and": [client filter, rules]}`), aggregation pipelines get a leading
+//! `$match`. What it returns, a [`Guard`], strips unreadable fields from
+//! the results. The same rewriting serves both backends.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bson::{doc, Document};
+use http::StatusCode;
+
+use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModifications};
+use crate::protocol::{ApiError, Command, ErrorCode, Reply};
+use crate::query::update::{apply_pipeline_update, upsert_seed};
+use crate::query::{Filter, Projection, QueryError, UpdateDoc};
+use crate::rules::expr::{Cond, Expr, Scope, Template};
+use crate::rules::fields::FieldAccess;
+use crate::rules::functions::Functions;
+use crate::rules::model::{FieldPermission, Role, Rule, Rules};
+use crate::rules::policy::{denied_stage, find_in_document, paths_overlap, touched_paths};
+
+/// The rules of one data source, validated and ready to evaluate.
+#[derive(Debug)]
+pub(crate) struct CompiledRules {
+    default: Option<CompiledRule>,
+    collections: HashMap<(String, String), CompiledRule>,
+    denied_operators: Vec<String>,
+    functions: Functions,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    roles: Vec<CompiledRole>,
+    filters: Vec<CompiledFilter>,
+}
+
+#[derive(Debug)]
+struct CompiledRole {
+    apply_when: Expr,
+    read_filter: Expr,
+    write_filter: Expr,
+    read: Expr,
+    write: Expr,
+    insert: Expr,
+    delete: Expr,
+    fields: FieldSpec,
+    /// Document paths that decide whether the role may write a document.
+    write_deps: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct FieldSpec {
+    read: Expr,
+    write: Expr,
+    fields: BTreeMap<String, FieldSpec>,
+}
+
+#[derive(Debug)]
+struct CompiledFilter {
+    apply_when: Expr,
+    query: Option<Template>,
+    projection: Option<Template>,
+}
+
+impl CompiledRules {
+    /// Validates `rules`; errors name the rule's path, e.g.
+    /// `collections[0] ('db.c').roles[1] ('owner').apply_when.$where: ...`.
+    pub(crate) fn compile(rules: &Rules, functions: Functions) -> Result<Self, String> {
+        let default = rules
+            .default_rule
+            .as_ref()
+            .map(|rule| compile_rule(rule, "default_rule"))
+            .transpose()?;
+        let mut collections = HashMap::new();
+        for (i, coll) in rules.collections.iter().enumerate() {
+            let path = format!("collections[{i}] ('{}.{}')", coll.database, coll.collection);
+            if coll.database.is_empty() || coll.collection.is_empty() {
+                return Err(format!("{path}: database and collection are required"));
+            }
+            let rule = compile_rule(&coll.rule, &path)?;
+            let key = (coll.database.clone(), coll.collection.clone());
+            if collections.insert(key, rule).is_some() {
+                return Err(format!("{path}: a second rule for the same collection"));
+            }
+        }
+        let denied_operators = match &rules.denied_operators {
+            None => Rules::DEFAULT_DENIED_OPERATORS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            Some(list) => {
+                if let Some(bad) = list.iter().find(|op| !op.starts_with('$')) {
+                    return Err(format!(
+                        "denied_operators: '{bad}' is not an operator (operators start with '$')"
+                    ));
+                }
+                list.clone()
+            }
+        };
+        let compiled = Self {
+            default,
+            collections,
+            denied_operators,
+            functions,
+        };
+        compiled.check_functions()?;
+        Ok(compiled)
+    }
+
+    /// The registered rule functions.
+    pub(crate) fn functions(&self) -> &Functions {
+        &self.functions
+    }
+
+    fn check_functions(&self) -> Result<(), String> {
+        let mut names = BTreeSet::new();
+        for rule in self.default.iter().chain(self.collections.values()) {
+            for role in &rule.roles {
+                for expr in [
+                    &role.apply_when,
+                    &role.read_filter,
+                    &role.write_filter,
+                    &role.read,
+                    &role.write,
+                    &role.insert,
+                    &role.delete,
+                ] {
+                    expr.function_names(&mut names);
+                }
+                role.fields.function_names(&mut names);
+            }
+            for filter in &rule.filters {
+                filter.apply_when.function_names(&mut names);
+                for template in filter.query.iter().chain(filter.projection.iter()) {
+                    template.function_names(&mut names);
+                }
+            }
+        }
+        match names.iter().find(|name| !self.functions.contains(name)) {
+            Some(name) => Err(format!(
+                "%function '{name}' is not registered (DataApiBuilder::rule_function)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks `command` on `ns` for a non-system principal and rewrites it;
+    /// the returned guard post-processes the reply.
+    pub(crate) fn authorize(
+        &self,
+        ns: &Namespace,
+        scope: &Scope<'_>,
+        command: &mut Command,
+    ) -> Result<Guard, ApiError> {
+        let rule = self
+            .collections
+            .get(&(ns.database.clone(), ns.collection.clone()))
+            .or(self.default.as_ref())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::NoMatchingRuleFound,
+                    format!("no rule exists for namespace '{ns}'"),
+                )
+            })?;
+        let roles = rule.roles_for(scope);
+        if roles.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::NoMatchingRuleFound,
+                format!("no role applies to this request on namespace '{ns}'"),
+            ));
+        }
+        let filters = rule.filters_for(scope);
+        self.check_operators(command)?;
+        let plan = Plan { roles, filters };
+        match command {
+            Command::FindOne(query) => {
+                let (filter, guard) =
+                    plan.read(std::mem::take(&mut query.filter), &mut query.projection)?;
+                query.filter = filter;
+                Ok(guard)
+            }
+            Command::Find(query) => {
+                let (filter, guard) =
+                    plan.read(std::mem::take(&mut query.filter), &mut query.projection)?;
+                query.filter = filter;
+                Ok(guard)
+            }
+            Command::InsertOne(document) => {
+                plan.check_insert(document, "insert")?;
+                Ok(Guard::None)
+            }
+            Command::InsertMany(documents) => {
+                for document in documents.iter() {
+                    plan.check_insert(document, "insert")?;
+                }
+                Ok(Guard::None)
+            }
+            Command::UpdateOne(query) | Command::UpdateMany(query) => {
+                let filter = std::mem::take(&mut query.filter);
+                query.filter = match &query.update {
+                    UpdateModifications::Operators(update) => plan.update_filter(filter, update)?,
+                    UpdateModifications::Pipeline(_) => plan.pipeline_update_filter(filter)?,
+                };
+                if query.upsert {
+                    let mut inserted = upsert_seed(&query.filter).map_err(invalid)?;
+                    inserted = match &query.update {
+                        UpdateModifications::Operators(update) => {
+                            UpdateDoc::parse(update, query.array_filters.as_deref())
+                                .and_then(|u| u.apply(&mut inserted, true))
+                                .map_err(invalid)?;
+                            inserted
+                        }
+                        UpdateModifications::Pipeline(pipeline) => {
+                            apply_pipeline_update(pipeline, &inserted).map_err(invalid)?
+                        }
+                    };
+                    plan.check_insert(&inserted, "upsert")?;
+                }
+                Ok(Guard::None)
+            }
+            Command::ReplaceOne(query) => {
+                let filter = std::mem::take(&mut query.filter);
+                query.filter = plan.replace_filter(filter, &query.replacement)?;
+                if query.upsert {
+                    plan.check_insert(&query.replacement, "upsert")?;
+                }
+                Ok(Guard::None)
+            }
+            Command::DeleteOne(filter) | Command::DeleteMany(filter) => {
+                *filter = plan.delete_filter(std::mem::take(filter))?;
+                Ok(Guard::None)
+            }
+            Command::Aggregate(pipeline) => {
+                *pipeline = plan.pipeline(std::mem::take(pipeline))?;
+                Ok(Guard::None)
+            }
+        }
+    }
+
+    /// Refuses the configured operators (and JavaScript code) anywhere in
+    /// what the client sent, inserted documents excepted (they are data).
+    fn check_operators(&self, command: &Command) -> Result<(), ApiError> {
+        let denied = &self.denied_operators;
+        let mut parts: Vec<&Document> = Vec::new();
+        let pipeline_doc;
+        match command {
+            Command::FindOne(q) => parts.extend(
+                [Some(&q.filter), q.projection.as_ref()]
+                    .into_iter()
+                    .flatten(),
+            ),
+            Command::Find(q) => parts.extend(
+                [Some(&q.filter), q.projection.as_ref()]
+                    .into_iter()
+                    .flatten(),
+            ),
+            Command::UpdateOne(q) | Command::UpdateMany(q) => {
+                parts.push(&q.filter);
+                match &q.update {
+                    UpdateModifications::Operators(update) => parts.push(update),
+                    UpdateModifications::Pipeline(stages) => {
+                        pipeline_doc = doc! { "p": stages.clone() };
+                        parts.push(&pipeline_doc);
+                    }
+                }
+            }
+            Command::ReplaceOne(q) => parts.push(&q.filter),
+            Command::DeleteOne(filter) | Command::DeleteMany(filter) => parts.push(filter),
+            Command::Aggregate(stages) => {
+                pipeline_doc = doc! { "p": stages.clone() };
+                parts.push(&pipeline_doc);
+            }
+            Command::InsertOne(_) | Command::InsertMany(_) => {}
+        }
+        match parts
+            .into_iter()
+            .find_map(|part| find_in_document(part, denied))
+        {
+            Some(operator) => Err(forbidden(format!("{operator} not permitted"))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn compile_rule(rule: &Rule, path: &str) -> Result<CompiledRule, String> {
+    let roles = rule
+        .roles
+        .iter()
+        .enumerate()
+        .map(|(i, role)| compile_role(role, &format!("{path}.roles[{i}] ('{}')", role.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filters = rule
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, filter)| {
+            let here = format!("{path}.filters[{i}] ('{}')", filter.name);
+            let apply_when = Expr::parse_json(
+                filter.apply_when.as_ref(),
+                &format!("{here}.apply_when"),
+                Expr::True,
+            )?;
+            if apply_when.depends_on_document() {
+                return Err(format!(
+                    "{here}.apply_when: a filter's apply_when cannot use document fields"
+                ));
+            }
+            let template = |value: &Option<serde_json::Value>, field: &str| {
+                value
+                    .as_ref()
+                    .map(|v| Template::parse(v, &format!("{here}.{field}")))
+                    .transpose()
+            };
+            Ok(CompiledFilter {
+                apply_when,
+                query: template(&filter.query, "query")?,
+                projection: template(&filter.projection, "projection")?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(CompiledRule { roles, filters })
+}
+
+fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
+    if role.name.is_empty() || role.name.chars().count() > 100 {
+        return Err(format!("{path}.name: a role name has 1 to 100 characters"));
+    }
+    let expr = |value: Option<&serde_json::Value>, field: &str, default: Expr| {
+        Expr::parse_json(value, &format!("{path}.{field}"), default)
+    };
+    let filters = role.document_filters.clone().unwrap_or_default();
+    let additional = role.additional_fields.clone().unwrap_or_default();
+    let root = FieldPermission {
+        fields: role.fields.clone(),
+        ..additional
+    };
+    let compiled = CompiledRole {
+        apply_when: expr(role.apply_when.as_ref(), "apply_when", Expr::True)?,
+        read_filter: expr(filters.read.as_ref(), "document_filters.read", Expr::True)?,
+        write_filter: expr(filters.write.as_ref(), "document_filters.write", Expr::True)?,
+        read: expr(role.read.as_ref(), "read", Expr::False)?,
+        write: expr(role.write.as_ref(), "write", Expr::False)?,
+        insert: expr(role.insert.as_ref(), "insert", Expr::True)?,
+        delete: expr(role.delete.as_ref(), "delete", Expr::True)?,
+        fields: compile_fields(&root, &format!("{path}.fields"))?,
+        write_deps: BTreeSet::new(),
+    };
+    let mut write_deps = BTreeSet::new();
+    for e in [
+        &compiled.apply_when,
+        &compiled.write_filter,
+        &compiled.write,
+    ] {
+        e.document_paths(&mut write_deps);
+    }
+    Ok(CompiledRole {
+        write_deps,
+        ..compiled
+    })
+}
+
+fn compile_fields(permission: &FieldPermission, path: &str) -> Result<FieldSpec, String> {
+    let expr = |value: Option<&serde_json::Value>, field: &str| -> Result<Expr, String> {
+        let here = format!("{path}.{field}");
+        let e = Expr::parse_json(value, &here, Expr::False)?;
+        if e.depends_on_document() {
+            return Err(format!(
+                "{here}: field permissions cannot use document fields (use document_filters)"
+            ));
+        }
+        Ok(e)
+    };
+    let mut fields = BTreeMap::new();
+    for (name, child) in &permission.fields {
+        if name.is_empty() || name.contains('.') || name.starts_with('$') {
+            return Err(format!(
+                "{path}.{name}: a field name without '.' or a leading '$'"
+            ));
+        }
+        fields.insert(
+            name.clone(),
+            compile_fields(child, &format!("{path}.{name}"))?,
+        );
+    }
+    Ok(FieldSpec {
+        read: expr(permission.read.as_ref(), "read")?,
+        write: expr(permission.write.as_ref(), "write")?,
+        fields,
+    })
+}
+
+impl FieldSpec {
+    fn eval(&self, scope: &Scope<'_>) -> FieldAccess {
+        let write = self.write.eval(scope) == Cond::True;
+        FieldAccess {
+            read: write || self.read.eval(scope) == Cond::True,
+            write,
+            fields: self
+                .fields
+                .iter()
+                .map(|(name, spec)| (name.clone(), spec.eval(scope)))
+                .collect(),
+        }
+    }
+
+    fn function_names(&self, out: &mut BTreeSet<String>) {
+        self.read.function_names(out);
+        self.write.function_names(out);
+        self.fields.values().for_each(|f| f.function_names(out));
+    }
+}
+
+impl CompiledRule {
+    /// The roles that may apply to this request, in order, expanded; the
+    /// list stops at the first role that applies whatever the document.
+    fn roles_for(&self, scope: &Scope<'_>) -> Vec<RoleView> {
+        let mut views = Vec::new();
+        let mut none_before = Cond::True;
+        for role in &self.roles {
+            let own = role.apply_when.eval(scope);
+            if own.is_false() {
+                continue;
+            }
+            let unconditional = own == Cond::True;
+            views.push(RoleView {
+                apply: none_before.clone().and(own.clone()),
+                own_apply: own.clone(),
+                read_filter: role.read_filter.eval(scope),
+                write_filter: role.write_filter.eval(scope),
+                read_all: role.read.eval(scope),
+                write_all: role.write.eval(scope),
+                insert: role.insert.eval(scope),
+                delete: role.delete.eval(scope),
+                fields: role.fields.eval(scope),
+                write_deps: role.write_deps.clone(),
+            });
+            if unconditional {
+                break;
+            }
+            none_before = none_before.and(own.not());
+        }
+        views
+    }
+
+    fn filters_for(&self, scope: &Scope<'_>) -> ActiveFilters {
+        let mut active = ActiveFilters {
+            query: Cond::True,
+            projections: Vec::new(),
+        };
+        for filter in &self.filters {
+            if filter.apply_when.eval(scope) != Cond::True {
+                continue;
+            }
+            if let Some(query) = &filter.query {
+                active.query = active.query.and(match query.expand(scope) {
+                    Some(query) => Cond::Query(query),
+                    None => Cond::False,
+                });
+            }
+            if let Some(projection) = &filter.projection {
+                // An unexpandable projection hides everything but `_id`.
+                active.projections.push(
+                    projection
+                        .expand(scope)
+                        .unwrap_or_else(|| doc! { "_id": 1 }),
+                );
+            }
+        }
+        active
+    }
+}
+
+/// One role, expanded for one request.
+#[derive(Debug, Clone)]
+struct RoleView {
+    /// This role applies and no earlier one does.
+    apply: Cond,
+    /// This role's own `apply_when`.
+    own_apply: Cond,
+    read_filter: Cond,
+    write_filter: Cond,
+    read_all: Cond,
+    write_all: Cond,
+    insert: Cond,
+    delete: Cond,
+    fields: FieldAccess,
+    write_deps: BTreeSet<String>,
+}
+
+impl RoleView {
+    /// The documents this role lets the request see.
+    fn visible(&self) -> Cond {
+        let something = self
+            .read_all
+            .clone()
+            .or(self.write_all.clone())
+            .or(constant(self.fields.reads_anything()));
+        self.apply
+            .clone()
+            .and(self.read_filter.clone())
+            .and(something)
+    }
+
+    /// What the role reads of `document`.
+    fn read_access(&self, document: &Document) -> FieldAccess {
+        if self.read_all.matches(document) || self.write_all.matches(document) {
+            FieldAccess::read_all()
+        } else {
+            self.fields.clone()
+        }
+    }
+
+    /// The documents this role may write with a change of `writes_ok`.
+    fn writable(&self, fields_ok: bool) -> Cond {
+        self.apply
+            .clone()
+            .and(self.write_filter.clone())
+            .and(self.write_all.clone().or(constant(fields_ok)))
+    }
+}
+
+/// The filters whose `apply_when` holds, expanded.
+#[derive(Debug, Clone)]
+struct ActiveFilters {
+    query: Cond,
+    projections: Vec<Document>,
+}
+
+/// One request's expanded roles and filters.
+struct Plan {
+    roles: Vec<RoleView>,
+    filters: ActiveFilters,
+}
+
+impl Plan {
+    /// The filter of a read, and the guard that strips its results.
+    fn read(
+        &self,
+        filter: Document,
+        projection: &mut Option<Document>,
+    ) -> Result<(Document, Guard), ApiError> {
+        let visible = self.visibility();
+        let merged = visible.merge_into(self.filters.query.merge_into(filter));
+        let simple = self.filters.projections.is_empty()
+            && self.roles.len() == 1
+            && self.roles[0].own_apply == Cond::True
+            && (self.roles[0].read_all == Cond::True || self.roles[0].write_all == Cond::True);
+        if simple {
+            return Ok((merged, Guard::None));
+        }
+        // Stripping needs whole documents: the client's projection runs
+        // in-process after it.
+        let client = projection
+            .take()
+            .map(|spec| {
+                let parsed = Projection::parse(&spec).map_err(invalid)?;
+                let matcher = if parsed.uses_positional() {
+                    Some(Filter::parse(&merged).map_err(invalid)?)
+                } else {
+                    None
+                };
+                Ok::<_, ApiError>(ClientProjection { parsed, matcher })
+            })
+            .transpose()?;
+        let filter_projections = self
+            .filters
+            .projections
+            .iter()
+            .map(|spec| Projection::parse(spec).map_err(|_| ApiError::internal()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            merged,
+            Guard::Read(Box::new(ReadGuard {
+                roles: self.roles.clone(),
+                filter_projections,
+                client,
+            })),
+        ))
+    }
+
+    fn visibility(&self) -> Cond {
+        self.roles
+            .iter()
+            .fold(Cond::False, |acc, role| acc.or(role.visible()))
+    }
+
+    /// Refuses `document` unless the role applying to it may insert it.
+    fn check_insert(&self, document: &Document, verb: &str) -> Result<(), ApiError> {
+        let denied = |detail: &str| forbidden(format!("{verb} not permitted{detail}"));
+        let Some(role) = self.roles.iter().find(|r| r.own_apply.matches(document)) else {
+            return Err(denied(": no role applies to the document"));
+        };
+        if !role.write_filter.matches(document) {
+            return Err(denied(
+                ": the document does not match the role's write filter",
+            ));
+        }
+        if !role.write_all.matches(document) {
+            role.fields
+                .check_document_write(document)
+                .map_err(|path| denied(&format!(": field '{path}' is not writable")))?;
+        }
+        if !role.insert.matches(document) {
+            return Err(denied(""));
+        }
+        Ok(())
+    }
+
+    /// The filter of an update-operator update.
+    fn update_filter(&self, filter: Document, update: &Document) -> Result<Document, ApiError> {
+        let touched = touched_paths(update).map_err(ApiError::bad_request)?;
+        self.check_write_deps(&touched)?;
+        let writable = self.roles.iter().fold(Cond::False, |acc, role| {
+            let fields_ok = touched.iter().all(|p| role.fields.can_write_path(p));
+            acc.or(role.writable(fields_ok))
+        });
+        if writable.is_false() {
+            let field = touched.iter().find(|p| {
+                self.roles
+                    .iter()
+                    .all(|role| !role.fields.can_write_path(p) && role.write_all.is_false())
+            });
+            return Err(forbidden(match field {
+                Some(field) => format!("update not permitted: field '{field}' is not writable"),
+                None => "update not permitted".to_owned(),
+            }));
+        }
+        Ok(writable.merge_into(self.filters.query.merge_into(filter)))
+    }
+
+    /// Refuses updates of fields that decide roles or write filters: the
+    /// post-image could escape the rules.
+    fn check_write_deps(&self, touched: &[String]) -> Result<(), ApiError> {
+        for role in &self.roles {
+            for dep in &role.write_deps {
+                if let Some(path) = touched.iter().find(|p| paths_overlap(p, dep)) {
+                    return Err(forbidden(format!(
+                        "update not permitted: field '{path}' decides which documents the rules let this user write"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The filter of a pipeline-style update: only roles with unconditional
+    /// document-level write that do not depend on document fields may run one.
+    fn pipeline_update_filter(&self, filter: Document) -> Result<Document, ApiError> {
+        let allowed = self
+            .roles
+            .iter()
+            .all(|role| role.write_all == Cond::True && role.write_deps.is_empty());
+        if !allowed {
+            return Err(forbidden(
+                "update not permitted: pipeline updates need document-level write permission \
+                 that does not depend on document fields",
+            ));
+        }
+        let writable = self
+            .roles
+            .iter()
+            .fold(Cond::False, |acc, role| acc.or(role.writable(true)));
+        if writable.is_false() {
+            return Err(forbidden("update not permitted"));
+        }
+        Ok(writable.merge_into(self.filters.query.merge_into(filter)))
+    }
+
+    /// The filter of a replacement; the replacement itself must stay writable.
+    fn replace_filter(
+        &self,
+        filter: Document,
+        replacement: &Document,
+    ) -> Result<Document, ApiError> {
+        let writable = self.roles.iter().fold(Cond::False, |acc, role| {
+            acc.or(role.writable(role.fields.fully_writable()))
+        });
+        if writable.is_false() {
+            return Err(forbidden(
+                "update not permitted: replacing a document writes every field",
+            ));
+        }
+        let post = self
+            .roles
+            .iter()
+            .find(|r| r.own_apply.matches(replacement))
+            .is_some_and(|role| {
+                role.write_filter.matches(replacement)
+                    && (role.write_all.matches(replacement) || role.fields.fully_writable())
+            });
+        if !post {
+            return Err(forbidden(
+                "update not permitted: the replacement document would not be writable",
+            ));
+        }
+        Ok(writable.merge_into(self.filters.query.merge_into(filter)))
+    }
+
+    /// The filter of a delete: delete permission, write on every field, write filter.
+    fn delete_filter(&self, filter: Document) -> Result<Document, ApiError> {
+        let deletable = self.roles.iter().fold(Cond::False, |acc, role| {
+            acc.or(role
+                .writable(role.fields.fully_writable())
+                .and(role.delete.clone()))
+        });
+        if deletable.is_false() {
+            return Err(forbidden("delete not permitted"));
+        }
+        Ok(deletable.merge_into(self.filters.query.merge_into(filter)))
+    }
+
+    /// The pipeline with the rules applied: a leading `$match` of the
+    /// readable documents and `$project` stages hiding unreadable fields.
+    fn pipeline(&self, pipeline: Vec<Document>) -> Result<Vec<Document>, ApiError> {
+        if let Some(stage) = denied_stage(&pipeline) {
+            return Err(forbidden(format!(
+                "{stage} not permitted in aggregation pipelines"
+            )));
+        }
+        let visible = self.filters.query.clone().and(self.visibility());
+        let access = self.uniform_read_access()?;
+        let projection = access
+            .projection()
+            .map_err(|path| {
+                forbidden(format!(
+                    "aggregate not permitted: the read permissions of field '{path}' cannot be applied inside a pipeline"
+                ))
+            })?;
+        let mut prefix = Vec::new();
+        if visible != Cond::True {
+            prefix.push(doc! { "$match": visible.to_query() });
+        }
+        if let Some(projection) = projection {
+            prefix.push(doc! { "$project": projection });
+        }
+        for projection in &self.filters.projections {
+            prefix.push(doc! { "$project": projection.clone() });
+        }
+        let starts_with_coll_stats = pipeline
+            .first()
+            .is_some_and(|stage| stage.contains_key("$collStats"));
+        if starts_with_coll_stats {
+            if !prefix.is_empty() {
+                return Err(forbidden(
+                    "$collStats not permitted: the rules restrict this collection's documents or fields",
+                ));
+            }
+            return Ok(pipeline);
+        }
+        prefix.extend(pipeline);
+        Ok(prefix)
+    }
+
+    /// The field access every role grants, when it does not depend on the
+    /// document; otherwise the pipeline cannot be rewritten safely.
+    fn uniform_read_access(&self) -> Result<FieldAccess, ApiError> {
+        let mut access: Option<FieldAccess> = None;
+        for role in &self.roles {
+            let this = if role.read_all == Cond::True || role.write_all == Cond::True {
+                FieldAccess::read_all()
+            } else if role.read_all.is_false() && role.write_all.is_false()
+                || role.fields.fully_readable()
+            {
+                role.fields.clone()
+            } else {
+                return Err(forbidden(
+                    "aggregate not permitted: field read permissions depend on the document",
+                ));
+            };
+            match &access {
+                Some(previous) if *previous != this => {
+                    return Err(forbidden(
+                        "aggregate not permitted: the roles that may apply read different fields",
+                    ))
+                }
+                _ => access = Some(this),
+            }
+        }
+        Ok(access.unwrap_or_default())
+    }
+}
+
+/// What happens to a reply after the backend: nothing, or read stripping.
+#[derive(Debug)]
+pub(crate) enum Guard {
+    /// The reply goes out as the backend made it.
+    None,
+    /// Documents are checked and stripped in-process.
+    Read(Box<ReadGuard>),
+}
+
+/// Per-document role choice and field stripping of a read.
+#[derive(Debug)]
+pub(crate) struct ReadGuard {
+    roles: Vec<RoleView>,
+    filter_projections: Vec<Projection>,
+    client: Option<ClientProjection>,
+}
+
+#[derive(Debug)]
+struct ClientProjection {
+    parsed: Projection,
+    matcher: Option<Filter>,
+}
+
+impl Guard {
+    /// Applies the guard to the backend's reply.
+    pub(crate) fn finish(self, reply: Reply) -> Result<Reply, ApiError> {
+        let Guard::Read(guard) = self else {
+            return Ok(reply);
+        };
+        Ok(match reply {
+            Reply::Document(Some(document)) => Reply::Document(guard.shape(&document)?),
+            Reply::Documents(documents) => {
+                let mut out = Vec::with_capacity(documents.len());
+                for document in &documents {
+                    if let Some(shaped) = guard.shape(document)? {
+                        out.push(shaped);
+                    }
+                }
+                Reply::Documents(out)
+            }
+            other => other,
+        })
+    }
+}
+
+impl ReadGuard {
+    /// The document as the role applying to it may see it; `None` when no
+    /// role lets the user read it.
+    fn shape(&self, document: &Document) -> Result<Option<Document>, ApiError> {
+        let Some(role) = self.roles.iter().find(|r| r.own_apply.matches(document)) else {
+            return Ok(None);
+        };
+        if !role.read_filter.matches(document) {
+            return Ok(None);
+        }
+        let access = role.read_access(document);
+        if !access.reads_anything() {
+            return Ok(None);
+        }
+        let mut shaped = access.strip(document);
+        for projection in &self.filter_projections {
+            shaped = projection.apply(&shaped).map_err(invalid)?;
+        }
+        if let Some(client) = &self.client {
+            let matched = client
+                .matcher
+                .as_ref()
+                .and_then(|filter| filter.matched_array_index(document));
+            shaped = client
+                .parsed
+                .apply_with_match(&shaped, matched)
+                .map_err(invalid)?;
+        }
+        Ok(Some(shaped))
+    }
+}
+
+fn constant(value: bool) -> Cond {
+    if value {
+        Cond::True
+    } else {
+        Cond::False
+    }
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message)
+}
+
+/// A query, projection or update the embedded engine refuses, as the
+/// backend would report it (400).
+fn invalid(err: QueryError) -> ApiError {
+    ApiError::from_backend(
+        BackendError {
+            kind: BackendErrorKind::InvalidRequest,
+            message: err.message,
+        },
+        "authorize request",
+    )
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,176 @@
+//! Static checks on what a non-system client sends: denied operators,
+//! aggregation stages that escape the rules, and the paths an update writes.
+
+use bson::{Bson, Document};
+
+/// Stages refused for non-system users: they write (`$out`, `$merge`), read
+/// other collections without their rules (`$lookup`, `$unionWith`,
+/// `$graphLookup`, `$facet` sub-pipelines), or expose server internals.
+pub(crate) const DENIED_STAGES: &[&str] = &[
+    "$out",
+    "$merge",
+    "$lookup",
+    "$unionWith",
+    "$graphLookup",
+    "$facet",
+    "$indexStats",
+    "$currentOp",
+    "$listSessions",
+    "$listLocalSessions",
+    "$listSearchIndexes",
+    "$planCacheStats",
+    "$changeStream",
+    "$changeStreamSplitLargeEvent",
+];
+
+/// Operators refused in pipelines whatever the configuration: they run
+/// server-side JavaScript.
+pub(crate) const ALWAYS_DENIED_IN_PIPELINES: &[&str] = &["$where", "$function", "$accumulator"];
+
+/// The first denied operator (a key in `denied`) or JavaScript code value
+/// anywhere inside `value`.
+pub(crate) fn find_denied_operator(value: &Bson, denied: &[String]) -> Option<String> {
+    match value {
+        Bson::Document(doc) => find_in_document(doc, denied),
+        Bson::Array(items) => items
+            .iter()
+            .find_map(|item| find_denied_operator(item, denied)),
+        Bson::JavaScriptCode(_) | Bson::JavaScriptCodeWithScope(_) => {
+            Some("JavaScript code".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// [`find_denied_operator`] over a document.
+pub(crate) fn find_in_document(doc: &Document, denied: &[String]) -> Option<String> {
+    doc.iter().find_map(|(key, value)| {
+        if denied.iter().any(|d| d == key) {
+            Some(key.clone())
+        } else {
+            find_denied_operator(value, denied)
+        }
+    })
+}
+
+/// The first stage of `pipeline` a non-system user may not run, or a
+/// JavaScript operator anywhere in it.
+pub(crate) fn denied_stage(pipeline: &[Document]) -> Option<String> {
+    for stage in pipeline {
+        if let Some(name) = stage.keys().find(|k| DENIED_STAGES.contains(&k.as_str())) {
+            return Some(name.clone());
+        }
+    }
+    let always: Vec<String> = ALWAYS_DENIED_IN_PIPELINES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    pipeline
+        .iter()
+        .find_map(|stage| find_in_document(stage, &always))
+}
+
+/// Every field path an update-operator document writes: the keys of each
+/// operator, and both the source and the target of `$rename`.
+pub(crate) fn touched_paths(update: &Document) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for (operator, spec) in update {
+        let Bson::Document(spec) = spec else {
+            return Err(format!(
+                "Modifiers operate on fields but we found type {} instead for {operator}",
+                type_name(spec)
+            ));
+        };
+        for (path, value) in spec {
+            paths.push(path.clone());
+            if operator == "$rename" {
+                match value {
+                    Bson::String(target) => paths.push(target.clone()),
+                    _ => {
+                        return Err(format!(
+                            "The 'to' field for $rename must be a string: {path}"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(paths)
+}
+
+/// Whether writing `a` affects `b` or the other way round (one is a prefix
+/// of the other, by whole segments; array indexes and positional segments
+/// ignored).
+pub(crate) fn paths_overlap(a: &str, b: &str) -> bool {
+    let fields = |p: &str| -> Vec<String> {
+        p.split('.')
+            .filter(|s| !s.starts_with('$') && !s.bytes().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (a, b) = (fields(a), fields(b));
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
+}
+
+fn type_name(value: &Bson) -> &'static str {
+    match value {
+        Bson::String(_) => "string",
+        Bson::Array(_) => "array",
+        Bson::Null => "null",
+        Bson::Boolean(_) => "bool",
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => "number",
+        _ => "value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn denied_operators_anywhere() {
+        let denied = vec!["$where".to_owned(), "$function".to_owned()];
+        assert_eq!(
+            find_in_document(&doc! {"$or": [{"a": 1}, {"$where": "true"}]}, &denied),
+            Some("$where".into())
+        );
+        assert_eq!(find_in_document(&doc! {"a": {"$gt": 1}}, &denied), None);
+        let js = doc! {"a": Bson::JavaScriptCode("1".into())};
+        assert_eq!(
+            find_in_document(&js, &denied),
+            Some("JavaScript code".into())
+        );
+    }
+
+    #[test]
+    fn denied_stages_and_js_in_pipelines() {
+        assert_eq!(
+            denied_stage(&[doc! {"$match": {}}, doc! {"$lookup": {"from": "x"}}]),
+            Some("$lookup".into())
+        );
+        assert_eq!(denied_stage(&[doc! {"$out": "x"}]), Some("$out".into()));
+        assert_eq!(
+            denied_stage(&[doc! {"$group": {"_id": null, "x": {"$accumulator": {}}}}]),
+            Some("$accumulator".into())
+        );
+        assert_eq!(denied_stage(&[doc! {"$collStats": {"count": {}}}]), None);
+        assert_eq!(denied_stage(&[doc! {"$group": {"_id": "$out"}}]), None);
+    }
+
+    #[test]
+    fn update_paths() {
+        let update = doc! {"$set": {"a.b": 1}, "$rename": {"c": "d.e"}, "$inc": {"n": 1}};
+        assert_eq!(
+            touched_paths(&update).unwrap(),
+            vec!["a.b", "c", "d.e", "n"]
+        );
+        assert!(touched_paths(&doc! {"$set": 1}).is_err());
+        assert!(paths_overlap("a", "a.b"));
+        assert!(paths_overlap("a.$[].b", "a.b"));
+        assert!(paths_overlap("a.0", "a"));
+        assert!(!paths_overlap("ab", "a"));
+        assert!(!paths_overlap("a.c", "a.b"));
+    }
+}
