@@ -19,7 +19,9 @@ use tower_data_api::backend::{
 
 /// Documents in the benchmark collection.
 const DOCS: i32 = 100_000;
-const CITIES: &[&str] = &["London", "Paris", "Berlin", "Madrid", "Rome", "Oslo", "Vienna"];
+const CITIES: &[&str] = &[
+    "London", "Paris", "Berlin", "Madrid", "Rome", "Oslo", "Vienna",
+];
 
 /// A small deterministic PRNG (64-bit LCG) for the lookup keys.
 struct Lcg(u64);
@@ -124,7 +126,10 @@ fn main() {
         "loaded {DOCS} documents with insertMany in {:.3}s",
         loaded.elapsed().as_secs_f64()
     );
-    let by_id: HashMap<i32, Document> = docs.iter().map(|d| (d.get_i32("_id").unwrap(), d.clone())).collect();
+    let by_id: HashMap<i32, Document> = docs
+        .iter()
+        .map(|d| (d.get_i32("_id").unwrap(), d.clone()))
+        .collect();
 
     // _id point lookups.
     let lookups = 200_000;
@@ -193,7 +198,12 @@ fn main() {
             }
         });
         let baseline = time("Vec scan + predicate + clone", scans, |_| {
-            let out: Vec<Document> = docs.iter().filter(|d| keep(d)).take(50_000).cloned().collect();
+            let out: Vec<Document> = docs
+                .iter()
+                .filter(|d| keep(d))
+                .take(50_000)
+                .cloned()
+                .collect();
             black_box(out);
         });
         report(&engine, Some(&baseline));
@@ -240,7 +250,10 @@ fn main() {
         report(&engine, None);
     }
     let baseline = time("Vec filter + sort_by + take 10", 20, |_| {
-        let mut hits: Vec<&Document> = docs.iter().filter(|d| d.get_i32("group") == Ok(3)).collect();
+        let mut hits: Vec<&Document> = docs
+            .iter()
+            .filter(|d| d.get_i32("group") == Ok(3))
+            .collect();
         hits.sort_by(|a, b| {
             b.get_f64("score")
                 .unwrap_or(0.0)
@@ -255,26 +268,33 @@ fn main() {
     // updateOne by _id.
     let updates = 100_000;
     let mut rng = Lcg(7);
-    let engine = time_async(&rt, "updateOne {_id: k} {$inc: {visits: 1}}", updates, |_| {
-        let id = rng.next_below(DOCS);
-        let backend = &backend;
-        let ns = &ns;
-        async move {
-            let outcome = backend
-                .update_one(
-                    ns,
-                    UpdateQuery {
-                        filter: doc! { "_id": id },
-                        update: UpdateModifications::Operators(doc! { "$inc": { "visits": 1 } }),
-                        upsert: false,
-                        array_filters: None,
-                    },
-                )
-                .await
-                .expect("updateOne");
-            assert_eq!(outcome.modified_count, 1);
-        }
-    });
+    let engine = time_async(
+        &rt,
+        "updateOne {_id: k} {$inc: {visits: 1}}",
+        updates,
+        |_| {
+            let id = rng.next_below(DOCS);
+            let backend = &backend;
+            let ns = &ns;
+            async move {
+                let outcome = backend
+                    .update_one(
+                        ns,
+                        UpdateQuery {
+                            filter: doc! { "_id": id },
+                            update: UpdateModifications::Operators(
+                                doc! { "$inc": { "visits": 1 } },
+                            ),
+                            upsert: false,
+                            array_filters: None,
+                        },
+                    )
+                    .await
+                    .expect("updateOne");
+                assert_eq!(outcome.modified_count, 1);
+            }
+        },
+    );
     let mut copy = by_id.clone();
     let mut rng = Lcg(7);
     let baseline = time("HashMap get_mut + field increment", updates, |_| {

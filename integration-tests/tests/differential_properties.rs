@@ -135,11 +135,12 @@ const PEER_EXCEPTIONS: &[(&str, &str)] = &[
          engine does); the peer computes 0 + -0.0 = 0.0. Avoided: no -0.0 operand for $inc",
     ),
     (
-        "elemmatch-projection-mod",
-        "the $elemMatch projection {c: {$elemMatch: {$mod: [5, 0]}}} over an element that \
-         is itself an array: the peer looks inside it and returns [[10, 3]]; MongoDB \
-         tests each element itself ($mod matches numbers only), as the peer does for the \
-         other operators. Avoided: no $mod in $elemMatch projections",
+        "elemmatch-mod",
+        "$elemMatch's value form with $mod over an element that is itself an array (filter \
+         {c: {$elemMatch: {$mod: [5, 0]}}} and the same projection): the peer looks inside \
+         it ([[10, 3]] matches); MongoDB tests each element itself ($mod matches numbers \
+         only), as the peer does for the other operators. Avoided: no $mod inside \
+         $elemMatch's value form",
     ),
     (
         "positional-paths",
@@ -423,22 +424,8 @@ fn regex(rng: &mut Rng) -> Regex {
 }
 
 const TYPE_NAMES: &[&str] = &[
-    "double",
-    "string",
-    "object",
-    "array",
-    "binData",
-    "objectId",
-    "bool",
-    "date",
-    "null",
-    "int",
-    "long",
-    "decimal",
-    "number",
-    "minKey",
-    "maxKey",
-    "regex",
+    "double", "string", "object", "array", "binData", "objectId", "bool", "date", "null", "int",
+    "long", "decimal", "number", "minKey", "maxKey", "regex",
 ];
 const TYPE_CODES: &[i32] = &[1, 2, 3, 4, 5, 7, 8, 9, 10, 16, 18, 19, -1, 127];
 
@@ -548,7 +535,7 @@ fn operator_condition(rng: &mut Rng, fam: &mut Families, depth: u32) -> Document
         13 | 14 => {
             fam.add("$elemMatch");
             let inner = if rng.chance(50) || depth >= 2 {
-                operator_condition(rng, fam, depth + 1)
+                element_operators(rng, fam, depth + 1)
             } else {
                 let mut d = Document::new();
                 let first = rng.pick(SUB_FIELDS);
@@ -600,7 +587,12 @@ fn operator_condition(rng: &mut Rng, fam: &mut Families, depth: u32) -> Document
         }
         18 => {
             fam.add("bitwise");
-            let op = rng.pick(&["$bitsAllSet", "$bitsAnySet", "$bitsAllClear", "$bitsAnyClear"]);
+            let op = rng.pick(&[
+                "$bitsAllSet",
+                "$bitsAnySet",
+                "$bitsAllClear",
+                "$bitsAnyClear",
+            ]);
             cond.insert(op, bit_mask(rng, fam));
         }
         19 | 20 if depth < 2 => {
@@ -618,6 +610,24 @@ fn operator_condition(rng: &mut Rng, fam: &mut Families, depth: u32) -> Document
         }
     }
     cond
+}
+
+/// Operators for `$elemMatch`'s value form (filter and projection): no
+/// `$mod` (`elemmatch-mod`).
+fn element_operators(rng: &mut Rng, fam: &mut Families, depth: u32) -> Document {
+    loop {
+        let mut inner = Families::default();
+        let cond = operator_condition(rng, &mut inner, depth);
+        if !cond.to_string().contains("$mod") {
+            for name in inner.names {
+                fam.add(name);
+            }
+            if inner.invalid {
+                fam.invalid();
+            }
+            return cond;
+        }
+    }
 }
 
 /// What a path is compared with: a literal (implicit `$eq`), a regex, or operators.
@@ -687,7 +697,11 @@ fn sort(rng: &mut Rng, fam: &mut Families) -> Option<(Document, bool)> {
     for _ in 0..=rng.below(2) {
         s.insert(rng.pick(SORT_PATHS), rng.pick(&[1, -1]));
     }
-    fam.add(if s.len() > 1 { "sort multi-key" } else { "sort" });
+    fam.add(if s.len() > 1 {
+        "sort multi-key"
+    } else {
+        "sort"
+    });
     if rng.chance(90) {
         s.insert("_id", rng.pick(&[1, -1]));
         Some((s, true))
@@ -743,13 +757,7 @@ fn projection(rng: &mut Rng, fam: &mut Families) -> Option<Document> {
             let path = rng.pick(&["c", "a"]);
             let mut inner = Families::default();
             let cond = if rng.chance(50) {
-                // No $mod here (`elemmatch-projection-mod`).
-                let mut cond = operator_condition(rng, &mut inner, 2);
-                while cond.to_string().contains("$mod") {
-                    inner = Families::default();
-                    cond = operator_condition(rng, &mut inner, 2);
-                }
-                cond
+                element_operators(rng, &mut inner, 2)
             } else {
                 let mut d = Document::new();
                 d.insert(rng.pick(SUB_FIELDS), operand(rng));
@@ -803,7 +811,9 @@ fn no_bool_clash(value: &Bson) -> Bson {
         Bson::Boolean(b) => Bson::String(format!("{b}")),
         Bson::Int32(0 | 1) | Bson::Int64(0 | 1) => Bson::Int32(5),
         Bson::Double(x) if *x == 0.0 || *x == 1.0 => Bson::Int32(5),
-        Bson::Decimal128(d) if matches!(d.to_string().trim_start_matches('-'), "0" | "1" | "1.0") => {
+        Bson::Decimal128(d)
+            if matches!(d.to_string().trim_start_matches('-'), "0" | "1" | "1.0") =>
+        {
             Bson::Int32(5)
         }
         Bson::Array(items) => Bson::Array(items.iter().map(no_bool_clash).collect()),
@@ -876,7 +886,8 @@ fn update_operator(
     fam.add(op);
     for _ in 0..paths {
         let path = rng.pick(UPDATE_PATHS);
-        let is_indexed = path.starts_with("c.") && path[2..].starts_with(|c: char| c.is_ascii_digit());
+        let is_indexed =
+            path.starts_with("c.") && path[2..].starts_with(|c: char| c.is_ascii_digit());
         if args.contains_key(path) || (is_indexed && *indexed) {
             continue;
         }
@@ -988,7 +999,9 @@ fn update_document(rng: &mut Rng, fam: &mut Families) -> (Document, bool) {
 /// by bit pattern except that every NaN equals every NaN.
 fn same(a: &Bson, b: &Bson) -> bool {
     match (a, b) {
-        (Bson::Double(x), Bson::Double(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
+        (Bson::Double(x), Bson::Double(y)) => {
+            (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits()
+        }
         (Bson::Document(x), Bson::Document(y)) => same_doc(x, y),
         (Bson::Array(x), Bson::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
@@ -999,8 +1012,7 @@ fn same(a: &Bson, b: &Bson) -> bool {
 
 fn same_doc(a: &Document, b: &Document) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(b)
             .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
 }
@@ -1008,8 +1020,7 @@ fn same_doc(a: &Document, b: &Document) -> bool {
 /// [`same_doc`] but with the fields of every (sub)document in any order.
 fn same_doc_unordered(a: &Document, b: &Document) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .all(|(k, va)| b.get(k).is_some_and(|vb| same_unordered(va, vb)))
 }
 
@@ -1034,15 +1045,15 @@ fn same_multiset(a: &[Document], b: &[Document]) -> bool {
         return false;
     }
     let mut used = vec![false; b.len()];
-    a.iter().all(|x| {
-        match (0..b.len()).find(|&i| !used[i] && same_doc(x, &b[i])) {
+    a.iter().all(
+        |x| match (0..b.len()).find(|&i| !used[i] && same_doc(x, &b[i])) {
             Some(i) => {
                 used[i] = true;
                 true
             }
             None => false,
-        }
-    })
+        },
+    )
 }
 
 /// Replaces every value `$currentDate` can have written (a date after every
@@ -1122,7 +1133,11 @@ impl Run {
             limit: 10_000,
             ..FindQuery::default()
         };
-        let m = self.memory.find(ns, q.clone()).await.expect("memory find all");
+        let m = self
+            .memory
+            .find(ns, q.clone())
+            .await
+            .expect("memory find all");
         let p = self.peer.find(ns, q).await.expect("peer find all");
         (m, p)
     }
@@ -1183,10 +1198,16 @@ impl Run {
         if !agree {
             let detail = match (&m, &p) {
                 (Ok(a), Ok(b)) => {
-                    let only_m: Vec<Document> =
-                        a.iter().filter(|x| !b.iter().any(|y| same_doc(x, y))).cloned().collect();
-                    let only_p: Vec<Document> =
-                        b.iter().filter(|y| !a.iter().any(|x| same_doc(x, y))).cloned().collect();
+                    let only_m: Vec<Document> = a
+                        .iter()
+                        .filter(|x| !b.iter().any(|y| same_doc(x, y)))
+                        .cloned()
+                        .collect();
+                    let only_p: Vec<Document> = b
+                        .iter()
+                        .filter(|y| !a.iter().any(|x| same_doc(x, y)))
+                        .cloned()
+                        .collect();
                     format!(
                         "memory {} docs, peer {} docs\n  only memory:\n{}\n  only peer:\n{}\n  memory order: {:?}\n  peer order:   {:?}",
                         a.len(),
@@ -1333,7 +1354,10 @@ impl Run {
         if !docs_agree
             && update_paths(&query) > 1
             && after_m.len() == after_p.len()
-            && after_m.iter().zip(&after_p).all(|(a, b)| same_doc_unordered(a, b))
+            && after_m
+                .iter()
+                .zip(&after_p)
+                .all(|(a, b)| same_doc_unordered(a, b))
         {
             self.tolerated_order += 1;
             docs_agree = true;
@@ -1389,11 +1413,9 @@ fn is_past_end_error(e: &BackendError) -> bool {
 /// The value with every zero (any numeric type, either sign) as int32 0.
 fn zeros_alike(value: &Bson) -> Bson {
     match value {
-        Bson::Document(d) => Bson::Document(
-            d.iter()
-                .map(|(k, v)| (k.clone(), zeros_alike(v)))
-                .collect(),
-        ),
+        Bson::Document(d) => {
+            Bson::Document(d.iter().map(|(k, v)| (k.clone(), zeros_alike(v))).collect())
+        }
         Bson::Array(items) => Bson::Array(items.iter().map(zeros_alike).collect()),
         Bson::Double(z) if *z == 0.0 => Bson::Int32(0),
         Bson::Decimal128(d) if is_decimal_zero(d) => Bson::Int32(0),
@@ -1419,11 +1441,9 @@ fn uses_operator(query: &UpdateQuery, operator: &str) -> bool {
 fn widen_ints(value: &Bson) -> Bson {
     match value {
         Bson::Int32(i) => Bson::Int64(i64::from(*i)),
-        Bson::Document(d) => Bson::Document(
-            d.iter()
-                .map(|(k, v)| (k.clone(), widen_ints(v)))
-                .collect(),
-        ),
+        Bson::Document(d) => {
+            Bson::Document(d.iter().map(|(k, v)| (k.clone(), widen_ints(v))).collect())
+        }
         Bson::Array(items) => Bson::Array(items.iter().map(widen_ints).collect()),
         other => other.clone(),
     }
@@ -1432,9 +1452,11 @@ fn widen_ints(value: &Bson) -> Bson {
 /// How many fields the update names.
 fn update_paths(query: &UpdateQuery) -> usize {
     match &query.update {
-        UpdateModifications::Operators(u) => {
-            u.values().filter_map(Bson::as_document).map(Document::len).sum()
-        }
+        UpdateModifications::Operators(u) => u
+            .values()
+            .filter_map(Bson::as_document)
+            .map(Document::len)
+            .sum(),
         UpdateModifications::Pipeline(_) => 0,
     }
 }
@@ -1454,7 +1476,8 @@ fn uses_all_positional(query: &UpdateQuery) -> bool {
 /// non-document element under `$[].x`, or another path under the same field.
 fn is_array_update_error(e: &BackendError) -> bool {
     e.message.contains("in order to apply array updates")
-        || e.message.contains("Cannot apply array updates to non-array element")
+        || e.message
+            .contains("Cannot apply array updates to non-array element")
         || e.message.contains("Cannot create field")
         || e.message.contains("would create a conflict at")
 }
@@ -1468,8 +1491,6 @@ fn outcome_eq(a: &UpdateOutcome, b: &UpdateOutcome) -> bool {
             _ => false,
         }
 }
-
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_and_peer_agree_on_generated_cases() {
@@ -1573,14 +1594,18 @@ async fn engine_and_peer_agree_on_generated_cases() {
             let mut filter = doc! { "_id": 1000 + (round * 100 + u) as i32 };
             for _ in 0..rng.below(3) {
                 let path = rng.pick(&["a", "b", "d.x", "d.y", "f.g"]);
+                if filter.contains_key(path) {
+                    continue;
+                }
                 let cond = if rng.chance(70) {
                     scalar(&mut rng)
                 } else {
                     // No regex inside $in (`upsert-in-regex`).
                     let mut c = operator_condition(&mut rng, &mut fam, 2);
-                    while c.get_array("$in").is_ok_and(|l| {
-                        l.iter().any(|v| matches!(v, Bson::RegularExpression(_)))
-                    }) {
+                    while c
+                        .get_array("$in")
+                        .is_ok_and(|l| l.iter().any(|v| matches!(v, Bson::RegularExpression(_))))
+                    {
                         c = operator_condition(&mut rng, &mut fam, 2);
                     }
                     Bson::Document(c)
@@ -1624,7 +1649,11 @@ async fn engine_and_peer_agree_on_generated_cases() {
     for d in &run.disagreements {
         println!("DISAGREEMENT {d}\n");
     }
-    assert!(run.total >= 10_000 || rounds < DEFAULT_ROUNDS, "too few cases: {}", run.total);
+    assert!(
+        run.total >= 10_000 || rounds < DEFAULT_ROUNDS,
+        "too few cases: {}",
+        run.total
+    );
     assert!(
         run.disagreements.is_empty(),
         "{} disagreements between the engine and the peer (seed {seed:#x}); see the output above",

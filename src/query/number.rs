@@ -619,7 +619,7 @@ fn decimal_operand(n: Num) -> (DecVal, Option<i64>) {
         Num::Int64(i) => (DecVal::from_i64(i), Some(0)),
         Num::Decimal(d) => (DecVal::from_decimal(&d), decimal_exponent(&d)),
         Num::Double(d) if !d.is_finite() => (DecVal::from_f64(d), None),
-        Num::Double(d) if d == 0.0 => (DecVal::from_i64(0), Some(0)),
+        Num::Double(0.0) => (DecVal::from_i64(0), Some(0)),
         Num::Double(d) => {
             let text = format!("{d:.14e}");
             let exp = text
@@ -835,16 +835,31 @@ mod tests {
             Some(Num::Decimal(d)) => d.to_string(),
             other => panic!("not a decimal: {other:?}"),
         };
-        assert_eq!(text(add(Num::Int64(0), dec("0.10"), Overflow::Fail)), "0.10");
+        assert_eq!(
+            text(add(Num::Int64(0), dec("0.10"), Overflow::Fail)),
+            "0.10"
+        );
         assert_eq!(text(add(dec("1.0"), dec("2.50"), Overflow::Fail)), "3.50");
         assert_eq!(text(mul(dec("2.5"), Num::Int32(0), Overflow::Fail)), "0.0");
         assert_eq!(text(mul(dec("1.0"), dec("1.5"), Overflow::Fail)), "1.50");
         assert_eq!(text(mul(dec("-1"), Num::Int32(0), Overflow::Fail)), "-0");
-        assert_eq!(text(add(dec("1E+3"), Num::Int32(1), Overflow::Fail)), "1001");
-        assert_eq!(decimal_exponent(&Decimal128::from_str("1E+3").unwrap()), Some(3));
+        assert_eq!(
+            text(add(dec("1E+3"), Num::Int32(1), Overflow::Fail)),
+            "1001"
+        );
+        assert_eq!(
+            decimal_exponent(&Decimal128::from_str("1E+3").unwrap()),
+            Some(3)
+        );
         // A double joins decimal arithmetic with 15 significant digits.
-        assert_eq!(text(add(Num::Double(1.0), dec("0.10"), Overflow::Fail)), "1.10000000000000");
-        assert_eq!(text(add(Num::Double(0.1), dec("0"), Overflow::Fail)), "0.100000000000000");
+        assert_eq!(
+            text(add(Num::Double(1.0), dec("0.10"), Overflow::Fail)),
+            "1.10000000000000"
+        );
+        assert_eq!(
+            text(add(Num::Double(0.1), dec("0"), Overflow::Fail)),
+            "0.100000000000000"
+        );
     }
 
     #[test]

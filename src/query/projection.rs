@@ -546,8 +546,14 @@ mod tests {
     #[test]
     fn elem_match_projection_does_not_descend_into_nested_arrays() {
         let d = doc! {"_id": 28, "c": [false, ["Ab", 12, 1]]};
-        assert_eq!(run(doc! {"c": {"$elemMatch": {"$all": [1]}}}, d.clone()), doc! {"_id": 28});
-        assert_eq!(run(doc! {"c": {"$elemMatch": {"$bitsAnySet": 12}}}, d.clone()), doc! {"_id": 28});
+        assert_eq!(
+            run(doc! {"c": {"$elemMatch": {"$all": [1]}}}, d.clone()),
+            doc! {"_id": 28}
+        );
+        assert_eq!(
+            run(doc! {"c": {"$elemMatch": {"$bitsAnySet": 12}}}, d.clone()),
+            doc! {"_id": 28}
+        );
         assert_eq!(
             run(doc! {"c": {"$elemMatch": {"$size": 3}}}, d),
             doc! {"_id": 28, "c": [["Ab", 12, 1]]}

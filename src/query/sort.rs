@@ -88,25 +88,55 @@ impl SortSpec {
         if self.keys.is_empty() {
             return;
         }
-        let mut keyed: Vec<(Vec<Bson>, Document)> = docs
-            .drain(..)
-            .map(|d| {
-                (
-                    self.keys.iter().map(|(p, asc)| key(&d, p, *asc)).collect(),
-                    d,
-                )
-            })
-            .collect();
-        keyed.sort_by(|(ka, _), (kb, _)| {
-            for ((x, y), (_, ascending)) in ka.iter().zip(kb.iter()).zip(self.keys.iter()) {
-                let o = compare_values(x, y);
-                if o != Ordering::Equal {
-                    return if *ascending { o } else { o.reverse() };
-                }
-            }
-            Ordering::Equal
-        });
+        let mut keyed: Vec<(Vec<Bson>, Document)> =
+            docs.drain(..).map(|d| (self.sort_key(&d), d)).collect();
+        keyed.sort_by(|(ka, _), (kb, _)| self.compare_keys(ka, kb));
         docs.extend(keyed.into_iter().map(|(_, d)| d));
+    }
+
+    /// The sort key of a document: one value per key of the specification.
+    pub fn sort_key(&self, doc: &Document) -> Vec<Bson> {
+        self.keys.iter().map(|(p, asc)| key(doc, p, *asc)).collect()
+    }
+
+    /// Compares two keys from [`SortSpec::sort_key`].
+    pub fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+        for ((x, y), (_, ascending)) in a.iter().zip(b.iter()).zip(self.keys.iter()) {
+            let o = compare_values(x, y);
+            if o != Ordering::Equal {
+                return if *ascending { o } else { o.reverse() };
+            }
+        }
+        Ordering::Equal
+    }
+
+    /// The positions in `docs` of the documents a stable sort would put at
+    /// `skip..skip + limit`, in that order, without moving or copying any
+    /// document: only the first `skip + limit` are fully sorted.
+    pub fn top<'a, I>(&self, docs: I, skip: usize, limit: usize) -> Vec<usize>
+    where
+        I: IntoIterator<Item = &'a Document>,
+    {
+        let mut keyed: Vec<(Vec<Bson>, usize)> = docs
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (self.sort_key(d), i))
+            .collect();
+        // The position breaks ties, which makes the order total and equal to
+        // a stable sort's.
+        let order = |a: &(Vec<Bson>, usize), b: &(Vec<Bson>, usize)| {
+            self.compare_keys(&a.0, &b.0).then(a.1.cmp(&b.1))
+        };
+        let wanted = skip.saturating_add(limit);
+        if wanted < keyed.len() {
+            if wanted == 0 {
+                return Vec::new();
+            }
+            keyed.select_nth_unstable_by(wanted - 1, order);
+            keyed.truncate(wanted);
+        }
+        keyed.sort_unstable_by(order);
+        keyed.into_iter().skip(skip).map(|(_, i)| i).collect()
     }
 }
 
@@ -170,6 +200,27 @@ mod tests {
         assert_eq!(ids(doc! {"a.b": -1}, nested), vec![1, 2]);
         let s = SortSpec::parse(&doc! {"a": 1}).unwrap();
         assert_eq!(s.compare(&doc! {"a": 1}, &doc! {"a": 2}), Ordering::Less);
+    }
+
+    #[test]
+    fn top_equals_a_stable_sort() {
+        let docs: Vec<Document> = (0..200)
+            .map(|i| doc! {"_id": i, "a": (i * 7) % 13, "b": [i % 3, (i * 5) % 11]})
+            .collect();
+        for spec in [doc! {"a": 1}, doc! {"a": -1, "b": 1}, doc! {"b": -1}] {
+            let s = SortSpec::parse(&spec).unwrap();
+            let mut sorted = docs.clone();
+            s.sort(&mut sorted);
+            for (skip, limit) in [(0, 10), (5, 20), (190, 50), (0, 500), (0, 0)] {
+                let want: Vec<&Document> = sorted.iter().skip(skip).take(limit).collect();
+                let got: Vec<&Document> = s
+                    .top(&docs, skip, limit)
+                    .into_iter()
+                    .map(|i| &docs[i])
+                    .collect();
+                assert_eq!(got, want, "{spec} skip {skip} limit {limit}");
+            }
+        }
     }
 
     #[test]

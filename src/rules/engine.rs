@@ -18,11 +18,14 @@ use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModificati
 use crate::protocol::{ApiError, Command, ErrorCode, Reply};
 use crate::query::update::{apply_pipeline_update, upsert_seed};
 use crate::query::{Filter, Projection, QueryError, UpdateDoc};
-use crate::rules::expr::{Cond, Expr, Scope, Template};
+use crate::rules::expr::{Cond, Expr, Matcher, Scope, Template};
 use crate::rules::fields::FieldAccess;
 use crate::rules::functions::Functions;
 use crate::rules::model::{FieldPermission, Role, Rule, Rules};
-use crate::rules::policy::{denied_stage, find_in_document, paths_overlap, touched_paths};
+use crate::rules::pipeline::{rewrite, PrefixFor};
+use crate::rules::policy::{
+    find_in_document, forbidden, javascript_operator, paths_overlap, touched_paths,
+};
 
 /// The rules of one data source, validated and ready to evaluate.
 #[derive(Debug)]
@@ -157,28 +160,8 @@ impl CompiledRules {
         scope: &Scope<'_>,
         command: &mut Command,
     ) -> Result<Guard, ApiError> {
-        let rule = self
-            .collections
-            .get(&(ns.database.clone(), ns.collection.clone()))
-            .or(self.default.as_ref())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    ErrorCode::NoMatchingRuleFound,
-                    format!("no rule exists for namespace '{ns}'"),
-                )
-            })?;
-        let roles = rule.roles_for(scope);
-        if roles.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::NoMatchingRuleFound,
-                format!("no role applies to this request on namespace '{ns}'"),
-            ));
-        }
-        let filters = rule.filters_for(scope);
+        let plan = self.plan(ns, scope)?;
         self.check_operators(command)?;
-        let plan = Plan { roles, filters };
         match command {
             Command::FindOne(query) => {
                 let (filter, guard) =
@@ -238,10 +221,39 @@ impl CompiledRules {
                 Ok(Guard::None)
             }
             Command::Aggregate(pipeline) => {
-                *pipeline = plan.pipeline(std::mem::take(pipeline))?;
+                let prefix_for = |collection: &str| {
+                    self.plan(&Namespace::new(ns.database.clone(), collection), scope)?
+                        .read_prefix()
+                };
+                *pipeline = plan.pipeline(std::mem::take(pipeline), &prefix_for)?;
                 Ok(Guard::None)
             }
         }
+    }
+
+    /// The rule of `ns`, expanded for this request.
+    fn plan(&self, ns: &Namespace, scope: &Scope<'_>) -> Result<Plan, ApiError> {
+        let rule = self
+            .collections
+            .get(&(ns.database.clone(), ns.collection.clone()))
+            .or(self.default.as_ref())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::NoMatchingRuleFound,
+                    format!("no rule exists for namespace '{ns}'"),
+                )
+            })?;
+        let roles = rule.roles_for(scope);
+        if roles.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::NoMatchingRuleFound,
+                format!("no role applies to this request on namespace '{ns}'"),
+            ));
+        }
+        let filters = rule.filters_for(scope);
+        Ok(Plan { roles, filters })
     }
 
     /// Refuses the configured operators (and JavaScript code) anywhere in
@@ -508,16 +520,8 @@ impl RoleView {
             .and(something)
     }
 
-    /// What the role reads of `document`.
-    fn read_access(&self, document: &Document) -> FieldAccess {
-        if self.read_all.matches(document) || self.write_all.matches(document) {
-            FieldAccess::read_all()
-        } else {
-            self.fields.clone()
-        }
-    }
-
-    /// The documents this role may write with a change of `writes_ok`.
+    /// The documents this role may write, given whether its field
+    /// permissions allow the change (`fields_ok`).
     fn writable(&self, fields_ok: bool) -> Cond {
         self.apply
             .clone()
@@ -578,7 +582,7 @@ impl Plan {
         Ok((
             merged,
             Guard::Read(Box::new(ReadGuard {
-                roles: self.roles.clone(),
+                roles: self.roles.iter().map(RoleMatcher::new).collect(),
                 filter_projections,
                 client,
             })),
@@ -716,23 +720,45 @@ impl Plan {
         Ok(deletable.merge_into(self.filters.query.merge_into(filter)))
     }
 
-    /// The pipeline with the rules applied: a leading `$match` of the
-    /// readable documents and `$project` stages hiding unreadable fields.
-    fn pipeline(&self, pipeline: Vec<Document>) -> Result<Vec<Document>, ApiError> {
-        if let Some(stage) = denied_stage(&pipeline) {
+    /// The pipeline with the rules applied: the read prefix first, joins
+    /// rewritten with the joined collections' rules, refused stages refused.
+    fn pipeline(
+        &self,
+        pipeline: Vec<Document>,
+        prefix_for: &PrefixFor<'_>,
+    ) -> Result<Vec<Document>, ApiError> {
+        if let Some(operator) = javascript_operator(&pipeline) {
             return Err(forbidden(format!(
-                "{stage} not permitted in aggregation pipelines"
+                "{operator} not permitted in aggregation pipelines"
             )));
         }
+        let mut prefix = self.read_prefix()?;
+        let starts_with_coll_stats = pipeline
+            .first()
+            .is_some_and(|stage| stage.contains_key("$collStats"));
+        if starts_with_coll_stats {
+            if !prefix.is_empty() {
+                return Err(forbidden(
+                    "$collStats not permitted: the rules restrict this collection's documents or fields",
+                ));
+            }
+            return rewrite(pipeline, prefix_for);
+        }
+        prefix.extend(rewrite(pipeline, prefix_for)?);
+        Ok(prefix)
+    }
+
+    /// The stages that apply this plan's read rules inside a pipeline: a
+    /// `$match` of the readable documents and `$project` stages hiding
+    /// unreadable fields (none when the user reads everything).
+    fn read_prefix(&self) -> Result<Vec<Document>, ApiError> {
         let visible = self.filters.query.clone().and(self.visibility());
         let access = self.uniform_read_access()?;
-        let projection = access
-            .projection()
-            .map_err(|path| {
-                forbidden(format!(
-                    "aggregate not permitted: the read permissions of field '{path}' cannot be applied inside a pipeline"
-                ))
-            })?;
+        let projection = access.projection().map_err(|path| {
+            forbidden(format!(
+                "aggregate not permitted: the read permissions of field '{path}' cannot be applied inside a pipeline"
+            ))
+        })?;
         let mut prefix = Vec::new();
         if visible != Cond::True {
             prefix.push(doc! { "$match": visible.to_query() });
@@ -743,18 +769,6 @@ impl Plan {
         for projection in &self.filters.projections {
             prefix.push(doc! { "$project": projection.clone() });
         }
-        let starts_with_coll_stats = pipeline
-            .first()
-            .is_some_and(|stage| stage.contains_key("$collStats"));
-        if starts_with_coll_stats {
-            if !prefix.is_empty() {
-                return Err(forbidden(
-                    "$collStats not permitted: the rules restrict this collection's documents or fields",
-                ));
-            }
-            return Ok(pipeline);
-        }
-        prefix.extend(pipeline);
         Ok(prefix)
     }
 
@@ -799,9 +813,30 @@ pub(crate) enum Guard {
 /// Per-document role choice and field stripping of a read.
 #[derive(Debug)]
 pub(crate) struct ReadGuard {
-    roles: Vec<RoleView>,
+    roles: Vec<RoleMatcher>,
     filter_projections: Vec<Projection>,
     client: Option<ClientProjection>,
+}
+
+/// A role's conditions parsed once for all the documents of a reply.
+#[derive(Debug)]
+struct RoleMatcher {
+    apply: Matcher,
+    read_filter: Matcher,
+    /// Document-level read or write.
+    reads_all: Matcher,
+    fields: FieldAccess,
+}
+
+impl RoleMatcher {
+    fn new(role: &RoleView) -> Self {
+        Self {
+            apply: role.own_apply.matcher(),
+            read_filter: role.read_filter.matcher(),
+            reads_all: role.read_all.clone().or(role.write_all.clone()).matcher(),
+            fields: role.fields.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -836,17 +871,19 @@ impl ReadGuard {
     /// The document as the role applying to it may see it; `None` when no
     /// role lets the user read it.
     fn shape(&self, document: &Document) -> Result<Option<Document>, ApiError> {
-        let Some(role) = self.roles.iter().find(|r| r.own_apply.matches(document)) else {
+        let Some(role) = self.roles.iter().find(|r| r.apply.matches(document)) else {
             return Ok(None);
         };
         if !role.read_filter.matches(document) {
             return Ok(None);
         }
-        let access = role.read_access(document);
-        if !access.reads_anything() {
+        let mut shaped = if role.reads_all.matches(document) {
+            document.clone()
+        } else if role.fields.reads_anything() {
+            role.fields.strip(document)
+        } else {
             return Ok(None);
-        }
-        let mut shaped = access.strip(document);
+        };
         for projection in &self.filter_projections {
             shaped = projection.apply(&shaped).map_err(invalid)?;
         }
@@ -870,10 +907,6 @@ fn constant(value: bool) -> Cond {
     } else {
         Cond::False
     }
-}
-
-fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message)
 }
 
 /// A query, projection or update the embedded engine refuses, as the

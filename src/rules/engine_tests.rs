@@ -288,10 +288,8 @@ fn aggregation_policy() {
     for stage in [
         doc! {"$out": "x"},
         doc! {"$merge": {"into": "x"}},
-        doc! {"$lookup": {"from": "y", "as": "z", "localField": "a", "foreignField": "b"}},
-        doc! {"$unionWith": "y"},
-        doc! {"$facet": {"a": [{"$match": {}}]}},
         doc! {"$graphLookup": {"from": "y"}},
+        doc! {"$facet": {"a": [{"$out": "x"}]}},
         doc! {"$match": {"$where": "true"}},
         doc! {"$project": {"x": {"$function": {"body": "f", "args": [], "lang": "js"}}}},
     ] {
@@ -309,6 +307,32 @@ fn aggregation_policy() {
             doc! {"$group": {"_id": null, "n": {"$sum": 1}}},
         ])
     );
+    // Joins carry the joined collection's rules (here the same default rule).
+    let mut join = Command::Aggregate(vec![
+        doc! {"$lookup": {"from": "y", "as": "z", "localField": "a", "foreignField": "b"}},
+        doc! {"$unionWith": "y"},
+    ]);
+    run(&staff, "u", &mut join).unwrap();
+    let prefix = vec![
+        doc! {"$match": {"public": {"$eq": true}}},
+        doc! {"$project": {"salary": 0}},
+    ];
+    let mut expected = prefix.clone();
+    expected.push(
+        doc! {"$lookup": {"from": "y", "as": "z", "localField": "a", "foreignField": "b",
+        "pipeline": prefix.clone()}},
+    );
+    expected.push(doc! {"$unionWith": {"coll": "y", "pipeline": prefix}});
+    assert_eq!(join, Command::Aggregate(expected));
+    let only_c = Rules::new().collection("db", "c", Rule::new().role(Role::read_write("rw")));
+    let err = run(
+        &only_c,
+        "u",
+        &mut Command::Aggregate(vec![doc! {"$unionWith": "secret"}]),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NoMatchingRuleFound);
+    assert_eq!(err.message(), "no rule exists for namespace 'db.secret'");
     let mut stats = Command::Aggregate(vec![doc! {"$collStats": {"count": {}}}]);
     assert!(run(&staff, "u", &mut stats.clone()).is_err());
     assert!(run(&staff, "admin", &mut stats).is_ok());
@@ -410,27 +434,4 @@ fn build_errors_name_the_path() {
     assert!(compile(Rules::new().denied_operators(["where"])).contains("denied_operators"));
     let err = compile(Rules::new().default_rule(Rule::new().role(Role::new(""))));
     assert!(err.contains("name"), "{err}");
-}
-
-#[test]
-#[ignore = "timing probe"]
-fn timing_probe() {
-    let rules = Rules::new().default_rule(
-        Rule::new()
-            .role(Role::read_write("admin").apply_when(json!({"%%user.name": "admin"})))
-            .role(Role::read_write("owner").document_filters(
-                Some(json!({"owner": "%%user.name"})),
-                Some(json!({"owner": "%%user.name"})),
-            )),
-    );
-    let compiled = CompiledRules::compile(&rules, Functions::default()).unwrap();
-    let user = user_doc("alice");
-    let request = doc! { "action": "x" };
-    let scope = Scope { user: &user, request: &request, functions: compiled.functions() };
-    let started = std::time::Instant::now();
-    for i in 0..100_000 {
-        let mut command = Command::FindOne(FindOneQuery { filter: doc! {"_id": i}, ..Default::default() });
-        compiled.authorize(&ns(), &scope, &mut command).unwrap();
-    }
-    println!("authorize: {:?} per call", started.elapsed() / 100_000);
 }

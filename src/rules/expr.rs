@@ -77,6 +77,23 @@ pub(crate) enum Cond {
     Query(Document),
 }
 
+/// A [`Cond`] parsed once, to test many documents in-process.
+#[derive(Debug, Clone)]
+pub(crate) enum Matcher {
+    Const(bool),
+    Filter(Filter),
+}
+
+impl Matcher {
+    /// Whether `document` satisfies the condition.
+    pub(crate) fn matches(&self, document: &Document) -> bool {
+        match self {
+            Matcher::Const(value) => *value,
+            Matcher::Filter(filter) => filter.matches(document),
+        }
+    }
+}
+
 /// The values expressions expand: `%%user` and `%%request` as documents.
 pub(crate) struct Scope<'a> {
     pub(crate) user: &'a Document,
@@ -323,6 +340,17 @@ impl Cond {
             Cond::True => true,
             Cond::False => false,
             Cond::Query(query) => Filter::parse(query).is_ok_and(|f| f.matches(document)),
+        }
+    }
+
+    /// The condition parsed for in-process tests (an unparsable query never matches).
+    pub(crate) fn matcher(&self) -> Matcher {
+        match self {
+            Cond::True => Matcher::Const(true),
+            Cond::False => Matcher::Const(false),
+            Cond::Query(query) => Filter::parse(query)
+                .map(Matcher::Filter)
+                .unwrap_or(Matcher::Const(false)),
         }
     }
 

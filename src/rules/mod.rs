@@ -15,6 +15,7 @@
 //! | `functions` | `%function`: closures registered by name ([`FunctionCall`]) |
 //! | `fields` | field-level permissions: stripping, write checks, projections |
 //! | `policy` | denied operators and stages, paths an update writes |
+//! | `pipeline` | aggregation pipelines: refused stages, joins with the joined collection's rules |
 //! | `context` | the `%%user` and `%%request` documents |
 //! | `engine` | compiled rules, role selection, request rewriting |
 
@@ -29,6 +30,8 @@ mod expr;
 mod fields;
 mod functions;
 mod model;
+#[cfg(feature = "memory")]
+mod pipeline;
 #[cfg(feature = "memory")]
 mod policy;
 

@@ -2,17 +2,23 @@
 //! aggregation stages that escape the rules, and the paths an update writes.
 
 use bson::{Bson, Document};
+use http::StatusCode;
+
+use crate::protocol::{ApiError, ErrorCode};
+
+/// 403 `PermissionDenied` with `message`.
+pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message)
+}
 
 /// Stages refused for non-system users: they write (`$out`, `$merge`), read
-/// other collections without their rules (`$lookup`, `$unionWith`,
-/// `$graphLookup`, `$facet` sub-pipelines), or expose server internals.
+/// other collections in a way the rules cannot be applied to
+/// (`$graphLookup`), or expose server internals. (`$lookup`, `$unionWith`
+/// and `$facet` are rewritten instead.)
 pub(crate) const DENIED_STAGES: &[&str] = &[
     "$out",
     "$merge",
-    "$lookup",
-    "$unionWith",
     "$graphLookup",
-    "$facet",
     "$indexStats",
     "$currentOp",
     "$listSessions",
@@ -53,14 +59,16 @@ pub(crate) fn find_in_document(doc: &Document, denied: &[String]) -> Option<Stri
     })
 }
 
-/// The first stage of `pipeline` a non-system user may not run, or a
-/// JavaScript operator anywhere in it.
-pub(crate) fn denied_stage(pipeline: &[Document]) -> Option<String> {
-    for stage in pipeline {
-        if let Some(name) = stage.keys().find(|k| DENIED_STAGES.contains(&k.as_str())) {
-            return Some(name.clone());
-        }
-    }
+/// The name of `stage` when a non-system user may not run it.
+pub(crate) fn denied_stage(stage: &Document) -> Option<String> {
+    stage
+        .keys()
+        .find(|k| DENIED_STAGES.contains(&k.as_str()))
+        .cloned()
+}
+
+/// The first JavaScript operator anywhere in `pipeline`.
+pub(crate) fn javascript_operator(pipeline: &[Document]) -> Option<String> {
     let always: Vec<String> = ALWAYS_DENIED_IN_PIPELINES
         .iter()
         .map(|s| (*s).to_owned())
@@ -146,17 +154,22 @@ mod tests {
 
     #[test]
     fn denied_stages_and_js_in_pipelines() {
+        assert_eq!(denied_stage(&doc! {"$lookup": {"from": "x"}}), None);
+        assert_eq!(denied_stage(&doc! {"$out": "x"}), Some("$out".into()));
         assert_eq!(
-            denied_stage(&[doc! {"$match": {}}, doc! {"$lookup": {"from": "x"}}]),
-            Some("$lookup".into())
+            denied_stage(&doc! {"$graphLookup": {}}),
+            Some("$graphLookup".into())
         );
-        assert_eq!(denied_stage(&[doc! {"$out": "x"}]), Some("$out".into()));
         assert_eq!(
-            denied_stage(&[doc! {"$group": {"_id": null, "x": {"$accumulator": {}}}}]),
+            javascript_operator(&[doc! {"$group": {"_id": null, "x": {"$accumulator": {}}}}]),
             Some("$accumulator".into())
         );
-        assert_eq!(denied_stage(&[doc! {"$collStats": {"count": {}}}]), None);
-        assert_eq!(denied_stage(&[doc! {"$group": {"_id": "$out"}}]), None);
+        assert_eq!(denied_stage(&doc! {"$collStats": {"count": {}}}), None);
+        assert_eq!(denied_stage(&doc! {"$group": {"_id": "$out"}}), None);
+        assert_eq!(
+            javascript_operator(&[doc! {"$group": {"_id": "$out"}}]),
+            None
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct MemoryBackend {
 }
 
 /// The default time budget of one aggregation: the service's default request deadline.
-pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
+const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
 
 impl Default for MemoryBackend {
     fn default() -> Self {
@@ -196,15 +196,18 @@ impl MemoryBackend {
                     .collect())
             }
             Some(spec) => {
-                let mut docs: Vec<Document> = guard
+                // Sort references and copy only the documents returned.
+                let matched: Vec<&Document> = guard
                     .matching(filter, None)
                     .map_err(to_backend)?
                     .into_iter()
-                    .filter_map(|s| guard.get(s).cloned())
+                    .filter_map(|s| guard.get(s))
                     .collect();
-                drop(guard);
-                spec.sort(&mut docs);
-                Ok(docs.into_iter().skip(skip).take(limit).collect())
+                Ok(spec
+                    .top(matched.iter().copied(), skip, limit)
+                    .into_iter()
+                    .map(|i| matched[i].clone())
+                    .collect())
             }
         }
     }

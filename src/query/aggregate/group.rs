@@ -10,6 +10,7 @@ use super::super::number::{self, Num};
 use super::super::sort::SortSpec;
 use super::super::QueryError;
 use super::eval_in;
+use super::limits::{value_size, Limits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AccKind {
@@ -482,21 +483,30 @@ fn finish_ranked(acc: &Accumulator, state: State) -> Bson {
     }
 }
 
-/// Groups documents by a key, keeping groups in first-seen order.
+/// Groups documents by a key, keeping groups in first-seen order. With
+/// `limits`, looks at the clock as documents pass and keeps an estimate of
+/// the memory held (keys, and the values `$push`/`$addToSet` collect) within
+/// the budget.
 fn run_groups<'d>(
     docs: impl IntoIterator<Item = &'d Document>,
     key_of: &dyn Fn(&Document) -> Result<Bson, QueryError>,
     accs: &[Accumulator],
     vars: &[(String, Bson)],
+    limits: Option<&Limits>,
 ) -> Result<Vec<(Bson, Vec<State>)>, QueryError> {
     let mut order: Vec<(Bson, Vec<State>)> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    for d in docs {
+    let mut held = 0usize;
+    for (i, d) in docs.into_iter().enumerate() {
+        if let Some(l) = limits {
+            l.tick(i)?;
+        }
         let key = key_of(d)?;
         let k = canonical_key(&key);
         let slot = match index.get(&k) {
             Some(i) => *i,
             None => {
+                held = held.saturating_add(k.len().saturating_mul(2) + 64);
                 order.push((key, accs.iter().map(|a| initial(a.kind)).collect()));
                 index.insert(k, order.len() - 1);
                 order.len() - 1
@@ -512,7 +522,16 @@ fn run_groups<'d>(
             } else {
                 eval_in(&acc.expr, d, vars)?
             };
+            if matches!(
+                acc.kind,
+                AccKind::Push | AccKind::AddToSet | AccKind::MergeObjects
+            ) {
+                held = held.saturating_add(v.as_ref().map_or(0, value_size));
+            }
             accumulate(acc.kind, state, v)?;
+        }
+        if let Some(l) = limits {
+            l.check_bytes("$group", held)?;
         }
     }
     Ok(order)
@@ -537,12 +556,23 @@ fn output(groups: Vec<(Bson, Vec<State>)>, accs: &[Accumulator]) -> Vec<Document
         .collect()
 }
 
-/// The `_id` of a group: missing becomes null; in an object key, missing fields become null.
+/// The `_id` of a group: missing becomes null. In an object key, as in
+/// MongoDB, a single field that is missing becomes null, while with several
+/// fields the missing ones are left out.
 fn group_key(id: &Expr, d: &Document, vars: &[(String, Bson)]) -> Result<Bson, QueryError> {
     if let Expr::Object(fields) = id {
+        let single = fields.len() == 1;
         let mut out = Document::new();
         for (k, e) in fields {
-            out.insert(k.clone(), eval_in(e, d, vars)?.unwrap_or(Bson::Null));
+            match eval_in(e, d, vars)? {
+                Some(v) => {
+                    out.insert(k.clone(), v);
+                }
+                None if single => {
+                    out.insert(k.clone(), Bson::Null);
+                }
+                None => {}
+            }
         }
         return Ok(Bson::Document(out));
     }
@@ -570,13 +600,20 @@ impl Group {
         })
     }
 
-    /// Runs the stage (over owned or borrowed documents).
+    /// Runs the stage (over owned or borrowed documents) within `limits`.
     pub(super) fn run<'d>(
         &self,
         docs: impl IntoIterator<Item = &'d Document>,
         vars: &[(String, Bson)],
+        limits: &Limits,
     ) -> Result<Vec<Document>, QueryError> {
-        let groups = run_groups(docs, &|d| group_key(&self.id, d, vars), &self.accs, vars)?;
+        let groups = run_groups(
+            docs,
+            &|d| group_key(&self.id, d, vars),
+            &self.accs,
+            vars,
+            Some(limits),
+        )?;
         Ok(output(groups, &self.accs))
     }
 }
@@ -594,7 +631,7 @@ pub(super) fn sort_by_count(
         n: None,
         sort: None,
     }];
-    let groups = run_groups(docs, &|d| group_key(e, d, vars), &accs, vars)?;
+    let groups = run_groups(docs, &|d| group_key(e, d, vars), &accs, vars, None)?;
     let mut out = output(groups, &accs);
     let mut spec = Document::new();
     spec.insert("count", -1);
@@ -728,7 +765,7 @@ impl Bucket {
                 )
             })
         };
-        let mut groups = run_groups(docs, &key_of, &self.accs, vars)?;
+        let mut groups = run_groups(docs, &key_of, &self.accs, vars, None)?;
         let pos = |k: &Bson| {
             self.boundaries
                 .iter()
@@ -767,7 +804,7 @@ impl Outputs {
         key_of: &dyn Fn(&Document) -> Result<Bson, QueryError>,
         vars: &[(String, Bson)],
     ) -> Result<Vec<Document>, QueryError> {
-        let groups = run_groups(docs, key_of, &self.0, vars)?;
+        let groups = run_groups(docs, key_of, &self.0, vars, None)?;
         Ok(output(groups, &self.0))
     }
 }

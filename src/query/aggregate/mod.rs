@@ -424,7 +424,7 @@ impl Pipeline {
         limits.check_time()?;
         match self.stages.get(start) {
             Some(Stage::Group(g)) => {
-                let out = g.run(docs.iter().copied(), &[])?;
+                let out = g.run(docs.iter().copied(), &[], &limits)?;
                 limits.check_docs("$group", &out)?;
                 Ok((start + 1, out))
             }
@@ -595,7 +595,7 @@ fn run_stage(
             .take(usize::try_from(*n).unwrap_or(usize::MAX))
             .collect(),
         Stage::Group(g) => {
-            let out = g.run(&docs, vars)?;
+            let out = g.run(&docs, vars, limits)?;
             limits.check_docs("$group", &out)?;
             out
         }

@@ -419,16 +419,45 @@ fn errors() {
     assert!(err.message.starts_with("'replacement document'  must evaluate to an object, but resulting value was: \"a\". Type of resulting value: 'string'."), "{}", err.message);
     let p = Pipeline::parse(&[doc! {"$replaceRoot": {"newRoot": "$item"}}]).unwrap();
     let err = p.run(input(), &NoCollections).unwrap_err();
-    assert!(err.message.starts_with("'newRoot' expression must evaluate"), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("'newRoot' expression must evaluate"),
+        "{}",
+        err.message
+    );
     // $skip, $limit and $sample arguments, with MongoDB's messages.
     let arg_cases: &[(Document, i32, &str)] = &[
-        (doc! {"$limit": -1}, 5107201, "invalid argument to $limit stage: Expected a non-negative number in: $limit: -1"),
-        (doc! {"$limit": "x"}, 5107201, "invalid argument to $limit stage: Expected a number in: $limit: \"x\""),
+        (
+            doc! {"$limit": -1},
+            5107201,
+            "invalid argument to $limit stage: Expected a non-negative number in: $limit: -1",
+        ),
+        (
+            doc! {"$limit": "x"},
+            5107201,
+            "invalid argument to $limit stage: Expected a number in: $limit: \"x\"",
+        ),
         (doc! {"$limit": 0}, 15958, "the limit must be positive"),
-        (doc! {"$skip": -1}, 5107200, "invalid argument to $skip stage: Expected a non-negative number in: $skip: -1"),
-        (doc! {"$skip": 1.5}, 5107200, "invalid argument to $skip stage: Expected an integer in: $skip: 1.5"),
-        (doc! {"$sample": {"size": -1}}, 28747, "size argument to $sample must not be negative"),
-        (doc! {"$sample": {"size": "1"}}, 28746, "size argument to $sample must be a number"),
+        (
+            doc! {"$skip": -1},
+            5107200,
+            "invalid argument to $skip stage: Expected a non-negative number in: $skip: -1",
+        ),
+        (
+            doc! {"$skip": 1.5},
+            5107200,
+            "invalid argument to $skip stage: Expected an integer in: $skip: 1.5",
+        ),
+        (
+            doc! {"$sample": {"size": -1}},
+            28747,
+            "size argument to $sample must not be negative",
+        ),
+        (
+            doc! {"$sample": {"size": "1"}},
+            28746,
+            "size argument to $sample must be a number",
+        ),
     ];
     for (stage, code, msg) in arg_cases {
         let err = Pipeline::parse(std::slice::from_ref(stage)).unwrap_err();
@@ -1042,4 +1071,47 @@ fn deeply_nested_pipelines_are_refused() {
         doc! {"$limit": 1},
     ]);
     assert_eq!(out, vec![doc! {"x": 41}]);
+}
+
+#[test]
+fn group_stops_growing_at_the_budget() {
+    // Many groups, or one group collecting large values: both stop early.
+    let docs: Vec<Document> = (0..5000)
+        .map(|i| doc! {"_id": i, "s": "x".repeat(50)})
+        .collect();
+    let ctx = LimitedCtx(Limits {
+        max_bytes: 100_000,
+        deadline: None,
+    });
+    for stage in [
+        doc! {"$group": {"_id": "$_id"}},
+        doc! {"$group": {"_id": null, "all": {"$push": "$s"}}},
+    ] {
+        let p = Pipeline::parse(std::slice::from_ref(&stage)).unwrap();
+        let code = p
+            .run(docs.clone(), &ctx)
+            .map(|d| d.len())
+            .map_err(|e| e.code);
+        assert_eq!(code, Err(MEMORY_LIMIT_EXCEEDED), "{stage}");
+    }
+    let p = Pipeline::parse(&[doc! {"$group": {"_id": null, "n": {"$sum": 1}}}]).unwrap();
+    assert_eq!(
+        p.run(docs, &ctx).unwrap(),
+        vec![doc! {"_id": null, "n": 5000}]
+    );
+}
+
+#[test]
+fn group_object_keys_with_missing_fields() {
+    // One field: missing is null. Several fields: missing ones are left out.
+    let out = run(vec![
+        doc! {"$match": {"_id": 1}},
+        doc! {"$group": {"_id": {"x": "$nope"}}},
+    ]);
+    assert_eq!(out, vec![doc! {"_id": {"x": null}}]);
+    let out = run(vec![
+        doc! {"$match": {"_id": 1}},
+        doc! {"$group": {"_id": {"x": "$nope", "i": "$item"}}},
+    ]);
+    assert_eq!(out, vec![doc! {"_id": {"i": "a"}}]);
 }

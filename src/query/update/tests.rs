@@ -236,7 +236,12 @@ fn seeds_and_pipelines() {
         doc! {}
     );
     // Two elements: the path is matched twice, which MongoDB refuses.
-    assert_eq!(upsert_seed(&doc! {"b": {"$all": [[3, true], 0]}}).unwrap_err().code, 54);
+    assert_eq!(
+        upsert_seed(&doc! {"b": {"$all": [[3, true], 0]}})
+            .unwrap_err()
+            .code,
+        54
+    );
     let out = apply_pipeline_update(
         &[
             doc! {"$set": {"b": {"$add": ["$a", 1]}}},
@@ -283,7 +288,11 @@ fn differential_regressions() {
     ] {
         let err = UpdateDoc::parse(&update, None).unwrap_err();
         assert_eq!(err.code, 40, "{update}: {err:?}");
-        assert!(err.message.contains("would create a conflict at 'c'"), "{}", err.message);
+        assert!(
+            err.message.contains("would create a conflict at 'c'"),
+            "{}",
+            err.message
+        );
     }
     // Different array-filter segments under the same field do not conflict.
     assert!(UpdateDoc::parse(
@@ -294,17 +303,32 @@ fn differential_regressions() {
     // $pull conditions look into array elements that are arrays (MongoDB
     // matches {"": element}), unlike the $elemMatch projection.
     assert_eq!(
-        upd(doc! {"$pull": {"a": {"$eq": null}}}, doc! {"_id": 13, "a": [[1, 2], [null, 3]]}).unwrap(),
+        upd(
+            doc! {"$pull": {"a": {"$eq": null}}},
+            doc! {"_id": 13, "a": [[1, 2], [null, 3]]}
+        )
+        .unwrap(),
         (doc! {"_id": 13, "a": [[1, 2]]}, true)
     );
     assert_eq!(
-        upd(doc! {"$pull": {"a": {"$gte": 5}}}, doc! {"_id": 1, "a": [[6], 4, 7]}).unwrap(),
+        upd(
+            doc! {"$pull": {"a": {"$gte": 5}}},
+            doc! {"_id": 1, "a": [[6], 4, 7]}
+        )
+        .unwrap(),
         (doc! {"_id": 1, "a": [4]}, true)
     );
     // A $rename source running through a scalar is PathNotViable, not a no-op.
-    let err = upd(doc! {"$rename": {"d.y": "a.x"}}, doc! {"_id": 12, "a": "abc", "d": 1}).unwrap_err();
+    let err = upd(
+        doc! {"$rename": {"d.y": "a.x"}},
+        doc! {"_id": 12, "a": "abc", "d": 1},
+    )
+    .unwrap_err();
     assert_eq!(err.code, 28);
-    assert_eq!(err.message, "cannot use the part (d of d.y) to traverse the element ({d: 1})");
+    assert_eq!(
+        err.message,
+        "cannot use the part (d of d.y) to traverse the element ({d: 1})"
+    );
     // …while a missing source (or missing parent) still is a no-op.
     assert_eq!(
         upd(doc! {"$rename": {"d.y": "f"}}, doc! {"_id": 1, "d": {}}).unwrap(),
