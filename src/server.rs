@@ -19,7 +19,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops
-/// accepting, lets requests in flight finish, and returns.
+/// accepting, lets requests in flight finish, and returns. Each request
+/// carries the client's `SocketAddr` in its extensions.
 ///
 /// ```no_run
 /// # async fn run(service: tower_data_api::DataApiService) -> std::io::Result<()> {
@@ -44,7 +45,7 @@ where
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -57,7 +58,14 @@ where
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
+        // Rules can see the client's address (`%%request.remoteIPAddress`).
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            service.clone(),
+            move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(peer);
+                request
+            },
+        ));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());

@@ -11,14 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bson::{doc, Document};
+use bson::{doc, Bson, Document};
 use http::StatusCode;
 
 use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModifications};
 use crate::protocol::{ApiError, Command, ErrorCode, Reply};
 use crate::query::update::{apply_pipeline_update, upsert_seed};
 use crate::query::{Filter, Projection, QueryError, UpdateDoc};
-use crate::rules::expr::{Cond, Expr, Matcher, Scope, Template};
+use crate::rules::expr::{json_to_bson, Cond, Expr, Matcher, Scope, Template};
 use crate::rules::fields::FieldAccess;
 use crate::rules::functions::Functions;
 use crate::rules::model::{FieldPermission, Role, Rule, Rules};
@@ -330,6 +330,12 @@ fn compile_rule(rule: &Rule, path: &str) -> Result<CompiledRule, String> {
                     .map(|v| Template::parse(v, &format!("{here}.{field}")))
                     .transpose()
             };
+            if let Some(projection) = &filter.projection {
+                let here = format!("{here}.projection");
+                if let Bson::Document(spec) = json_to_bson(projection, &here)? {
+                    Projection::parse(&spec).map_err(|e| format!("{here}: {}", e.message))?;
+                }
+            }
             Ok(CompiledFilter {
                 apply_when,
                 query: template(&filter.query, "query")?,

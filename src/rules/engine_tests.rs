@@ -432,6 +432,13 @@ fn build_errors_name_the_path() {
     );
     assert!(err.contains("filters[0] ('f').apply_when"), "{err}");
     assert!(compile(Rules::new().denied_operators(["where"])).contains("denied_operators"));
+    let err = compile(Rules::new().default_rule(
+        Rule::new().filter(RuleFilter::new("p").projection(json!({"a": 1, "b": 0}))),
+    ));
+    assert!(
+        err.starts_with("default_rule.filters[0] ('p').projection: "),
+        "{err}"
+    );
     let err = compile(Rules::new().default_rule(Rule::new().role(Role::new(""))));
     assert!(err.contains("name"), "{err}");
 }
