@@ -891,3 +891,45 @@ const MESSAGE_EXCEPTIONS: &[(&str, &str)] = &[(
      \"Unrecognized expression '$foo'\" (code 168) everywhere; the peer says \
      \"Unknown expression $foo\" inside $project",
 )];
+
+/// Counts the way `atlas_sdk` asks for them, over HTTP through the standalone
+/// server: the embedded engine and the peer must answer the same JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atlas_sdk_counts_over_http_agree() {
+    use integration_tests::{body, standalone, BackendKind};
+    use serde_json::json;
+
+    let Some(peer) = standalone(BackendKind::Peer).await else {
+        return;
+    };
+    let Some(memory) = standalone(BackendKind::Memory).await else {
+        return;
+    };
+    let db = unique_db("diffpipe_http");
+    let docs: Vec<serde_json::Value> = (0..25)
+        .map(|i| json!({"_id": i, "status": if i % 3 == 0 { "closed" } else { "open" }}))
+        .collect();
+    for server in [&memory, &peer] {
+        server
+            .ok(
+                "insertMany",
+                body(&db, "orders", json!({"documents": docs})),
+            )
+            .await;
+    }
+    let pipelines = [
+        // countDocuments: $match + $group by null with $sum 1.
+        json!([{"$match": {"status": "open"}}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]),
+        json!([{"$match": {}}, {"$skip": 2}, {"$limit": 10}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]),
+        json!([{"$match": {"status": "none"}}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]),
+        json!([{"$match": {"status": "closed"}}, {"$count": "n"}]),
+        // estimatedDocumentCount.
+        json!([{"$collStats": {"count": {}}}, {"$group": {"_id": 1, "n": {"$sum": "$count"}}}]),
+    ];
+    for pipeline in pipelines {
+        let request = body(&db, "orders", json!({"pipeline": pipeline}));
+        let m = memory.ok("aggregate", request.clone()).await;
+        let p = peer.ok("aggregate", request).await;
+        assert_eq!(m, p, "{pipeline}");
+    }
+}
