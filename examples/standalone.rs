@@ -89,7 +89,9 @@ pub async fn launch(
         None => Config::default(),
     };
     if config.data_sources.is_empty() {
-        config.data_sources.push(DataSourceConfig::named("mongodb-atlas"));
+        config
+            .data_sources
+            .push(DataSourceConfig::named("mongodb-atlas"));
     }
     let demo_key = config.api_keys.is_empty().then(generate_api_key);
     if let Some(key) = &demo_key {

@@ -55,7 +55,11 @@ impl Cors {
     }
 
     /// Refuses a request from an origin not on the list; recognizes preflights.
-    pub(crate) fn check(&self, method: &Method, headers: &HeaderMap) -> Result<CorsCheck, ApiError> {
+    pub(crate) fn check(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<CorsCheck, ApiError> {
         let Some(origin) = headers.get(ORIGIN) else {
             return Ok(CorsCheck::Continue);
         };

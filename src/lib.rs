@@ -46,9 +46,9 @@ pub mod adapters;
 pub mod auth;
 pub mod backend;
 mod builder;
-mod cors;
 #[cfg(feature = "config")]
 pub mod config;
+mod cors;
 mod layer;
 mod limits;
 pub mod log;
@@ -66,8 +66,8 @@ pub use backend::MemoryBackend;
 pub use backend::{Backend, BackendError, BackendErrorKind, Namespace};
 #[cfg(feature = "mongodb")]
 pub use backend::{MongoBackend, MongoBackendOptions};
-pub use cors::AllowedOrigins;
 pub use builder::{BuildError, DataApi, DataApiBuilder};
+pub use cors::AllowedOrigins;
 pub use layer::{DataApiFuture, DataApiLayer, DataApiMiddleware, EitherBody};
 pub use limits::Limits;
 pub use protocol::{ActionRequest, ApiError, Command, ErrorCode, Format, Reply, ResponseBody};
