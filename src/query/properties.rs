@@ -486,23 +486,8 @@ const QUERY_OPS: &[&str] = &[
     "$bitsAllSet",
     "$bitsAnyClear",
 ];
-const MODIFIERS: &[&str] = &[
-    "$set",
-    "$unset",
-    "$inc",
-    "$mul",
-    "$min",
-    "$max",
-    "$rename",
-    "$push",
-    "$addToSet",
-    "$pop",
-    "$pull",
-    "$pullAll",
-    "$bit",
-    "$currentDate",
-    "$setOnInsert",
-];
+// The update modifiers the engine knows, shared with its parser.
+use super::update::MODIFIERS;
 const EXPR_OPS: &[&str] = &[
     "$add",
     "$subtract",

@@ -94,7 +94,7 @@ pub struct UpdateDoc {
     positional: bool,
 }
 
-const MODIFIERS: &[&str] = &[
+pub(crate) const MODIFIERS: &[&str] = &[
     "$set",
     "$unset",
     "$inc",
