@@ -249,7 +249,8 @@ impl Inner {
 
     /// The pipeline: route → limits → authenticate → validate → decode →
     /// authorize (access level, then rules: the request is rewritten and a
-    /// guard strips unreadable fields from the reply) → execute. Client API requests (login, sessions) leave it
+    /// guard strips unreadable fields from the reply) → schema validation of
+    /// writes → execute. Client API requests (login, sessions) leave it
     /// after the limits.
     async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
     where
@@ -292,6 +293,10 @@ impl Inner {
             let guard = source
                 .rules
                 .authorize(&principal, &parts, action.name(), &mut request)?;
+            source
+                .rules
+                .check_schema(source.backend.as_ref(), &request)
+                .await?;
             let reply = execute(source.backend.as_ref(), request)
                 .await
                 .map_err(|err| ApiError::from_backend(err, action.verb()))?;

@@ -85,6 +85,10 @@ impl CompiledRules {
             if coll.database.is_empty() || coll.collection.is_empty() {
                 return Err(format!("{path}: database and collection are required"));
             }
+            // A schema-only entry (no roles, no filters) keeps the default rule.
+            if coll.schema.is_some() && coll.rule.roles.is_empty() && coll.rule.filters.is_empty() {
+                continue;
+            }
             let rule = compile_rule(&coll.rule, &path)?;
             let key = (coll.database.clone(), coll.collection.clone());
             if collections.insert(key, rule).is_some() {

@@ -18,6 +18,8 @@
 //! | `pipeline` | aggregation pipelines: refused stages, joins with the joined collection's rules |
 //! | `context` | the `%%user` and `%%request` documents |
 //! | `engine` | compiled rules, role selection, request rewriting |
+//! | `schema` | collection JSON schemas ([`Schema`]): parsing and validation |
+//! | `schema_check` | schema validation of inserts, replacements and update post-images |
 
 mod access;
 #[cfg(feature = "memory")]
@@ -34,11 +36,17 @@ mod model;
 mod pipeline;
 #[cfg(feature = "memory")]
 mod policy;
+#[cfg(feature = "memory")]
+mod schema;
+#[cfg(feature = "memory")]
+mod schema_check;
 
 pub(crate) use access::check_access;
 pub use access::AccessLevel;
 pub use functions::{FunctionCall, Functions, RuleFunction};
 pub use model::{CollectionRule, DocumentFilters, FieldPermission, Role, Rule, RuleFilter, Rules};
+#[cfg(feature = "memory")]
+pub use schema::{Schema, SchemaError};
 
 #[cfg(feature = "memory")]
 pub(crate) use enforce::{compile, Enforcer};
@@ -52,19 +60,29 @@ mod enforce {
     use super::engine::CompiledRules;
     pub(crate) use super::engine::Guard;
     use super::expr::Scope;
+    use super::schema_check::Schemas;
     use super::{Functions, Rules};
     use crate::auth::Principal;
+    use crate::backend::Backend;
     use crate::protocol::{ActionRequest, ApiError};
 
-    /// The rules of one data source, if it has any.
+    /// The rules of one data source, if it has any, and its collections'
+    /// JSON schemas.
     #[derive(Debug, Clone, Default)]
-    pub(crate) struct Enforcer(Option<Arc<CompiledRules>>);
+    pub(crate) struct Enforcer {
+        rules: Option<Arc<CompiledRules>>,
+        schemas: Arc<Schemas>,
+    }
 
     /// Validates `rules` for the service.
     pub(crate) fn compile(rules: &Rules, functions: Functions) -> Result<Enforcer, String> {
-        CompiledRules::compile(rules, functions)
-            .map(|c| Enforcer(Some(Arc::new(c))))
-            .map_err(|e| format!("rules.{e}"))
+        let compiled =
+            CompiledRules::compile(rules, functions).map_err(|e| format!("rules.{e}"))?;
+        let schemas = Schemas::compile(rules).map_err(|e| format!("rules.{e}"))?;
+        Ok(Enforcer {
+            rules: Some(Arc::new(compiled)),
+            schemas: Arc::new(schemas),
+        })
     }
 
     impl Enforcer {
@@ -77,7 +95,7 @@ mod enforce {
             action: &str,
             request: &mut ActionRequest,
         ) -> Result<Guard, ApiError> {
-            let Some(rules) = &self.0 else {
+            let Some(rules) = &self.rules else {
                 return Ok(Guard::None);
             };
             if principal.is_system() {
@@ -91,6 +109,21 @@ mod enforce {
                 functions: rules.functions(),
             };
             rules.authorize(&request.namespace, &scope, &mut request.command)
+        }
+
+        /// Validates what `request` would write against its collection's
+        /// JSON schema, for every principal (`system` included). Runs after
+        /// [`Enforcer::authorize`], on the rewritten request; reads from
+        /// `backend` only for updates and replacements of a collection that
+        /// has a schema. See [`Schemas::check`] for the guarantees.
+        pub(crate) async fn check_schema(
+            &self,
+            backend: &dyn Backend,
+            request: &ActionRequest,
+        ) -> Result<(), ApiError> {
+            self.schemas
+                .check(backend, &request.namespace, &request.command)
+                .await
         }
     }
 }
@@ -124,6 +157,14 @@ mod disabled {
         ) -> Result<Guard, ApiError> {
             Ok(Guard)
         }
+
+        pub(crate) async fn check_schema(
+            &self,
+            _backend: &dyn crate::backend::Backend,
+            _request: &ActionRequest,
+        ) -> Result<(), ApiError> {
+            Ok(())
+        }
     }
 
     impl Guard {
@@ -135,3 +176,5 @@ mod disabled {
 
 #[cfg(all(test, feature = "memory"))]
 mod pipeline_tests;
+#[cfg(all(test, feature = "memory"))]
+mod schema_tests;

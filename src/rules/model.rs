@@ -87,7 +87,38 @@ impl Rules {
             database: database.into(),
             collection: collection.into(),
             rule,
+            schema: None,
         });
+        self
+    }
+
+    /// Sets the JSON schema of collection `database.collection` (App
+    /// Services' `schema.json`), adding an empty rule for it if it has none.
+    ///
+    /// Every insert, replacement and update post-image is validated against
+    /// it, for every principal, `system` included (the keywords: `Schema`,
+    /// feature `memory`). An entry added here has no roles or filters of
+    /// its own: the default rule's roles apply to the collection.
+    pub fn schema(
+        mut self,
+        database: impl Into<String>,
+        collection: impl Into<String>,
+        schema: Value,
+    ) -> Self {
+        let (database, collection) = (database.into(), collection.into());
+        match self
+            .collections
+            .iter_mut()
+            .find(|c| c.database == database && c.collection == collection)
+        {
+            Some(rule) => rule.schema = Some(schema),
+            None => self.collections.push(CollectionRule {
+                database,
+                collection,
+                rule: Rule::new(),
+                schema: Some(schema),
+            }),
+        }
         self
     }
 
@@ -128,7 +159,10 @@ impl Rules {
     }
 
     /// Reads an App Services export of one data source: the directory
-    /// holding `default_rule.json` (optional) and `<db>/<coll>/rules.json`.
+    /// holding `default_rule.json` (optional) and `<db>/<coll>/rules.json`,
+    /// with the collection's JSON schema from `<db>/<coll>/schema.json` when
+    /// that file exists (a `schema.json` without `rules.json` adds a
+    /// schema-only entry: the default rule's roles apply).
     pub fn from_app_services_dir(dir: &Path) -> Result<Self, String> {
         let mut rules = Rules::new();
         let read = |path: &Path| -> Result<String, String> {
@@ -148,17 +182,37 @@ impl Rules {
             let colls = std::fs::read_dir(db.path())
                 .map_err(|e| format!("{}: {e}", db.path().display()))?;
             for coll in colls.flatten() {
-                let file = coll.path().join("rules.json");
-                if file.is_file() {
-                    files.push(file);
+                let dir = coll.path();
+                if dir.join("rules.json").is_file() || dir.join("schema.json").is_file() {
+                    let names = (db.file_name(), coll.file_name());
+                    files.push((dir, names));
                 }
             }
         }
         files.sort();
-        for file in files {
-            let text = read(&file)?;
-            let rule: CollectionRule =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (dir, (db, coll)) in files {
+            let file = dir.join("rules.json");
+            let mut rule = if file.is_file() {
+                let text = read(&file)?;
+                serde_json::from_str::<CollectionRule>(&text)
+                    .map_err(|e| format!("{}: {e}", file.display()))?
+            } else {
+                // A schema without rules: the default rule applies.
+                CollectionRule {
+                    database: db.to_string_lossy().into_owned(),
+                    collection: coll.to_string_lossy().into_owned(),
+                    rule: Rule::new(),
+                    schema: None,
+                }
+            };
+            let schema_file = dir.join("schema.json");
+            if schema_file.is_file() {
+                let text = read(&schema_file)?;
+                rule.schema = Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| format!("{}: {e}", schema_file.display()))?,
+                );
+            }
             rules.collections.push(rule);
         }
         Ok(rules)
@@ -175,6 +229,14 @@ pub struct CollectionRule {
     /// Its roles and filters.
     #[serde(flatten)]
     pub rule: Rule,
+    /// The collection's App Services JSON schema (`schema.json`), validated
+    /// on every insert, replacement and update post-image for every
+    /// principal, `system` included; parsed when the service is built (the
+    /// supported keywords are listed on `Schema`, feature `memory`). An
+    /// entry with a schema but no roles and no filters is schema-only: the
+    /// default rule's roles apply to the collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
 }
 
 /// Roles and filters (App Services' `default_rule.json` shape).
@@ -497,9 +559,14 @@ mod tests {
             r#"{"database": "shop", "collection": "orders", "roles": [{"name": "o"}]}"#,
         )
         .unwrap();
+        std::fs::write(coll.join("schema.json"), r#"{"bsonType": "object"}"#).unwrap();
         let rules = Rules::from_app_services_dir(&dir).unwrap();
         assert_eq!(rules.default_rule.unwrap().roles[0].name, "d");
         assert_eq!(rules.collections[0].collection, "orders");
+        assert_eq!(
+            rules.collections[0].schema,
+            Some(json!({"bsonType": "object"}))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
