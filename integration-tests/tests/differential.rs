@@ -47,6 +47,14 @@ fn scenario() -> Vec<Step> {
             "find",
             json!({"sort": {"tags": 1, "_id": 1}, "projection": {"tags": 1}}),
         ),
+        (
+            "find",
+            json!({"filter": {"$jsonSchema": {"required": ["tags"], "properties": {"age": {"bsonType": "int", "minimum": 40}}}}, "sort": {"_id": 1}}),
+        ),
+        (
+            "find",
+            json!({"filter": {"$jsonSchema": {"properties": {"address": {"bsonType": "object", "required": ["city"]}}}}, "sort": {"_id": 1}}),
+        ),
         ("findOne", json!({"filter": {"name": "nobody"}})),
         (
             "findOne",

@@ -22,8 +22,13 @@ enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Nor(Vec<Node>),
-    Path { path: Vec<String>, pred: Pred },
+    Path {
+        path: Vec<String>,
+        pred: Pred,
+    },
     Expr(Box<Expr>),
+    /// `$jsonSchema`: the document must validate against the schema.
+    Schema(Box<super::schema::Schema>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +219,17 @@ fn starts_logical(d: &Document) -> bool {
     })
 }
 
+/// `{$jsonSchema: {...}}`: the same BSON-typed JSON Schema subset that
+/// collection schemas use; keywords outside it are refused with a 400.
+fn parse_json_schema(value: &Bson) -> Result<super::schema::Schema, QueryError> {
+    let Bson::Document(_) = value else {
+        return Err(QueryError::type_mismatch("$jsonSchema must be an object"));
+    };
+    let json = value.clone().into_relaxed_extjson();
+    super::schema::Schema::parse(&json)
+        .map_err(|e| QueryError::failed_to_parse(format!("$jsonSchema: {e}")))
+}
+
 fn parse_doc(filter: &Document) -> Result<Node, QueryError> {
     let mut nodes = Vec::with_capacity(filter.len());
     for (key, value) in filter {
@@ -229,7 +245,8 @@ fn parse_doc(filter: &Document) -> Result<Node, QueryError> {
                 }
                 "comment" => {}
                 "expr" => nodes.push(Node::Expr(Box::new(Expr::parse(value)?))),
-                "where" | "text" | "jsonSchema" | "sampleRate" | "alwaysTrue" | "alwaysFalse" => {
+                "jsonSchema" => nodes.push(Node::Schema(Box::new(parse_json_schema(value)?))),
+                "where" | "text" | "sampleRate" | "alwaysTrue" | "alwaysFalse" => {
                     return Err(QueryError::unsupported(key));
                 }
                 _ => {
@@ -624,6 +641,7 @@ impl Node {
             }
             Node::Path { path, pred } => pred.eval(&filter_leaves(doc, path)),
             Node::Expr(e) => super::expr::truthy(e.eval(&Vars::with_bindings(doc, vars))?.as_ref()),
+            Node::Schema(schema) => schema.validate(doc).is_ok(),
         })
     }
 }
@@ -1173,6 +1191,29 @@ mod tests {
         for (f, code, msg) in cases {
             let err = Filter::parse(&f).unwrap_err();
             assert_eq!((err.code, err.message.as_str()), (code, msg), "{f}");
+        }
+    }
+
+    #[test]
+    fn json_schema_filters_validate_each_document() {
+        let filter = Filter::parse(&doc! {"$jsonSchema": {
+            "bsonType": "object",
+            "required": ["name"],
+            "properties": {"age": {"bsonType": "int", "minimum": 18}, "name": {"bsonType": "string"}}
+        }})
+        .unwrap();
+        assert!(filter.matches(&doc! {"name": "ada", "age": 36}));
+        assert!(filter.matches(&doc! {"name": "ada"}));
+        assert!(!filter.matches(&doc! {"name": "kid", "age": 9}));
+        assert!(!filter.matches(&doc! {"age": 40}));
+        assert!(!filter.matches(&doc! {"name": 5}));
+        let combined =
+            Filter::parse(&doc! {"age": {"$gt": 20}, "$jsonSchema": {"required": ["name"]}})
+                .unwrap();
+        assert!(combined.matches(&doc! {"name": "x", "age": 21}));
+        assert!(!combined.matches(&doc! {"age": 21}));
+        for bad in [doc! {"$jsonSchema": 1}, doc! {"$jsonSchema": {"oneOf": []}}] {
+            assert!(Filter::parse(&bad).is_err(), "{bad}");
         }
     }
 

@@ -18,6 +18,7 @@
 //! | [`update`] | update operators, upsert seeds, pipeline updates |
 //! | [`expr`] | aggregation expressions |
 //! | [`aggregate`] | aggregation stages |
+//! | [`schema`] | App Services / `$jsonSchema` document schemas |
 //!
 //! Known differences from MongoDB: no collation (strings compare by bytes);
 //! Decimal128 division goes through `f64`; regexes are those of the `regex`
@@ -40,6 +41,7 @@ pub mod number;
 pub mod path;
 pub mod pattern;
 pub mod projection;
+pub mod schema;
 pub mod sort;
 pub mod update;
 

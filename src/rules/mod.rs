@@ -18,8 +18,7 @@
 //! | `pipeline` | aggregation pipelines: refused stages, joins with the joined collection's rules |
 //! | `context` | the `%%user` and `%%request` documents |
 //! | `engine` | compiled rules, role selection, request rewriting |
-//! | `schema` | collection JSON schemas ([`Schema`]): parsing and validation |
-//! | `schema_check` | schema validation of inserts, replacements and update post-images |
+//! | `schema_check` | schema validation ([`Schema`], from `query::schema`) of inserts, replacements and update post-images |
 
 mod access;
 #[cfg(feature = "memory")]
@@ -37,16 +36,14 @@ mod pipeline;
 #[cfg(feature = "memory")]
 mod policy;
 #[cfg(feature = "memory")]
-mod schema;
-#[cfg(feature = "memory")]
 mod schema_check;
 
+#[cfg(feature = "memory")]
+pub use crate::query::schema::{Schema, SchemaError};
 pub(crate) use access::check_access;
 pub use access::AccessLevel;
 pub use functions::{FunctionCall, Functions, RuleFunction};
 pub use model::{CollectionRule, DocumentFilters, FieldPermission, Role, Rule, RuleFilter, Rules};
-#[cfg(feature = "memory")]
-pub use schema::{Schema, SchemaError};
 
 #[cfg(feature = "memory")]
 pub(crate) use enforce::{compile, Enforcer};

@@ -41,12 +41,12 @@ use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use http::StatusCode;
 
-use super::schema::Schema;
 use super::Rules;
 use crate::backend::{
     Backend, FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateModifications, UpdateQuery,
 };
 use crate::protocol::{ApiError, Command, ErrorCode};
+use crate::query::schema::Schema;
 use crate::query::update::{apply_parsed_pipeline_update, parse_pipeline_update, upsert_seed};
 use crate::query::{Filter, Pipeline, UpdateDoc};
 
