@@ -22,14 +22,16 @@
 //!
 //! ## The request pipeline
 //!
-//! One request flows through [`DataApiService`] in this order: **route** (URL →
-//! action; 404/405), **limits** (concurrency → 429, body size → 413, deadline
-//! → 504), **authenticate** (headers → [`auth::Principal`]), **decode** (relaxed
-//! Extended JSON → typed [`ActionRequest`]), **authorize** (the data source's
+//! One request flows through [`DataApiService`] in this order: **CORS**
+//! (preflights, when configured), **route** (URL → action; 404/405),
+//! **limits** (concurrency → 429, body size → 413, deadline → 504),
+//! **authenticate** (headers → [`auth::Principal`]), **validate** (`?secret=`
+//! or `Endpoint-Signature`, when configured), **decode** (relaxed Extended JSON
+//! → typed [`ActionRequest`]), **authorize** (the data source's
 //! [`AccessLevel`], then its [`rules::Rules`], which rewrite the request and
-//! strip unreadable fields from the reply), **execute** (the data source's
-//! [`Backend`]), **encode** (JSON or canonical EJSON per `Accept`), **log**
-//! ([`log::LogSink`]).
+//! strip unreadable fields from the reply), **schema** (collection schemas on
+//! writes), **execute** (the data source's [`Backend`]), **encode** (JSON or
+//! canonical EJSON per `Accept`), **log** ([`log::LogSink`]).
 //!
 //! ## Features
 //!
