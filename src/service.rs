@@ -18,7 +18,7 @@ use http_body::Body;
 use tokio::sync::Semaphore;
 
 use crate::auth::{Authentication, ClientReply, Principal};
-use crate::backend::Backend;
+use crate::backend::{Backend, CheckedWrite, WriteCheck};
 use crate::cors::{Cors, CorsCheck};
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
@@ -290,17 +290,18 @@ impl Inner {
             trace.record_request(&request);
             let source = self.data_source(&request.data_source)?;
             check_access(source.access, &request.namespace, &request.command)?;
-            let guard = source
-                .rules
-                .authorize(&principal, &parts, action.name(), &mut request)?;
-            source
-                .rules
-                .check_schema(source.backend.as_ref(), &request)
-                .await?;
-            let reply = execute(source.backend.as_ref(), request)
-                .await
-                .map_err(|err| ApiError::from_backend(err, action.verb()))?;
-            guard.finish(reply).map(Answer::Data)
+            let authorization =
+                source
+                    .rules
+                    .authorize(&principal, &parts, action.name(), &mut request)?;
+            let reply = execute(
+                source.backend.as_ref(),
+                request,
+                authorization.check.as_deref(),
+            )
+            .await
+            .map_err(|err| ApiError::from_backend(err, action.verb()))?;
+            authorization.guard.finish(reply).map(Answer::Data)
         };
         tokio::time::timeout(deadline, work)
             .await
@@ -374,25 +375,46 @@ impl Trace {
     }
 }
 
-/// Runs a decoded request on its backend.
+/// Runs a decoded request on its backend; updates and replacements with a
+/// `check` run through [`Backend::write_checked`].
 async fn execute(
     backend: &dyn Backend,
     request: ActionRequest,
+    check: Option<&dyn WriteCheck>,
 ) -> Result<Reply, crate::backend::BackendError> {
     let ns = &request.namespace;
-    Ok(match request.command {
-        Command::FindOne(query) => Reply::Document(backend.find_one(ns, query).await?),
-        Command::Find(query) => Reply::Documents(backend.find(ns, query).await?),
-        Command::InsertOne(document) => Reply::InsertedId(backend.insert_one(ns, document).await?),
-        Command::InsertMany(documents) => {
+    Ok(match (request.command, check) {
+        (Command::FindOne(query), _) => Reply::Document(backend.find_one(ns, query).await?),
+        (Command::Find(query), _) => Reply::Documents(backend.find(ns, query).await?),
+        (Command::InsertOne(document), _) => {
+            Reply::InsertedId(backend.insert_one(ns, document).await?)
+        }
+        (Command::InsertMany(documents), _) => {
             Reply::InsertedIds(backend.insert_many(ns, documents).await?)
         }
-        Command::UpdateOne(query) => Reply::Updated(backend.update_one(ns, query).await?),
-        Command::UpdateMany(query) => Reply::Updated(backend.update_many(ns, query).await?),
-        Command::ReplaceOne(query) => Reply::Updated(backend.replace_one(ns, query).await?),
-        Command::DeleteOne(filter) => Reply::Deleted(backend.delete_one(ns, filter).await?),
-        Command::DeleteMany(filter) => Reply::Deleted(backend.delete_many(ns, filter).await?),
-        Command::Aggregate(pipeline) => Reply::Documents(backend.aggregate(ns, pipeline).await?),
+        (Command::UpdateOne(query), None) => Reply::Updated(backend.update_one(ns, query).await?),
+        (Command::UpdateMany(query), None) => Reply::Updated(backend.update_many(ns, query).await?),
+        (Command::ReplaceOne(query), None) => Reply::Updated(backend.replace_one(ns, query).await?),
+        (Command::UpdateOne(query), Some(check)) => Reply::Updated(
+            backend
+                .write_checked(ns, CheckedWrite::UpdateOne(query), check)
+                .await?,
+        ),
+        (Command::UpdateMany(query), Some(check)) => Reply::Updated(
+            backend
+                .write_checked(ns, CheckedWrite::UpdateMany(query), check)
+                .await?,
+        ),
+        (Command::ReplaceOne(query), Some(check)) => Reply::Updated(
+            backend
+                .write_checked(ns, CheckedWrite::ReplaceOne(query), check)
+                .await?,
+        ),
+        (Command::DeleteOne(filter), _) => Reply::Deleted(backend.delete_one(ns, filter).await?),
+        (Command::DeleteMany(filter), _) => Reply::Deleted(backend.delete_many(ns, filter).await?),
+        (Command::Aggregate(pipeline), _) => {
+            Reply::Documents(backend.aggregate(ns, pipeline).await?)
+        }
     })
 }
 

@@ -121,6 +121,33 @@ pub async fn standalone_with(toml: &str, kind: BackendKind) -> Option<TestServer
     })
 }
 
+/// Starts the standalone server with one data source (`mongodb-atlas`)
+/// governed by the App Services rules `rules` (written to a `rules_file`)
+/// and one API key per `(name, key)`: rules see the key's name as
+/// `%%user.name`.
+pub async fn standalone_with_rules(
+    app_id: &str,
+    rules: &Value,
+    keys: &[(&str, &str)],
+    kind: BackendKind,
+) -> Option<TestServer> {
+    let dir = std::env::temp_dir().join(unique_db("tda-rules"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let rules_path = dir.join("rules.json");
+    std::fs::write(&rules_path, rules.to_string()).expect("write rules");
+    let mut config = format!(
+        "app_id = \"{app_id}\"\n\
+         [[data_sources]]\nname = \"mongodb-atlas\"\nrules_file = '{}'\n",
+        rules_path.display()
+    );
+    for (name, key) in keys {
+        config.push_str(&format!(
+            "[[api_keys]]\nname = \"{name}\"\nkey = \"{key}\"\n"
+        ));
+    }
+    standalone_with(&config, kind).await
+}
+
 /// The default test configuration: one data source (embedded, or the peer
 /// when the server is started with [`BackendKind::Peer`]) and [`KEY`].
 pub fn default_config(app_id: &str) -> String {
@@ -286,6 +313,29 @@ impl TestServer {
             headers,
             text,
         }
+    }
+
+    /// POSTs `action` on `db.coll` of the `mongodb-atlas` data source as
+    /// the principal of API key `key`, with the fields of `extra`.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        action: &str,
+        db: &str,
+        coll: &str,
+        extra: Value,
+    ) -> Answer {
+        let mut body =
+            serde_json::json!({"dataSource": "mongodb-atlas", "database": db, "collection": coll});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        self.call_with(
+            action,
+            &body.to_string(),
+            &[("apiKey", key), ("Content-Type", "application/json")],
+        )
+        .await
     }
 
     /// POSTs a JSON body to `action` with the test key.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document};
 use tower_data_api::backend::{
-    Backend, BackendErrorKind, FindOneQuery, FindQuery, MongoBackend, MongoBackendOptions,
-    Namespace, ReplaceQuery, UpdateModifications, UpdateQuery,
+    Backend, BackendErrorKind, CheckedWrite, FindOneQuery, FindQuery, MongoBackend,
+    MongoBackendOptions, Namespace, ReplaceQuery, UpdateModifications, UpdateQuery, WriteCheck,
 };
 
 const URI_VAR: &str = "DATA_API_TEST_MONGODB_URI";
@@ -949,4 +949,186 @@ async fn logs_never_contain_the_password() {
     for secret in ["hunter2", "hun/ter2", "ter2"] {
         assert!(!text.contains(secret), "{secret} in logs:\n{text}");
     }
+}
+
+/// Records what a checked write shows its check and refuses documents whose
+/// `n` is negative.
+#[derive(Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<(Option<Document>, Document)>>,
+}
+
+impl WriteCheck for Recorder {
+    fn check(
+        &self,
+        before: Option<&Document>,
+        after: &Document,
+    ) -> Result<(), tower_data_api::BackendError> {
+        if let Ok(seen) = self.seen.lock().as_mut() {
+            seen.push((before.cloned(), after.clone()));
+        }
+        match after.get_i32("n") {
+            Ok(n) if n < 0 => Err(tower_data_api::BackendError::new(
+                BackendErrorKind::DocumentValidation,
+                format!("n is negative in {after}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Recorder {
+    /// What the check saw since the last call, sorted by the new `_id`.
+    fn take(&self) -> Vec<(Option<Document>, Document)> {
+        let mut seen = std::mem::take(&mut *self.seen.lock().expect("lock"));
+        seen.sort_by_key(|(_, after)| after.get_i32("_id").unwrap_or_default());
+        seen
+    }
+}
+
+/// `write_checked`: the check sees each stored pre-image and the exact
+/// post-image, unchanged documents are not checked, upserts have no
+/// pre-image, and one refusal leaves every document as it was.
+async fn checked_writes(backend: &dyn Backend, ns: &Namespace) {
+    backend
+        .insert_many(
+            ns,
+            vec![
+                doc! {"_id": 1, "n": 1},
+                doc! {"_id": 2, "n": 0},
+                doc! {"_id": 3, "n": 5},
+            ],
+        )
+        .await
+        .expect("seed");
+    let check = Recorder::default();
+    let all = || async {
+        backend
+            .find(
+                ns,
+                FindQuery {
+                    sort: Some(doc! {"_id": 1}),
+                    limit: 100,
+                    ..FindQuery::default()
+                },
+            )
+            .await
+            .expect("find")
+    };
+    let many = |filter: Document, change: Document| {
+        CheckedWrite::UpdateMany(update(filter, operators(change), false))
+    };
+
+    // `$max` leaves _id 3 unchanged: only 1 and 2 are checked.
+    let outcome = backend
+        .write_checked(ns, many(doc! {}, doc! {"$max": {"n": 2}}), &check)
+        .await
+        .expect("checked updateMany");
+    assert_eq!((outcome.matched_count, outcome.modified_count), (3, 2));
+    assert_eq!(
+        check.take(),
+        vec![
+            (Some(doc! {"_id": 1, "n": 1}), doc! {"_id": 1, "n": 2}),
+            (Some(doc! {"_id": 2, "n": 0}), doc! {"_id": 2, "n": 2}),
+        ]
+    );
+
+    // One negative post-image: refused with the check's own error, nothing changes.
+    let err = backend
+        .write_checked(ns, many(doc! {}, doc! {"$inc": {"n": -3}}), &check)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind, BackendErrorKind::DocumentValidation);
+    assert!(err.message.starts_with("n is negative"), "{}", err.message);
+    let seen = check.take();
+    assert_eq!(
+        seen.first(),
+        Some(&(Some(doc! {"_id": 1, "n": 2}), doc! {"_id": 1, "n": -1})),
+        "the check stops the write at the first refusal"
+    );
+    let before = vec![
+        doc! {"_id": 1, "n": 2},
+        doc! {"_id": 2, "n": 2},
+        doc! {"_id": 3, "n": 5},
+    ];
+    assert_eq!(all().await, before);
+
+    // updateOne and replaceOne check one document; an upsert has no pre-image.
+    let one = CheckedWrite::UpdateOne(update(
+        doc! {"_id": 3},
+        operators(doc! {"$inc": {"n": -1}}),
+        false,
+    ));
+    backend
+        .write_checked(ns, one, &check)
+        .await
+        .expect("updateOne");
+    let replace = CheckedWrite::ReplaceOne(ReplaceQuery {
+        filter: doc! {"_id": 2},
+        replacement: doc! {"n": 7, "tag": "r"},
+        upsert: false,
+    });
+    backend
+        .write_checked(ns, replace, &check)
+        .await
+        .expect("replaceOne");
+    let upsert = CheckedWrite::UpdateOne(update(
+        doc! {"_id": 9},
+        operators(doc! {"$set": {"n": 4}}),
+        true,
+    ));
+    let outcome = backend
+        .write_checked(ns, upsert, &check)
+        .await
+        .expect("upsert");
+    assert_eq!(outcome.upserted_id, Some(Bson::Int32(9)));
+    assert_eq!(
+        check.take(),
+        vec![
+            (
+                Some(doc! {"_id": 2, "n": 2}),
+                doc! {"_id": 2, "n": 7, "tag": "r"}
+            ),
+            (Some(doc! {"_id": 3, "n": 5}), doc! {"_id": 3, "n": 4}),
+            (None, doc! {"_id": 9, "n": 4}),
+        ]
+    );
+
+    // A refused upsert inserts nothing.
+    let upsert = CheckedWrite::UpdateOne(update(
+        doc! {"_id": 10},
+        operators(doc! {"$set": {"n": -1}}),
+        true,
+    ));
+    assert!(backend.write_checked(ns, upsert, &check).await.is_err());
+    let replace = CheckedWrite::ReplaceOne(ReplaceQuery {
+        filter: doc! {"_id": 1},
+        replacement: doc! {"n": -5},
+        upsert: false,
+    });
+    assert!(backend.write_checked(ns, replace, &check).await.is_err());
+    assert_eq!(
+        all().await,
+        vec![
+            doc! {"_id": 1, "n": 2},
+            doc! {"_id": 2, "n": 7, "tag": "r"},
+            doc! {"_id": 3, "n": 4},
+            doc! {"_id": 9, "n": 4},
+        ]
+    );
+}
+
+#[tokio::test]
+async fn write_checked_runs_the_check_in_a_transaction() {
+    let Some(peer) = Peer::new("checked").await else {
+        return;
+    };
+    checked_writes(&peer.backend, &peer.ns).await;
+    peer.cleanup().await;
+}
+
+#[tokio::test]
+async fn write_checked_on_the_embedded_engine() {
+    let backend = tower_data_api::MemoryBackend::new();
+    checked_writes(&backend, &Namespace::new("db", "items")).await;
 }

@@ -147,6 +147,9 @@ pub enum BackendErrorKind {
     Unavailable,
     /// The data source did not answer in time (HTTP 504).
     Timeout,
+    /// A [`WriteCheck`] refused a document on permission grounds (HTTP 403);
+    /// the message is shown as it is.
+    PermissionDenied,
     /// Anything else (HTTP 500); the message is generic.
     Internal,
 }
@@ -173,6 +176,51 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {}
+
+/// An update or replacement whose every written document must pass a
+/// [`WriteCheck`]: see [`Backend::write_checked`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckedWrite {
+    /// `updateOne`.
+    UpdateOne(UpdateQuery),
+    /// `updateMany`.
+    UpdateMany(UpdateQuery),
+    /// `replaceOne`.
+    ReplaceOne(ReplaceQuery),
+}
+
+/// Approves or refuses each document a write is about to store, atomically
+/// with the write (see [`Backend::write_checked`]).
+///
+/// The service builds one from the collection's JSON schema and from rules
+/// whose roles depend on the fields an update changes.
+///
+/// ```
+/// use bson::Document;
+/// use tower_data_api::backend::{BackendError, BackendErrorKind, WriteCheck};
+///
+/// /// Refuses documents with a negative `stock`.
+/// struct NonNegativeStock;
+///
+/// impl WriteCheck for NonNegativeStock {
+///     fn check(&self, _before: Option<&Document>, after: &Document) -> Result<(), BackendError> {
+///         match after.get_i32("stock") {
+///             Ok(n) if n < 0 => Err(BackendError::new(
+///                 BackendErrorKind::DocumentValidation,
+///                 "stock cannot be negative",
+///             )),
+///             _ => Ok(()),
+///         }
+///     }
+/// }
+/// ```
+pub trait WriteCheck: Send + Sync {
+    /// Checks one document: `before` is the stored version (`None` when an
+    /// upsert inserts it), `after` the version about to be stored, `_id`
+    /// included. An error refuses the whole write, which then changes
+    /// nothing; the backend returns that error unchanged.
+    fn check(&self, before: Option<&Document>, after: &Document) -> Result<(), BackendError>;
+}
 
 /// Executes the ten Data API actions against one data source.
 ///
@@ -238,4 +286,30 @@ pub trait Backend: Send + Sync + 'static {
         ns: &Namespace,
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, BackendError>;
+
+    /// Runs `write` like [`update_one`](Backend::update_one),
+    /// [`update_many`](Backend::update_many) or
+    /// [`replace_one`](Backend::replace_one), calling `check` on every
+    /// document it changes or inserts, **atomically** with the write: the
+    /// document checked is the document stored, no other writer can change
+    /// it in between, and one refusal leaves every document as it was.
+    /// Documents the write leaves unchanged are not checked.
+    ///
+    /// The service calls this instead of the plain methods when the
+    /// collection has a JSON schema or rules must re-check updated documents.
+    /// The default refuses (400): a backend that cannot make the check
+    /// atomic must not pretend to.
+    async fn write_checked(
+        &self,
+        ns: &Namespace,
+        write: CheckedWrite,
+        check: &dyn WriteCheck,
+    ) -> Result<UpdateOutcome, BackendError> {
+        let _ = (ns, write, check);
+        Err(BackendError::new(
+            BackendErrorKind::Unsupported,
+            "this data source cannot check updated documents atomically \
+             (needed for JSON schema validation and rules that re-check updated documents)",
+        ))
+    }
 }

@@ -279,6 +279,13 @@ impl ApiError {
                 .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
             }
             BackendErrorKind::Timeout => return Self::timeout(),
+            BackendErrorKind::PermissionDenied => {
+                return Self::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::PermissionDenied,
+                    err.message,
+                )
+            }
             BackendErrorKind::Internal => return Self::internal(),
         };
         Self::new(status, code, format!("Failed to {verb}: {}", err.message))

@@ -8,17 +8,23 @@
 //! (`{"$and": [client filter, rules]}`), aggregation pipelines get a leading
 //! `$match`. What it returns, a [`Guard`], strips unreadable fields from
 //! the results. The same rewriting serves both backends.
+//!
+//! Updates and replacements that may move a document out of what the user
+//! may write (they change fields a role's `apply_when`, write filter or
+//! `write` reads, or the rules use `%%prevRoot`) also get [`PostImageRules`]:
+//! the backend runs them on every document it is about to store, atomically
+//! with the write, and a refusal (403) leaves every document unchanged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bson::{doc, Bson, Document};
 use http::StatusCode;
 
-use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModifications};
+use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModifications, WriteCheck};
 use crate::protocol::{ApiError, Command, ErrorCode, Reply};
 use crate::query::update::{apply_pipeline_update, upsert_seed};
-use crate::query::{Filter, Projection, QueryError, UpdateDoc};
-use crate::rules::expr::{json_to_bson, Cond, Expr, Matcher, Scope, Template};
+use crate::query::{display_value, Filter, Projection, QueryError, UpdateDoc};
+use crate::rules::expr::{json_to_bson, subject, Cond, Expr, Matcher, PrevRoot, Scope, Template};
 use crate::rules::fields::FieldAccess;
 use crate::rules::functions::Functions;
 use crate::rules::model::{FieldPermission, Role, Rule, Rules};
@@ -54,6 +60,8 @@ struct CompiledRole {
     fields: FieldSpec,
     /// Document paths that decide whether the role may write a document.
     write_deps: BTreeSet<String>,
+    /// Whether a write-side expression reads `%%prevRoot`.
+    uses_prev_root: bool,
 }
 
 #[derive(Debug)]
@@ -157,13 +165,14 @@ impl CompiledRules {
     }
 
     /// Checks `command` on `ns` for a non-system principal and rewrites it;
-    /// the returned guard post-processes the reply.
+    /// the returned guard post-processes the reply, the post-image rules (if
+    /// any) go to the backend with the write.
     pub(crate) fn authorize(
         &self,
         ns: &Namespace,
         scope: &Scope<'_>,
         command: &mut Command,
-    ) -> Result<Guard, ApiError> {
+    ) -> Result<(Guard, Option<PostImageRules>), ApiError> {
         let plan = self.plan(ns, scope)?;
         self.check_operators(command)?;
         match command {
@@ -171,30 +180,31 @@ impl CompiledRules {
                 let (filter, guard) =
                     plan.read(std::mem::take(&mut query.filter), &mut query.projection)?;
                 query.filter = filter;
-                Ok(guard)
+                Ok((guard, None))
             }
             Command::Find(query) => {
                 let (filter, guard) =
                     plan.read(std::mem::take(&mut query.filter), &mut query.projection)?;
                 query.filter = filter;
-                Ok(guard)
+                Ok((guard, None))
             }
             Command::InsertOne(document) => {
                 plan.check_insert(document, "insert")?;
-                Ok(Guard::None)
+                Ok((Guard::None, None))
             }
             Command::InsertMany(documents) => {
                 for document in documents.iter() {
                     plan.check_insert(document, "insert")?;
                 }
-                Ok(Guard::None)
+                Ok((Guard::None, None))
             }
             Command::UpdateOne(query) | Command::UpdateMany(query) => {
                 let filter = std::mem::take(&mut query.filter);
-                query.filter = match &query.update {
+                let (filter, post) = match &query.update {
                     UpdateModifications::Operators(update) => plan.update_filter(filter, update)?,
                     UpdateModifications::Pipeline(_) => plan.pipeline_update_filter(filter)?,
                 };
+                query.filter = filter;
                 if query.upsert {
                     let mut inserted = upsert_seed(&query.filter).map_err(invalid)?;
                     inserted = match &query.update {
@@ -210,19 +220,20 @@ impl CompiledRules {
                     };
                     plan.check_insert(&inserted, "upsert")?;
                 }
-                Ok(Guard::None)
+                Ok((Guard::None, post))
             }
             Command::ReplaceOne(query) => {
                 let filter = std::mem::take(&mut query.filter);
-                query.filter = plan.replace_filter(filter, &query.replacement)?;
+                let (filter, post) = plan.replace_filter(filter, &query.replacement)?;
+                query.filter = filter;
                 if query.upsert {
                     plan.check_insert(&query.replacement, "upsert")?;
                 }
-                Ok(Guard::None)
+                Ok((Guard::None, post))
             }
             Command::DeleteOne(filter) | Command::DeleteMany(filter) => {
                 *filter = plan.delete_filter(std::mem::take(filter))?;
-                Ok(Guard::None)
+                Ok((Guard::None, None))
             }
             Command::Aggregate(pipeline) => {
                 let prefix_for = |collection: &str| {
@@ -230,7 +241,7 @@ impl CompiledRules {
                         .read_prefix()
                 };
                 *pipeline = plan.pipeline(std::mem::take(pipeline), &prefix_for)?;
-                Ok(Guard::None)
+                Ok((Guard::None, None))
             }
         }
     }
@@ -373,6 +384,7 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
         delete: expr(role.delete.as_ref(), "delete", Expr::True)?,
         fields: compile_fields(&root, &format!("{path}.fields"))?,
         write_deps: BTreeSet::new(),
+        uses_prev_root: false,
     };
     let mut write_deps = BTreeSet::new();
     for e in [
@@ -382,8 +394,17 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
     ] {
         e.document_paths(&mut write_deps);
     }
+    let uses_prev_root = [
+        &compiled.apply_when,
+        &compiled.write_filter,
+        &compiled.write,
+        &compiled.insert,
+    ]
+    .iter()
+    .any(|e| e.uses_prev_root());
     Ok(CompiledRole {
         write_deps,
+        uses_prev_root,
         ..compiled
     })
 }
@@ -451,17 +472,34 @@ impl CompiledRule {
                 continue;
             }
             let unconditional = own == Cond::True;
+            let written = |expr: &Expr, stored: &Cond| {
+                if role.uses_prev_root {
+                    expr.eval_as(scope, PrevRoot::Written)
+                } else {
+                    stored.clone()
+                }
+            };
+            let write_filter = role.write_filter.eval(scope);
+            let write_all = role.write.eval(scope);
+            let insert = role.insert.eval(scope);
+            let written = WrittenConds {
+                apply: written(&role.apply_when, &own),
+                write_filter: written(&role.write_filter, &write_filter),
+                write_all: written(&role.write, &write_all),
+                insert: written(&role.insert, &insert),
+            };
             views.push(RoleView {
                 apply: none_before.clone().and(own.clone()),
                 own_apply: own.clone(),
                 read_filter: role.read_filter.eval(scope),
-                write_filter: role.write_filter.eval(scope),
+                write_filter,
                 read_all: role.read.eval(scope),
-                write_all: role.write.eval(scope),
-                insert: role.insert.eval(scope),
+                write_all,
                 delete: role.delete.eval(scope),
                 fields: role.fields.eval(scope),
                 write_deps: role.write_deps.clone(),
+                uses_prev_root: role.uses_prev_root,
+                written,
             });
             if unconditional {
                 break;
@@ -510,10 +548,22 @@ struct RoleView {
     write_filter: Cond,
     read_all: Cond,
     write_all: Cond,
-    insert: Cond,
     delete: Cond,
     fields: FieldAccess,
     write_deps: BTreeSet<String>,
+    uses_prev_root: bool,
+    /// The write-side conditions for a document about to be written.
+    written: WrittenConds,
+}
+
+/// A role's write-side conditions under [`PrevRoot::Written`], tested on a
+/// [`subject`].
+#[derive(Debug, Clone)]
+struct WrittenConds {
+    apply: Cond,
+    write_filter: Cond,
+    write_all: Cond,
+    insert: Cond,
 }
 
 impl RoleView {
@@ -607,30 +657,36 @@ impl Plan {
 
     /// Refuses `document` unless the role applying to it may insert it.
     fn check_insert(&self, document: &Document, verb: &str) -> Result<(), ApiError> {
-        let denied = |detail: &str| forbidden(format!("{verb} not permitted{detail}"));
-        let Some(role) = self.roles.iter().find(|r| r.own_apply.matches(document)) else {
-            return Err(denied(": no role applies to the document"));
-        };
-        if !role.write_filter.matches(document) {
-            return Err(denied(
-                ": the document does not match the role's write filter",
-            ));
-        }
-        if !role.write_all.matches(document) {
-            role.fields
-                .check_document_write(document)
-                .map_err(|path| denied(&format!(": field '{path}' is not writable")))?;
-        }
-        if !role.insert.matches(document) {
-            return Err(denied(""));
-        }
-        Ok(())
+        PostImageRules::new(self, None)
+            .check_new(document, verb)
+            .map_err(forbidden)
     }
 
-    /// The filter of an update-operator update.
-    fn update_filter(&self, filter: Document, update: &Document) -> Result<Document, ApiError> {
+    /// The post-image rules of an update or replacement, when some role's
+    /// write permission depends on what the write may change (`touched`,
+    /// `None` for every field) or reads `%%prevRoot`.
+    fn post_image_rules(&self, touched: Option<&[String]>) -> Option<PostImageRules> {
+        let needed = self.roles.iter().any(|role| {
+            role.uses_prev_root
+                || match touched {
+                    None => !role.write_deps.is_empty(),
+                    Some(touched) => role
+                        .write_deps
+                        .iter()
+                        .any(|dep| touched.iter().any(|p| paths_overlap(p, dep))),
+                }
+        });
+        needed.then(|| PostImageRules::new(self, touched))
+    }
+
+    /// The filter of an update-operator update, and its post-image rules.
+    fn update_filter(
+        &self,
+        filter: Document,
+        update: &Document,
+    ) -> Result<(Document, Option<PostImageRules>), ApiError> {
         let touched = touched_paths(update).map_err(ApiError::bad_request)?;
-        self.check_write_deps(&touched)?;
+        let post = self.post_image_rules(Some(&touched));
         let writable = self.roles.iter().fold(Cond::False, |acc, role| {
             let fields_ok = touched.iter().all(|p| role.fields.can_write_path(p));
             acc.or(role.writable(fields_ok))
@@ -646,35 +702,23 @@ impl Plan {
                 None => "update not permitted".to_owned(),
             }));
         }
-        Ok(writable.merge_into(self.filters.query.merge_into(filter)))
+        Ok((
+            writable.merge_into(self.filters.query.merge_into(filter)),
+            post,
+        ))
     }
 
-    /// Refuses updates of fields that decide roles or write filters: the
-    /// post-image could escape the rules.
-    fn check_write_deps(&self, touched: &[String]) -> Result<(), ApiError> {
-        for role in &self.roles {
-            for dep in &role.write_deps {
-                if let Some(path) = touched.iter().find(|p| paths_overlap(p, dep)) {
-                    return Err(forbidden(format!(
-                        "update not permitted: field '{path}' decides which documents the rules let this user write"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The filter of a pipeline-style update: only roles with unconditional
-    /// document-level write that do not depend on document fields may run one.
-    fn pipeline_update_filter(&self, filter: Document) -> Result<Document, ApiError> {
-        let allowed = self
-            .roles
-            .iter()
-            .all(|role| role.write_all == Cond::True && role.write_deps.is_empty());
+    /// The filter of a pipeline-style update: only roles with document-level
+    /// write for this user may run one (a pipeline may change any field);
+    /// the post-image is re-checked as for a replacement.
+    fn pipeline_update_filter(
+        &self,
+        filter: Document,
+    ) -> Result<(Document, Option<PostImageRules>), ApiError> {
+        let allowed = self.roles.iter().all(|role| role.write_all == Cond::True);
         if !allowed {
             return Err(forbidden(
-                "update not permitted: pipeline updates need document-level write permission \
-                 that does not depend on document fields",
+                "update not permitted: pipeline updates need document-level write permission",
             ));
         }
         let writable = self
@@ -684,15 +728,21 @@ impl Plan {
         if writable.is_false() {
             return Err(forbidden("update not permitted"));
         }
-        Ok(writable.merge_into(self.filters.query.merge_into(filter)))
+        let post = self.post_image_rules(None);
+        Ok((
+            writable.merge_into(self.filters.query.merge_into(filter)),
+            post,
+        ))
     }
 
-    /// The filter of a replacement; the replacement itself must stay writable.
+    /// The filter of a replacement; the replacement itself must stay
+    /// writable: checked here when no role depends on the document, by the
+    /// post-image rules otherwise (they see the `_id` and the stored version).
     fn replace_filter(
         &self,
         filter: Document,
         replacement: &Document,
-    ) -> Result<Document, ApiError> {
+    ) -> Result<(Document, Option<PostImageRules>), ApiError> {
         let writable = self.roles.iter().fold(Cond::False, |acc, role| {
             acc.or(role.writable(role.fields.fully_writable()))
         });
@@ -700,6 +750,10 @@ impl Plan {
             return Err(forbidden(
                 "update not permitted: replacing a document writes every field",
             ));
+        }
+        let merged = writable.merge_into(self.filters.query.merge_into(filter));
+        if let Some(post) = self.post_image_rules(None) {
+            return Ok((merged, Some(post)));
         }
         let post = self
             .roles
@@ -714,7 +768,7 @@ impl Plan {
                 "update not permitted: the replacement document would not be writable",
             ));
         }
-        Ok(writable.merge_into(self.filters.query.merge_into(filter)))
+        Ok((merged, None))
     }
 
     /// The filter of a delete: delete permission, write on every field, write filter.
@@ -808,6 +862,112 @@ impl Plan {
             }
         }
         Ok(access.unwrap_or_default())
+    }
+}
+
+/// The rules a document about to be written must satisfy, checked by the
+/// backend atomically with the write ([`WriteCheck`]).
+///
+/// - A changed document (`before` is its stored version): the first role
+///   whose `apply_when` holds for the new version (`%%prevRoot` = the
+///   stored one) must exist, its write filter must hold, and it must allow
+///   writing what changed (document-level `write`, or field permissions for
+///   the updated paths; every field for a replacement or pipeline).
+/// - An inserted document (an upsert): as an insert, `%%prevRoot` absent.
+#[derive(Debug)]
+pub(crate) struct PostImageRules {
+    roles: Vec<PostImageRole>,
+    /// The paths the update writes; `None`: any field (replacements,
+    /// pipelines).
+    touched: Option<Vec<String>>,
+}
+
+#[derive(Debug)]
+struct PostImageRole {
+    apply: Matcher,
+    write_filter: Matcher,
+    write_all: Matcher,
+    insert: Matcher,
+    fields: FieldAccess,
+}
+
+impl PostImageRules {
+    fn new(plan: &Plan, touched: Option<&[String]>) -> Self {
+        Self {
+            roles: plan
+                .roles
+                .iter()
+                .map(|role| PostImageRole {
+                    apply: role.written.apply.matcher(),
+                    write_filter: role.written.write_filter.matcher(),
+                    write_all: role.written.write_all.matcher(),
+                    insert: role.written.insert.matcher(),
+                    fields: role.fields.clone(),
+                })
+                .collect(),
+            touched: touched.map(<[String]>::to_vec),
+        }
+    }
+
+    /// The reason a new document may not be inserted, if any.
+    fn check_new(&self, document: &Document, verb: &str) -> Result<(), String> {
+        let subject = subject(document, None);
+        let Some(role) = self.roles.iter().find(|r| r.apply.matches(&subject)) else {
+            return Err(format!(
+                "{verb} not permitted: no role applies to the document"
+            ));
+        };
+        if !role.write_filter.matches(&subject) {
+            return Err(format!(
+                "{verb} not permitted: the document does not match the role's write filter"
+            ));
+        }
+        if !role.write_all.matches(&subject) {
+            role.fields
+                .check_document_write(document)
+                .map_err(|path| format!("{verb} not permitted: field '{path}' is not writable"))?;
+        }
+        if !role.insert.matches(&subject) {
+            return Err(format!("{verb} not permitted"));
+        }
+        Ok(())
+    }
+
+    /// The reason the new version of a stored document may not be written.
+    fn check_changed(&self, before: &Document, after: &Document) -> Result<(), String> {
+        let subject = subject(after, Some(before));
+        let id = before.get("_id").map(display_value).unwrap_or_default();
+        let denied = |why: &str| {
+            format!("update not permitted: after the update, the document with _id {id} {why}")
+        };
+        let Some(role) = self.roles.iter().find(|r| r.apply.matches(&subject)) else {
+            return Err(denied("would match no role"));
+        };
+        if !role.write_filter.matches(&subject) {
+            return Err(denied("would not match the role's write filter"));
+        }
+        if role.write_all.matches(&subject) {
+            return Ok(());
+        }
+        let fields_ok = match &self.touched {
+            Some(touched) => touched.iter().all(|p| role.fields.can_write_path(p)),
+            None => role.fields.fully_writable(),
+        };
+        if fields_ok {
+            Ok(())
+        } else {
+            Err(denied("would not be writable by this user"))
+        }
+    }
+}
+
+impl WriteCheck for PostImageRules {
+    fn check(&self, before: Option<&Document>, after: &Document) -> Result<(), BackendError> {
+        let outcome = match before {
+            None => self.check_new(after, "upsert"),
+            Some(before) => self.check_changed(before, after),
+        };
+        outcome.map_err(|message| BackendError::new(BackendErrorKind::PermissionDenied, message))
     }
 }
 

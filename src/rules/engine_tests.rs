@@ -15,6 +15,15 @@ fn user_doc(id: &str) -> Document {
 
 /// Authorizes `command` as user `id` under `rules`.
 fn run(rules: &Rules, id: &str, command: &mut Command) -> Result<Guard, ApiError> {
+    run_full(rules, id, command).map(|(guard, _)| guard)
+}
+
+/// [`run`], with the post-image rules for the backend.
+fn run_full(
+    rules: &Rules,
+    id: &str,
+    command: &mut Command,
+) -> Result<(Guard, Option<PostImageRules>), ApiError> {
     let compiled = CompiledRules::compile(rules, Functions::default()).unwrap();
     let user = user_doc(id);
     let request = doc! { "action": "x" };
@@ -208,13 +217,34 @@ fn updates_check_touched_paths_and_merge_write_filters() {
             format!("update not permitted: field '{field}' is not writable")
         );
     }
-    // Changing the field the write filter depends on is refused.
-    assert!(message(run(
+    // Changing the field the write filter depends on: the post-image is
+    // re-checked by the backend.
+    let (_, post) = run_full(
         &owner_rules(),
         "u1",
-        &mut update(doc! {}, doc! {"$set": {"owner_id": "u2"}})
-    ))
-    .contains("owner_id"));
+        &mut update(doc! {}, doc! {"$set": {"owner_id": "u2"}}),
+    )
+    .unwrap();
+    let post = post.expect("post-image rules");
+    let before = doc! {"_id": 1, "owner_id": "u1"};
+    let refusal = post
+        .check(Some(&before), &doc! {"_id": 1, "owner_id": "u2"})
+        .unwrap_err();
+    assert_eq!(refusal.kind, BackendErrorKind::PermissionDenied);
+    assert_eq!(
+        refusal.message,
+        "update not permitted: after the update, the document with _id 1 would not match \
+         the role's write filter"
+    );
+    assert!(post.check(Some(&before), &before).is_ok());
+    // Fields no role depends on need no post-image check.
+    let (_, post) = run_full(
+        &owner_rules(),
+        "u1",
+        &mut update(doc! {}, doc! {"$set": {"n": 1}}),
+    )
+    .unwrap();
+    assert!(post.is_none());
     let pipeline = Command::UpdateOne(UpdateQuery {
         filter: doc! {},
         update: UpdateModifications::Pipeline(vec![doc! {"$set": {"name": "x"}}]),
@@ -251,9 +281,17 @@ fn replacements_are_whole_writes_checked_before_and_after() {
         })
     };
     assert!(run(&rules, "u1", &mut replace(doc! {"owner_id": "u1", "a": 1})).is_ok());
-    assert!(
-        message(run(&rules, "u1", &mut replace(doc! {"owner_id": "u2"}))).contains("replacement")
-    );
+    // The owner rule depends on the document: the backend re-checks the
+    // replacement with its `_id`.
+    let (_, post) = run_full(&rules, "u1", &mut replace(doc! {"owner_id": "u2"})).unwrap();
+    let post = post.expect("post-image rules");
+    let before = doc! {"_id": 1, "owner_id": "u1"};
+    assert!(post
+        .check(Some(&before), &doc! {"_id": 1, "owner_id": "u2"})
+        .is_err());
+    assert!(post
+        .check(Some(&before), &doc! {"_id": 1, "owner_id": "u1", "b": 2})
+        .is_ok());
     assert!(message(run(
         &staff_rules(),
         "u",

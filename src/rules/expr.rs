@@ -8,6 +8,14 @@
 //! the embedded query engine evaluates in-process. Anything that cannot be
 //! expanded (a missing value, a string that is no ObjectId) makes its
 //! comparison false, never true.
+//!
+//! `%%prevRoot` is the stored version of the document a write changes. When
+//! the rules choose which stored documents a request may read, delete or
+//! update, the stored version is the document itself, so
+//! `%%prevRoot.<field>` reads like `<field>` ([`PrevRoot::Stored`]). When
+//! they judge a document about to be written ([`PrevRoot::Written`]), the
+//! condition tests [`subject`]: the new document with the stored one under
+//! the reserved key `%%prevRoot` (absent for inserts).
 
 use std::collections::BTreeSet;
 
@@ -16,6 +24,32 @@ use bson::{doc, Bson, Document};
 
 use crate::query::Filter;
 use crate::rules::functions::{FunctionCall, Functions};
+
+/// The expansion of the stored version of a written document; also the key
+/// it has in a [`subject`].
+pub(crate) const PREV_ROOT: &str = "%%prevRoot";
+
+/// How `%%prevRoot` is read (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrevRoot {
+    /// Judging stored documents: `%%prevRoot` is the document itself.
+    Stored,
+    /// Judging a document about to be written: `%%prevRoot` is the stored
+    /// version, found in the [`subject`].
+    Written,
+}
+
+/// What [`PrevRoot::Written`] conditions are tested on: `after` with
+/// `before` under the key `%%prevRoot` (a field of that name in `after`
+/// itself is dropped, so a client cannot forge the stored version).
+pub(crate) fn subject(after: &Document, before: Option<&Document>) -> Document {
+    let mut out = after.clone();
+    out.remove(PREV_ROOT);
+    if let Some(before) = before {
+        out.insert(PREV_ROOT, before.clone());
+    }
+    out
+}
 
 /// The operators an expression may use on a value.
 const VALUE_OPERATORS: &[&str] = &[
@@ -29,7 +63,9 @@ pub(crate) enum Expr {
     False,
     All(Vec<Expr>),
     Any(Vec<Expr>),
-    /// A condition on a document field (`field` or `%%root.field`).
+    /// A condition on a document field (`field`, `%%root.field`, or
+    /// `%%prevRoot.field` kept with its prefix; `%%prevRoot` alone for
+    /// `%exists` tests).
     Field {
         path: String,
         test: Test,
@@ -56,7 +92,8 @@ pub(crate) enum Val {
     Literal(Bson),
     User(Vec<String>),
     Request(Vec<String>),
-    /// `%%root.<path>`: only as the equality partner of an expanded value.
+    /// `%%root.<path>` (or `%%prevRoot.<path>`, prefix kept): only as the
+    /// equality partner of an expanded value.
     Root(String),
     StringToOid(Box<Val>),
     OidToString(Box<Val>),
@@ -140,13 +177,23 @@ impl Expr {
             Expr::All(items) | Expr::Any(items) => {
                 items.iter().for_each(|item| item.document_paths(out))
             }
-            Expr::Field { path, .. } => {
-                out.insert(path.clone());
-            }
+            Expr::Field { path, .. } => insert_document_path(path, out),
             Expr::Value { test, .. } => {
                 if let Test::Equals(Val::Root(path)) = test {
-                    out.insert(path.clone());
+                    insert_document_path(path, out);
                 }
+            }
+        }
+    }
+
+    /// Whether the expression reads `%%prevRoot`.
+    pub(crate) fn uses_prev_root(&self) -> bool {
+        match self {
+            Expr::True | Expr::False => false,
+            Expr::All(items) | Expr::Any(items) => items.iter().any(Expr::uses_prev_root),
+            Expr::Field { path, .. } => is_prev_root(path),
+            Expr::Value { test, .. } => {
+                matches!(test, Test::Equals(Val::Root(path)) if is_prev_root(path))
             }
         }
     }
@@ -170,19 +217,25 @@ impl Expr {
         }
     }
 
-    /// Expands the expression for one request.
+    /// Expands the expression for one request, judging stored documents
+    /// ([`PrevRoot::Stored`]).
     pub(crate) fn eval(&self, scope: &Scope<'_>) -> Cond {
+        self.eval_as(scope, PrevRoot::Stored)
+    }
+
+    /// Expands the expression for one request, `%%prevRoot` read as `prev`.
+    pub(crate) fn eval_as(&self, scope: &Scope<'_>, prev: PrevRoot) -> Cond {
         match self {
             Expr::True => Cond::True,
             Expr::False => Cond::False,
             Expr::All(items) => items
                 .iter()
-                .fold(Cond::True, |acc, item| acc.and(item.eval(scope))),
+                .fold(Cond::True, |acc, item| acc.and(item.eval_as(scope, prev))),
             Expr::Any(items) => items
                 .iter()
-                .fold(Cond::False, |acc, item| acc.or(item.eval(scope))),
+                .fold(Cond::False, |acc, item| acc.or(item.eval_as(scope, prev))),
             Expr::Field { path, test } => match test.expand(scope) {
-                Some(condition) => Cond::Query(doc! { path.clone(): condition }),
+                Some(condition) => Cond::Query(doc! { query_path(path, prev): condition }),
                 None => Cond::False,
             },
             Expr::Value { value, test } => {
@@ -192,7 +245,9 @@ impl Expr {
                 };
                 if let Test::Equals(Val::Root(path)) = test {
                     return match value {
-                        Some(value) => Cond::Query(doc! { path.clone(): { "$eq": value } }),
+                        Some(value) => {
+                            Cond::Query(doc! { query_path(path, prev): { "$eq": value } })
+                        }
                         None => Cond::False,
                     };
                 }
@@ -441,6 +496,24 @@ fn parse_doc(doc: &Document, path: &str) -> Result<Expr, String> {
                 path: key["%%root.".len()..].to_owned(),
                 test: parse_test(value, &here, false)?,
             },
+            PREV_ROOT => {
+                let test = parse_test(value, &here, false)?;
+                let exists_only = matches!(&test, Test::Ops(ops)
+                    if ops.iter().all(|(op, v)| op == "$exists" && matches!(v, Val::Literal(_))));
+                if !exists_only {
+                    return Err(format!(
+                        "{here}: %%prevRoot alone can only be tested with %exists (use %%prevRoot.<field>)"
+                    ));
+                }
+                Expr::Field {
+                    path: PREV_ROOT.to_owned(),
+                    test,
+                }
+            }
+            _ if key.starts_with("%%prevRoot.") && key.len() > "%%prevRoot.".len() => Expr::Field {
+                path: key.clone(),
+                test: parse_test(value, &here, false)?,
+            },
             _ if key.starts_with("%%") => {
                 let test = parse_test(value, &here, true)?;
                 Expr::Value {
@@ -608,10 +681,50 @@ fn parse_expansion(text: &str, path: &str) -> Result<Val, String> {
                 "{path}: %%root needs a field path (%%root.<field>)"
             )),
         },
-        "%%prevRoot" | "%%this" | "%%prev" | "%%values" | "%%environment" | "%%args"
-        | "%%partition" => Err(format!("{path}: the expansion {head} is not supported")),
+        "%%prevRoot" => match rest {
+            Some(rest) if !rest.is_empty() => Ok(Val::Root(text.to_owned())),
+            _ => Err(format!(
+                "{path}: %%prevRoot needs a field path here (%%prevRoot.<field>)"
+            )),
+        },
+        "%%this" | "%%prev" | "%%values" | "%%environment" | "%%args" | "%%partition" => {
+            Err(format!("{path}: the expansion {head} is not supported"))
+        }
         _ => Err(format!("{path}: unknown expansion '{text}'")),
     }
+}
+
+fn is_prev_root(path: &str) -> bool {
+    path == PREV_ROOT || path.starts_with("%%prevRoot.")
+}
+
+/// The document path an expression path reads, `%%prevRoot` and its
+/// prefix removed (`%%prevRoot` alone reads no field).
+fn insert_document_path(path: &str, out: &mut BTreeSet<String>) {
+    match path.strip_prefix("%%prevRoot.") {
+        Some(rest) => {
+            out.insert(rest.to_owned());
+        }
+        None if path == PREV_ROOT => {}
+        None => {
+            out.insert(path.to_owned());
+        }
+    }
+}
+
+/// The field path of a condition in a query: under [`PrevRoot::Stored`],
+/// `%%prevRoot.x` is `x` and `%%prevRoot` alone is `_id` (every stored
+/// document has one).
+fn query_path(path: &str, prev: PrevRoot) -> String {
+    if prev == PrevRoot::Stored {
+        if path == PREV_ROOT {
+            return "_id".to_owned();
+        }
+        if let Some(rest) = path.strip_prefix("%%prevRoot.") {
+            return rest.to_owned();
+        }
+    }
+    path.to_owned()
 }
 
 fn missing() -> String {
@@ -640,6 +753,10 @@ mod tests {
     use crate::rules::functions::Functions;
 
     fn scope_eval(expr: Bson) -> Cond {
+        scope_eval_as(expr, PrevRoot::Stored)
+    }
+
+    fn scope_eval_as(expr: Bson, prev: PrevRoot) -> Cond {
         let user = doc! {
             "id": "u1", "type": "normal",
             "data": {"email": "a@b.c", "roles": ["admin"]},
@@ -661,7 +778,48 @@ mod tests {
             request: &request,
             functions: &functions,
         };
-        Expr::parse(&expr, "e").unwrap().eval(&scope)
+        Expr::parse(&expr, "e").unwrap().eval_as(&scope, prev)
+    }
+
+    #[test]
+    fn prev_root_is_the_stored_document() {
+        let owner: Bson = doc! {"%%prevRoot.owner": "%%user.id"}.into();
+        let fresh: Bson = doc! {"%%prevRoot": {"%exists": false}}.into();
+        let partner: Bson = doc! {"%%user.id": "%%prevRoot.owner"}.into();
+        // Judging stored documents: %%prevRoot is the document itself.
+        let stored = Cond::Query(doc! {"owner": {"$eq": "u1"}});
+        assert_eq!(scope_eval(owner.clone()), stored);
+        assert_eq!(scope_eval(partner.clone()), stored);
+        assert_eq!(
+            scope_eval(fresh.clone()),
+            Cond::Query(doc! {"_id": {"$exists": false}})
+        );
+        // Judging a write: the stored version sits in the subject.
+        let before = doc! {"_id": 1, "owner": "u1"};
+        let after = doc! {"_id": 1, "owner": "u2"};
+        let written = scope_eval_as(owner, PrevRoot::Written);
+        assert!(written.matches(&subject(&after, Some(&before))));
+        assert!(!written.matches(&subject(&after, None)));
+        assert!(scope_eval_as(partner, PrevRoot::Written).matches(&subject(&after, Some(&before))));
+        let fresh = scope_eval_as(fresh, PrevRoot::Written);
+        assert!(fresh.matches(&subject(&after, None)));
+        assert!(!fresh.matches(&subject(&after, Some(&before))));
+        // A client's own `%%prevRoot` field is not the stored version.
+        let forged = doc! {"_id": 2, "owner": "u2", "%%prevRoot": {"owner": "u1"}};
+        assert!(!written.matches(&subject(&forged, None)));
+        // Dependencies name the document fields, without the prefix.
+        let expr = Expr::parse(
+            &doc! {"%%prevRoot.a.b": 1, "%%prevRoot": {"%exists": true}}.into(),
+            "e",
+        )
+        .unwrap();
+        let mut paths = BTreeSet::new();
+        expr.document_paths(&mut paths);
+        assert_eq!(
+            paths.into_iter().collect::<Vec<_>>(),
+            vec!["a.b".to_owned()]
+        );
+        assert!(expr.uses_prev_root());
     }
 
     #[test]
@@ -749,7 +907,9 @@ mod tests {
         let err = |e: Bson| Expr::parse(&e, "roles[0].apply_when").unwrap_err();
         assert!(err(doc! {"$where": "1"}.into()).contains("roles[0].apply_when.$where"));
         assert!(err(doc! {"a": {"$regex": "x"}}.into()).contains("not allowed"));
-        assert!(err(doc! {"%%prevRoot.a": 1}.into()).contains("not supported"));
+        assert!(err(doc! {"%%this.a": 1}.into()).contains("not supported"));
+        assert!(err(doc! {"%%prevRoot": 1}.into()).contains("%exists"));
+        assert!(err(doc! {"a": "%%prevRoot"}.into()).contains("field path"));
         assert!(err(doc! {"%%usr.id": 1}.into()).contains("unknown expansion"));
         assert!(err(doc! {"a": "%%root.b"}.into()).contains("%%root"));
         assert!(err(Bson::Int32(1)).contains("expected an expression"));

@@ -19,6 +19,11 @@
 //! | `context` | the `%%user` and `%%request` documents |
 //! | `engine` | compiled rules, role selection, request rewriting |
 //! | `schema_check` | schema validation ([`Schema`], from `query::schema`) of inserts, replacements and update post-images |
+//!
+//! Updates and replacements that need checking per stored document (JSON
+//! schema, rules whose roles depend on what the write changes, `%%prevRoot`)
+//! run through [`Backend::write_checked`](crate::backend::Backend::write_checked),
+//! which makes the check atomic with the write.
 
 mod access;
 #[cfg(feature = "memory")]
@@ -48,19 +53,33 @@ pub use model::{CollectionRule, DocumentFilters, FieldPermission, Role, Rule, Ru
 #[cfg(feature = "memory")]
 pub(crate) use enforce::{compile, Enforcer};
 
+/// What authorization hands to the rest of the pipeline: the guard that
+/// cleans the reply, and the check the backend runs on every document an
+/// update or replacement stores (schema, post-image rules), if any.
+pub(crate) struct Authorization {
+    /// Post-processes the backend's reply.
+    pub(crate) guard: Guard,
+    /// Goes to [`Backend::write_checked`](crate::backend::Backend::write_checked).
+    pub(crate) check: Option<Box<dyn crate::backend::WriteCheck>>,
+}
+
+#[cfg(feature = "memory")]
+pub(crate) use enforce::Guard;
+
 #[cfg(feature = "memory")]
 mod enforce {
     use std::sync::Arc;
 
+    use bson::Document;
     use http::request::Parts;
 
-    use super::engine::CompiledRules;
     pub(crate) use super::engine::Guard;
+    use super::engine::{CompiledRules, PostImageRules};
     use super::expr::Scope;
-    use super::schema_check::Schemas;
-    use super::{Functions, Rules};
+    use super::schema_check::{SchemaCheck, Schemas};
+    use super::{Authorization, Functions, Rules};
     use crate::auth::Principal;
-    use crate::backend::Backend;
+    use crate::backend::{BackendError, WriteCheck};
     use crate::protocol::{ActionRequest, ApiError};
 
     /// The rules of one data source, if it has any, and its collections'
@@ -84,43 +103,61 @@ mod enforce {
 
     impl Enforcer {
         /// Applies the rules to `request` (nothing without rules or for
-        /// `system` principals); the guard post-processes the reply.
+        /// `system` principals) and validates inserts against the
+        /// collection's JSON schema (for every principal). Updates and
+        /// replacements get their checks in the returned [`Authorization`].
         pub(crate) fn authorize(
             &self,
             principal: &Principal,
             parts: &Parts,
             action: &str,
             request: &mut ActionRequest,
-        ) -> Result<Guard, ApiError> {
-            let Some(rules) = &self.rules else {
-                return Ok(Guard::None);
+        ) -> Result<Authorization, ApiError> {
+            let (guard, post_image) = match &self.rules {
+                Some(rules) if !principal.is_system() => {
+                    let user = super::context::user_document(principal);
+                    let request_doc =
+                        super::context::request_document(parts, action, &request.data_source);
+                    let scope = Scope {
+                        user: &user,
+                        request: &request_doc,
+                        functions: rules.functions(),
+                    };
+                    rules.authorize(&request.namespace, &scope, &mut request.command)?
+                }
+                _ => (Guard::None, None),
             };
-            if principal.is_system() {
-                return Ok(Guard::None);
-            }
-            let user = super::context::user_document(principal);
-            let request_doc = super::context::request_document(parts, action, &request.data_source);
-            let scope = Scope {
-                user: &user,
-                request: &request_doc,
-                functions: rules.functions(),
+            let ns = &request.namespace;
+            self.schemas.check_inserts(ns, &request.command)?;
+            let checks = WriteChecks {
+                rules: post_image,
+                schema: self.schemas.write_check(ns, &request.command),
             };
-            rules.authorize(&request.namespace, &scope, &mut request.command)
+            let check: Option<Box<dyn WriteCheck>> =
+                if checks.rules.is_none() && checks.schema.is_none() {
+                    None
+                } else {
+                    Some(Box::new(checks))
+                };
+            Ok(Authorization { guard, check })
         }
+    }
 
-        /// Validates what `request` would write against its collection's
-        /// JSON schema, for every principal (`system` included). Runs after
-        /// [`Enforcer::authorize`], on the rewritten request; reads from
-        /// `backend` only for updates and replacements of a collection that
-        /// has a schema. See [`Schemas::check`] for the guarantees.
-        pub(crate) async fn check_schema(
-            &self,
-            backend: &dyn Backend,
-            request: &ActionRequest,
-        ) -> Result<(), ApiError> {
-            self.schemas
-                .check(backend, &request.namespace, &request.command)
-                .await
+    /// Post-image rules first (403), then the schema (400).
+    struct WriteChecks {
+        rules: Option<PostImageRules>,
+        schema: Option<SchemaCheck>,
+    }
+
+    impl WriteCheck for WriteChecks {
+        fn check(&self, before: Option<&Document>, after: &Document) -> Result<(), BackendError> {
+            if let Some(rules) = &self.rules {
+                rules.check(before, after)?;
+            }
+            if let Some(schema) = &self.schema {
+                schema.check(before, after)?;
+            }
+            Ok(())
         }
     }
 }
@@ -128,12 +165,13 @@ mod enforce {
 /// Without the embedded engine rules cannot be evaluated: data sources keep
 /// their access level only.
 #[cfg(not(feature = "memory"))]
-pub(crate) use disabled::Enforcer;
+pub(crate) use disabled::{Enforcer, Guard};
 
 #[cfg(not(feature = "memory"))]
 mod disabled {
     use http::request::Parts;
 
+    use super::Authorization;
     use crate::auth::Principal;
     use crate::protocol::{ActionRequest, ApiError, Reply};
 
@@ -151,16 +189,11 @@ mod disabled {
             _parts: &Parts,
             _action: &str,
             _request: &mut ActionRequest,
-        ) -> Result<Guard, ApiError> {
-            Ok(Guard)
-        }
-
-        pub(crate) async fn check_schema(
-            &self,
-            _backend: &dyn crate::backend::Backend,
-            _request: &ActionRequest,
-        ) -> Result<(), ApiError> {
-            Ok(())
+        ) -> Result<Authorization, ApiError> {
+            Ok(Authorization {
+                guard: Guard,
+                check: None,
+            })
         }
     }
 

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use bson::{Bson, Document};
 
 use crate::backend::{
-    Backend, BackendError, FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateOutcome,
-    UpdateQuery,
+    Backend, BackendError, CheckedWrite, FindOneQuery, FindQuery, Namespace, ReplaceQuery,
+    UpdateOutcome, UpdateQuery, WriteCheck,
 };
 use crate::query::aggregate::{
     doc_size, AggregateContext, CollectionStats, Limits, DEFAULT_MAX_PIPELINE_BYTES,
@@ -26,7 +26,7 @@ use crate::query::aggregate::{
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
-use write::{duplicate_message, to_backend, ParsedUpdate};
+use write::{duplicate_message, to_backend, ParsedUpdate, WriteSpec};
 
 type Shared<T> = Arc<RwLock<T>>;
 
@@ -342,7 +342,7 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: UpdateQuery,
     ) -> Result<UpdateOutcome, BackendError> {
-        self.run_update(ns, query, false)
+        self.run_update(ns, query, false, None)
     }
 
     async fn update_many(
@@ -350,7 +350,7 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: UpdateQuery,
     ) -> Result<UpdateOutcome, BackendError> {
-        self.run_update(ns, query, true)
+        self.run_update(ns, query, true, None)
     }
 
     async fn replace_one(
@@ -358,28 +358,7 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: ReplaceQuery,
     ) -> Result<UpdateOutcome, BackendError> {
-        let filter = parse_filter(&query.filter)?;
-        let coll = if query.upsert {
-            self.create(&ns.database, &ns.collection)
-        } else {
-            match self.existing(&ns.database, &ns.collection) {
-                Some(c) => c,
-                None => {
-                    crate::query::update::validate_replacement(&query.replacement)
-                        .map_err(to_backend)?;
-                    return Ok(UpdateOutcome::default());
-                }
-            }
-        };
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
-        write::replace(
-            &mut guard,
-            &ns.to_string(),
-            &filter,
-            &query.filter,
-            query.replacement,
-            query.upsert,
-        )
+        self.run_replace(ns, query, None)
     }
 
     async fn delete_one(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError> {
@@ -434,6 +413,21 @@ impl Backend for MemoryBackend {
         };
         parsed.run_from(next, input, &ctx).map_err(to_backend)
     }
+
+    /// Atomic: the collection's write lock is held from the first read of a
+    /// matched document to the last change.
+    async fn write_checked(
+        &self,
+        ns: &Namespace,
+        write: CheckedWrite,
+        check: &dyn WriteCheck,
+    ) -> Result<UpdateOutcome, BackendError> {
+        match write {
+            CheckedWrite::UpdateOne(query) => self.run_update(ns, query, false, Some(check)),
+            CheckedWrite::UpdateMany(query) => self.run_update(ns, query, true, Some(check)),
+            CheckedWrite::ReplaceOne(query) => self.run_replace(ns, query, Some(check)),
+        }
+    }
 }
 
 impl MemoryBackend {
@@ -442,6 +436,7 @@ impl MemoryBackend {
         ns: &Namespace,
         query: UpdateQuery,
         multi: bool,
+        check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
@@ -455,15 +450,44 @@ impl MemoryBackend {
             }
         };
         let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
-        write::update(
-            &mut guard,
-            &ns.to_string(),
-            &filter,
-            &query.filter,
-            &update,
-            query.upsert,
-            multi,
-        )
+        let spec = WriteSpec {
+            ns: &ns.to_string(),
+            filter: &filter,
+            raw_filter: &query.filter,
+            upsert: query.upsert,
+            check,
+        };
+        write::update(&mut guard, &spec, &update, multi)
+    }
+
+    fn run_replace(
+        &self,
+        ns: &Namespace,
+        query: ReplaceQuery,
+        check: Option<&dyn WriteCheck>,
+    ) -> Result<UpdateOutcome, BackendError> {
+        let filter = parse_filter(&query.filter)?;
+        let coll = if query.upsert {
+            self.create(&ns.database, &ns.collection)
+        } else {
+            match self.existing(&ns.database, &ns.collection) {
+                Some(c) => c,
+                None => {
+                    crate::query::update::validate_replacement(&query.replacement)
+                        .map_err(to_backend)?;
+                    return Ok(UpdateOutcome::default());
+                }
+            }
+        };
+        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
+        let spec = WriteSpec {
+            ns: &ns.to_string(),
+            filter: &filter,
+            raw_filter: &query.filter,
+            upsert: query.upsert,
+            check,
+        };
+        write::replace(&mut guard, &spec, query.replacement)
     }
 
     fn run_delete(

@@ -8,7 +8,9 @@
 
 use bson::{oid::ObjectId, Bson, Document};
 
-use crate::backend::{BackendError, BackendErrorKind, UpdateModifications, UpdateOutcome};
+use crate::backend::{
+    BackendError, BackendErrorKind, UpdateModifications, UpdateOutcome, WriteCheck,
+};
 use crate::query::compare::identical_docs;
 use crate::query::update::{
     apply_parsed_pipeline_update, check_id_unchanged, parse_pipeline_update, upsert_seed,
@@ -187,16 +189,43 @@ impl ParsedUpdate {
     }
 }
 
+/// What an update or replacement applies, besides the collection.
+pub(super) struct WriteSpec<'a> {
+    /// The namespace, for duplicate-key messages.
+    pub(super) ns: &'a str,
+    /// The parsed filter.
+    pub(super) filter: &'a Filter,
+    /// The filter as sent, to seed upserts.
+    pub(super) raw_filter: &'a Document,
+    /// Insert when nothing matches.
+    pub(super) upsert: bool,
+    /// Called on every document about to be stored, before the first change.
+    pub(super) check: Option<&'a dyn WriteCheck>,
+}
+
+impl WriteSpec<'_> {
+    fn check(&self, before: Option<&Document>, after: &Document) -> Result<(), BackendError> {
+        match self.check {
+            Some(check) => check.check(before, after),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `updateOne` (`multi == false`) and `updateMany`.
 pub(super) fn update(
     coll: &mut Collection,
-    ns: &str,
-    filter: &Filter,
-    raw_filter: &Document,
+    spec: &WriteSpec<'_>,
     update: &ParsedUpdate,
-    upsert: bool,
     multi: bool,
 ) -> Result<UpdateOutcome, BackendError> {
+    let WriteSpec {
+        ns,
+        filter,
+        raw_filter,
+        upsert,
+        ..
+    } = *spec;
     let matches = coll
         .matching(filter, if multi { None } else { Some(1) })
         .map_err(to_backend)?;
@@ -207,6 +236,7 @@ pub(super) fn update(
         let seed = upsert_seed(raw_filter).map_err(to_backend)?;
         let (new, _) = update.apply(&seed, filter, true).map_err(to_backend)?;
         let doc = prepare_insert(new, None).map_err(to_backend)?;
+        spec.check(None, &doc)?;
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         coll.insert(doc).map_err(|d| duplicate(ns, d))?;
         return Ok(UpdateOutcome {
@@ -222,8 +252,7 @@ pub(super) fn update(
         let (new, changed) = update.apply(doc, filter, false).map_err(to_backend)?;
         if changed {
             check_update_size(&new).map_err(to_backend)?;
-        }
-        if changed {
+            spec.check(Some(doc), &new)?;
             changes.push((*seq, new));
         }
     }
@@ -241,12 +270,16 @@ pub(super) fn update(
 /// `replaceOne`.
 pub(super) fn replace(
     coll: &mut Collection,
-    ns: &str,
-    filter: &Filter,
-    raw_filter: &Document,
+    spec: &WriteSpec<'_>,
     replacement: Document,
-    upsert: bool,
 ) -> Result<UpdateOutcome, BackendError> {
+    let WriteSpec {
+        ns,
+        filter,
+        raw_filter,
+        upsert,
+        ..
+    } = *spec;
     validate_replacement(&replacement).map_err(to_backend)?;
     let Some(seq) = coll
         .matching(filter, Some(1))
@@ -262,6 +295,7 @@ pub(super) fn replace(
             .get("_id")
             .cloned();
         let doc = prepare_insert(replacement, seed_id).map_err(to_backend)?;
+        spec.check(None, &doc)?;
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         coll.insert(doc).map_err(|d| duplicate(ns, d))?;
         return Ok(UpdateOutcome {
@@ -281,8 +315,7 @@ pub(super) fn replace(
     let changed = !identical_docs(&new, old);
     if changed {
         check_update_size(&new).map_err(to_backend)?;
-    }
-    if changed {
+        spec.check(Some(old), &new)?;
         coll.replace(seq, new);
     }
     Ok(UpdateOutcome {

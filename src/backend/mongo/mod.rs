@@ -5,6 +5,7 @@
 //! share. Driver errors are mapped by the `errors` module: a client only ever
 //! sees the server's message about its own request, or a generic one.
 
+mod checked;
 mod encodable;
 mod errors;
 
@@ -18,8 +19,8 @@ use mongodb::options::{ClientOptions, UpdateModifications as DriverUpdate};
 use mongodb::{Client, Collection, Cursor};
 
 use crate::backend::{
-    Backend, BackendError, FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateModifications,
-    UpdateOutcome, UpdateQuery,
+    Backend, BackendError, CheckedWrite, FindOneQuery, FindQuery, Namespace, ReplaceQuery,
+    UpdateModifications, UpdateOutcome, UpdateQuery, WriteCheck,
 };
 
 use errors::log_and_map;
@@ -462,6 +463,17 @@ impl Backend for MongoBackend {
         collect(cursor)
             .await
             .map_err(|e| log_and_map(&e, "aggregate"))
+    }
+
+    /// One transaction per attempt, retried on write conflicts; needs a
+    /// replica set or sharded cluster (see the `checked` module).
+    async fn write_checked(
+        &self,
+        ns: &Namespace,
+        write: CheckedWrite,
+        check: &dyn WriteCheck,
+    ) -> Result<UpdateOutcome, BackendError> {
+        checked::write_checked(self, ns, write, check).await
     }
 }
 
