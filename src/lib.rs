@@ -29,8 +29,10 @@
 //! or `Endpoint-Signature`, when configured), **decode** (relaxed Extended JSON
 //! → typed [`ActionRequest`]), **authorize** (the data source's
 //! [`AccessLevel`], then its [`rules::Rules`], which rewrite the request and
-//! strip unreadable fields from the reply), **schema** (collection schemas on
-//! writes), **execute** (the data source's [`Backend`]), **encode** (JSON or
+//! strip unreadable fields from the reply; collection schemas checked on
+//! inserts), **execute** (the data source's [`Backend`]; updates and
+//! replacements that need schema or post-image rule checks run through
+//! [`Backend::write_checked`], atomic with the write), **encode** (JSON or
 //! canonical EJSON per `Accept`), **log** ([`log::LogSink`]).
 //!
 //! ## Features

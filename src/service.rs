@@ -248,10 +248,11 @@ impl Inner {
     }
 
     /// The pipeline: route → limits → authenticate → validate → decode →
-    /// authorize (access level, then rules: the request is rewritten and a
-    /// guard strips unreadable fields from the reply) → schema validation of
-    /// writes → execute. Client API requests (login, sessions) leave it
-    /// after the limits.
+    /// authorize (access level, then rules: the request is rewritten, a
+    /// guard strips unreadable fields from the reply, inserts are checked
+    /// against the collection's schema, and updates get the checks their
+    /// backend runs atomically with the write) → execute. Client API
+    /// requests (login, sessions) leave it after the limits.
     async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
     where
         B: Body + Send + 'static,
