@@ -1,8 +1,9 @@
 //! App Services-style rules over HTTP on both backends: a matrix of
 //! principals × actions × documents with exact answers and the collection
-//! contents afterwards, and the hostile cases (escaping the rules through
+//! contents afterwards, the hostile cases (escaping the rules through
 //! `$lookup`, `$unionWith`, `$facet`, `$rename`, parent paths, pipeline
-//! updates, `$replaceWith`, `$out`).
+//! updates, `$replaceWith`, `$out`), and `$graphLookup` searching only the
+//! readable documents and returning them stripped.
 //!
 //! The standalone server loads the rules from a JSON file named in its TOML
 //! configuration (`rules_file`). Principals are API keys; rules tell them
@@ -25,6 +26,10 @@ const CAROL: &str = "rules-carol-key-0123456789abcdefghijklmnopqrstuvwxyz";
 /// - `pub`: `admin` as in `docs`; everybody else reads everything but
 ///   `salary`, writes nothing;
 /// - `ro`: read-only for everybody;
+/// - `people`: `admin` as in `docs`; everybody else reads the documents they
+///   own without `salary` (an exclusion projection), writes nothing;
+/// - `cards`: `admin` as in `docs`; everybody else reads `name` and `next`
+///   only (an inclusion projection) of every document;
 /// - `secret`: no rule at all.
 fn rules(db: &str) -> Value {
     json!({
@@ -61,6 +66,29 @@ fn rules(db: &str) -> Value {
             {
                 "database": db, "collection": "ro",
                 "roles": [{"name": "ro", "read": true, "write": false, "insert": false, "delete": false}]
+            },
+            {
+                "database": db, "collection": "people",
+                "roles": [
+                    {"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true},
+                    {
+                        "name": "colleague",
+                        "document_filters": {"read": {"owner": "%%user.name"}, "write": false},
+                        "fields": {"salary": {}},
+                        "additional_fields": {"read": true}
+                    }
+                ]
+            },
+            {
+                "database": db, "collection": "cards",
+                "roles": [
+                    {"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true},
+                    {
+                        "name": "reader",
+                        "fields": {"name": {"read": true}, "next": {"read": true}},
+                        "additional_fields": {}
+                    }
+                ]
             }
         ]
     })
@@ -325,12 +353,12 @@ async fn matrix(kind: BackendKind) {
         (json!({"$set": {"profile": {"email": "e"}}}), "update not permitted: field 'profile' is not writable"),
         (json!({"$unset": {"profile": ""}}), "update not permitted: field 'profile' is not writable"),
         (json!({"$set": {"owner": "carol"}}),
-         "update not permitted: field 'owner' decides which documents the rules let this user write"),
+         "update not permitted: after the update, the document with _id 1 would not match the role's write filter"),
     ] {
         rig.refused(ALICE, "updateOne", "docs", json!({"filter": {"_id": 1}, "update": update}), denied, message).await;
     }
-    let pipeline_message = "update not permitted: pipeline updates need document-level write \
-                            permission that does not depend on document fields";
+    let pipeline_message =
+        "update not permitted: pipeline updates need document-level write permission";
     for pipeline in [
         json!([{"$set": {"salary": 0}}]),
         json!([{"$replaceWith": {"_id": "$_id", "owner": "alice", "salary": 0}}]),
@@ -491,8 +519,8 @@ async fn matrix(kind: BackendKind) {
         (
             json!([{"$graphLookup": {"from": "secret", "startWith": "$_id", "connectFromField": "a",
                                   "connectToField": "b", "as": "g"}}]),
-            denied,
-            "$graphLookup not permitted in aggregation pipelines",
+            "NoMatchingRuleFound",
+            no_rule.as_str(),
         ),
         (
             json!([{"$out": "stolen"}]),
@@ -585,6 +613,195 @@ async fn matrix_on_the_embedded_engine() {
 #[tokio::test]
 async fn matrix_on_the_peer() {
     matrix(BackendKind::Peer).await;
+}
+
+/// Where the peer (SecantusDB 0.7.0b3) is wrong against MongoDB: its
+/// `$graphLookup` accepts `restrictSearchWithMatch` and ignores it, so the
+/// rules' conditions put there restrict nothing: the documents the user may
+/// not read are returned (still stripped of the hidden fields) and traversed.
+/// MongoDB and the embedded engine search only the matching documents.
+/// Tolerated: on the peer the answer is exactly this unrestricted search.
+const PEER_IGNORES_RESTRICT_SEARCH_WITH_MATCH: &str =
+    "the peer's $graphLookup ignores restrictSearchWithMatch";
+
+/// `$graphLookup` under rules: the search sees only the readable documents
+/// (the rules' `$match` ANDed into `restrictSearchWithMatch`), the documents
+/// found lose their hidden fields (exclusion and inclusion projections), and
+/// searching over a hidden field or an unruled collection is refused.
+async fn graph_lookup(kind: BackendKind) {
+    let Some(rig) = Rig::start(kind).await else {
+        return;
+    };
+    let denied = "PermissionDenied";
+    // Carol reads ann, bea and dan; cal is dave's: the chain ann -> bea ->
+    // cal -> dan stops at bea for her.
+    rig.expect(
+        ADMIN,
+        "insertMany",
+        "people",
+        json!({"documents": [
+            {"_id": 1, "name": "ann", "boss": "bea", "owner": "carol", "salary": 1},
+            {"_id": 2, "name": "bea", "boss": "cal", "owner": "carol", "salary": 2},
+            {"_id": 3, "name": "cal", "boss": "dan", "owner": "dave", "salary": 3},
+            {"_id": 4, "name": "dan", "owner": "carol", "salary": 4}
+        ]}),
+        201,
+        json!({"insertedIds": [1, 2, 3, 4]}),
+    )
+    .await;
+    rig.expect(
+        ADMIN,
+        "insertMany",
+        "cards",
+        json!({"documents": [
+            {"_id": 1, "name": "c1", "next": "c2", "secret": "s1"},
+            {"_id": 2, "name": "c2", "next": "c3", "secret": "s2"},
+            {"_id": 3, "name": "c3", "secret": "s3"}
+        ]}),
+        201,
+        json!({"insertedIds": [1, 2, 3]}),
+    )
+    .await;
+    let chain = |from: &str, start: &str, connect_from: &str| {
+        json!({"pipeline": [
+            {"$match": {"_id": 1}},
+            {"$graphLookup": {"from": from, "startWith": start, "connectFromField": connect_from,
+                              "connectToField": "name", "as": "chain", "depthField": "depth"}}
+        ]})
+    };
+    let found = if kind == BackendKind::Peer {
+        eprintln!("tolerated on the peer: {PEER_IGNORES_RESTRICT_SEARCH_WITH_MATCH}");
+        json!([
+            {"_id": 2, "name": "bea", "boss": "cal", "owner": "carol", "depth": 0},
+            {"_id": 3, "name": "cal", "boss": "dan", "owner": "dave", "depth": 1},
+            {"_id": 4, "name": "dan", "owner": "carol", "depth": 2}
+        ])
+    } else {
+        json!([{"_id": 2, "name": "bea", "boss": "cal", "owner": "carol", "depth": 0}])
+    };
+    rig.expect(
+        CAROL,
+        "aggregate",
+        "people",
+        chain("people", "$boss", "boss"),
+        200,
+        json!({"documents": [
+            {"_id": 1, "name": "ann", "boss": "bea", "owner": "carol", "chain": found}
+        ]}),
+    )
+    .await;
+    // The system user's view of the same search: everything, salaries too.
+    rig.expect(
+        ADMIN,
+        "aggregate",
+        "people",
+        chain("people", "$boss", "boss"),
+        200,
+        json!({"documents": [
+            {"_id": 1, "name": "ann", "boss": "bea", "owner": "carol", "salary": 1, "chain": [
+                {"_id": 2, "name": "bea", "boss": "cal", "owner": "carol", "salary": 2, "depth": 0},
+                {"_id": 3, "name": "cal", "boss": "dan", "owner": "dave", "salary": 3, "depth": 1},
+                {"_id": 4, "name": "dan", "owner": "carol", "salary": 4, "depth": 2}
+            ]}
+        ]}),
+    )
+    .await;
+    // An inclusion projection: only `_id`, the readable fields and the depth.
+    rig.expect(
+        CAROL,
+        "aggregate",
+        "cards",
+        chain("cards", "$next", "next"),
+        200,
+        json!({"documents": [
+            {"_id": 1, "name": "c1", "next": "c2", "chain": [
+                {"_id": 2, "name": "c2", "next": "c3", "depth": 0},
+                {"_id": 3, "name": "c3", "depth": 1}
+            ]}
+        ]}),
+    )
+    .await;
+    // From another collection, with the client's own restriction kept.
+    let found = if kind == BackendKind::Peer {
+        json!([{"_id": 2, "name": "c2", "next": "c3"}, {"_id": 3, "name": "c3"}])
+    } else {
+        json!([{"_id": 2, "name": "c2", "next": "c3"}])
+    };
+    rig.expect(
+        CAROL,
+        "aggregate",
+        "people",
+        json!({"pipeline": [
+            {"$match": {"_id": 1}},
+            {"$project": {"_id": 1}},
+            {"$graphLookup": {"from": "cards", "startWith": "c2", "connectFromField": "next",
+                              "connectToField": "name", "as": "chain",
+                              "restrictSearchWithMatch": {"name": {"$ne": "c3"}}}}
+        ]}),
+        200,
+        json!({"documents": [{"_id": 1, "chain": found}]}),
+    )
+    .await;
+
+    // Searching over hidden fields, or where no rule applies: refused.
+    let not_readable = |field: &str, coll: &str| {
+        format!(
+            "$graphLookup not permitted: field '{field}' of collection '{coll}' is not readable"
+        )
+    };
+    let search = |from: &str, connect_from: &str, connect_to: &str, extra: Value| {
+        let mut spec = json!({"from": from, "startWith": "$_id", "connectFromField": connect_from,
+                              "connectToField": connect_to, "as": "g"});
+        spec.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        json!({"pipeline": [{"$graphLookup": spec}]})
+    };
+    for (body, code, message) in [
+        (
+            search("people", "salary", "name", json!({})),
+            denied,
+            not_readable("salary", "people"),
+        ),
+        (
+            search("cards", "next", "secret", json!({})),
+            denied,
+            not_readable("secret", "cards"),
+        ),
+        (
+            search(
+                "people",
+                "boss",
+                "name",
+                json!({"restrictSearchWithMatch": {"salary": {"$gt": 2}}}),
+            ),
+            denied,
+            not_readable("salary", "people"),
+        ),
+        (
+            search("secret", "a", "b", json!({})),
+            "NoMatchingRuleFound",
+            format!("no rule exists for namespace '{}.secret'", rig.db),
+        ),
+        (
+            search("docs", "a", "b", json!({})),
+            denied,
+            "aggregate not permitted: the roles that may apply read different fields".to_owned(),
+        ),
+    ] {
+        rig.refused(CAROL, "aggregate", "people", body, code, &message)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn graph_lookup_on_the_embedded_engine() {
+    graph_lookup(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn graph_lookup_on_the_peer() {
+    graph_lookup(BackendKind::Peer).await;
 }
 
 /// The cost of rules: `findOne` by `_id` through the service (in-process, no

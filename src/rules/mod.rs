@@ -129,6 +129,7 @@ mod enforce {
             };
             let ns = &request.namespace;
             self.schemas.check_inserts(ns, &request.command)?;
+            self.schemas.check_aggregate_output(ns, &request.command)?;
             let checks = WriteChecks {
                 rules: post_image,
                 schema: self.schemas.write_check(ns, &request.command),

@@ -8,6 +8,26 @@
 //!   `pipeline`, added when the stage had none (with `localField` /
 //!   `foreignField` this form needs MongoDB 5.0 or later);
 //! - `$unionWith`: the same for `coll`;
+//! - `$graphLookup` (`from` in the same database): the read prefix's `$match`
+//!   conditions are ANDed into `restrictSearchWithMatch`
+//!   (`{"$and": [client's, rules']}`), so unreadable documents are neither
+//!   returned nor traversed. When the rules hide fields, the fields the search
+//!   reads (`connectFromField`, `connectToField`, every field the client's
+//!   `restrictSearchWithMatch` names) must be readable, or the stage is refused
+//!   (a traversal over a hidden field would reveal its values), and each
+//!   `$project` of the prefix becomes a stage right after the `$graphLookup`
+//!   rebuilding every document of the `as` array from its readable top-level
+//!   fields:
+//!   `{"$set": {as: {"$map": {"input": "$as", "as": "node", "in":
+//!   {"$arrayToObject": {"$filter": {"input": {"$objectToArray": "$$node"},
+//!   "as": "field", "cond": C}}}}}}}`, where `C` is
+//!   `{"$not": [{"$in": ["$$field.k", {"$literal": hidden}]}]}` for an exclusion
+//!   projection (the `depthField` is never hidden: the search overwrote it) and
+//!   `{"$in": ["$$field.k", {"$literal": kept}]}` for an inclusion one (`_id`
+//!   unless excluded, and the `depthField`, are kept). Per-element expressions
+//!   rather than a `{"$project": {"as.f": 0}}` because the test peer does not
+//!   apply exclusions through arrays; projections of nested paths (`a.b`) and
+//!   a dotted `as` are refused for the same reason;
 //! - `$facet`: its sub-pipelines see the documents already filtered, so they
 //!   are only checked recursively.
 //!
@@ -43,17 +63,19 @@ fn rewrite_at(
             "aggregate not permitted: sub-pipelines are nested too deeply",
         ));
     }
-    pipeline
-        .into_iter()
-        .map(|stage| rewrite_stage(stage, prefix_for, depth))
-        .collect()
+    let mut out = Vec::with_capacity(pipeline.len());
+    for stage in pipeline {
+        out.extend(rewrite_stage(stage, prefix_for, depth)?);
+    }
+    Ok(out)
 }
 
+/// The stage rewritten, followed by any stages it needs after it.
 fn rewrite_stage(
     mut stage: Document,
     prefix_for: &PrefixFor<'_>,
     depth: usize,
-) -> Result<Document, ApiError> {
+) -> Result<Vec<Document>, ApiError> {
     if let Some(name) = denied_stage(&stage) {
         return Err(forbidden(format!(
             "{name} not permitted in aggregation pipelines"
@@ -92,8 +114,13 @@ fn rewrite_stage(
             let rewritten = rewrite_at(inner, prefix_for, depth + 1)?;
             *value = Bson::Array(rewritten.into_iter().map(Bson::Document).collect());
         }
+    } else if let Some(spec) = stage.get_mut("$graphLookup") {
+        let after = rewrite_graph_lookup(spec, prefix_for)?;
+        let mut out = vec![stage];
+        out.extend(after);
+        return Ok(out);
     }
-    Ok(stage)
+    Ok(vec![stage])
 }
 
 fn rewrite_union_with(
@@ -120,6 +147,281 @@ fn rewrite_union_with(
     Ok(Bson::Document(spec))
 }
 
+/// Applies the rules of the collection a `$graphLookup` searches to its
+/// specification; returns the stages that must follow it.
+fn rewrite_graph_lookup(
+    spec: &mut Bson,
+    prefix_for: &PrefixFor<'_>,
+) -> Result<Vec<Document>, ApiError> {
+    let Bson::Document(spec) = spec else {
+        return Err(ApiError::bad_request(
+            "the $graphLookup stage specification must be an object",
+        ));
+    };
+    let collection = match spec.get("from") {
+        Some(Bson::String(name)) => name.clone(),
+        Some(_) => return Err(other_database("$graphLookup")),
+        None => {
+            return Err(ApiError::bad_request(
+                "$graphLookup requires 'from' to be specified",
+            ))
+        }
+    };
+    let searched = Searched::parse(&collection, prefix_for(&collection)?)?;
+    let client = match spec.get("restrictSearchWithMatch") {
+        None => None,
+        Some(Bson::Document(client)) => Some(client),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "$graphLookup 'restrictSearchWithMatch' must be an object",
+            ))
+        }
+    };
+    let mut after = Vec::new();
+    if !searched.projections.is_empty() {
+        let as_field = match spec.get("as") {
+            Some(Bson::String(name)) if is_top_level(name) => name.as_str(),
+            _ => {
+                return Err(forbidden(format!(
+                    "$graphLookup not permitted: 'as' must be a top-level field name \
+                     when the rules of collection '{collection}' hide fields"
+                )))
+            }
+        };
+        for key in ["connectFromField", "connectToField"] {
+            match spec.get(key) {
+                Some(Bson::String(path)) => searched.check_readable(path)?,
+                _ => {
+                    return Err(forbidden(format!(
+                        "$graphLookup not permitted: '{key}' must name a field of \
+                         collection '{collection}'"
+                    )))
+                }
+            }
+        }
+        if let Some(client) = client {
+            searched.check_filter(client)?;
+        }
+        let depth_field = match spec.get("depthField") {
+            Some(Bson::String(name)) if is_top_level(name) => Some(name.as_str()),
+            _ => None,
+        };
+        after = searched
+            .projections
+            .iter()
+            .filter_map(|shape| shape.strip_stage(as_field, depth_field))
+            .collect();
+    }
+    if !searched.conditions.is_empty() {
+        let restrict = searched.restrict(client.cloned());
+        spec.insert("restrictSearchWithMatch", restrict);
+    }
+    Ok(after)
+}
+
+/// Whether `name` is a field of the document itself (not a path, not `$`-prefixed).
+fn is_top_level(name: &str) -> bool {
+    !name.is_empty() && !name.contains('.') && !name.starts_with('$')
+}
+
+/// The read rules of the collection a `$graphLookup` searches, taken from
+/// its read prefix.
+#[derive(Debug)]
+struct Searched<'a> {
+    collection: &'a str,
+    /// The `$match` conditions of the readable documents.
+    conditions: Vec<Document>,
+    /// The `$project` stages hiding fields, in order.
+    projections: Vec<Shape>,
+}
+
+impl<'a> Searched<'a> {
+    fn parse(collection: &'a str, prefix: Vec<Document>) -> Result<Self, ApiError> {
+        let mut searched = Searched {
+            collection,
+            conditions: Vec::new(),
+            projections: Vec::new(),
+        };
+        for stage in prefix {
+            let single = stage.len() == 1;
+            match stage.into_iter().next() {
+                Some((name, Bson::Document(body)))
+                    if single && name == "$match" && searched.projections.is_empty() =>
+                {
+                    if !body.is_empty() {
+                        searched.conditions.push(body);
+                    }
+                }
+                Some((name, Bson::Document(body))) if single && name == "$project" => {
+                    searched.projections.push(Shape::parse(collection, &body)?);
+                }
+                _ => return Err(inapplicable(collection)),
+            }
+        }
+        Ok(searched)
+    }
+
+    /// The search restriction: the client's (when not empty) and the rules'
+    /// conditions, all of them.
+    fn restrict(&self, client: Option<Document>) -> Document {
+        let mut parts: Vec<Bson> = client
+            .filter(|client| !client.is_empty())
+            .into_iter()
+            .chain(self.conditions.iter().cloned())
+            .map(Bson::Document)
+            .collect();
+        match parts.pop() {
+            Some(Bson::Document(only)) if parts.is_empty() => only,
+            last => {
+                parts.extend(last);
+                bson::doc! { "$and": parts }
+            }
+        }
+    }
+
+    /// Refuses a search reading `path` unless every projection keeps it.
+    fn check_readable(&self, path: &str) -> Result<(), ApiError> {
+        let top = path.split('.').next().unwrap_or(path);
+        if self.projections.iter().all(|shape| shape.keeps(top)) {
+            Ok(())
+        } else {
+            Err(forbidden(format!(
+                "$graphLookup not permitted: field '{path}' of collection '{}' is not readable",
+                self.collection
+            )))
+        }
+    }
+
+    /// Refuses a client restriction naming a field the rules hide, or using
+    /// a top-level operator whose fields cannot be checked (`$expr`, ...).
+    fn check_filter(&self, filter: &Document) -> Result<(), ApiError> {
+        for (key, value) in filter {
+            match key.as_str() {
+                "$and" | "$or" | "$nor" => {
+                    if let Bson::Array(items) = value {
+                        for item in items {
+                            if let Bson::Document(inner) = item {
+                                self.check_filter(inner)?;
+                            }
+                        }
+                    }
+                }
+                "$comment" => {}
+                operator if operator.starts_with('$') => {
+                    return Err(forbidden(format!(
+                        "$graphLookup not permitted: restrictSearchWithMatch cannot use \
+                         {operator} when the rules of collection '{}' hide fields",
+                        self.collection
+                    )))
+                }
+                path => self.check_readable(path)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `$project` of top-level fields: the names it keeps (`keep`), or the
+/// names it hides.
+#[derive(Debug)]
+struct Shape {
+    keep: bool,
+    names: Vec<String>,
+}
+
+impl Shape {
+    fn parse(collection: &str, projection: &Document) -> Result<Shape, ApiError> {
+        let (mut kept, mut hidden, mut id) = (Vec::new(), Vec::new(), None);
+        for (name, value) in projection {
+            let keep = match value {
+                Bson::Boolean(b) => *b,
+                Bson::Int32(n) => *n != 0,
+                Bson::Int64(n) => *n != 0,
+                Bson::Double(n) => *n != 0.0,
+                _ => return Err(inapplicable(collection)),
+            };
+            if name.contains('.') {
+                return Err(forbidden(format!(
+                    "$graphLookup not permitted: the read permissions of field '{name}' of \
+                     collection '{collection}' cannot be applied to the documents it returns"
+                )));
+            }
+            if !is_top_level(name) {
+                return Err(inapplicable(collection));
+            }
+            if name == "_id" {
+                id = Some(keep);
+            } else if keep {
+                kept.push(name.clone());
+            } else {
+                hidden.push(name.clone());
+            }
+        }
+        if !kept.is_empty() && !hidden.is_empty() {
+            return Err(inapplicable(collection));
+        }
+        let keep = !kept.is_empty() || hidden.is_empty() && id == Some(true);
+        let mut names = Vec::new();
+        if id == Some(keep) || keep && id.is_none() {
+            names.push("_id".to_owned());
+        }
+        names.extend(if keep { kept } else { hidden });
+        Ok(Shape { keep, names })
+    }
+
+    /// Whether the top-level field `name` survives this projection.
+    fn keeps(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name) == self.keep
+    }
+
+    /// The stage applying this projection to every document of the array
+    /// `as_field` (`None` when it hides nothing there). The `depth_field`
+    /// holds the search depth, written over any stored value: never hidden.
+    fn strip_stage(&self, as_field: &str, depth_field: Option<&str>) -> Option<Document> {
+        let mut names: Vec<&str> = self
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| self.keep || Some(*name) != depth_field)
+            .collect();
+        if self.keep {
+            names.extend(depth_field.filter(|depth| !names.contains(depth)));
+        } else if names.is_empty() {
+            return None;
+        }
+        let listed = bson::doc! { "$in": ["$$field.k", { "$literal": names }] };
+        let cond = if self.keep {
+            listed
+        } else {
+            bson::doc! { "$not": [listed] }
+        };
+        Some(bson::doc! { "$set": { as_field: { "$map": {
+            "input": format!("${as_field}"),
+            "as": "node",
+            "in": { "$arrayToObject": { "$filter": {
+                "input": { "$objectToArray": "$$node" },
+                "as": "field",
+                "cond": cond,
+            } } },
+        } } } })
+    }
+}
+
+/// 403 for read rules that have no `$graphLookup` equivalent.
+fn inapplicable(collection: &str) -> ApiError {
+    forbidden(format!(
+        "$graphLookup not permitted: the read rules of collection '{collection}' cannot be \
+         applied to the documents it returns"
+    ))
+}
+
+/// 403 for a join naming a collection of another database.
+fn other_database(stage: &str) -> ApiError {
+    forbidden(format!(
+        "{stage} not permitted: only collections of the same database can be joined"
+    ))
+}
+
 /// The read prefix of the collection a join names.
 fn joined_prefix(
     stage: &str,
@@ -128,9 +430,7 @@ fn joined_prefix(
 ) -> Result<Vec<Document>, ApiError> {
     match collection {
         Bson::String(name) => prefix_for(name),
-        _ => Err(forbidden(format!(
-            "{stage} not permitted: only collections of the same database can be joined"
-        ))),
+        _ => Err(other_database(stage)),
     }
 }
 
@@ -164,6 +464,18 @@ mod tests {
                 doc! {"$match": {"ok": true}},
                 doc! {"$project": {"s": 0}},
             ]),
+            "people" => Ok(vec![
+                doc! {"$match": {"owner": "u"}},
+                doc! {"$project": {"salary": 0, "level": 0}},
+            ]),
+            "cards" => Ok(vec![
+                doc! {"$match": {"a": 1}},
+                doc! {"$project": {"name": 1, "next": 1, "rank": 1}},
+                doc! {"$project": {"_id": 0, "rank": false}},
+            ]),
+            "filtered" => Ok(vec![doc! {"$match": {"a": 1}}]),
+            "nested" => Ok(vec![doc! {"$project": {"a.b": 0}}]),
+            "computed" => Ok(vec![doc! {"$project": {"x": "$y"}}]),
             _ => Err(forbidden(format!("no rule for {coll}"))),
         }
     }
@@ -225,5 +537,170 @@ mod tests {
             deep = doc! {"$facet": {"a": [deep]}};
         }
         assert!(err(vec![deep]).message().contains("too deeply"));
+    }
+
+    /// The stage rebuilding every document of `chain` with `cond` on each
+    /// field `k`.
+    fn strip(cond: Document) -> Document {
+        doc! {"$set": {"chain": {"$map": {"input": "$chain", "as": "node", "in": {
+        "$arrayToObject": {"$filter": {
+            "input": {"$objectToArray": "$$node"}, "as": "field", "cond": cond}}}}}}}
+    }
+
+    #[test]
+    fn graph_lookup_searches_readable_documents_and_strips_them() {
+        let out = rewrite(
+            vec![
+                doc! {"$graphLookup": {"from": "people", "startWith": "$boss",
+                "connectFromField": "boss", "connectToField": "name", "as": "chain",
+                "depthField": "level", "restrictSearchWithMatch": {"kind": "x"}, "maxDepth": 3}},
+                doc! {"$limit": 1},
+            ],
+            &prefix_for,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                doc! {"$graphLookup": {"from": "people", "startWith": "$boss",
+                "connectFromField": "boss", "connectToField": "name", "as": "chain",
+                "depthField": "level",
+                "restrictSearchWithMatch": {"$and": [{"kind": "x"}, {"owner": "u"}]},
+                "maxDepth": 3}},
+                // `level` is the depth the search wrote: not hidden.
+                strip(doc! {"$not": [{"$in": ["$$field.k", {"$literal": ["salary"]}]}]}),
+                doc! {"$limit": 1},
+            ]
+        );
+
+        // Inclusion projections keep `_id` (unless excluded) and the depth.
+        let out = rewrite(
+            vec![doc! {"$graphLookup": {"from": "cards", "startWith": "$x",
+            "connectFromField": "next", "connectToField": "name.first", "as": "chain",
+            "depthField": "d", "restrictSearchWithMatch": {}}}],
+            &prefix_for,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                doc! {"$graphLookup": {"from": "cards", "startWith": "$x",
+                "connectFromField": "next", "connectToField": "name.first", "as": "chain",
+                "depthField": "d", "restrictSearchWithMatch": {"a": 1}}},
+                strip(doc! {"$in": ["$$field.k",
+                {"$literal": ["_id", "name", "next", "rank", "d"]}]}),
+                strip(doc! {"$not": [{"$in": ["$$field.k", {"$literal": ["_id", "rank"]}]}]}),
+            ]
+        );
+
+        // Nothing hidden: the restriction only; nothing filtered: unchanged;
+        // at any depth.
+        let stage = |from: &str| {
+            doc! {"$graphLookup": {"from": from, "startWith": "$x",
+            "connectFromField": "a", "connectToField": "b", "as": "g"}}
+        };
+        let mut restricted = stage("filtered");
+        restricted
+            .get_document_mut("$graphLookup")
+            .unwrap()
+            .insert("restrictSearchWithMatch", doc! {"a": 1});
+        let out = rewrite(
+            vec![doc! {"$facet": {"f": [stage("filtered"), stage("open")]}}],
+            &prefix_for,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![doc! {"$facet": {"f": [restricted, stage("open")]}}]
+        );
+    }
+
+    #[test]
+    fn graph_lookup_refusals() {
+        let err = |stage: Document| rewrite(vec![stage], &prefix_for).unwrap_err();
+        let people = |extra: Document| {
+            let mut spec = doc! {"from": "people", "startWith": "$boss",
+            "connectFromField": "boss", "connectToField": "name", "as": "chain"};
+            spec.extend(extra);
+            doc! {"$graphLookup": spec}
+        };
+        let denied = |stage: Document, message: &str| {
+            let e = err(stage);
+            assert_eq!(
+                (e.status(), e.message()),
+                (http::StatusCode::FORBIDDEN, message)
+            );
+        };
+        let hidden = |path: &str, coll: &str| {
+            format!(
+                "$graphLookup not permitted: field '{path}' of collection '{coll}' is not readable"
+            )
+        };
+        denied(
+            people(doc! {"connectFromField": "salary"}),
+            &hidden("salary", "people"),
+        );
+        denied(
+            people(doc! {"connectToField": "level.x"}),
+            &hidden("level.x", "people"),
+        );
+        denied(
+            people(doc! {"restrictSearchWithMatch": {"$or": [{"a": 1}, {"salary": {"$gt": 5}}]}}),
+            &hidden("salary", "people"),
+        );
+        denied(
+            people(doc! {"restrictSearchWithMatch": {"$expr": {"$gt": ["$salary", 5]}}}),
+            "$graphLookup not permitted: restrictSearchWithMatch cannot use $expr when the \
+             rules of collection 'people' hide fields",
+        );
+        denied(
+            people(doc! {"as": "a.b"}),
+            "$graphLookup not permitted: 'as' must be a top-level field name when the rules \
+             of collection 'people' hide fields",
+        );
+        denied(
+            doc! {"$graphLookup": {"from": "people", "as": "g"}},
+            "$graphLookup not permitted: 'connectFromField' must name a field of collection 'people'",
+        );
+        denied(
+            doc! {"$graphLookup": {"from": "cards", "startWith": "$x",
+            "connectFromField": "rank", "connectToField": "name", "as": "g"}},
+            &hidden("rank", "cards"),
+        );
+        denied(
+            doc! {"$graphLookup": {"from": "cards", "startWith": "$x",
+            "connectFromField": "next", "connectToField": "_id", "as": "g"}},
+            &hidden("_id", "cards"),
+        );
+        denied(
+            doc! {"$graphLookup": {"from": "nested", "startWith": "$x",
+            "connectFromField": "c", "connectToField": "d", "as": "g"}},
+            "$graphLookup not permitted: the read permissions of field 'a.b' of collection \
+             'nested' cannot be applied to the documents it returns",
+        );
+        denied(
+            doc! {"$graphLookup": {"from": "computed", "startWith": "$x",
+            "connectFromField": "c", "connectToField": "d", "as": "g"}},
+            "$graphLookup not permitted: the read rules of collection 'computed' cannot be \
+             applied to the documents it returns",
+        );
+        denied(
+            doc! {"$graphLookup": {"from": {"db": "other", "coll": "people"}, "startWith": "$x",
+            "connectFromField": "c", "connectToField": "d", "as": "g"}},
+            "$graphLookup not permitted: only collections of the same database can be joined",
+        );
+        denied(
+            doc! {"$lookup": {"from": "open", "as": "x", "pipeline": [
+            {"$graphLookup": {"from": "secret", "startWith": "$x",
+            "connectFromField": "c", "connectToField": "d", "as": "g"}}]}},
+            "no rule for secret",
+        );
+        for stage in [
+            doc! {"$graphLookup": 1},
+            doc! {"$graphLookup": {"startWith": "$x", "as": "g"}},
+            people(doc! {"restrictSearchWithMatch": 1}),
+        ] {
+            assert_eq!(err(stage).status(), http::StatusCode::BAD_REQUEST);
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! Static checks on what a non-system client sends: denied operators,
-//! aggregation stages that escape the rules, and the paths an update writes.
+//! aggregation stages that escape the rules (writes, server internals; the
+//! stages reading other collections, `$graphLookup` included, are rewritten
+//! in `pipeline.rs` instead), and the paths an update writes.
 
 use bson::{Bson, Document};
 use http::StatusCode;
@@ -11,14 +13,13 @@ pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message)
 }
 
-/// Stages refused for non-system users: they write (`$out`, `$merge`), read
-/// other collections in a way the rules cannot be applied to
-/// (`$graphLookup`), or expose server internals. (`$lookup`, `$unionWith`
-/// and `$facet` are rewritten instead.)
+/// Stages refused for non-system users: they write (`$out`, `$merge`) or
+/// expose server internals. (`$lookup`, `$unionWith`, `$graphLookup` and
+/// `$facet` are rewritten with the rules of the collections they read
+/// instead, see `pipeline.rs`.)
 pub(crate) const DENIED_STAGES: &[&str] = &[
     "$out",
     "$merge",
-    "$graphLookup",
     "$indexStats",
     "$currentOp",
     "$listSessions",
@@ -156,10 +157,7 @@ mod tests {
     fn denied_stages_and_js_in_pipelines() {
         assert_eq!(denied_stage(&doc! {"$lookup": {"from": "x"}}), None);
         assert_eq!(denied_stage(&doc! {"$out": "x"}), Some("$out".into()));
-        assert_eq!(
-            denied_stage(&doc! {"$graphLookup": {}}),
-            Some("$graphLookup".into())
-        );
+        assert_eq!(denied_stage(&doc! {"$graphLookup": {}}), None);
         assert_eq!(
             javascript_operator(&[doc! {"$group": {"_id": null, "x": {"$accumulator": {}}}}]),
             Some("$accumulator".into())

@@ -112,11 +112,62 @@ impl Schemas {
         })
     }
 
+    /// Refuses (400) an aggregation whose `$out` or `$merge` writes into a
+    /// collection with a schema: what such a stage stores is never seen by
+    /// the service, so it cannot be validated.
+    pub(crate) fn check_aggregate_output(
+        &self,
+        ns: &Namespace,
+        command: &Command,
+    ) -> Result<(), ApiError> {
+        let Command::Aggregate(pipeline) = command else {
+            return Ok(());
+        };
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        for stage in pipeline {
+            for (name, spec) in stage {
+                let Some(target) = output_target(name, spec, &ns.database) else {
+                    continue;
+                };
+                if self.get(&target).is_some() {
+                    return Err(refused(format!(
+                        "Failed to aggregate: {name} into '{target}' is not permitted: the \
+                         collection has a schema, and documents an aggregation writes cannot be \
+                         validated"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn get(&self, ns: &Namespace) -> Option<&Arc<Schema>> {
         if self.0.is_empty() {
             return None;
         }
         self.0.get(&(ns.database.clone(), ns.collection.clone()))
+    }
+}
+
+/// The collection a `$out` or `$merge` stage writes into (`database` when
+/// the stage names none).
+fn output_target(stage: &str, spec: &Bson, database: &str) -> Option<Namespace> {
+    let named = |value: &Bson| match value {
+        Bson::String(coll) => Some(Namespace::new(database, coll.as_str())),
+        Bson::Document(target) => {
+            let db = target.get_str("db").unwrap_or(database);
+            let coll = target.get_str("coll").ok()?;
+            Some(Namespace::new(db, coll))
+        }
+        _ => None,
+    };
+    match (stage, spec) {
+        ("$out", spec) => named(spec),
+        ("$merge", Bson::Document(options)) => named(options.get("into")?),
+        ("$merge", spec) => named(spec),
+        _ => None,
     }
 }
 

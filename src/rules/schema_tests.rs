@@ -292,3 +292,41 @@ async fn without_schema_nothing_changes_and_bad_schemas_fail_the_build() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn aggregation_writes_into_a_schema_collection_are_refused() {
+    let svc = seeded().await;
+    for (stage, target) in [
+        (json!({"$out": "c"}), "db.c"),
+        (json!({"$out": {"db": "db", "coll": "c"}}), "db.c"),
+        (json!({"$merge": "c"}), "db.c"),
+        (
+            json!({"$merge": {"into": {"db": "db", "coll": "c"}}}),
+            "db.c",
+        ),
+    ] {
+        let name = stage.as_object().unwrap().keys().next().unwrap().clone();
+        let refused = call(
+            &svc,
+            "system",
+            "aggregate",
+            json!({"pipeline": [{"$set": {"age": 1}}, stage]}),
+        )
+        .await;
+        assert_refused(
+            &refused,
+            &format!("{name} into '{target}' is not permitted: the collection has a schema"),
+        );
+    }
+    assert_eq!(contents(&svc).await.as_array().unwrap().len(), 2);
+    assert_eq!(contents(&svc).await[0]["age"], 20);
+    // Other targets are not concerned.
+    let ok = call(
+        &svc,
+        "system",
+        "aggregate",
+        json!({"pipeline": [{"$out": "copy"}]}),
+    )
+    .await;
+    assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
+}
