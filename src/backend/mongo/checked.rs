@@ -2,7 +2,8 @@
 //! MongoDB: each attempt is one multi-document transaction.
 //!
 //! Inside the transaction the matched documents are read (their
-//! pre-images), the write runs restricted to their `_id`s, the post-images
+//! pre-images), the write runs restricted to their `_id`s (in batches of
+//! 10,000), the post-images
 //! are read back (a transaction reads its own writes) and every changed
 //! document goes through the check; a refusal aborts, so nothing changes.
 //! The documents checked are exactly those the server computed: no update
@@ -40,6 +41,10 @@ use crate::backend::{
 
 /// Transaction attempts before a write that keeps conflicting gives up.
 pub(super) const MAX_ATTEMPTS: u32 = 64;
+
+/// How many `_id`s one command names (keeps commands far below MongoDB's
+/// 16 MiB).
+const ID_BATCH: usize = 10_000;
 
 /// Server error code of "Transaction numbers are only allowed on a replica
 /// set member or mongos" (`IllegalOperation`).
@@ -231,21 +236,28 @@ async fn update(
         .iter()
         .filter_map(|d| d.get("_id").cloned())
         .collect();
-    let restricted = doc! { "$and": [query.filter.clone(), { "_id": { "$in": ids.clone() } }] };
-    let mut action = if multi {
-        coll.update_many(restricted, driver_update())
-    } else {
-        coll.update_one(restricted, driver_update())
+    // The write is pinned to the documents read: a document the filter
+    // matches only now is neither checked nor changed.
+    let (mut matched_count, mut modified_count) = (0, 0);
+    for batch in ids.chunks(ID_BATCH) {
+        let pinned = doc! { "$and": [query.filter.clone(), { "_id": { "$in": batch.to_vec() } }] };
+        let mut action = if multi {
+            coll.update_many(pinned, driver_update())
+        } else {
+            coll.update_one(pinned, driver_update())
+        }
+        .session(&mut *session);
+        if let Some(filters) = &query.array_filters {
+            action = action.array_filters(filters.clone());
+        }
+        let result = action.await?;
+        matched_count += result.matched_count;
+        modified_count += result.modified_count;
     }
-    .session(&mut *session);
-    if let Some(filters) = &query.array_filters {
-        action = action.array_filters(filters.clone());
-    }
-    let result = action.await?;
     check_changed(coll, session, &before, ids, check).await?;
     Ok(UpdateOutcome {
-        matched_count: result.matched_count,
-        modified_count: result.modified_count,
+        matched_count,
+        modified_count,
         upserted_id: None,
     })
 }
@@ -328,11 +340,13 @@ async fn check_changed(
     ids: Vec<Bson>,
     check: &dyn WriteCheck,
 ) -> Result<(), Failure> {
-    let after = matched(coll, session, &doc! { "_id": { "$in": ids } }, true).await?;
-    let mut after_by_id: HashMap<Vec<u8>, Document> = after
-        .into_iter()
-        .map(|d| (id_key(d.get("_id")), d))
-        .collect();
+    let mut after_by_id: HashMap<Vec<u8>, Document> = HashMap::with_capacity(ids.len());
+    for batch in ids.chunks(ID_BATCH) {
+        let filter = doc! { "_id": { "$in": batch.to_vec() } };
+        for document in matched(coll, session, &filter, true).await? {
+            after_by_id.insert(id_key(document.get("_id")), document);
+        }
+    }
     for old in before {
         let Some(new) = after_by_id.remove(&id_key(old.get("_id"))) else {
             continue;
