@@ -133,7 +133,14 @@ impl Schema {
 
     /// Checks `document` (as it will be stored, `_id` included).
     pub fn validate(&self, document: &Document) -> Result<(), SchemaError> {
-        self.root.check_document(document, "")
+        self.root.check_document(document, "", false)
+    }
+
+    /// [`validate`](Self::validate) with messages that never quote the
+    /// document's values (`the value is less than the minimum 18`): for
+    /// answers to users who may not read every field.
+    pub fn validate_redacted(&self, document: &Document) -> Result<(), SchemaError> {
+        self.root.check_document(document, "", true)
     }
 }
 
@@ -291,11 +298,19 @@ impl Node {
         Ok(node)
     }
 
-    fn check_document(&self, doc: &Document, path: &str) -> Result<(), SchemaError> {
-        self.check(&Bson::Document(doc.clone()), path)
+    fn check_document(&self, doc: &Document, path: &str, redact: bool) -> Result<(), SchemaError> {
+        self.check(&Bson::Document(doc.clone()), path, redact)
     }
 
-    fn check(&self, value: &Bson, path: &str) -> Result<(), SchemaError> {
+    /// `redact`: messages name no value of the document.
+    fn check(&self, value: &Bson, path: &str, redact: bool) -> Result<(), SchemaError> {
+        let show = |v: &Bson| {
+            if redact {
+                "the value".to_owned()
+            } else {
+                display_value(v)
+            }
+        };
         let fail = |message: String| {
             Err(SchemaError {
                 path: path.to_owned(),
@@ -306,7 +321,7 @@ impl Node {
             if !types.iter().any(|t| bson_type_matches(t, value)) {
                 return fail(format!(
                     "{} is not of bsonType {}",
-                    display_value(value),
+                    show(value),
                     types.join(" or ")
                 ));
             }
@@ -315,17 +330,14 @@ impl Node {
             if !types.iter().any(|t| json_type_matches(t, value)) {
                 return fail(format!(
                     "{} is not of type {}",
-                    display_value(value),
+                    show(value),
                     types.join(" or ")
                 ));
             }
         }
         if let Some(values) = &self.enumeration {
             if !values.iter().any(|v| values_equal(v, value)) {
-                return fail(format!(
-                    "{} is not one of the enum values",
-                    display_value(value)
-                ));
+                return fail(format!("{} is not one of the enum values", show(value)));
             }
         }
         if Num::from_bson(value).is_some() {
@@ -339,7 +351,7 @@ impl Node {
                     };
                     return fail(format!(
                         "{} is {word} the minimum {}",
-                        display_value(value),
+                        show(value),
                         display_value(min)
                     ));
                 }
@@ -354,7 +366,7 @@ impl Node {
                     };
                     return fail(format!(
                         "{} is {word} the maximum {}",
-                        display_value(value),
+                        show(value),
                         display_value(max)
                     ));
                 }
@@ -379,7 +391,7 @@ impl Node {
                     if !re.is_match(s) {
                         return fail(format!(
                             "{} does not match the pattern {}",
-                            display_value(value),
+                            show(value),
                             re.as_str()
                         ));
                     }
@@ -404,7 +416,7 @@ impl Node {
                         if items[..i].iter().any(|b| values_equal(a, b)) {
                             return fail(format!(
                                 "item {i} ({}) is a duplicate but uniqueItems is set",
-                                display_value(a)
+                                show(a)
                             ));
                         }
                     }
@@ -412,7 +424,7 @@ impl Node {
                 if let Some(schema) = &self.items {
                     let at = join(path, "items");
                     for (i, item) in items.iter().enumerate() {
-                        schema.check(item, &format!("{at}[{i}]"))?;
+                        schema.check(item, &format!("{at}[{i}]"), redact)?;
                     }
                 }
             }
@@ -426,15 +438,17 @@ impl Node {
                     let known = self.properties.iter().find(|(p, _)| p == name);
                     match (known, &self.additional) {
                         (Some((_, schema)), _) => {
-                            schema.check(field, &join(&join(path, "properties"), name))?
+                            schema.check(field, &join(&join(path, "properties"), name), redact)?
                         }
                         (None, Additional::Any) => {}
                         (None, Additional::Deny) => {
                             return fail(format!("additional property '{name}' is not allowed"))
                         }
-                        (None, Additional::Schema(schema)) => {
-                            schema.check(field, &join(&join(path, "additionalProperties"), name))?
-                        }
+                        (None, Additional::Schema(schema)) => schema.check(
+                            field,
+                            &join(&join(path, "additionalProperties"), name),
+                            redact,
+                        )?,
                     }
                 }
             }

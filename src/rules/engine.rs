@@ -33,6 +33,18 @@ use crate::rules::policy::{
     find_in_document, forbidden, javascript_operator, paths_overlap, touched_paths,
 };
 
+/// What [`CompiledRules::authorize`] decided for one request.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    /// Post-processes the reply.
+    pub(crate) guard: Guard,
+    /// Re-checks written documents, atomically with the write.
+    pub(crate) post_image: Option<PostImageRules>,
+    /// Whether some role may hide fields from this user: answers about
+    /// stored documents must then not quote their values.
+    pub(crate) hides_fields: bool,
+}
+
 /// The rules of one data source, validated and ready to evaluate.
 #[derive(Debug)]
 pub(crate) struct CompiledRules {
@@ -172,9 +184,25 @@ impl CompiledRules {
         ns: &Namespace,
         scope: &Scope<'_>,
         command: &mut Command,
-    ) -> Result<(Guard, Option<PostImageRules>), ApiError> {
+    ) -> Result<Decision, ApiError> {
         let plan = self.plan(ns, scope)?;
         self.check_operators(command)?;
+        let (guard, post_image) = self.rewrite(&plan, ns, scope, command)?;
+        Ok(Decision {
+            guard,
+            post_image,
+            hides_fields: plan.hides_fields(),
+        })
+    }
+
+    /// The rewriting part of [`authorize`](Self::authorize).
+    fn rewrite(
+        &self,
+        plan: &Plan,
+        ns: &Namespace,
+        scope: &Scope<'_>,
+        command: &mut Command,
+    ) -> Result<(Guard, Option<PostImageRules>), ApiError> {
         match command {
             Command::FindOne(query) => {
                 let (filter, guard) =
@@ -200,10 +228,16 @@ impl CompiledRules {
             }
             Command::UpdateOne(query) | Command::UpdateMany(query) => {
                 let filter = std::mem::take(&mut query.filter);
-                let (filter, post) = match &query.update {
-                    UpdateModifications::Operators(update) => plan.update_filter(filter, update)?,
-                    UpdateModifications::Pipeline(_) => plan.pipeline_update_filter(filter)?,
+                let client = query.upsert.then(|| filter.clone());
+                let rules_filter = |filter: Document| match &query.update {
+                    UpdateModifications::Operators(update) => plan.update_filter(filter, update),
+                    UpdateModifications::Pipeline(_) => plan.pipeline_update_filter(filter),
                 };
+                let (mut filter, post) = rules_filter(filter)?;
+                if let Some(client) = client {
+                    filter =
+                        upsert_filter(client, filter, || Ok(rules_filter(Document::new())?.0))?;
+                }
                 query.filter = filter;
                 if query.upsert {
                     let mut inserted = upsert_seed(&query.filter).map_err(invalid)?;
@@ -224,10 +258,26 @@ impl CompiledRules {
             }
             Command::ReplaceOne(query) => {
                 let filter = std::mem::take(&mut query.filter);
-                let (filter, post) = plan.replace_filter(filter, &query.replacement)?;
+                let client = query.upsert.then(|| filter.clone());
+                let (mut filter, post) = plan.replace_filter(filter, &query.replacement)?;
+                if let Some(client) = client {
+                    filter = upsert_filter(client, filter, || {
+                        Ok(plan.replace_filter(Document::new(), &query.replacement)?.0)
+                    })?;
+                }
                 query.filter = filter;
                 if query.upsert {
-                    plan.check_insert(&query.replacement, "upsert")?;
+                    // Inserted with the `_id` the filter gives, if any.
+                    let mut inserted = query.replacement.clone();
+                    if !inserted.contains_key("_id") {
+                        let seed = upsert_seed(&query.filter).map_err(invalid)?;
+                        if let Some(id) = seed.get("_id") {
+                            let mut with_id = doc! { "_id": id.clone() };
+                            with_id.extend(inserted);
+                            inserted = with_id;
+                        }
+                    }
+                    plan.check_insert(&inserted, "upsert")?;
                 }
                 Ok((Guard::None, post))
             }
@@ -647,6 +697,15 @@ impl Plan {
                 client,
             })),
         ))
+    }
+
+    /// Whether a role that may apply hides some field from the user.
+    fn hides_fields(&self) -> bool {
+        self.roles.iter().any(|role| {
+            role.read_all != Cond::True
+                && role.write_all != Cond::True
+                && !role.fields.fully_readable()
+        }) || !self.filters.projections.is_empty()
     }
 
     fn visibility(&self) -> Cond {
@@ -1069,6 +1128,33 @@ impl ReadGuard {
         }
         Ok(Some(shaped))
     }
+}
+
+/// The filter of an upsert: `merged` (the client's filter and the rules'
+/// conditions) when MongoDB can seed the inserted document from it;
+/// otherwise (both constrain the same path with an equality: "matched
+/// twice") the client's filter and the rules' conditions (`rules_only`)
+/// wrapped in a double `$nor`. The same documents match; the inserted
+/// document is seeded from the client's filter alone and is checked as an
+/// insert like any other.
+fn upsert_filter(
+    client: Document,
+    merged: Document,
+    rules_only: impl FnOnce() -> Result<Document, ApiError>,
+) -> Result<Document, ApiError> {
+    if upsert_seed(&merged).is_ok() {
+        return Ok(merged);
+    }
+    let rules = rules_only()?;
+    if rules.is_empty() {
+        return Ok(client);
+    }
+    let hidden = doc! { "$nor": [{ "$nor": [rules] }] };
+    Ok(if client.is_empty() {
+        hidden
+    } else {
+        doc! { "$and": [client, hidden] }
+    })
 }
 
 fn constant(value: bool) -> Cond {

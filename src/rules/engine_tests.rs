@@ -32,7 +32,9 @@ fn run_full(
         request: &request,
         functions: compiled.functions(),
     };
-    compiled.authorize(&ns(), &scope, command)
+    compiled
+        .authorize(&ns(), &scope, command)
+        .map(|decision| (decision.guard, decision.post_image))
 }
 
 fn owner_rules() -> Rules {

@@ -163,11 +163,12 @@ impl Expr {
         }
     }
 
-    /// Whether the expression looks at the document (`%%root` or a bare field).
+    /// Whether the expression looks at the document (`%%root`, a bare field
+    /// or `%%prevRoot`, alone included).
     pub(crate) fn depends_on_document(&self) -> bool {
         let mut paths = BTreeSet::new();
         self.document_paths(&mut paths);
-        !paths.is_empty()
+        !paths.is_empty() || self.uses_prev_root()
     }
 
     /// The document paths the expression reads.

@@ -113,7 +113,7 @@ mod enforce {
             action: &str,
             request: &mut ActionRequest,
         ) -> Result<Authorization, ApiError> {
-            let (guard, post_image) = match &self.rules {
+            let (guard, post_image, hides_fields) = match &self.rules {
                 Some(rules) if !principal.is_system() => {
                     let user = super::context::user_document(principal);
                     let request_doc =
@@ -123,16 +123,18 @@ mod enforce {
                         request: &request_doc,
                         functions: rules.functions(),
                     };
-                    rules.authorize(&request.namespace, &scope, &mut request.command)?
+                    let decision =
+                        rules.authorize(&request.namespace, &scope, &mut request.command)?;
+                    (decision.guard, decision.post_image, decision.hides_fields)
                 }
-                _ => (Guard::None, None),
+                _ => (Guard::None, None, false),
             };
             let ns = &request.namespace;
             self.schemas.check_inserts(ns, &request.command)?;
             self.schemas.check_aggregate_output(ns, &request.command)?;
             let checks = WriteChecks {
                 rules: post_image,
-                schema: self.schemas.write_check(ns, &request.command),
+                schema: self.schemas.write_check(ns, &request.command, hides_fields),
             };
             let check: Option<Box<dyn WriteCheck>> =
                 if checks.rules.is_none() && checks.schema.is_none() {

@@ -93,6 +93,17 @@ fn rewrite_stage(
             None => Vec::new(),
             Some(from) => joined_prefix("$lookup", from, prefix_for)?,
         };
+        // The equality match on `foreignField` runs on the stored documents,
+        // before the sub-pipeline: a hidden field there would reveal its values.
+        if let (Some(Bson::String(field)), Some(Bson::String(from))) =
+            (spec.get("foreignField"), spec.get("from"))
+        {
+            if !projections_keep(&pipeline, field) {
+                return Err(forbidden(format!(
+                    "$lookup not permitted: field '{field}' of collection '{from}' is not readable"
+                )));
+            }
+        }
         pipeline.extend(rewrite_at(
             inner.unwrap_or_default(),
             prefix_for,
@@ -422,6 +433,52 @@ fn other_database(stage: &str) -> ApiError {
     ))
 }
 
+/// Whether every `$project` stage of a read prefix keeps the whole of
+/// `path` (a projection that keeps only part of it, or computes fields,
+/// counts as hiding it).
+fn projections_keep(prefix: &[Document], path: &str) -> bool {
+    let related = |key: &str| {
+        key == path || path.starts_with(&format!("{key}.")) || key.starts_with(&format!("{path}."))
+    };
+    let covers = |key: &str| key == path || path.starts_with(&format!("{key}."));
+    prefix
+        .iter()
+        .filter_map(|stage| match stage.get("$project") {
+            Some(Bson::Document(projection)) => Some(projection),
+            _ => None,
+        })
+        .all(|projection| {
+            let flag = |value: &Bson| match value {
+                Bson::Boolean(b) => Some(*b),
+                Bson::Int32(n) => Some(*n != 0),
+                Bson::Int64(n) => Some(*n != 0),
+                Bson::Double(n) => Some(*n != 0.0),
+                _ => None,
+            };
+            if projection.values().any(|v| flag(v).is_none()) {
+                return false;
+            }
+            let inclusion = projection
+                .iter()
+                .any(|(key, value)| key != "_id" && flag(value) == Some(true));
+            if inclusion {
+                let id_kept = projection.get("_id").and_then(flag) != Some(false);
+                let on_id = path == "_id" || path.starts_with("_id.");
+                (on_id && id_kept)
+                    || projection
+                        .iter()
+                        .any(|(key, value)| flag(value) == Some(true) && covers(key))
+                        && !projection
+                            .iter()
+                            .any(|(key, value)| flag(value) == Some(false) && related(key))
+            } else {
+                !projection
+                    .iter()
+                    .any(|(key, value)| flag(value) == Some(false) && related(key))
+            }
+        })
+}
+
 /// The read prefix of the collection a join names.
 fn joined_prefix(
     stage: &str,
@@ -504,6 +561,35 @@ mod tests {
                 {"$match": {"ok": true}}, {"$project": {"s": 0}}, {"$limit": 1}]}}]}},
             ]
         );
+    }
+
+    #[test]
+    fn lookup_on_a_hidden_foreign_field_is_refused() {
+        let lookup = |field: &str| {
+            rewrite(
+                vec![doc! {"$lookup": {"from": "hidden", "localField": "a",
+                "foreignField": field, "as": "j"}}],
+                &prefix_for,
+            )
+        };
+        assert_eq!(
+            lookup("s").unwrap_err().message(),
+            "$lookup not permitted: field 's' of collection 'hidden' is not readable"
+        );
+        assert!(lookup("s.t").is_err());
+        assert!(lookup("b").is_ok());
+        let keeps = |projection: Document, path: &str| {
+            projections_keep(&[doc! {"$project": projection}], path)
+        };
+        assert!(keeps(doc! {"name": 1}, "name"));
+        assert!(keeps(doc! {"name": 1}, "name.first"));
+        assert!(keeps(doc! {"name": 1}, "_id"));
+        assert!(!keeps(doc! {"name": 1, "_id": 0}, "_id"));
+        assert!(!keeps(doc! {"name.first": 1}, "name"));
+        assert!(!keeps(doc! {"name": 1}, "salary"));
+        assert!(!keeps(doc! {"a.b": 0}, "a"));
+        assert!(keeps(doc! {"a.b": 0}, "a.c"));
+        assert!(!keeps(doc! {"x": "$y"}, "x"));
     }
 
     #[test]

@@ -100,7 +100,14 @@ impl Schemas {
 
     /// The check the backend runs on what an update or replacement of `ns`
     /// stores, when the collection has a schema.
-    pub(crate) fn write_check(&self, ns: &Namespace, command: &Command) -> Option<SchemaCheck> {
+    /// `redact`: the user may not read every field, so refusals must not
+    /// quote the stored document's values.
+    pub(crate) fn write_check(
+        &self,
+        ns: &Namespace,
+        command: &Command,
+        redact: bool,
+    ) -> Option<SchemaCheck> {
         let replace = match command {
             Command::UpdateOne(_) | Command::UpdateMany(_) => false,
             Command::ReplaceOne(_) => true,
@@ -109,6 +116,7 @@ impl Schemas {
         Some(SchemaCheck {
             schema: self.get(ns)?.clone(),
             replace,
+            redact,
         })
     }
 
@@ -177,11 +185,18 @@ fn output_target(stage: &str, spec: &Bson, database: &str) -> Option<Namespace> 
 pub(crate) struct SchemaCheck {
     schema: Arc<Schema>,
     replace: bool,
+    /// Messages without the document's values.
+    redact: bool,
 }
 
 impl WriteCheck for SchemaCheck {
     fn check(&self, before: Option<&Document>, after: &Document) -> Result<(), BackendError> {
-        self.schema.validate(after).map_err(|e| {
+        let outcome = if self.redact {
+            self.schema.validate_redacted(after)
+        } else {
+            self.schema.validate(after)
+        };
+        outcome.map_err(|e| {
             let what = match (self.replace, before) {
                 (true, _) => "the replacement".to_owned(),
                 (false, None) => "the upserted document".to_owned(),

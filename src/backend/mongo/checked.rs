@@ -2,8 +2,8 @@
 //! MongoDB: each attempt is one multi-document transaction.
 //!
 //! Inside the transaction the matched documents are read (their
-//! pre-images), the write runs restricted to their `_id`s (in batches of
-//! 10,000), the post-images
+//! pre-images), the write runs restricted to their `_id`s (in batches of at
+//! most 10,000 or 4 MiB), the post-images
 //! are read back (a transaction reads its own writes) and every changed
 //! document goes through the check; a refusal aborts, so nothing changes.
 //! The documents checked are exactly those the server computed: no update
@@ -42,9 +42,21 @@ use crate::backend::{
 /// Transaction attempts before a write that keeps conflicting gives up.
 pub(super) const MAX_ATTEMPTS: u32 = 64;
 
-/// How many `_id`s one command names (keeps commands far below MongoDB's
-/// 16 MiB).
+/// Most `_id`s one command names.
 const ID_BATCH: usize = 10_000;
+
+/// Most encoded bytes of the `_id`s one command names (commands stay far
+/// below MongoDB's 16 MiB whatever the `_id`s).
+const ID_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Commit attempts while the outcome of a commit stays unknown.
+const MAX_COMMIT_ATTEMPTS: u32 = 8;
+
+/// `TransactionTooLarge`: the write changes more than one transaction holds.
+const TRANSACTION_TOO_LARGE: i32 = 257;
+
+/// `TransactionExceededLifetimeLimitSeconds`.
+const TRANSACTION_TOO_LONG: i32 = 290;
 
 /// Server error code of "Transaction numbers are only allowed on a replica
 /// set member or mongos" (`IllegalOperation`).
@@ -151,17 +163,47 @@ fn check_encodable(write: &CheckedWrite) -> Result<(), BackendError> {
 /// A standalone server cannot run transactions: say so instead of the
 /// server's text about transaction numbers.
 fn map_failure(error: &Error, operation: &'static str) -> BackendError {
-    let illegal =
-        matches!(error.kind.as_ref(), ErrorKind::Command(e) if e.code == ILLEGAL_OPERATION);
-    if illegal {
-        tracing::warn!(operation, error = %error.kind, "checked write needs transactions");
-        return BackendError::new(
+    let code = match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    };
+    let (kind, message) = match code {
+        Some(ILLEGAL_OPERATION) => (
             BackendErrorKind::Unsupported,
             "this write must be checked in a transaction (JSON schema or rules), \
              which needs a MongoDB replica set or sharded cluster",
-        );
+        ),
+        Some(TRANSACTION_TOO_LARGE) => (
+            BackendErrorKind::InvalidRequest,
+            "the write changes too much to be checked in one transaction; \
+             change fewer documents per request",
+        ),
+        Some(TRANSACTION_TOO_LONG) => {
+            return BackendError::new(BackendErrorKind::Timeout, "the checked write took too long")
+        }
+        _ => return log_and_map(error, operation),
+    };
+    tracing::warn!(operation, error = %error.kind, "checked write refused by the server");
+    BackendError::new(kind, message)
+}
+
+/// `ids` in slices of at most [`ID_BATCH`] values and [`ID_BATCH_BYTES`]
+/// encoded bytes (a single larger `_id` gets a slice of its own).
+fn id_batches(ids: &[Bson]) -> Vec<&[Bson]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, id) in ids.iter().enumerate() {
+        let size = id_key(Some(id)).len();
+        if i > start && (i - start >= ID_BATCH || bytes + size > ID_BATCH_BYTES) {
+            batches.push(&ids[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
     }
-    log_and_map(error, operation)
+    if start < ids.len() {
+        batches.push(&ids[start..]);
+    }
+    batches
 }
 
 /// A short, growing, jittered pause between conflicting attempts.
@@ -173,9 +215,16 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Commits, retrying while the outcome of the commit is unknown.
 async fn commit(session: &mut ClientSession) -> Result<(), Error> {
+    let mut attempt = 1;
     loop {
         match session.commit_transaction().await {
-            Err(error) if error.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+            Err(error)
+                if error.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && attempt < MAX_COMMIT_ATTEMPTS =>
+            {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             result => return result,
         }
     }
@@ -225,7 +274,14 @@ async fn update(
             action = action.array_filters(filters.clone());
         }
         let result = action.await?;
-        check_upserted(coll, session, result.upserted_id.as_ref(), check).await?;
+        check_upserted(
+            coll,
+            session,
+            &result.upserted_id,
+            result.matched_count,
+            check,
+        )
+        .await?;
         return Ok(UpdateOutcome {
             matched_count: result.matched_count,
             modified_count: result.modified_count,
@@ -239,7 +295,7 @@ async fn update(
     // The write is pinned to the documents read: a document the filter
     // matches only now is neither checked nor changed.
     let (mut matched_count, mut modified_count) = (0, 0);
-    for batch in ids.chunks(ID_BATCH) {
+    for batch in id_batches(&ids) {
         let pinned = doc! { "$and": [query.filter.clone(), { "_id": { "$in": batch.to_vec() } }] };
         let mut action = if multi {
             coll.update_many(pinned, driver_update())
@@ -269,18 +325,30 @@ async fn replace(
     check: &dyn WriteCheck,
 ) -> Result<UpdateOutcome, Failure> {
     let before = matched(coll, session, &query.filter, false).await?;
-    let filter = match before.first().and_then(|d| d.get("_id")) {
-        Some(id) => doc! { "$and": [query.filter.clone(), { "_id": id.clone() }] },
+    // Pinned to the document read (and then never an upsert), or an upsert
+    // when nothing matched.
+    let (filter, upsert) = match before.first().and_then(|d| d.get("_id")) {
+        Some(id) => (
+            doc! { "$and": [query.filter.clone(), { "_id": id.clone() }] },
+            false,
+        ),
         None if !query.upsert => return Ok(UpdateOutcome::default()),
-        None => query.filter.clone(),
+        None => (query.filter.clone(), true),
     };
     let result = coll
         .replace_one(filter, query.replacement.clone())
-        .upsert(query.upsert)
+        .upsert(upsert)
         .session(&mut *session)
         .await?;
     if before.is_empty() {
-        check_upserted(coll, session, result.upserted_id.as_ref(), check).await?;
+        check_upserted(
+            coll,
+            session,
+            &result.upserted_id,
+            result.matched_count,
+            check,
+        )
+        .await?;
     } else {
         let ids = before
             .iter()
@@ -314,14 +382,27 @@ async fn matched(
     Ok(documents)
 }
 
-/// Checks the document an upsert inserted.
+/// Checks the document an upsert inserted. An upsert that matched a
+/// document after all (its filter matched nothing when read a moment
+/// before, in the same snapshot: it is not deterministic, e.g. `$rand`)
+/// changed a document nobody checked: refused, so the transaction aborts.
 async fn check_upserted(
     coll: &Collection<Document>,
     session: &mut ClientSession,
-    id: Option<&Bson>,
+    id: &Option<Bson>,
+    matched_count: u64,
     check: &dyn WriteCheck,
 ) -> Result<(), Failure> {
-    let Some(id) = id else { return Ok(()) };
+    let Some(id) = id else {
+        if matched_count == 0 {
+            return Ok(());
+        }
+        return Err(Failure::Refused(BackendError::invalid(
+            "the upsert's filter matched a document it did not match when read in the same \
+             transaction (a filter that is not deterministic, such as one using $rand, \
+             cannot be used in a checked write)",
+        )));
+    };
     let inserted = coll
         .find_one(doc! { "_id": id.clone() })
         .session(&mut *session)
@@ -341,7 +422,7 @@ async fn check_changed(
     check: &dyn WriteCheck,
 ) -> Result<(), Failure> {
     let mut after_by_id: HashMap<Vec<u8>, Document> = HashMap::with_capacity(ids.len());
-    for batch in ids.chunks(ID_BATCH) {
+    for batch in id_batches(&ids) {
         let filter = doc! { "_id": { "$in": batch.to_vec() } };
         for document in matched(coll, session, &filter, true).await? {
             after_by_id.insert(id_key(document.get("_id")), document);
@@ -377,5 +458,23 @@ fn same_bytes(a: &Document, b: &Document) -> bool {
     match (to_bytes(a), to_bytes(b)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_batches_bound_count_and_bytes() {
+        let small: Vec<Bson> = (0..25_000).map(Bson::Int32).collect();
+        let sizes: Vec<usize> = id_batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![10_000, 10_000, 5_000]);
+        let big: Vec<Bson> = (0..5)
+            .map(|i| Bson::String(format!("{i}{}", "x".repeat(1024 * 1024))))
+            .collect();
+        let sizes: Vec<usize> = id_batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![3, 2]);
+        assert!(id_batches(&[]).is_empty());
     }
 }

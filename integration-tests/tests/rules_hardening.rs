@@ -1,0 +1,497 @@
+//! Hardening of rules and checked writes against attempts to slip past
+//! them: upserts whose filter is not deterministic, joins on hidden fields,
+//! schema refusals quoting hidden values, `%%prevRoot` where it cannot
+//! apply, and upserts whose filter repeats what the rules require.
+//!
+//! Peer tests need DATA_API_TEST_MONGODB_URI (the wire-protocol peer).
+
+use bson::doc;
+use integration_tests::{standalone_with_rules, unique_db, Answer, BackendKind, TestServer};
+use serde_json::{json, Value};
+use tower_data_api::backend::{Backend, MongoBackend, MongoBackendOptions, Namespace};
+
+const ADMIN: &str = "review-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
+const ALICE: &str = "review-alice-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn admin_role() -> Value {
+    json!({"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true})
+}
+
+/// - `counter`: everybody reads and writes; `n` is an int of at most 10;
+/// - `levels`: documents with `level < 3` are writable, the others
+///   read-only (so nobody but the admin may raise a level to 3 or more);
+/// - `staff`: alice reads every document but not `salary`;
+/// - `guesses`: everybody reads and writes;
+/// - `profiles`: alice reads `owner` and `name` and writes `name` of her own
+///   documents; `ssn` is hidden from her; the schema constrains `ssn`.
+fn rules(db: &str) -> Value {
+    json!({
+        "collections": [
+            {
+                "database": db, "collection": "counter",
+                "roles": [{"name": "all", "read": true, "write": true}],
+                "schema": {"bsonType": "object", "properties": {"n": {"bsonType": "int", "maximum": 10}}}
+            },
+            {
+                "database": db, "collection": "levels",
+                "roles": [admin_role(),
+                          {"name": "editor", "apply_when": {"level": {"$lt": 3}}, "read": true, "write": true},
+                          {"name": "viewer", "read": true}]
+            },
+            {
+                "database": db, "collection": "staff",
+                "roles": [admin_role(),
+                          {"name": "colleague", "fields": {"salary": {}},
+                           "additional_fields": {"read": true}}]
+            },
+            {
+                "database": db, "collection": "guesses",
+                "roles": [{"name": "all", "read": true, "write": true}]
+            },
+            {
+                "database": db, "collection": "profiles",
+                "roles": [admin_role(),
+                          {"name": "self", "apply_when": {"owner": "%%user.name"},
+                           "fields": {"owner": {"read": true}, "name": {"write": true}}}],
+                "schema": {"bsonType": "object", "properties": {
+                    "ssn": {"bsonType": "string", "pattern": "^[0-9]{9}$"}}}
+            }
+        ]
+    })
+}
+
+struct Rig {
+    server: TestServer,
+    db: String,
+}
+
+impl Rig {
+    async fn start(kind: BackendKind) -> Option<Rig> {
+        Self::start_in(kind, unique_db("review")).await
+    }
+
+    async fn start_in(kind: BackendKind, db: String) -> Option<Rig> {
+        let keys = [("admin", ADMIN), ("alice", ALICE)];
+        let server = standalone_with_rules("data-review", &rules(&db), &keys, kind).await?;
+        Some(Rig { server, db })
+    }
+
+    async fn call(&self, key: &str, action: &str, coll: &str, extra: Value) -> Answer {
+        self.server
+            .call_as(key, action, &self.db, coll, extra)
+            .await
+    }
+
+    async fn ok(&self, key: &str, action: &str, coll: &str, extra: Value) -> Value {
+        let answer = self.call(key, action, coll, extra.clone()).await;
+        assert!(
+            (200..300).contains(&answer.status),
+            "{action} on {coll} with {extra} answered {}: {}",
+            answer.status,
+            answer.text
+        );
+        answer.json()
+    }
+
+    /// What the admin sees of `coll`, sorted by `_id`.
+    async fn contents(&self, coll: &str) -> Value {
+        self.ok(ADMIN, "find", coll, json!({"sort": {"_id": 1}}))
+            .await["documents"]
+            .clone()
+    }
+}
+
+/// A filter that MongoDB evaluates differently each time: true for about
+/// half of the documents, independently for the `find` that reads the
+/// pre-images and for the upserting update that follows it.
+fn coin_flip(id: i32) -> Value {
+    json!({"_id": id, "$expr": {"$lt": [{"$rand": {}}, 0.5]}})
+}
+
+/// Refused with one of `statuses` (schema or rules after the pinned write,
+/// a filter that is not deterministic, a duplicate `_id` from an insert),
+/// or answered 200 without changing anything (the pinned write's own coin
+/// flip missed).
+fn changed_nothing_or_refused(answer: &Answer, statuses: &[u16]) -> bool {
+    statuses.contains(&answer.status)
+        || answer.status == 200 && answer.json() == json!({"matchedCount": 0, "modifiedCount": 0})
+}
+
+/// A checked upsert on MongoDB whose filter matched nothing when read but
+/// matches an existing document when the update runs (`$rand` in `$expr`
+/// makes that happen about one time in four) is refused and rolled back:
+/// `n` never goes past the schema's maximum.
+#[tokio::test]
+async fn nondeterministic_upserts_cannot_skip_the_schema_check_peer() {
+    let Some(rig) = Rig::start(BackendKind::Peer).await else {
+        return;
+    };
+    rig.ok(
+        ALICE,
+        "insertOne",
+        "counter",
+        json!({"document": {"_id": 1, "n": 10}}),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let answer = rig
+            .call(
+                ALICE,
+                "updateOne",
+                "counter",
+                json!({"filter": coin_flip(1), "update": {"$set": {"n": "not an int"}}, "upsert": true}),
+            )
+            .await;
+        assert!(
+            changed_nothing_or_refused(&answer, &[400]),
+            "{}",
+            answer.text
+        );
+        statuses.push(answer.status);
+    }
+    assert_eq!(
+        rig.contents("counter").await,
+        json!([{"_id": 1, "n": 10}]),
+        "statuses: {statuses:?}"
+    );
+}
+
+/// The same through `replaceOne` with `upsert`.
+#[tokio::test]
+async fn nondeterministic_replace_upserts_cannot_skip_the_schema_check_peer() {
+    let Some(rig) = Rig::start(BackendKind::Peer).await else {
+        return;
+    };
+    rig.ok(
+        ALICE,
+        "insertOne",
+        "counter",
+        json!({"document": {"_id": 1, "n": 10}}),
+    )
+    .await;
+    for _ in 0..40 {
+        let answer = rig
+            .call(
+                ALICE,
+                "replaceOne",
+                "counter",
+                json!({"filter": coin_flip(1), "replacement": {"n": 1000}, "upsert": true}),
+            )
+            .await;
+        assert!(
+            changed_nothing_or_refused(&answer, &[400]),
+            "{}",
+            answer.text
+        );
+    }
+    assert_eq!(rig.contents("counter").await, json!([{"_id": 1, "n": 10}]));
+}
+
+/// The same for the post-image role check: alice may edit documents whose
+/// `level` is below 3 but must not raise a level to 3 (the document would
+/// leave her role), neither with a plain update nor with a coin-flip
+/// upsert (whose pre-check only sees the document an insert would create).
+#[tokio::test]
+async fn nondeterministic_upserts_cannot_skip_the_post_image_rules_peer() {
+    let Some(rig) = Rig::start(BackendKind::Peer).await else {
+        return;
+    };
+    rig.ok(
+        ADMIN,
+        "insertOne",
+        "levels",
+        json!({"document": {"_id": 1, "level": 2}}),
+    )
+    .await;
+    let plain = rig
+        .call(
+            ALICE,
+            "updateOne",
+            "levels",
+            json!({"filter": {"_id": 1}, "update": {"$inc": {"level": 1}}}),
+        )
+        .await;
+    assert_eq!(plain.status, 403, "{}", plain.text);
+    for _ in 0..40 {
+        let answer = rig
+            .call(
+                ALICE,
+                "updateOne",
+                "levels",
+                json!({"filter": coin_flip(1), "update": {"$inc": {"level": 1}}, "upsert": true}),
+            )
+            .await;
+        assert!(
+            changed_nothing_or_refused(&answer, &[400, 403]),
+            "{}",
+            answer.text
+        );
+    }
+    assert_eq!(
+        rig.contents("levels").await,
+        json!([{"_id": 1, "level": 2}])
+    );
+}
+
+/// `$lookup` with `localField`/`foreignField` matches `foreignField` on the
+/// stored documents before the joined collection's read rules run: joining
+/// on a hidden field would tell which documents hold which hidden value, so
+/// it is refused (403).
+async fn lookup_on_a_hidden_foreign_field_is_refused(kind: BackendKind) {
+    let Some(rig) = Rig::start(kind).await else {
+        return;
+    };
+    rig.ok(
+        ADMIN,
+        "insertMany",
+        "staff",
+        json!({"documents": [
+            {"_id": 1, "name": "ann", "salary": 4200},
+            {"_id": 2, "name": "bob", "salary": 9100}
+        ]}),
+    )
+    .await;
+    // Alice cannot see salaries directly.
+    let direct = rig.ok(ALICE, "find", "staff", json!({})).await;
+    assert_eq!(
+        direct["documents"],
+        json!([{"_id": 1, "name": "ann"}, {"_id": 2, "name": "bob"}])
+    );
+    rig.ok(
+        ALICE,
+        "insertMany",
+        "guesses",
+        json!({"documents": [{"_id": 4000, "g": 4000}, {"_id": 4200, "g": 4200}, {"_id": 9100, "g": 9100}]}),
+    )
+    .await;
+    let answer = rig
+        .call(
+            ALICE,
+            "aggregate",
+            "guesses",
+            json!({"pipeline": [
+                {"$lookup": {"from": "staff", "localField": "g", "foreignField": "salary", "as": "m"}},
+                {"$match": {"m.0": {"$exists": true}}},
+                {"$project": {"g": 1, "who": "$m.name"}},
+                {"$sort": {"_id": 1}}
+            ]}),
+        )
+        .await;
+    // Expected: refused (403, like `$graphLookup` over a hidden field), or
+    // no document revealing a salary. Actual: 200 with
+    // [{"_id": 4200, "g": 4200, "who": ["ann"]}, {"_id": 9100, "g": 9100, "who": ["bob"]}].
+    if answer.status == 200 {
+        assert_eq!(
+            answer.json()["documents"],
+            json!([]),
+            "salaries revealed through $lookup foreignField"
+        );
+    } else {
+        assert_eq!(answer.status, 403, "{}", answer.text);
+    }
+}
+
+#[tokio::test]
+async fn lookup_on_a_hidden_foreign_field_is_refused_memory() {
+    lookup_on_a_hidden_foreign_field_is_refused(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn lookup_on_a_hidden_foreign_field_is_refused_peer() {
+    lookup_on_a_hidden_foreign_field_is_refused(BackendKind::Peer).await;
+}
+
+/// Schema refusals of update post-images do not quote values to a user the
+/// rules hide fields from: an update of a field she may write must not
+/// reveal a hidden field of a stored document that predates the schema
+/// (seeded here straight into MongoDB).
+#[tokio::test]
+async fn schema_refusals_do_not_quote_hidden_fields_peer() {
+    let Some(uri) = integration_tests::peer_uri() else {
+        return;
+    };
+    let db = unique_db("review_schema");
+    let backend = MongoBackend::connect(&uri, MongoBackendOptions::default())
+        .await
+        .expect("peer");
+    backend
+        .insert_one(
+            &Namespace::new(db.clone(), "profiles"),
+            doc! {"_id": 1, "owner": "alice", "name": "Alice", "ssn": "123-45-6789"},
+        )
+        .await
+        .expect("seeded before the schema existed");
+    let Some(rig) = Rig::start_in(BackendKind::Peer, db).await else {
+        return;
+    };
+    let read = rig
+        .ok(ALICE, "findOne", "profiles", json!({"filter": {"_id": 1}}))
+        .await;
+    assert_eq!(
+        read["document"],
+        json!({"_id": 1, "owner": "alice", "name": "Alice"}),
+        "ssn is hidden from alice"
+    );
+    let answer = rig
+        .call(
+            ALICE,
+            "updateOne",
+            "profiles",
+            json!({"filter": {"_id": 1}, "update": {"$set": {"name": "Al"}}}),
+        )
+        .await;
+    assert!(
+        !answer.text.contains("123-45-6789"),
+        "the refusal reveals the hidden ssn: {} {}",
+        answer.status,
+        answer.text
+    );
+}
+
+/// A filter's `apply_when` may not use the document, `%%prevRoot` alone
+/// included: such rules fail to load instead of loading a filter that would
+/// never apply.
+#[tokio::test]
+async fn prev_root_alone_is_refused_in_a_filters_apply_when_memory() {
+    let db = unique_db("review_filter");
+    let rules = json!({
+        "collections": [{
+            "database": db, "collection": "notes",
+            "roles": [admin_role(), {"name": "reader", "read": true}],
+            "filters": [{
+                "name": "no-drafts",
+                "apply_when": {"%%prevRoot": {"%exists": true}},
+                "query": {"draft": false}
+            }]
+        }]
+    });
+    let dir = std::env::temp_dir().join(unique_db("tda-review"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let rules_path = dir.join("rules.json");
+    std::fs::write(&rules_path, rules.to_string()).expect("write rules");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "app_id = \"data-review\"\n\
+             [[data_sources]]\nname = \"mongodb-atlas\"\nrules_file = '{}'\n\
+             [[api_keys]]\nname = \"admin\"\nkey = \"{ADMIN}\"\n\
+             [[api_keys]]\nname = \"alice\"\nkey = \"{ALICE}\"\n",
+            rules_path.display()
+        ),
+    )
+    .expect("write config");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let launched = integration_tests::standalone::launch(
+        integration_tests::standalone::Options {
+            listen: Some("127.0.0.1:0".into()),
+            config: Some(config_path),
+            mongodb_uri: None,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await;
+    let error = launched
+        .err()
+        .expect("rules with %%prevRoot in a filter's apply_when must not load");
+    assert!(
+        error
+            .to_string()
+            .contains("a filter's apply_when cannot use document fields"),
+        "{error}"
+    );
+    drop(stop);
+}
+
+/// A `replaceOne` upsert is judged with the `_id` it takes from the filter,
+/// and a filter repeating the equality the rules require (`_id` here) still
+/// upserts: the document the role allows is created.
+async fn replace_upserts_take_the_filter_id(kind: BackendKind) {
+    let db = unique_db("review_replace");
+    let rules = json!({
+        "collections": [{
+            "database": db, "collection": "me",
+            "roles": [admin_role(),
+                      {"name": "self", "apply_when": {"_id": "%%user.name"}, "read": true, "write": true}]
+        }]
+    });
+    let keys = [("admin", ADMIN), ("alice", ALICE)];
+    let Some(server) = standalone_with_rules("data-review", &rules, &keys, kind).await else {
+        return;
+    };
+    let answer = server
+        .call_as(
+            ALICE,
+            "replaceOne",
+            &db,
+            "me",
+            json!({"filter": {"_id": "alice"}, "replacement": {"bio": "hi"}, "upsert": true}),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            200,
+            json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": "alice"})
+        ),
+        "{}",
+        answer.text
+    );
+    // updateOne upserts with the same filter: an update when the document
+    // exists, an insert when it does not.
+    let upsert =
+        json!({"filter": {"_id": "alice"}, "update": {"$set": {"bio": "again"}}, "upsert": true});
+    let answer = server
+        .call_as(ALICE, "updateOne", &db, "me", upsert.clone())
+        .await;
+    assert_eq!(
+        (answer.status, answer.json()),
+        (200, json!({"matchedCount": 1, "modifiedCount": 1})),
+        "{}",
+        answer.text
+    );
+    let answer = server
+        .call_as(
+            ALICE,
+            "deleteOne",
+            &db,
+            "me",
+            json!({"filter": {"_id": "alice"}}),
+        )
+        .await;
+    assert_eq!(answer.json(), json!({"deletedCount": 1}), "{}", answer.text);
+    let answer = server.call_as(ALICE, "updateOne", &db, "me", upsert).await;
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            200,
+            json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": "alice"})
+        ),
+        "{}",
+        answer.text
+    );
+    // A filter asking for another `_id` matches nothing and may not insert.
+    let answer = server
+        .call_as(
+            ALICE,
+            "updateOne",
+            &db,
+            "me",
+            json!({"filter": {"_id": "bob"}, "update": {"$set": {"bio": "x"}}, "upsert": true}),
+        )
+        .await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn replace_upserts_take_the_filter_id_memory() {
+    replace_upserts_take_the_filter_id(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn replace_upserts_take_the_filter_id_peer() {
+    replace_upserts_take_the_filter_id(BackendKind::Peer).await;
+}
