@@ -148,6 +148,134 @@ pub async fn standalone_with_rules(
     standalone_with(&config, kind).await
 }
 
+/// A role for the key named `admin`: reads and writes everything.
+pub fn admin_role() -> Value {
+    serde_json::json!({"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true})
+}
+
+/// A standalone server under App Services rules with a database of its
+/// own, for tests that act as several principals (API keys whose names the
+/// rules read as `%%user.name`).
+pub struct RulesRig {
+    /// The server.
+    pub server: TestServer,
+    /// The rig's database (unique per rig).
+    pub db: String,
+    /// The key that reads collection contents ([`RulesRig::contents`]).
+    admin_key: String,
+}
+
+impl RulesRig {
+    /// Starts a server whose data source has the rules `rules(db)` and one
+    /// API key per `(name, key)`; the key named `admin` reads contents.
+    /// `None` when the peer is asked for and DATA_API_TEST_NO_PEER=1.
+    pub async fn start(
+        app_id: &str,
+        rules: impl FnOnce(&str) -> Value,
+        keys: &[(&str, &str)],
+        kind: BackendKind,
+    ) -> Option<RulesRig> {
+        let db = unique_db(app_id.trim_start_matches("data-"));
+        let server = standalone_with_rules(app_id, &rules(&db), keys, kind).await?;
+        let admin_key = keys
+            .iter()
+            .find(|(name, _)| *name == "admin")
+            .map(|(_, key)| (*key).to_owned())
+            .unwrap_or_default();
+        Some(RulesRig {
+            server,
+            db,
+            admin_key,
+        })
+    }
+
+    /// POSTs `action` on `coll` as the principal of `key`.
+    pub async fn call(&self, key: &str, action: &str, coll: &str, extra: Value) -> Answer {
+        self.server
+            .call_as(key, action, &self.db, coll, extra)
+            .await
+    }
+
+    /// Asserts the exact status and JSON body.
+    pub async fn expect(
+        &self,
+        key: &str,
+        action: &str,
+        coll: &str,
+        extra: Value,
+        status: u16,
+        body: Value,
+    ) {
+        let answer = self.call(key, action, coll, extra.clone()).await;
+        assert_eq!(
+            (answer.status, answer.json()),
+            (status, body),
+            "{action} on {coll} with {extra}"
+        );
+    }
+
+    /// Asserts a 403 with `code` and exactly `message`.
+    pub async fn refused(
+        &self,
+        key: &str,
+        action: &str,
+        coll: &str,
+        extra: Value,
+        code: &str,
+        message: &str,
+    ) {
+        self.rejected(key, action, coll, extra, (403, code, message))
+            .await;
+    }
+
+    /// Asserts an error answer: `(status, error_code, exact message)`.
+    pub async fn rejected(
+        &self,
+        key: &str,
+        action: &str,
+        coll: &str,
+        extra: Value,
+        want: (u16, &str, &str),
+    ) {
+        let answer = self.call(key, action, coll, extra.clone()).await;
+        let body = answer.json();
+        assert_eq!(
+            (
+                answer.status,
+                body["error_code"].as_str(),
+                body["error"].as_str()
+            ),
+            (want.0, Some(want.1), Some(want.2)),
+            "{action} on {coll} with {extra}"
+        );
+    }
+
+    /// Asserts a 2xx answer and returns its body.
+    pub async fn ok(&self, key: &str, action: &str, coll: &str, extra: Value) -> Value {
+        let answer = self.call(key, action, coll, extra.clone()).await;
+        assert!(
+            (200..300).contains(&answer.status),
+            "{action} on {coll} with {extra} answered {}: {}",
+            answer.status,
+            answer.text
+        );
+        answer.json()
+    }
+
+    /// What the `admin` key sees of `coll`, sorted by `_id`.
+    pub async fn contents(&self, coll: &str) -> Value {
+        let admin = self.admin_key.clone();
+        self.ok(
+            &admin,
+            "find",
+            coll,
+            serde_json::json!({"sort": {"_id": 1}}),
+        )
+        .await["documents"]
+            .clone()
+    }
+}
+
 /// The default test configuration: one data source (embedded, or the peer
 /// when the server is started with [`BackendKind::Peer`]) and [`KEY`].
 pub fn default_config(app_id: &str) -> String {

@@ -9,7 +9,7 @@
 //! configuration (`rules_file`). Principals are API keys; rules tell them
 //! apart by `%%user.name` (the key's name).
 
-use integration_tests::{standalone_with, unique_db, Answer, BackendKind, TestServer};
+use integration_tests::{BackendKind, RulesRig};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "rules-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -94,88 +94,10 @@ fn rules(db: &str) -> Value {
     })
 }
 
-struct Rig {
-    server: TestServer,
-    db: String,
-}
-
-impl Rig {
-    async fn start(kind: BackendKind) -> Option<Rig> {
-        let db = unique_db("rules");
-        let dir = std::env::temp_dir().join(unique_db("tda-rules"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let rules_path = dir.join("rules.json");
-        std::fs::write(&rules_path, rules(&db).to_string()).expect("write rules");
-        let config = format!(
-            "app_id = \"data-rules\"\n\
-             [[data_sources]]\nname = \"mongodb-atlas\"\nrules_file = '{}'\n\
-             [[api_keys]]\nname = \"admin\"\nkey = \"{ADMIN}\"\n\
-             [[api_keys]]\nname = \"alice\"\nkey = \"{ALICE}\"\n\
-             [[api_keys]]\nname = \"carol\"\nkey = \"{CAROL}\"\n",
-            rules_path.display()
-        );
-        let server = standalone_with(&config, kind).await?;
-        Some(Rig { server, db })
-    }
-
-    async fn call(&self, key: &str, action: &str, coll: &str, extra: Value) -> Answer {
-        let mut body =
-            json!({"dataSource": "mongodb-atlas", "database": self.db, "collection": coll});
-        body.as_object_mut()
-            .expect("object")
-            .extend(extra.as_object().expect("object").clone());
-        self.server
-            .call_with(
-                action,
-                &body.to_string(),
-                &[("apiKey", key), ("Content-Type", "application/json")],
-            )
-            .await
-    }
-
-    /// Asserts the exact status and JSON body.
-    async fn expect(
-        &self,
-        key: &str,
-        action: &str,
-        coll: &str,
-        extra: Value,
-        status: u16,
-        body: Value,
-    ) {
-        let answer = self.call(key, action, coll, extra.clone()).await;
-        assert_eq!(
-            (answer.status, answer.json()),
-            (status, body),
-            "{action} on {coll} with {extra}"
-        );
-    }
-
-    /// Asserts a 403 with `code` and exactly `message`.
-    async fn refused(
-        &self,
-        key: &str,
-        action: &str,
-        coll: &str,
-        extra: Value,
-        code: &str,
-        message: &str,
-    ) {
-        let answer = self.call(key, action, coll, extra.clone()).await;
-        assert_eq!(answer.status, 403, "{action} {extra}: {}", answer.text);
-        let body = answer.json();
-        assert_eq!(body["error_code"], code, "{action} {extra}: {body}");
-        assert_eq!(body["error"], message, "{action} {extra}: {body}");
-    }
-
-    /// What the admin sees of `coll`, sorted by `_id`.
-    async fn contents(&self, coll: &str) -> Value {
-        let answer = self
-            .call(ADMIN, "find", coll, json!({"sort": {"_id": 1}}))
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answer.json()["documents"].clone()
-    }
+/// A server with [`rules`] and the keys of `admin`, `alice` and `carol`.
+async fn rig(kind: BackendKind) -> Option<RulesRig> {
+    let keys = [("admin", ADMIN), ("alice", ALICE), ("carol", CAROL)];
+    RulesRig::start("data-rules", rules, &keys, kind).await
 }
 
 fn seed_docs() -> Value {
@@ -188,7 +110,7 @@ fn seed_docs() -> Value {
 }
 
 async fn matrix(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     let denied = "PermissionDenied";
@@ -629,7 +551,7 @@ const PEER_IGNORES_RESTRICT_SEARCH_WITH_MATCH: &str =
 /// found lose their hidden fields (exclusion and inclusion projections), and
 /// searching over a hidden field or an unruled collection is refused.
 async fn graph_lookup(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     let denied = "PermissionDenied";

@@ -6,16 +6,14 @@
 //! Peer tests need DATA_API_TEST_MONGODB_URI (the wire-protocol peer).
 
 use bson::doc;
-use integration_tests::{standalone_with_rules, unique_db, Answer, BackendKind, TestServer};
+use integration_tests::{
+    admin_role, standalone_with_rules, unique_db, Answer, BackendKind, RulesRig,
+};
 use serde_json::{json, Value};
 use tower_data_api::backend::{Backend, MongoBackend, MongoBackendOptions, Namespace};
 
 const ADMIN: &str = "review-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
 const ALICE: &str = "review-alice-key-0123456789abcdefghijklmnopqrstuvwxyz";
-
-fn admin_role() -> Value {
-    json!({"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true})
-}
 
 /// - `counter`: everybody reads and writes; `n` is an int of at most 10;
 /// - `levels`: documents with `level < 3` are writable, the others
@@ -60,45 +58,10 @@ fn rules(db: &str) -> Value {
     })
 }
 
-struct Rig {
-    server: TestServer,
-    db: String,
-}
-
-impl Rig {
-    async fn start(kind: BackendKind) -> Option<Rig> {
-        Self::start_in(kind, unique_db("review")).await
-    }
-
-    async fn start_in(kind: BackendKind, db: String) -> Option<Rig> {
-        let keys = [("admin", ADMIN), ("alice", ALICE)];
-        let server = standalone_with_rules("data-review", &rules(&db), &keys, kind).await?;
-        Some(Rig { server, db })
-    }
-
-    async fn call(&self, key: &str, action: &str, coll: &str, extra: Value) -> Answer {
-        self.server
-            .call_as(key, action, &self.db, coll, extra)
-            .await
-    }
-
-    async fn ok(&self, key: &str, action: &str, coll: &str, extra: Value) -> Value {
-        let answer = self.call(key, action, coll, extra.clone()).await;
-        assert!(
-            (200..300).contains(&answer.status),
-            "{action} on {coll} with {extra} answered {}: {}",
-            answer.status,
-            answer.text
-        );
-        answer.json()
-    }
-
-    /// What the admin sees of `coll`, sorted by `_id`.
-    async fn contents(&self, coll: &str) -> Value {
-        self.ok(ADMIN, "find", coll, json!({"sort": {"_id": 1}}))
-            .await["documents"]
-            .clone()
-    }
+/// A server with [`rules`] and the keys of `admin` and `alice`.
+async fn rig(kind: BackendKind) -> Option<RulesRig> {
+    let keys = [("admin", ADMIN), ("alice", ALICE)];
+    RulesRig::start("data-review", rules, &keys, kind).await
 }
 
 /// A filter that MongoDB evaluates differently each time: true for about
@@ -123,7 +86,7 @@ fn changed_nothing_or_refused(answer: &Answer, statuses: &[u16]) -> bool {
 /// `n` never goes past the schema's maximum.
 #[tokio::test]
 async fn nondeterministic_upserts_cannot_skip_the_schema_check_peer() {
-    let Some(rig) = Rig::start(BackendKind::Peer).await else {
+    let Some(rig) = rig(BackendKind::Peer).await else {
         return;
     };
     rig.ok(
@@ -160,7 +123,7 @@ async fn nondeterministic_upserts_cannot_skip_the_schema_check_peer() {
 /// The same through `replaceOne` with `upsert`.
 #[tokio::test]
 async fn nondeterministic_replace_upserts_cannot_skip_the_schema_check_peer() {
-    let Some(rig) = Rig::start(BackendKind::Peer).await else {
+    let Some(rig) = rig(BackendKind::Peer).await else {
         return;
     };
     rig.ok(
@@ -194,7 +157,7 @@ async fn nondeterministic_replace_upserts_cannot_skip_the_schema_check_peer() {
 /// upsert (whose pre-check only sees the document an insert would create).
 #[tokio::test]
 async fn nondeterministic_upserts_cannot_skip_the_post_image_rules_peer() {
-    let Some(rig) = Rig::start(BackendKind::Peer).await else {
+    let Some(rig) = rig(BackendKind::Peer).await else {
         return;
     };
     rig.ok(
@@ -239,7 +202,7 @@ async fn nondeterministic_upserts_cannot_skip_the_post_image_rules_peer() {
 /// on a hidden field would tell which documents hold which hidden value, so
 /// it is refused (403).
 async fn lookup_on_a_hidden_foreign_field_is_refused(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     rig.ok(
@@ -311,20 +274,20 @@ async fn schema_refusals_do_not_quote_hidden_fields_peer() {
     let Some(uri) = integration_tests::peer_uri() else {
         return;
     };
-    let db = unique_db("review_schema");
+    let Some(rig) = rig(BackendKind::Peer).await else {
+        return;
+    };
     let backend = MongoBackend::connect(&uri, MongoBackendOptions::default())
         .await
         .expect("peer");
+    // Straight into MongoDB: stored before the schema could check it.
     backend
         .insert_one(
-            &Namespace::new(db.clone(), "profiles"),
+            &Namespace::new(rig.db.clone(), "profiles"),
             doc! {"_id": 1, "owner": "alice", "name": "Alice", "ssn": "123-45-6789"},
         )
         .await
-        .expect("seeded before the schema existed");
-    let Some(rig) = Rig::start_in(BackendKind::Peer, db).await else {
-        return;
-    };
+        .expect("seeded");
     let read = rig
         .ok(ALICE, "findOne", "profiles", json!({"filter": {"_id": 1}}))
         .await;

@@ -4,7 +4,7 @@
 //!
 //! Principals are API keys; rules tell them apart by `%%user.name`.
 
-use integration_tests::{standalone_with_rules, unique_db, Answer, BackendKind, TestServer};
+use integration_tests::{admin_role, BackendKind, RulesRig};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "checks-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -13,10 +13,6 @@ const ALICE: &str = "checks-alice-key-0123456789abcdefghijklmnopqrstuvwxyz";
 /// How many concurrent `$inc` requests race for the 10 increments the
 /// schema allows.
 const RACERS: usize = 24;
-
-fn admin_role() -> Value {
-    json!({"name": "admin", "apply_when": {"%%user.name": "admin"}, "read": true, "write": true})
-}
 
 /// - `counter`: everybody reads and writes; `n` is an int of at most 10;
 /// - `owned`: owners read and write their documents (`owner` = key name);
@@ -58,78 +54,20 @@ fn rules(db: &str) -> Value {
     })
 }
 
-struct Rig {
-    server: TestServer,
-    db: String,
+/// A server with [`rules`] and the keys of `admin` and `alice`.
+async fn rig(kind: BackendKind) -> Option<RulesRig> {
+    let keys = [("admin", ADMIN), ("alice", ALICE)];
+    RulesRig::start("data-checks", rules, &keys, kind).await
 }
 
-impl Rig {
-    async fn start(kind: BackendKind) -> Option<Rig> {
-        let db = unique_db("checks");
-        let keys = [("admin", ADMIN), ("alice", ALICE)];
-        let server = standalone_with_rules("data-checks", &rules(&db), &keys, kind).await?;
-        Some(Rig { server, db })
-    }
-
-    async fn call(&self, key: &str, action: &str, coll: &str, extra: Value) -> Answer {
-        self.server
-            .call_as(key, action, &self.db, coll, extra)
-            .await
-    }
-
-    /// Asserts the exact status and JSON body.
-    async fn expect(&self, key: &str, action: &str, coll: &str, extra: Value, want: (u16, Value)) {
-        let answer = self.call(key, action, coll, extra.clone()).await;
-        assert_eq!(
-            (answer.status, answer.json()),
-            want,
-            "{action} on {coll} with {extra}"
-        );
-    }
-
-    /// Asserts an error status, code and exact message.
-    async fn refused(
-        &self,
-        key: &str,
-        action: &str,
-        coll: &str,
-        extra: Value,
-        want: (u16, &str, &str),
-    ) {
-        let answer = self.call(key, action, coll, extra.clone()).await;
-        let body = answer.json();
-        assert_eq!(
-            (
-                answer.status,
-                body["error_code"].as_str(),
-                body["error"].as_str()
-            ),
-            (want.0, Some(want.1), Some(want.2)),
-            "{action} on {coll} with {extra}"
-        );
-    }
-
-    /// What the admin sees of `coll`, sorted by `_id`.
-    async fn contents(&self, coll: &str) -> Value {
-        let answer = self
-            .call(ADMIN, "find", coll, json!({"sort": {"_id": 1}}))
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answer.json()["documents"].clone()
-    }
-}
-
-fn updated(matched: u64, modified: u64) -> (u16, Value) {
-    (
-        200,
-        json!({"matchedCount": matched, "modifiedCount": modified}),
-    )
+fn updated(matched: u64, modified: u64) -> Value {
+    json!({"matchedCount": matched, "modifiedCount": modified})
 }
 
 /// Concurrent increments never push `n` past the schema's maximum: the
 /// check sees the document it writes.
 async fn schema_checks_are_atomic(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     rig.expect(
@@ -137,7 +75,8 @@ async fn schema_checks_are_atomic(kind: BackendKind) {
         "insertOne",
         "counter",
         json!({"document": {"_id": 1, "n": 0}}),
-        (201, json!({"insertedId": 1})),
+        201,
+        json!({"insertedId": 1}),
     )
     .await;
     let rig = std::sync::Arc::new(rig);
@@ -159,7 +98,7 @@ async fn schema_checks_are_atomic(kind: BackendKind) {
         let answer = answer.expect("racer finished");
         match answer.status {
             200 => {
-                assert_eq!(answer.json(), updated(1, 1).1);
+                assert_eq!(answer.json(), updated(1, 1));
                 applied += 1;
             }
             400 => {
@@ -178,10 +117,11 @@ async fn schema_checks_are_atomic(kind: BackendKind) {
         "insertMany",
         "counter",
         json!({"documents": [{"_id": 2, "n": 5}, {"_id": 3, "n": 9}]}),
-        (201, json!({"insertedIds": [2, 3]})),
+        201,
+        json!({"insertedIds": [2, 3]}),
     )
     .await;
-    rig.refused(
+    rig.rejected(
         ALICE,
         "updateMany",
         "counter",
@@ -199,6 +139,7 @@ async fn schema_checks_are_atomic(kind: BackendKind) {
         "updateMany",
         "counter",
         json!({"filter": {"_id": {"$gte": 2}}, "update": {"$inc": {"n": 1}}}),
+        200,
         updated(2, 2),
     )
     .await;
@@ -211,7 +152,7 @@ async fn schema_checks_are_atomic(kind: BackendKind) {
 /// Roles are re-checked on the post-image when an update changes a field
 /// they depend on.
 async fn post_images_are_rechecked(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     let no_role =
@@ -221,7 +162,8 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "insertOne",
         "owned",
         json!({"document": {"_id": 1, "owner": "alice", "v": 1}}),
-        (201, json!({"insertedId": 1})),
+        201,
+        json!({"insertedId": 1}),
     )
     .await;
     rig.expect(
@@ -229,6 +171,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "updateOne",
         "owned",
         json!({"filter": {"_id": 1}, "update": {"$set": {"v": 2}}}),
+        200,
         updated(1, 1),
     )
     .await;
@@ -237,7 +180,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         json!({"$rename": {"owner": "previous_owner"}}),
         json!({"$unset": {"owner": ""}}),
     ] {
-        rig.refused(
+        rig.rejected(
             ALICE,
             "updateOne",
             "owned",
@@ -246,7 +189,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         )
         .await;
     }
-    rig.refused(
+    rig.rejected(
         ALICE,
         "replaceOne",
         "owned",
@@ -260,6 +203,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "updateOne",
         "owned",
         json!({"filter": {"_id": 1}, "update": {"$set": {"owner": "alice"}}}),
+        200,
         updated(1, 0),
     )
     .await;
@@ -268,6 +212,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "replaceOne",
         "owned",
         json!({"filter": {"_id": 1}, "replacement": {"owner": "alice", "v": 3}}),
+        200,
         updated(1, 1),
     )
     .await;
@@ -282,7 +227,8 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "insertMany",
         "tasks",
         json!({"documents": [{"_id": 1, "title": "a"}, {"_id": 2, "title": "b", "status": "open"}]}),
-        (201, json!({"insertedIds": [1, 2]})),
+        201,
+        json!({"insertedIds": [1, 2]}),
     )
     .await;
     rig.expect(
@@ -290,10 +236,11 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "updateMany",
         "tasks",
         json!({"filter": {}, "update": {"$set": {"status": "done"}}}),
+        200,
         updated(2, 2),
     )
     .await;
-    rig.refused(
+    rig.rejected(
         ALICE,
         "updateMany",
         "tasks",
@@ -319,6 +266,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "updateOne",
         "tasks",
         json!({"filter": {"_id": 2}, "update": {"$set": {"status": "locked"}}}),
+        200,
         updated(1, 1),
     )
     .await;
@@ -327,6 +275,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
         "updateMany",
         "tasks",
         json!({"filter": {}, "update": {"$set": {"title": "t"}}}),
+        200,
         updated(1, 1),
     )
     .await;
@@ -342,7 +291,7 @@ async fn post_images_are_rechecked(kind: BackendKind) {
 /// `%%prevRoot` is the stored version: an owner may hand a document over,
 /// and a client cannot forge it.
 async fn prev_root_hands_over(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     rig.expect(
@@ -350,14 +299,15 @@ async fn prev_root_hands_over(kind: BackendKind) {
         "insertOne",
         "handoff",
         json!({"document": {"_id": 1, "owner": "alice"}}),
-        (201, json!({"insertedId": 1})),
+        201,
+        json!({"insertedId": 1}),
     )
     .await;
     for document in [
         json!({"_id": 2, "owner": "bob"}),
         json!({"_id": 3, "owner": "bob", "%%prevRoot": {"owner": "alice"}}),
     ] {
-        rig.refused(
+        rig.rejected(
             ALICE,
             "insertOne",
             "handoff",
@@ -375,7 +325,8 @@ async fn prev_root_hands_over(kind: BackendKind) {
         "find",
         "handoff",
         json!({}),
-        (200, json!({"documents": [{"_id": 1, "owner": "alice"}]})),
+        200,
+        json!({"documents": [{"_id": 1, "owner": "alice"}]}),
     )
     .await;
     rig.expect(
@@ -383,6 +334,7 @@ async fn prev_root_hands_over(kind: BackendKind) {
         "updateOne",
         "handoff",
         json!({"filter": {"_id": 1}, "update": {"$set": {"owner": "bob"}}}),
+        200,
         updated(1, 1),
     )
     .await;
@@ -392,7 +344,8 @@ async fn prev_root_hands_over(kind: BackendKind) {
         "findOne",
         "handoff",
         json!({"filter": {"_id": 1}}),
-        (200, json!({"document": null})),
+        200,
+        json!({"document": null}),
     )
     .await;
     rig.expect(
@@ -400,6 +353,7 @@ async fn prev_root_hands_over(kind: BackendKind) {
         "updateOne",
         "handoff",
         json!({"filter": {"_id": 1}, "update": {"$set": {"owner": "alice"}}}),
+        200,
         updated(0, 0),
     )
     .await;

@@ -441,13 +441,8 @@ impl MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
             .map_err(to_backend)?;
-        let coll = if query.upsert {
-            self.create(&ns.database, &ns.collection)
-        } else {
-            match self.existing(&ns.database, &ns.collection) {
-                Some(c) => c,
-                None => return Ok(UpdateOutcome::default()),
-            }
+        let Some(coll) = self.write_target(ns, query.upsert) else {
+            return Ok(UpdateOutcome::default());
         };
         let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
         let spec = WriteSpec {
@@ -460,6 +455,16 @@ impl MemoryBackend {
         write::update(&mut guard, &spec, &update, multi)
     }
 
+    /// The collection an update writes to: created for an upsert, `None`
+    /// when it does not exist otherwise (nothing to update).
+    fn write_target(&self, ns: &Namespace, upsert: bool) -> Option<Shared<Collection>> {
+        if upsert {
+            Some(self.create(&ns.database, &ns.collection))
+        } else {
+            self.existing(&ns.database, &ns.collection)
+        }
+    }
+
     fn run_replace(
         &self,
         ns: &Namespace,
@@ -467,17 +472,9 @@ impl MemoryBackend {
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let filter = parse_filter(&query.filter)?;
-        let coll = if query.upsert {
-            self.create(&ns.database, &ns.collection)
-        } else {
-            match self.existing(&ns.database, &ns.collection) {
-                Some(c) => c,
-                None => {
-                    crate::query::update::validate_replacement(&query.replacement)
-                        .map_err(to_backend)?;
-                    return Ok(UpdateOutcome::default());
-                }
-            }
+        let Some(coll) = self.write_target(ns, query.upsert) else {
+            crate::query::update::validate_replacement(&query.replacement).map_err(to_backend)?;
+            return Ok(UpdateOutcome::default());
         };
         let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
         let spec = WriteSpec {

@@ -30,6 +30,7 @@ use mongodb::error::{
     Error, ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
 };
 use mongodb::options::{ReadConcern, UpdateModifications as DriverUpdate, WriteConcern};
+use mongodb::results::UpdateResult;
 use mongodb::{ClientSession, Collection};
 
 use super::errors::log_and_map;
@@ -274,14 +275,7 @@ async fn update(
             action = action.array_filters(filters.clone());
         }
         let result = action.await?;
-        check_upserted(
-            coll,
-            session,
-            &result.upserted_id,
-            result.matched_count,
-            check,
-        )
-        .await?;
+        check_upserted(coll, session, &result, check).await?;
         return Ok(UpdateOutcome {
             matched_count: result.matched_count,
             modified_count: result.modified_count,
@@ -341,14 +335,7 @@ async fn replace(
         .session(&mut *session)
         .await?;
     if before.is_empty() {
-        check_upserted(
-            coll,
-            session,
-            &result.upserted_id,
-            result.matched_count,
-            check,
-        )
-        .await?;
+        check_upserted(coll, session, &result, check).await?;
     } else {
         let ids = before
             .iter()
@@ -389,12 +376,11 @@ async fn matched(
 async fn check_upserted(
     coll: &Collection<Document>,
     session: &mut ClientSession,
-    id: &Option<Bson>,
-    matched_count: u64,
+    result: &UpdateResult,
     check: &dyn WriteCheck,
 ) -> Result<(), Failure> {
-    let Some(id) = id else {
-        if matched_count == 0 {
+    let Some(id) = &result.upserted_id else {
+        if result.matched_count == 0 {
             return Ok(());
         }
         return Err(Failure::Refused(BackendError::invalid(
