@@ -1132,3 +1132,49 @@ async fn write_checked_on_the_embedded_engine() {
     let backend = tower_data_api::MemoryBackend::new();
     checked_writes(&backend, &Namespace::new("db", "items")).await;
 }
+
+#[tokio::test]
+async fn checked_update_many_is_capped() {
+    let Some(peer) = Peer::new("capped").await else {
+        return;
+    };
+    let uri = peer_uri().expect("peer");
+    let capped = MongoBackend::connect(
+        &uri,
+        MongoBackendOptions::default().with_max_checked_documents(2),
+    )
+    .await
+    .expect("connect");
+    peer.insert(vec![doc! {"_id": 1}, doc! {"_id": 2}, doc! {"_id": 3}])
+        .await;
+    let all = CheckedWrite::UpdateMany(update(doc! {}, operators(doc! {"$set": {"n": 1}}), false));
+    let err = capped
+        .write_checked(&peer.ns, all, &Recorder::default())
+        .await
+        .expect_err("more than the cap");
+    assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
+    assert!(
+        err.message.contains("more than 2 documents"),
+        "{}",
+        err.message
+    );
+    let two = CheckedWrite::UpdateMany(update(
+        doc! {"_id": {"$lte": 2}},
+        operators(doc! {"$set": {"n": 1}}),
+        false,
+    ));
+    let outcome = capped
+        .write_checked(&peer.ns, two, &Recorder::default())
+        .await
+        .expect("within the cap");
+    assert_eq!(outcome.modified_count, 2);
+    assert_eq!(
+        peer.all(&peer.ns).await,
+        vec![
+            doc! {"_id": 1, "n": 1},
+            doc! {"_id": 2, "n": 1},
+            doc! {"_id": 3}
+        ]
+    );
+    peer.cleanup().await;
+}

@@ -101,7 +101,15 @@ pub(super) async fn write_checked(
             .write_concern(WriteConcern::majority())
             .await
             .map_err(|e| log_and_map(&e, operation))?;
-        let failure = match run_once(&coll, &mut session, &write, check).await {
+        let failure = match run_once(
+            &coll,
+            &mut session,
+            &write,
+            backend.max_checked_documents,
+            check,
+        )
+        .await
+        {
             Ok(outcome) => match commit(&mut session).await {
                 Ok(()) => return Ok(outcome),
                 Err(error) => error,
@@ -242,11 +250,16 @@ async fn run_once(
     coll: &Collection<Document>,
     session: &mut ClientSession,
     write: &CheckedWrite,
+    max_documents: usize,
     check: &dyn WriteCheck,
 ) -> Result<UpdateOutcome, Failure> {
     match write {
-        CheckedWrite::UpdateOne(query) => update(coll, session, query, false, check).await,
-        CheckedWrite::UpdateMany(query) => update(coll, session, query, true, check).await,
+        CheckedWrite::UpdateOne(query) => {
+            update(coll, session, query, false, max_documents, check).await
+        }
+        CheckedWrite::UpdateMany(query) => {
+            update(coll, session, query, true, max_documents, check).await
+        }
         CheckedWrite::ReplaceOne(query) => replace(coll, session, query, check).await,
     }
 }
@@ -256,9 +269,21 @@ async fn update(
     session: &mut ClientSession,
     query: &UpdateQuery,
     multi: bool,
+    max_documents: usize,
     check: &dyn WriteCheck,
 ) -> Result<UpdateOutcome, Failure> {
-    let before = matched(coll, session, &query.filter, multi).await?;
+    let before = if multi {
+        let before = matched(coll, session, &query.filter, max_documents + 1).await?;
+        if before.len() > max_documents {
+            return Err(Failure::Refused(BackendError::invalid(format!(
+                "this updateMany would change more than {max_documents} documents, the most \
+                 one checked write (JSON schema or rules) may change; narrow the filter"
+            ))));
+        }
+        before
+    } else {
+        matched(coll, session, &query.filter, 1).await?
+    };
     let driver_update = || match &query.update {
         UpdateModifications::Operators(doc) => DriverUpdate::Document(doc.clone()),
         UpdateModifications::Pipeline(stages) => DriverUpdate::Pipeline(stages.clone()),
@@ -318,7 +343,7 @@ async fn replace(
     query: &ReplaceQuery,
     check: &dyn WriteCheck,
 ) -> Result<UpdateOutcome, Failure> {
-    let before = matched(coll, session, &query.filter, false).await?;
+    let before = matched(coll, session, &query.filter, 1).await?;
     // Pinned to the document read (and then never an upsert), or an upsert
     // when nothing matched.
     let (filter, upsert) = match before.first().and_then(|d| d.get("_id")) {
@@ -350,16 +375,16 @@ async fn replace(
     })
 }
 
-/// The documents `filter` matches (the first only unless `multi`).
+/// The documents `filter` matches, at most `limit` (0: all).
 async fn matched(
     coll: &Collection<Document>,
     session: &mut ClientSession,
     filter: &Document,
-    multi: bool,
+    limit: usize,
 ) -> Result<Vec<Document>, Error> {
     let mut action = coll.find(filter.clone()).session(&mut *session);
-    if !multi {
-        action = action.limit(1);
+    if limit > 0 {
+        action = action.limit(i64::try_from(limit).unwrap_or(i64::MAX));
     }
     let mut cursor = action.await?;
     let mut documents = Vec::new();
@@ -410,7 +435,7 @@ async fn check_changed(
     let mut after_by_id: HashMap<Vec<u8>, Document> = HashMap::with_capacity(ids.len());
     for batch in id_batches(&ids) {
         let filter = doc! { "_id": { "$in": batch.to_vec() } };
-        for document in matched(coll, session, &filter, true).await? {
+        for document in matched(coll, session, &filter, 0).await? {
             after_by_id.insert(id_key(document.get("_id")), document);
         }
     }

@@ -59,6 +59,11 @@ pub struct MongoBackendOptions {
     /// The name the driver reports to the server (`appName`, visible in server
     /// logs and `currentOp`); `None` keeps the connection string's.
     pub app_name: Option<String>,
+    /// Most documents one checked `updateMany` (a JSON schema or post-image
+    /// rules, see [`Backend::write_checked`]) may change: each one's old and
+    /// new version is held in memory for the check. More → 400. Default:
+    /// 100,000.
+    pub max_checked_documents: usize,
 }
 
 impl Default for MongoBackendOptions {
@@ -68,6 +73,7 @@ impl Default for MongoBackendOptions {
             connect_timeout: None,
             max_time: None,
             app_name: None,
+            max_checked_documents: 100_000,
         }
     }
 }
@@ -88,6 +94,12 @@ impl MongoBackendOptions {
     /// Sets [`max_time`](Self::max_time).
     pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
         self.max_time = max_time;
+        self
+    }
+
+    /// Sets [`max_checked_documents`](Self::max_checked_documents).
+    pub fn with_max_checked_documents(mut self, documents: usize) -> Self {
+        self.max_checked_documents = documents;
         self
     }
 
@@ -148,6 +160,7 @@ impl MongoBackendOptions {
 pub struct MongoBackend {
     client: Client,
     max_time: Option<Duration>,
+    max_checked_documents: usize,
 }
 
 impl fmt::Debug for MongoBackend {
@@ -155,6 +168,7 @@ impl fmt::Debug for MongoBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoBackend")
             .field("max_time", &self.max_time)
+            .field("max_checked_documents", &self.max_checked_documents)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +191,7 @@ impl MongoBackend {
         Ok(Self {
             client,
             max_time: options.max_time,
+            max_checked_documents: options.max_checked_documents,
         })
     }
 
@@ -197,6 +212,7 @@ impl MongoBackend {
         Self {
             client,
             max_time: None,
+            max_checked_documents: MongoBackendOptions::default().max_checked_documents,
         }
     }
 
