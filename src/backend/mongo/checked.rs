@@ -2,19 +2,23 @@
 //! MongoDB: each attempt is one multi-document transaction.
 //!
 //! Inside the transaction the matched documents are read (their
-//! pre-images), the write runs restricted to their `_id`s (in batches of at
-//! most 10,000 or 4 MiB), the post-images
-//! are read back (a transaction reads its own writes) and every changed
-//! document goes through the check; a refusal aborts, so nothing changes.
-//! The documents checked are exactly those the server computed: no update
-//! semantics are re-implemented here.
+//! pre-images; an `updateMany` may match at most
+//! `MongoBackendOptions::max_checked_documents`), the write runs pinned to
+//! their `_id`s (in batches of at most 10,000 ids or 4 MiB), the
+//! post-images are read back (a transaction reads its own writes) and every
+//! changed document goes through the check; a refusal aborts, so nothing
+//! changes. The documents checked are exactly those the server computed: no
+//! update semantics are re-implemented here. When nothing matched, an
+//! upsert runs with the client's filter and the document it inserted is
+//! checked; if it matched a document after all (a filter that is not
+//! deterministic, such as `$rand`), the write is refused and rolled back.
 //!
 //! Snapshot isolation makes the check atomic with the write: a concurrent
 //! writer that touches a matched document after the transaction's snapshot
 //! makes the transaction fail with a `TransientTransactionError`
 //! (`WriteConflict`), and the whole attempt starts again with fresh
 //! pre-images. Commits that end with `UnknownTransactionCommitResult` are
-//! retried as the driver specification describes. After
+//! retried (a few times) as the driver specification describes. After
 //! [`MAX_ATTEMPTS`] conflicting attempts the write gives up with
 //! `Unavailable` (503, retry later).
 //!
