@@ -197,11 +197,12 @@ async fn nondeterministic_upserts_cannot_skip_the_post_image_rules_peer() {
     );
 }
 
-/// `$lookup` with `localField`/`foreignField` matches `foreignField` on the
-/// stored documents before the joined collection's read rules run: joining
-/// on a hidden field would tell which documents hold which hidden value, so
-/// it is refused (403).
-async fn lookup_on_a_hidden_foreign_field_is_refused(kind: BackendKind) {
+/// Hidden values cannot be probed: `$lookup` with `localField` /
+/// `foreignField` matches `foreignField` on the stored documents before the
+/// joined collection's read rules run, so joining on a hidden field is
+/// refused (403), as are filters and sorts naming hidden fields (which
+/// documents match, and in what order, would tell the values apart).
+async fn hidden_fields_cannot_be_probed(kind: BackendKind) {
     let Some(rig) = rig(kind).await else {
         return;
     };
@@ -241,28 +242,83 @@ async fn lookup_on_a_hidden_foreign_field_is_refused(kind: BackendKind) {
             ]}),
         )
         .await;
-    // Expected: refused (403, like `$graphLookup` over a hidden field), or
-    // no document revealing a salary. Actual: 200 with
-    // [{"_id": 4200, "g": 4200, "who": ["ann"]}, {"_id": 9100, "g": 9100, "who": ["bob"]}].
-    if answer.status == 200 {
-        assert_eq!(
-            answer.json()["documents"],
-            json!([]),
-            "salaries revealed through $lookup foreignField"
-        );
-    } else {
-        assert_eq!(answer.status, 403, "{}", answer.text);
+    assert_eq!(
+        (answer.status, answer.json()["error"].clone()),
+        (
+            403,
+            json!("$lookup not permitted: field 'salary' of collection 'staff' is not readable")
+        ),
+        "{}",
+        answer.text
+    );
+    // Nor can a filter or a sort on the hidden field tell salaries apart.
+    let probes = [
+        (
+            "find",
+            json!({"filter": {"salary": {"$gt": 5000}}}),
+            "find not permitted: the filter reads field 'salary', which is not readable",
+        ),
+        (
+            "find",
+            json!({"filter": {"$or": [{"name": "x"}, {"$expr": {"$gt": ["$salary", 5000]}}]}}),
+            "find not permitted: the filter reads field 'salary', which is not readable",
+        ),
+        (
+            "find",
+            json!({"sort": {"salary": -1}, "limit": 1}),
+            "find not permitted: the sort reads field 'salary', which is not readable",
+        ),
+        (
+            "findOne",
+            json!({"filter": {"$jsonSchema": {"required": ["salary"]}}}),
+            "find not permitted: the filter reads the whole document, which is not readable",
+        ),
+        (
+            "updateMany",
+            json!({"filter": {"salary": {"$gt": 5000}}, "update": {"$set": {"name": "rich"}}}),
+            "update not permitted: the filter reads field 'salary', which is not readable",
+        ),
+    ];
+    for (action, extra, message) in probes {
+        rig.rejected(
+            ALICE,
+            action,
+            "staff",
+            extra,
+            (403, "PermissionDenied", message),
+        )
+        .await;
     }
+    // Inside a pipeline the read rules run first: the field is gone.
+    rig.expect(
+        ALICE,
+        "aggregate",
+        "staff",
+        json!({"pipeline": [{"$match": {"salary": {"$gt": 5000}}}]}),
+        200,
+        json!({"documents": []}),
+    )
+    .await;
+    // Readable fields filter and sort as usual.
+    rig.expect(
+        ALICE,
+        "find",
+        "staff",
+        json!({"filter": {"name": {"$gt": "a"}}, "sort": {"name": -1}}),
+        200,
+        json!({"documents": [{"_id": 2, "name": "bob"}, {"_id": 1, "name": "ann"}]}),
+    )
+    .await;
 }
 
 #[tokio::test]
-async fn lookup_on_a_hidden_foreign_field_is_refused_memory() {
-    lookup_on_a_hidden_foreign_field_is_refused(BackendKind::Memory).await;
+async fn hidden_fields_cannot_be_probed_memory() {
+    hidden_fields_cannot_be_probed(BackendKind::Memory).await;
 }
 
 #[tokio::test]
-async fn lookup_on_a_hidden_foreign_field_is_refused_peer() {
-    lookup_on_a_hidden_foreign_field_is_refused(BackendKind::Peer).await;
+async fn hidden_fields_cannot_be_probed_peer() {
+    hidden_fields_cannot_be_probed(BackendKind::Peer).await;
 }
 
 /// Schema refusals of update post-images do not quote values to a user the

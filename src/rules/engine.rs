@@ -30,7 +30,7 @@ use crate::rules::functions::Functions;
 use crate::rules::model::{FieldPermission, Role, Rule, Rules};
 use crate::rules::pipeline::{rewrite, PrefixFor};
 use crate::rules::policy::{
-    find_in_document, forbidden, javascript_operator, paths_overlap, touched_paths,
+    filter_paths, find_in_document, forbidden, javascript_operator, paths_overlap, touched_paths,
 };
 
 /// What [`CompiledRules::authorize`] decided for one request.
@@ -51,6 +51,7 @@ pub(crate) struct CompiledRules {
     default: Option<CompiledRule>,
     collections: HashMap<(String, String), CompiledRule>,
     denied_operators: Vec<String>,
+    allow_hidden_field_queries: bool,
     functions: Functions,
 }
 
@@ -133,6 +134,7 @@ impl CompiledRules {
             default,
             collections,
             denied_operators,
+            allow_hidden_field_queries: rules.allow_hidden_field_queries,
             functions,
         };
         compiled.check_functions()?;
@@ -187,6 +189,9 @@ impl CompiledRules {
     ) -> Result<Decision, ApiError> {
         let plan = self.plan(ns, scope)?;
         self.check_operators(command)?;
+        if !self.allow_hidden_field_queries {
+            plan.check_query_fields(command)?;
+        }
         let (guard, post_image) = self.rewrite(&plan, ns, scope, command)?;
         Ok(Decision {
             guard,
@@ -697,6 +702,53 @@ impl Plan {
                 client,
             })),
         ))
+    }
+
+    /// Refuses a client filter or sort naming a field some role that may
+    /// apply does not let the user read: which documents match, and in what
+    /// order, would tell its values apart.
+    fn check_query_fields(&self, command: &Command) -> Result<(), ApiError> {
+        let (verb, filter, sort) = match command {
+            Command::FindOne(q) => ("find", &q.filter, q.sort.as_ref()),
+            Command::Find(q) => ("find", &q.filter, q.sort.as_ref()),
+            Command::UpdateOne(q) | Command::UpdateMany(q) => ("update", &q.filter, None),
+            Command::ReplaceOne(q) => ("update", &q.filter, None),
+            Command::DeleteOne(filter) | Command::DeleteMany(filter) => ("delete", filter, None),
+            // Inserts read nothing; pipelines start with the read prefix,
+            // which removes hidden fields before any client stage.
+            Command::InsertOne(_) | Command::InsertMany(_) | Command::Aggregate(_) => return Ok(()),
+        };
+        let readable = |path: &str| {
+            self.roles.iter().all(|role| {
+                role.read_all == Cond::True
+                    || role.write_all == Cond::True
+                    || role.fields.can_read_path(path)
+            })
+        };
+        let named = |path: &str| {
+            if path.is_empty() {
+                "the whole document".to_owned()
+            } else {
+                format!("field '{path}'")
+            }
+        };
+        if let Some(path) = filter_paths(filter).into_iter().find(|p| !readable(p)) {
+            return Err(forbidden(format!(
+                "{verb} not permitted: the filter reads {}, which is not readable",
+                named(&path)
+            )));
+        }
+        if let Some(path) = sort
+            .into_iter()
+            .flat_map(|sort| sort.keys())
+            .find(|p| !readable(p))
+        {
+            return Err(forbidden(format!(
+                "{verb} not permitted: the sort reads {}, which is not readable",
+                named(path)
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a role that may apply hides some field from the user.

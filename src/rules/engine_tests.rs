@@ -390,6 +390,50 @@ fn aggregation_policy() {
 }
 
 #[test]
+fn queries_on_hidden_fields_are_refused_unless_allowed() {
+    let staff = staff_rules();
+    let sorted = |filter: Document, sort: Document| {
+        Command::Find(FindQuery {
+            filter,
+            sort: Some(sort),
+            limit: 10,
+            ..FindQuery::default()
+        })
+    };
+    assert_eq!(
+        message(run(&staff, "u", &mut find(doc! {"salary": {"$gt": 1}}))),
+        "find not permitted: the filter reads field 'salary', which is not readable"
+    );
+    assert_eq!(
+        message(run(&staff, "u", &mut sorted(doc! {}, doc! {"salary": 1}))),
+        "find not permitted: the sort reads field 'salary', which is not readable"
+    );
+    assert!(message(run(
+        &staff,
+        "u",
+        &mut update(doc! {"salary": 1}, doc! {"$set": {"name": "x"}})
+    ))
+    .starts_with("update not permitted: the filter reads field 'salary'"));
+    assert!(message(run(
+        &staff,
+        "u",
+        &mut Command::DeleteOne(doc! {"salary": 1})
+    ))
+    .starts_with("delete not permitted"));
+    // Readable fields, and the admin (who reads everything), are fine.
+    assert!(run(
+        &staff,
+        "u",
+        &mut sorted(doc! {"name": "a"}, doc! {"name": 1})
+    )
+    .is_ok());
+    assert!(run(&staff, "admin", &mut find(doc! {"salary": {"$gt": 1}})).is_ok());
+    // App Services' behaviour on request.
+    let lenient = staff.allow_hidden_field_queries(true);
+    assert!(run(&lenient, "u", &mut find(doc! {"salary": {"$gt": 1}})).is_ok());
+}
+
+#[test]
 fn denied_operators_are_configurable() {
     let rules = Rules::new().default_rule(Rule::new().role(Role::read_write("rw")));
     assert_eq!(

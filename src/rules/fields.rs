@@ -116,6 +116,23 @@ impl FieldAccess {
         node.fully_writable()
     }
 
+    /// Whether the role reads the whole of the field at `path` (dotted; array
+    /// indexes and positional segments stay on the same field; `_id` is
+    /// always readable; the empty path is the whole document).
+    pub(crate) fn can_read_path(&self, path: &str) -> bool {
+        if path == "_id" || path.starts_with("_id.") {
+            return true;
+        }
+        let mut node = self.clone();
+        for segment in path.split('.').filter(|s| !s.is_empty()) {
+            if segment.starts_with('$') || segment.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            node = node.child(segment);
+        }
+        node.fully_readable()
+    }
+
     /// `Err(path)` naming the first field of `document` the role may not
     /// write (for inserts and replacements; `_id` exempt).
     pub(crate) fn check_document_write(&self, document: &Document) -> Result<(), String> {

@@ -57,6 +57,12 @@ pub struct Rules {
     /// always refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_operators: Option<Vec<String>>,
+    /// Let non-system users filter and sort on fields the rules hide from
+    /// them, as App Services did. Default `false`: such a filter or sort is
+    /// refused (403), since which documents match, and in what order, tells
+    /// hidden values apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_hidden_field_queries: bool,
 }
 
 impl Rules {
@@ -119,6 +125,12 @@ impl Rules {
                 schema: Some(schema),
             }),
         }
+        self
+    }
+
+    /// Sets [`allow_hidden_field_queries`](Self::allow_hidden_field_queries).
+    pub fn allow_hidden_field_queries(mut self, allow: bool) -> Self {
+        self.allow_hidden_field_queries = allow;
         self
     }
 

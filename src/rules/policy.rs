@@ -107,6 +107,95 @@ pub(crate) fn touched_paths(update: &Document) -> Result<Vec<String>, String> {
     Ok(paths)
 }
 
+/// Every field path a query filter reads, for the hidden-field check; the
+/// empty path stands for the whole document (`$expr` on `$$ROOT`,
+/// `$jsonSchema`, `$text` and operators this function does not know).
+pub(crate) fn filter_paths(filter: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_filter_paths(filter, "", &mut out);
+    out
+}
+
+fn collect_filter_paths(filter: &Document, prefix: &str, out: &mut Vec<String>) {
+    for (key, value) in filter {
+        match key.as_str() {
+            "$and" | "$or" | "$nor" => {
+                if let Bson::Array(items) = value {
+                    for item in items {
+                        if let Bson::Document(inner) = item {
+                            collect_filter_paths(inner, prefix, out);
+                        }
+                    }
+                }
+            }
+            "$expr" => collect_expression_paths(value, prefix, out),
+            "$comment" => {}
+            operator if operator.starts_with('$') => out.push(String::new()),
+            field => {
+                let path = format!("{prefix}{field}");
+                if let Bson::Document(condition) = value {
+                    collect_condition_paths(condition, &path, out);
+                }
+                out.push(path);
+            }
+        }
+    }
+}
+
+/// The paths read by the conditions on one field (`$elemMatch` and `$all`
+/// of `$elemMatch` read subfields; `$not` wraps conditions).
+fn collect_condition_paths(condition: &Document, path: &str, out: &mut Vec<String>) {
+    for (operator, argument) in condition {
+        match (operator.as_str(), argument) {
+            ("$elemMatch", Bson::Document(inner)) => {
+                if inner.keys().all(|k| k.starts_with('$')) {
+                    collect_condition_paths(inner, path, out);
+                } else {
+                    collect_filter_paths(inner, &format!("{path}."), out);
+                }
+            }
+            ("$not", Bson::Document(inner)) => collect_condition_paths(inner, path, out),
+            ("$all", Bson::Array(items)) => {
+                for item in items {
+                    if let Bson::Document(inner) = item {
+                        collect_condition_paths(inner, path, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The field paths an aggregation expression reads (`"$a.b"`, `"$$ROOT.a"`,
+/// `"$$CURRENT"`); other variables read no field.
+fn collect_expression_paths(value: &Bson, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Bson::String(text) => {
+            if let Some(variable) = text.strip_prefix("$$") {
+                let (name, rest) = variable.split_once('.').unwrap_or((variable, ""));
+                if name == "ROOT" || name == "CURRENT" {
+                    out.push(format!("{prefix}{rest}"));
+                }
+            } else if let Some(path) = text.strip_prefix('$') {
+                out.push(format!("{prefix}{path}"));
+            }
+        }
+        Bson::Array(items) => items
+            .iter()
+            .for_each(|item| collect_expression_paths(item, prefix, out)),
+        Bson::Document(doc) => {
+            for (key, inner) in doc {
+                if key == "$literal" {
+                    continue;
+                }
+                collect_expression_paths(inner, prefix, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether writing `a` affects `b` or the other way round (one is a prefix
 /// of the other, by whole segments; array indexes and positional segments
 /// ignored).
@@ -151,6 +240,20 @@ mod tests {
             find_in_document(&js, &denied),
             Some("JavaScript code".into())
         );
+    }
+
+    #[test]
+    fn filter_paths_name_every_field_read() {
+        let paths = filter_paths(&doc! {
+            "a": 1,
+            "$or": [{"b.c": {"$gt": 1}}, {"d": {"$elemMatch": {"e": 1, "f": {"$lt": 2}}}}],
+            "g": {"$not": {"$elemMatch": {"$gt": 1}}},
+            "$expr": {"$gt": ["$h", {"$literal": "$no"}, "$$ROOT.i", "$$now"]},
+            "$comment": "x",
+        });
+        assert_eq!(paths, vec!["a", "b.c", "d.e", "d.f", "d", "g", "h", "i"]);
+        assert_eq!(filter_paths(&doc! {"$jsonSchema": {}}), vec![""]);
+        assert_eq!(filter_paths(&doc! {"$expr": "$$ROOT"}), vec![""]);
     }
 
     #[test]
