@@ -718,6 +718,14 @@ impl Plan {
             // which removes hidden fields before any client stage.
             Command::InsertOne(_) | Command::InsertMany(_) | Command::Aggregate(_) => return Ok(()),
         };
+        let mut paths = filter_paths(filter);
+        if let Command::UpdateOne(q) | Command::UpdateMany(q) = command {
+            if let (Some(array_filters), UpdateModifications::Operators(update)) =
+                (&q.array_filters, &q.update)
+            {
+                paths.extend(array_filter_paths(array_filters, update));
+            }
+        }
         let readable = |path: &str| {
             self.roles.iter().all(|role| {
                 role.read_all == Cond::True
@@ -732,7 +740,7 @@ impl Plan {
                 format!("field '{path}'")
             }
         };
-        if let Some(path) = filter_paths(filter).into_iter().find(|p| !readable(p)) {
+        if let Some(path) = paths.into_iter().find(|p| !readable(p)) {
             return Err(forbidden(format!(
                 "{verb} not permitted: the filter reads {}, which is not readable",
                 named(&path)
@@ -1180,6 +1188,43 @@ impl ReadGuard {
         }
         Ok(Some(shaped))
     }
+}
+
+/// The document paths `arrayFilters` read: each identifier stands for the
+/// elements of the array whose path precedes `$[identifier]` in the update
+/// (`{"$set": {"a.$[e].b": 1}}` with `{"e.c": 1}` reads `a.c`).
+fn array_filter_paths(array_filters: &[Document], update: &Document) -> Vec<String> {
+    let mut arrays: HashMap<String, String> = HashMap::new();
+    for path in touched_paths(update).unwrap_or_default() {
+        let mut prefix: Vec<&str> = Vec::new();
+        for segment in path.split('.') {
+            if let Some(name) = segment
+                .strip_prefix("$[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .filter(|name| !name.is_empty())
+            {
+                arrays
+                    .entry(name.to_owned())
+                    .or_insert_with(|| prefix.join("."));
+            }
+            if !segment.starts_with('$') && !segment.bytes().all(|b| b.is_ascii_digit()) {
+                prefix.push(segment);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for array_filter in array_filters {
+        for path in filter_paths(array_filter) {
+            let (name, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
+            match arrays.get(name) {
+                Some(array) if rest.is_empty() => out.push(array.clone()),
+                Some(array) => out.push(format!("{array}.{rest}")),
+                // An identifier the update does not use: the backend refuses it.
+                None => {}
+            }
+        }
+    }
+    out
 }
 
 /// The filter of an upsert: `merged` (the client's filter and the rules'

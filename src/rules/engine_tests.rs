@@ -420,6 +420,31 @@ fn queries_on_hidden_fields_are_refused_unless_allowed() {
         &mut Command::DeleteOne(doc! {"salary": 1})
     ))
     .starts_with("delete not permitted"));
+    // arrayFilters read the elements of the array they name.
+    assert_eq!(
+        array_filter_paths(
+            &[doc! {"e.salary": {"$gt": 1}}, doc! {"f": 2}],
+            &doc! {"$set": {"items.$[e].name": "x", "tags.0.$[f]": 1}},
+        ),
+        vec!["items.salary", "tags"]
+    );
+    let mut with_filters = Command::UpdateMany(UpdateQuery {
+        filter: doc! {},
+        update: UpdateModifications::Operators(doc! {"$set": {"name.$[e]": 1}}),
+        upsert: false,
+        array_filters: Some(vec![doc! {"e.salary": 1}]),
+    });
+    assert!(
+        run(&staff, "u", &mut with_filters).is_ok(),
+        "name.salary is readable"
+    );
+    let mut with_filters = Command::UpdateMany(UpdateQuery {
+        filter: doc! {},
+        update: UpdateModifications::Operators(doc! {"$set": {"salary.$[e]": 1}}),
+        upsert: false,
+        array_filters: Some(vec![doc! {"e": 1}]),
+    });
+    assert!(message(run(&staff, "u", &mut with_filters)).contains("'salary'"));
     // Readable fields, and the admin (who reads everything), are fine.
     assert!(run(
         &staff,
