@@ -37,7 +37,7 @@
 use bson::{Bson, Document};
 
 use crate::protocol::ApiError;
-use crate::rules::policy::{denied_stage, forbidden};
+use crate::rules::policy::{denied_stage, filter_paths, forbidden};
 
 /// How deep sub-pipelines may nest.
 const MAX_DEPTH: usize = 16;
@@ -303,30 +303,18 @@ impl<'a> Searched<'a> {
         }
     }
 
-    /// Refuses a client restriction naming a field the rules hide, or using
-    /// a top-level operator whose fields cannot be checked (`$expr`, ...).
+    /// Refuses a client restriction reading a field the rules hide, or the
+    /// whole document (`$jsonSchema`, `$text`, `$$ROOT`, unknown operators).
     fn check_filter(&self, filter: &Document) -> Result<(), ApiError> {
-        for (key, value) in filter {
-            match key.as_str() {
-                "$and" | "$or" | "$nor" => {
-                    if let Bson::Array(items) = value {
-                        for item in items {
-                            if let Bson::Document(inner) = item {
-                                self.check_filter(inner)?;
-                            }
-                        }
-                    }
-                }
-                "$comment" => {}
-                operator if operator.starts_with('$') => {
-                    return Err(forbidden(format!(
-                        "$graphLookup not permitted: restrictSearchWithMatch cannot use \
-                         {operator} when the rules of collection '{}' hide fields",
-                        self.collection
-                    )))
-                }
-                path => self.check_readable(path)?,
+        for path in filter_paths(filter) {
+            if path.is_empty() {
+                return Err(forbidden(format!(
+                    "$graphLookup not permitted: restrictSearchWithMatch reads the whole document \
+                     while the rules of collection '{}' hide fields",
+                    self.collection
+                )));
             }
+            self.check_readable(&path)?;
         }
         Ok(())
     }
@@ -736,8 +724,12 @@ mod tests {
         );
         denied(
             people(doc! {"restrictSearchWithMatch": {"$expr": {"$gt": ["$salary", 5]}}}),
-            "$graphLookup not permitted: restrictSearchWithMatch cannot use $expr when the \
-             rules of collection 'people' hide fields",
+            &hidden("salary", "people"),
+        );
+        denied(
+            people(doc! {"restrictSearchWithMatch": {"$jsonSchema": {}}}),
+            "$graphLookup not permitted: restrictSearchWithMatch reads the whole document \
+             while the rules of collection 'people' hide fields",
         );
         denied(
             people(doc! {"as": "a.b"}),
