@@ -6,7 +6,9 @@
 //!   prefix (a `$match` of the documents its rules let the user read, then
 //!   `$project` stages hiding unreadable fields) goes first in the
 //!   `pipeline`, added when the stage had none (with `localField` /
-//!   `foreignField` this form needs MongoDB 5.0 or later);
+//!   `foreignField` this form needs MongoDB 5.0 or later); a `foreignField`
+//!   those rules hide is refused, since that match runs on the stored
+//!   documents before the pipeline;
 //! - `$unionWith`: the same for `coll`;
 //! - `$graphLookup` (`from` in the same database): the read prefix's `$match`
 //!   conditions are ANDed into `restrictSearchWithMatch`
