@@ -16,6 +16,7 @@
 //! with the write, and a refusal (403) leaves every document unchanged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bson::{doc, Bson, Document};
 use http::StatusCode;
@@ -72,7 +73,7 @@ struct CompiledRole {
     delete: Expr,
     fields: FieldSpec,
     /// Document paths that decide whether the role may write a document.
-    write_deps: BTreeSet<String>,
+    write_deps: Arc<BTreeSet<String>>,
     /// Whether a write-side expression reads `%%prevRoot`.
     uses_prev_root: bool,
 }
@@ -438,7 +439,7 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
         insert: expr(role.insert.as_ref(), "insert", Expr::True)?,
         delete: expr(role.delete.as_ref(), "delete", Expr::True)?,
         fields: compile_fields(&root, &format!("{path}.fields"))?,
-        write_deps: BTreeSet::new(),
+        write_deps: Arc::default(),
         uses_prev_root: false,
     };
     let mut write_deps = BTreeSet::new();
@@ -458,7 +459,7 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
     .iter()
     .any(|e| e.uses_prev_root());
     Ok(CompiledRole {
-        write_deps,
+        write_deps: Arc::new(write_deps),
         uses_prev_root,
         ..compiled
     })
@@ -527,33 +528,28 @@ impl CompiledRule {
                 continue;
             }
             let unconditional = own == Cond::True;
-            let written = |expr: &Expr, stored: &Cond| {
-                if role.uses_prev_root {
-                    expr.eval_as(scope, PrevRoot::Written)
-                } else {
-                    stored.clone()
-                }
-            };
-            let write_filter = role.write_filter.eval(scope);
-            let write_all = role.write.eval(scope);
-            let insert = role.insert.eval(scope);
-            let written = WrittenConds {
-                apply: written(&role.apply_when, &own),
-                write_filter: written(&role.write_filter, &write_filter),
-                write_all: written(&role.write, &write_all),
-                insert: written(&role.insert, &insert),
-            };
+            // Only roles reading `%%prevRoot` judge written documents
+            // differently from stored ones.
+            let written = role.uses_prev_root.then(|| {
+                let eval = |expr: &Expr| expr.eval_as(scope, PrevRoot::Written);
+                Box::new(WrittenConds {
+                    apply: eval(&role.apply_when),
+                    write_filter: eval(&role.write_filter),
+                    write_all: eval(&role.write),
+                    insert: eval(&role.insert),
+                })
+            });
             views.push(RoleView {
                 apply: none_before.clone().and(own.clone()),
                 own_apply: own.clone(),
                 read_filter: role.read_filter.eval(scope),
-                write_filter,
+                write_filter: role.write_filter.eval(scope),
                 read_all: role.read.eval(scope),
-                write_all,
+                write_all: role.write.eval(scope),
+                insert: role.insert.eval(scope),
                 delete: role.delete.eval(scope),
                 fields: role.fields.eval(scope),
                 write_deps: role.write_deps.clone(),
-                uses_prev_root: role.uses_prev_root,
                 written,
             });
             if unconditional {
@@ -603,12 +599,13 @@ struct RoleView {
     write_filter: Cond,
     read_all: Cond,
     write_all: Cond,
+    insert: Cond,
     delete: Cond,
     fields: FieldAccess,
-    write_deps: BTreeSet<String>,
-    uses_prev_root: bool,
-    /// The write-side conditions for a document about to be written.
-    written: WrittenConds,
+    write_deps: Arc<BTreeSet<String>>,
+    /// The write-side conditions for a document about to be written, when
+    /// they differ from the ones above (the role reads `%%prevRoot`).
+    written: Option<Box<WrittenConds>>,
 }
 
 /// A role's write-side conditions under [`PrevRoot::Written`], tested on a
@@ -786,7 +783,7 @@ impl Plan {
     /// `None` for every field) or reads `%%prevRoot`.
     fn post_image_rules(&self, touched: Option<&[String]>) -> Option<PostImageRules> {
         let needed = self.roles.iter().any(|role| {
-            role.uses_prev_root
+            role.written.is_some()
                 || match touched {
                     None => !role.write_deps.is_empty(),
                     Some(touched) => role
@@ -1016,12 +1013,18 @@ impl PostImageRules {
             roles: plan
                 .roles
                 .iter()
-                .map(|role| PostImageRole {
-                    apply: role.written.apply.matcher(),
-                    write_filter: role.written.write_filter.matcher(),
-                    write_all: role.written.write_all.matcher(),
-                    insert: role.written.insert.matcher(),
-                    fields: role.fields.clone(),
+                .map(|role| {
+                    let written = role.written.as_deref();
+                    let pick = |stored: &Cond, get: fn(&WrittenConds) -> &Cond| {
+                        written.map_or(stored, get).matcher()
+                    };
+                    PostImageRole {
+                        apply: pick(&role.own_apply, |w| &w.apply),
+                        write_filter: pick(&role.write_filter, |w| &w.write_filter),
+                        write_all: pick(&role.write_all, |w| &w.write_all),
+                        insert: pick(&role.insert, |w| &w.insert),
+                        fields: role.fields.clone(),
+                    }
                 })
                 .collect(),
             touched: touched.map(<[String]>::to_vec),

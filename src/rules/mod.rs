@@ -211,3 +211,5 @@ mod disabled {
 mod pipeline_tests;
 #[cfg(all(test, feature = "memory"))]
 mod schema_tests;
+#[cfg(all(test, feature = "memory"))]
+mod test_support;

@@ -3,32 +3,19 @@
 //! user), requests and answers as HTTP.
 
 use bson::Bson;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use crate::auth::RunAs;
+use super::test_support;
 use crate::rules::{FieldPermission, Role, Rule, Rules};
 use crate::{DataApi, DataApiService, MemoryBackend};
 
-const BASE: &str = "/app/data-rules/endpoint/data/v1/action";
+const APP: &str = "data-rules";
 
 fn service(rules: Option<Rules>) -> DataApiService {
-    let mut builder = DataApi::builder()
-        .app_id("data-rules")
-        .data_source("mongodb-atlas", MemoryBackend::new())
-        .run_as_fn(
-            |parts| match parts.headers.get("x-user").and_then(|v| v.to_str().ok()) {
-                Some("system") => RunAs::System,
-                Some(user) => RunAs::User(user.to_owned()),
-                None => RunAs::Nobody,
-            },
-        )
-        .rule_function("isVip", |call| {
-            Bson::Boolean(call.arguments.first() == Some(&Bson::String("vip".into())))
-        });
+    let mut builder = test_support::builder(APP).rule_function("isVip", |call| {
+        Bson::Boolean(call.arguments.first() == Some(&Bson::String("vip".into())))
+    });
     if let Some(rules) = rules {
         builder = builder.rules("mongodb-atlas", rules);
     }
@@ -41,19 +28,7 @@ async fn call(
     action: &str,
     extra: Value,
 ) -> (StatusCode, Value) {
-    let mut body = json!({"dataSource": "mongodb-atlas", "database": "db", "collection": "c"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let request = Request::post(format!("{BASE}/{action}"))
-        .header("x-user", user)
-        .header("x-tenant", "t1")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = service.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    test_support::call(service, APP, user, action, extra).await
 }
 
 /// Owners read and write their documents; everybody reads `public` ones

@@ -2,17 +2,14 @@
 //! engine: refused writes answer 400 `SchemaValidationFailedWrite` and leave
 //! the collection unchanged.
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use crate::auth::RunAs;
+use super::test_support;
 use crate::rules::{Role, Rule, Rules};
-use crate::{DataApi, DataApiService, MemoryBackend};
+use crate::DataApiService;
 
-const BASE: &str = "/app/data-schema/endpoint/data/v1/action";
+const APP: &str = "data-schema";
 
 fn schema() -> Value {
     json!({
@@ -35,16 +32,7 @@ fn rules() -> Rules {
 }
 
 fn service(rules: Rules) -> Result<DataApiService, String> {
-    DataApi::builder()
-        .app_id("data-schema")
-        .data_source("mongodb-atlas", MemoryBackend::new())
-        .run_as_fn(
-            |parts| match parts.headers.get("x-user").and_then(|v| v.to_str().ok()) {
-                Some("system") => RunAs::System,
-                Some(user) => RunAs::User(user.to_owned()),
-                None => RunAs::Nobody,
-            },
-        )
+    test_support::builder(APP)
         .rules("mongodb-atlas", rules)
         .build()
         .map_err(|e| e.to_string())
@@ -56,18 +44,7 @@ async fn call(
     action: &str,
     extra: Value,
 ) -> (StatusCode, Value) {
-    let mut body = json!({"dataSource": "mongodb-atlas", "database": "db", "collection": "c"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let request = Request::post(format!("{BASE}/{action}"))
-        .header("x-user", user)
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = service.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    test_support::call(service, APP, user, action, extra).await
 }
 
 async fn contents(service: &DataApiService) -> Value {
