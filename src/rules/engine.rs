@@ -25,7 +25,9 @@ use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModificati
 use crate::protocol::{ApiError, Command, ErrorCode, Reply};
 use crate::query::update::{apply_pipeline_update, upsert_seed};
 use crate::query::{display_value, Filter, Projection, QueryError, UpdateDoc};
-use crate::rules::expr::{json_to_bson, subject, Cond, Expr, Matcher, PrevRoot, Scope, Template};
+use crate::rules::expr::{
+    json_to_bson, subject, Cond, Expansions, Expr, Matcher, PrevRoot, Scope, Template,
+};
 use crate::rules::fields::FieldAccess;
 use crate::rules::functions::Functions;
 use crate::rules::model::{FieldPermission, Role, Rule, Rules};
@@ -54,6 +56,8 @@ pub(crate) struct CompiledRules {
     denied_operators: Vec<String>,
     allow_hidden_field_queries: bool,
     functions: Functions,
+    /// Whether an expression reads `%%request` or calls a function.
+    needs_request: bool,
 }
 
 #[derive(Debug)]
@@ -131,15 +135,21 @@ impl CompiledRules {
                 list.clone()
             }
         };
-        let compiled = Self {
+        let mut compiled = Self {
             default,
             collections,
             denied_operators,
             allow_hidden_field_queries: rules.allow_hidden_field_queries,
             functions,
+            needs_request: false,
         };
-        compiled.check_functions()?;
+        compiled.check_expansions()?;
         Ok(compiled)
+    }
+
+    /// Whether evaluating the rules needs the `%%request` document.
+    pub(crate) fn needs_request(&self) -> bool {
+        self.needs_request
     }
 
     /// The registered rule functions.
@@ -147,8 +157,10 @@ impl CompiledRules {
         &self.functions
     }
 
-    fn check_functions(&self) -> Result<(), String> {
-        let mut names = BTreeSet::new();
+    /// Checks that every `%function` is registered, and notes whether the
+    /// rules need the `%%request` document (functions receive it too).
+    fn check_expansions(&mut self) -> Result<(), String> {
+        let mut uses = Expansions::default();
         for rule in self.default.iter().chain(self.collections.values()) {
             for role in &rule.roles {
                 for expr in [
@@ -160,18 +172,23 @@ impl CompiledRules {
                     &role.insert,
                     &role.delete,
                 ] {
-                    expr.function_names(&mut names);
+                    expr.expansions(&mut uses);
                 }
-                role.fields.function_names(&mut names);
+                role.fields.expansions(&mut uses);
             }
             for filter in &rule.filters {
-                filter.apply_when.function_names(&mut names);
+                filter.apply_when.expansions(&mut uses);
                 for template in filter.query.iter().chain(filter.projection.iter()) {
-                    template.function_names(&mut names);
+                    template.expansions(&mut uses);
                 }
             }
         }
-        match names.iter().find(|name| !self.functions.contains(name)) {
+        self.needs_request = uses.request || !uses.functions.is_empty();
+        match uses
+            .functions
+            .iter()
+            .find(|name| !self.functions.contains(name))
+        {
             Some(name) => Err(format!(
                 "%function '{name}' is not registered (DataApiBuilder::rule_function)"
             )),
@@ -509,10 +526,10 @@ impl FieldSpec {
         }
     }
 
-    fn function_names(&self, out: &mut BTreeSet<String>) {
-        self.read.function_names(out);
-        self.write.function_names(out);
-        self.fields.values().for_each(|f| f.function_names(out));
+    fn expansions(&self, out: &mut Expansions) {
+        self.read.expansions(out);
+        self.write.expansions(out);
+        self.fields.values().for_each(|f| f.expansions(out));
     }
 }
 

@@ -131,6 +131,14 @@ impl Matcher {
     }
 }
 
+/// What expressions need per request: the `%function`s they call and
+/// whether they read `%%request`.
+#[derive(Debug, Default)]
+pub(crate) struct Expansions {
+    pub(crate) functions: BTreeSet<String>,
+    pub(crate) request: bool,
+}
+
 /// The values expressions expand: `%%user` and `%%request` as documents.
 pub(crate) struct Scope<'a> {
     pub(crate) user: &'a Document,
@@ -199,21 +207,22 @@ impl Expr {
         }
     }
 
-    /// The names of the `%function`s the expression calls.
-    pub(crate) fn function_names(&self, out: &mut BTreeSet<String>) {
-        let test_names = |test: &Test, out: &mut BTreeSet<String>| match test {
-            Test::Equals(val) => val.function_names(out),
-            Test::Ops(ops) => ops.iter().for_each(|(_, val)| val.function_names(out)),
+    /// Adds the `%function`s the expression calls, and whether it reads
+    /// `%%request`, to `out`.
+    pub(crate) fn expansions(&self, out: &mut Expansions) {
+        let test_uses = |test: &Test, out: &mut Expansions| match test {
+            Test::Equals(val) => val.expansions(out),
+            Test::Ops(ops) => ops.iter().for_each(|(_, val)| val.expansions(out)),
         };
         match self {
             Expr::True | Expr::False => {}
             Expr::All(items) | Expr::Any(items) => {
-                items.iter().for_each(|item| item.function_names(out))
+                items.iter().for_each(|item| item.expansions(out))
             }
-            Expr::Field { test, .. } => test_names(test, out),
+            Expr::Field { test, .. } => test_uses(test, out),
             Expr::Value { value, test } => {
-                value.function_names(out);
-                test_names(test, out);
+                value.expansions(out);
+                test_uses(test, out);
             }
         }
     }
@@ -286,16 +295,17 @@ impl Test {
 }
 
 impl Val {
-    fn function_names(&self, out: &mut BTreeSet<String>) {
+    fn expansions(&self, out: &mut Expansions) {
         match self {
             Val::Function { name, arguments } => {
-                out.insert(name.clone());
-                arguments.iter().for_each(|a| a.function_names(out));
+                out.functions.insert(name.clone());
+                arguments.iter().for_each(|a| a.expansions(out));
             }
-            Val::StringToOid(inner) | Val::OidToString(inner) => inner.function_names(out),
-            Val::Array(items) => items.iter().for_each(|a| a.function_names(out)),
-            Val::Doc(fields) => fields.iter().for_each(|(_, a)| a.function_names(out)),
-            Val::Literal(_) | Val::User(_) | Val::Request(_) | Val::Root(_) => {}
+            Val::StringToOid(inner) | Val::OidToString(inner) => inner.expansions(out),
+            Val::Array(items) => items.iter().for_each(|a| a.expansions(out)),
+            Val::Doc(fields) => fields.iter().for_each(|(_, a)| a.expansions(out)),
+            Val::Request(_) => out.request = true,
+            Val::Literal(_) | Val::User(_) | Val::Root(_) => {}
         }
     }
 
@@ -459,9 +469,9 @@ impl Template {
         Ok(Template(val))
     }
 
-    /// The names of the `%function`s the template calls.
-    pub(crate) fn function_names(&self, out: &mut BTreeSet<String>) {
-        self.0.function_names(out);
+    /// Adds what the template expands to `out`.
+    pub(crate) fn expansions(&self, out: &mut Expansions) {
+        self.0.expansions(out);
     }
 
     /// The expanded document; `None` when an expansion is missing.
@@ -915,9 +925,14 @@ mod tests {
         assert!(err(doc! {"a": "%%root.b"}.into()).contains("%%root"));
         assert!(err(Bson::Int32(1)).contains("expected an expression"));
         let e = Expr::parse(&doc! {"a": {"%function": {"name": "f"}}}.into(), "x").unwrap();
-        let mut names = BTreeSet::new();
-        e.function_names(&mut names);
-        assert!(names.contains("f"));
+        let mut uses = Expansions::default();
+        e.expansions(&mut uses);
+        assert!(uses.functions.contains("f"));
+        assert!(!uses.request);
+        Expr::parse(&doc! {"%%request.action": "find"}.into(), "x")
+            .unwrap()
+            .expansions(&mut uses);
+        assert!(uses.request);
         assert!(e.depends_on_document());
     }
 

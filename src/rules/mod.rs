@@ -116,8 +116,12 @@ mod enforce {
             let (guard, post_image, hides_fields) = match &self.rules {
                 Some(rules) if !principal.is_system() => {
                     let user = super::context::user_document(principal);
-                    let request_doc =
-                        super::context::request_document(parts, action, &request.data_source);
+                    // Built only for rules that read it (it copies the headers).
+                    let request_doc = if rules.needs_request() {
+                        super::context::request_document(parts, action, &request.data_source)
+                    } else {
+                        Document::new()
+                    };
                     let scope = Scope {
                         user: &user,
                         request: &request_doc,
