@@ -130,14 +130,14 @@ fn main() {
         .iter()
         .map(|d| (d.get_i32("_id").unwrap(), d.clone()))
         .collect();
+    // References are `Copy`: every `async move` below takes its own.
+    let (backend, ns) = (&backend, &ns);
 
     // _id point lookups.
     let lookups = 200_000;
     let mut rng = Lcg(42);
     let engine = time_async(&rt, "findOne {_id: k}", lookups, |_| {
         let id = rng.next_below(DOCS);
-        let backend = &backend;
-        let ns = &ns;
         async move {
             let found = backend
                 .find_one(
@@ -179,8 +179,6 @@ fn main() {
     ] {
         let scans = 20;
         let engine = time_async(&rt, label, scans, |_| {
-            let backend = &backend;
-            let ns = &ns;
             let filter = filter.clone();
             async move {
                 let out = backend
@@ -227,8 +225,6 @@ fn main() {
         ),
     ] {
         let engine = time_async(&rt, label, 20, |_| {
-            let backend = &backend;
-            let ns = &ns;
             let (filter, sort) = (filter.clone(), sort.clone());
             async move {
                 let out = backend
@@ -274,8 +270,6 @@ fn main() {
         updates,
         |_| {
             let id = rng.next_below(DOCS);
-            let backend = &backend;
-            let ns = &ns;
             async move {
                 let outcome = backend
                     .update_one(
@@ -306,10 +300,11 @@ fn main() {
     report(&engine, Some(&baseline));
 
     // updateMany over a filter (10% of the collection each time).
-    let engine = time_async(&rt, "updateMany {group: g} {$inc: {n: 1}} (10%)", 10, |i| {
-        let backend = &backend;
-        let ns = &ns;
-        async move {
+    let engine = time_async(
+        &rt,
+        "updateMany {group: g} {$inc: {n: 1}} (10%)",
+        10,
+        |i| async move {
             let outcome = backend
                 .update_many(
                     ns,
@@ -323,8 +318,8 @@ fn main() {
                 .await
                 .expect("updateMany");
             assert_eq!(outcome.modified_count, u64::from(DOCS as u32 / 10));
-        }
-    });
+        },
+    );
     let baseline = time("HashMap values_mut filter + increment", 10, |i| {
         for d in copy.values_mut() {
             if d.get_i32("group") == Ok((i % 10) as i32) {
@@ -341,17 +336,13 @@ fn main() {
 
     // insertOne into a fresh collection.
     let inserts = 100_000;
-    let fresh = Namespace::new("bench", "inserts");
-    let engine = time_async(&rt, "insertOne", inserts, |i| {
-        let backend = &backend;
-        let fresh = &fresh;
-        async move {
-            let id = backend
-                .insert_one(fresh, document(i as i32))
-                .await
-                .expect("insertOne");
-            black_box(id);
-        }
+    let fresh = &Namespace::new("bench", "inserts");
+    let engine = time_async(&rt, "insertOne", inserts, |i| async move {
+        let id = backend
+            .insert_one(fresh, document(i as i32))
+            .await
+            .expect("insertOne");
+        black_box(id);
     });
     let mut table: HashMap<i32, Document> = HashMap::new();
     let baseline = time("HashMap insert (build doc + key)", inserts, |i| {

@@ -4,28 +4,33 @@
 //! The example sources are compiled in here as they are (`#[path]`), so the
 //! tests exercise exactly the code the examples ship.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+// The examples' `main`s (and the banner only `main` prints) go unused here.
 #[path = "../../examples/standalone.rs"]
+#[allow(dead_code)]
 pub mod standalone;
 
 #[path = "../../examples/axum.rs"]
+#[allow(dead_code)]
 pub mod axum_example;
 
 #[path = "../../examples/poem.rs"]
+#[allow(dead_code)]
 pub mod poem_example;
 
 #[path = "../../examples/warp.rs"]
+#[allow(dead_code)]
 pub mod warp_example;
 
 pub mod raw;
+pub mod rng;
 pub mod vectors;
 
 /// The API key every test server accepts.
@@ -91,61 +96,85 @@ pub fn unique_db(prefix: &str) -> String {
     format!("{prefix}_{pid}_{nanos}_{n}")
 }
 
-/// Starts the standalone server (the example's own `launch`) with a config file.
+/// A new, empty temporary directory.
+pub fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_db("tda"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Writes `contents` as `name` into a new temporary directory and returns
+/// the file's path.
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = temp_dir().join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+/// Runs the standalone server (the example's own `launch`) with the
+/// configuration `toml`; the server stops when `stop` is sent or dropped.
+pub async fn launch(
+    toml: &str,
+    mongodb_uri: Option<String>,
+    stop: oneshot::Receiver<()>,
+) -> Result<standalone::Running, Box<dyn std::error::Error>> {
+    let options = standalone::Options {
+        listen: Some("127.0.0.1:0".into()),
+        config: Some(temp_file("config.toml", toml)),
+        mongodb_uri,
+    };
+    standalone::launch(options, async {
+        let _ = stop.await;
+    })
+    .await
+}
+
+/// Starts the standalone server with a config file.
 pub async fn standalone_with(toml: &str, kind: BackendKind) -> Option<TestServer> {
     let mongodb_uri = match kind {
         BackendKind::Memory => None,
         BackendKind::Peer => Some(peer_uri()?),
     };
-    let dir = std::env::temp_dir().join(unique_db("tda-config"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("config.toml");
-    std::fs::write(&path, toml).expect("write config");
     let (stop, stopped) = oneshot::channel::<()>();
-    let options = standalone::Options {
-        listen: Some("127.0.0.1:0".into()),
-        config: Some(path),
-        mongodb_uri,
-    };
-    let running = standalone::launch(options, async {
-        let _ = stopped.await;
-    })
-    .await
-    .expect("standalone server starts");
-    let base = running.base_url.clone();
+    let running = launch(toml, mongodb_uri, stopped)
+        .await
+        .expect("standalone server starts");
     Some(TestServer {
         addr: running.addr,
-        base,
+        base: running.base_url,
         client: client(),
         stop: Some(stop),
     })
 }
 
-/// Starts the standalone server with one data source (`mongodb-atlas`)
-/// governed by the App Services rules `rules` (written to a `rules_file`)
-/// and one API key per `(name, key)`: rules see the key's name as
+/// Where a data source takes its App Services rules from.
+#[derive(Debug, Clone, Copy)]
+pub enum RulesSource<'a> {
+    /// One JSON file holding every collection's rules (`rules_file`).
+    File(&'a Value),
+    /// An App Services export directory (`rules_dir`).
+    Dir(&'a Path),
+}
+
+/// A configuration with one data source (`mongodb-atlas`) governed by
+/// `rules` and one API key per `(name, key)`: rules see the key's name as
 /// `%%user.name`.
-pub async fn standalone_with_rules(
-    app_id: &str,
-    rules: &Value,
-    keys: &[(&str, &str)],
-    kind: BackendKind,
-) -> Option<TestServer> {
-    let dir = std::env::temp_dir().join(unique_db("tda-rules"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let rules_path = dir.join("rules.json");
-    std::fs::write(&rules_path, rules.to_string()).expect("write rules");
-    let mut config = format!(
-        "app_id = \"{app_id}\"\n\
-         [[data_sources]]\nname = \"mongodb-atlas\"\nrules_file = '{}'\n",
-        rules_path.display()
-    );
+pub fn rules_config(app_id: &str, rules: RulesSource, keys: &[(&str, &str)]) -> String {
+    let source = match rules {
+        RulesSource::File(rules) => format!(
+            "rules_file = '{}'",
+            temp_file("rules.json", &rules.to_string()).display()
+        ),
+        RulesSource::Dir(dir) => format!("rules_dir = '{}'", dir.display()),
+    };
+    let mut config =
+        format!("app_id = \"{app_id}\"\n[[data_sources]]\nname = \"mongodb-atlas\"\n{source}\n");
     for (name, key) in keys {
         config.push_str(&format!(
             "[[api_keys]]\nname = \"{name}\"\nkey = \"{key}\"\n"
         ));
     }
-    standalone_with(&config, kind).await
+    config
 }
 
 /// A role for the key named `admin`: reads and writes everything.
@@ -176,7 +205,30 @@ impl RulesRig {
         kind: BackendKind,
     ) -> Option<RulesRig> {
         let db = unique_db(app_id.trim_start_matches("data-"));
-        let server = standalone_with_rules(app_id, &rules(&db), keys, kind).await?;
+        let config = rules_config(app_id, RulesSource::File(&rules(&db)), keys);
+        Self::launch(db, &config, keys, kind).await
+    }
+
+    /// Like [`RulesRig::start`], with the rules of an App Services export
+    /// directory: `export(db)` writes it and returns its path.
+    pub async fn start_with_export(
+        app_id: &str,
+        export: impl FnOnce(&str) -> PathBuf,
+        keys: &[(&str, &str)],
+        kind: BackendKind,
+    ) -> Option<RulesRig> {
+        let db = unique_db(app_id.trim_start_matches("data-"));
+        let config = rules_config(app_id, RulesSource::Dir(&export(&db)), keys);
+        Self::launch(db, &config, keys, kind).await
+    }
+
+    async fn launch(
+        db: String,
+        config: &str,
+        keys: &[(&str, &str)],
+        kind: BackendKind,
+    ) -> Option<RulesRig> {
+        let server = standalone_with(config, kind).await?;
         let admin_key = keys
             .iter()
             .find(|(name, _)| *name == "admin")
@@ -262,17 +314,12 @@ impl RulesRig {
         answer.json()
     }
 
-    /// What the `admin` key sees of `coll`, sorted by `_id`.
+    /// What the `admin` key sees of `coll`, sorted by `_id` (asserts a 200).
     pub async fn contents(&self, coll: &str) -> Value {
-        let admin = self.admin_key.clone();
-        self.ok(
-            &admin,
-            "find",
-            coll,
-            serde_json::json!({"sort": {"_id": 1}}),
-        )
-        .await["documents"]
-            .clone()
+        let extra = serde_json::json!({"sort": {"_id": 1}});
+        let answer = self.call(&self.admin_key, "find", coll, extra).await;
+        assert_eq!(answer.status, 200, "find on {coll}: {}", answer.text);
+        answer.json()["documents"].clone()
     }
 }
 
@@ -296,6 +343,7 @@ pub async fn standalone(kind: BackendKind) -> Option<TestServer> {
 /// A client that never follows redirects and times out.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
@@ -453,14 +501,9 @@ impl TestServer {
         coll: &str,
         extra: Value,
     ) -> Answer {
-        let mut body =
-            serde_json::json!({"dataSource": "mongodb-atlas", "database": db, "collection": coll});
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
         self.call_with(
             action,
-            &body.to_string(),
+            &body(db, coll, extra).to_string(),
             &[("apiKey", key), ("Content-Type", "application/json")],
         )
         .await

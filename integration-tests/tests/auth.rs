@@ -959,44 +959,54 @@ async fn no_secret_reaches_the_log() {
     let access = login.field("access_token");
     let refresh = login.field("refresh_token");
     let jwt = custom_jwt(json!({}));
-    for headers in [
-        vec![("apiKey", API_KEY.to_owned())],
-        vec![("apiKey", format!("{API_KEY}x"))],
-        vec![
-            ("email", EMAIL.to_owned()),
-            ("password", PASSWORD.to_owned()),
-        ],
-        vec![
-            ("email", EMAIL.to_owned()),
-            ("password", "wrong-Pa55word-value".to_owned()),
-        ],
-        vec![("jwtTokenString", jwt.clone())],
-        vec![("jwtTokenString", format!("{jwt}x"))],
-        vec![("Authorization", format!("Bearer {access}"))],
-        vec![("Authorization", format!("Bearer {refresh}"))],
+    assert_eq!(login.status, 200, "login: {}", login.text);
+    for (headers, status) in [
+        (vec![("apiKey", API_KEY.to_owned())], 200),
+        (vec![("apiKey", format!("{API_KEY}x"))], 401),
+        (
+            vec![
+                ("email", EMAIL.to_owned()),
+                ("password", PASSWORD.to_owned()),
+            ],
+            200,
+        ),
+        (
+            vec![
+                ("email", EMAIL.to_owned()),
+                ("password", "wrong-Pa55word-value".to_owned()),
+            ],
+            401,
+        ),
+        (vec![("jwtTokenString", jwt.clone())], 200),
+        (vec![("jwtTokenString", format!("{jwt}x"))], 401),
+        (vec![("Authorization", format!("Bearer {access}"))], 200),
+        (vec![("Authorization", format!("Bearer {refresh}"))], 401),
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        find(&urls, &headers).await;
+        let answer = find(&urls, &headers).await;
+        assert_eq!(answer.status, status, "{}", answer.text);
     }
-    http(
-        "POST",
-        &urls.session(),
-        &[("Authorization", &format!("Bearer {refresh}"))],
-        "",
-    )
-    .await;
-    http(
-        "DELETE",
-        &urls.session(),
-        &[("Authorization", &format!("Bearer {refresh}"))],
-        "",
-    )
-    .await;
+    let bearer_refresh = format!("Bearer {refresh}");
+    for (method, status) in [("POST", 201), ("DELETE", 204)] {
+        let answer = http(
+            method,
+            &urls.session(),
+            &[("Authorization", bearer_refresh.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, status, "{method} session: {}", answer.text);
+    }
     let query = server_with_secret_param().await;
     let query_urls = Urls::of(&query);
-    for secret in [VALIDATION_SECRET, "wrong-Pa55word-value"] {
+    for (secret, status) in [(VALIDATION_SECRET, 200), ("wrong-Pa55word-value", 401)] {
         let url = format!("{}?secret={secret}", query_urls.action("find"));
-        http("POST", &url, &[("apiKey", API_KEY)], &body(json!({}))).await;
+        let answer = http("POST", &url, &[("apiKey", API_KEY)], &body(json!({}))).await;
+        assert_eq!(
+            answer.status, status,
+            "secret as query parameter: {}",
+            answer.text
+        );
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let text = String::from_utf8(log_capture().lock().unwrap().clone()).unwrap();

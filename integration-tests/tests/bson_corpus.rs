@@ -169,6 +169,7 @@ async fn corpus(kind: BackendKind, label: &str) {
         tally.failed.len(),
         tally.excepted.len()
     );
+    assert!(tally.passed > 0, "no corpus case ran");
     assert!(
         tally.failed.is_empty(),
         "{} corpus cases failed on {label}:\n{}",

@@ -20,7 +20,7 @@
 //! both must fail, with the same message (see [`MESSAGE_EXCEPTIONS`]).
 
 use bson::{bson, doc, Bson, DateTime, Document};
-use integration_tests::{peer_uri, unique_db};
+use integration_tests::{peer_uri, rng::Rng, unique_db};
 use tower_data_api::backend::{Backend, MongoBackendOptions, Namespace};
 use tower_data_api::{MemoryBackend, MongoBackend};
 
@@ -91,35 +91,6 @@ const PEER_EXCEPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A small, seedable generator (SplitMix64): no dependency, same numbers on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-}
-
 const WORDS: &[&str] = &[
     "apple", "Banana", "cherry", "date", "", "éclair", "fig tree",
 ];
@@ -156,9 +127,9 @@ fn document(r: &mut Rng, id: i64) -> Document {
     }
     d.insert("b", number(r));
     if !r.chance(10) {
-        d.insert("s", *r.pick(WORDS));
+        d.insert("s", r.pick(WORDS));
     }
-    d.insert("g", *r.pick(CATEGORIES));
+    d.insert("g", r.pick(CATEGORIES));
     match r.below(5) {
         0 => {}
         1 => {
@@ -179,7 +150,7 @@ fn document(r: &mut Rng, id: i64) -> Document {
         d.insert("t", DateTime::from_millis(ms));
     }
     if r.chance(70) {
-        d.insert("n", doc! {"x": number(r), "y": *r.pick(CATEGORIES)});
+        d.insert("n", doc! {"x": number(r), "y": r.pick(CATEGORIES)});
     }
     d.insert("k", r.int(0, 3) as i32);
     d
@@ -236,7 +207,7 @@ fn str_expr(r: &mut Rng) -> Bson {
 
 /// A date expression (null when `t` is missing).
 fn date_expr(r: &mut Rng) -> Bson {
-    let tz = *r.pick(ZONES);
+    let tz = r.pick(ZONES);
     match r.below(8) {
         0 => bson!({"$year": {"date": "$t", "timezone": tz}}),
         1 => bson!({"$hour": {"date": "$t", "timezone": tz}}),
@@ -245,15 +216,15 @@ fn date_expr(r: &mut Rng) -> Bson {
             bson!({"$dateToString": {"date": "$t", "format": "%Y-%m-%d %H:%M:%S", "timezone": tz}})
         }
         4 => {
-            let unit = *r.pick(&["year", "month", "week", "day", "hour"]);
+            let unit = r.pick(&["year", "month", "week", "day", "hour"]);
             bson!({"$dateTrunc": {"date": "$t", "unit": unit, "timezone": tz}})
         }
         5 => {
-            let unit = *r.pick(&["month", "day", "hour", "minute"]);
+            let unit = r.pick(&["month", "day", "hour", "minute"]);
             bson!({"$dateAdd": {"startDate": "$t", "unit": unit, "amount": r.int(-40, 40), "timezone": tz}})
         }
         6 => {
-            let unit = *r.pick(&["year", "month", "week", "day", "hour"]);
+            let unit = r.pick(&["year", "month", "week", "day", "hour"]);
             bson!({"$dateDiff": {"startDate": "$t", "endDate": {"$literal": DateTime::from_millis(1_700_000_000_000)}, "unit": unit, "timezone": tz}})
         }
         _ => bson!({"$month": {"date": "$t", "timezone": tz}}),
@@ -281,7 +252,7 @@ fn misc_expr(r: &mut Rng) -> Bson {
     match r.below(12) {
         0 => bson!({"$toString": num_expr(r, 1)}),
         1 => {
-            bson!({"$convert": {"input": "$a", "to": *r.pick(&["int", "long", "double", "string", "bool"]), "onError": "bad", "onNull": "nil"}})
+            bson!({"$convert": {"input": "$a", "to": r.pick(&["int", "long", "double", "string", "bool"]), "onError": "bad", "onNull": "nil"}})
         }
         2 => bson!({"$switch": {"branches": [
                 {"case": {"$eq": ["$g", "x"]}, "then": 1},
@@ -301,7 +272,7 @@ fn misc_expr(r: &mut Rng) -> Bson {
         8 => bson!({"$isNumber": "$a"}),
         9 => {
             bson!({"$dateFromString": {"dateString": {"$dateToString": {"date": "$t", "format": "%Y-%m-%dT%H:%M:%S"}},
-                "timezone": *r.pick(ZONES), "onNull": "none"}})
+                "timezone": r.pick(ZONES), "onNull": "none"}})
         }
         10 => bson!({"$round": [num_expr(r, 1), r.int(0, 2)]}),
         _ => bson!({"$getField": {"field": "x", "input": {"$ifNull": ["$n", {}]}}}),
@@ -321,13 +292,13 @@ fn any_expr(r: &mut Rng) -> Bson {
 /// A `$match` filter over the raw fields.
 fn filter(r: &mut Rng) -> Document {
     match r.below(8) {
-        0 => doc! {"g": *r.pick(CATEGORIES)},
+        0 => doc! {"g": r.pick(CATEGORIES)},
         1 => doc! {"a": {"$gt": number(r)}},
         2 => doc! {"b": {"$lte": number(r)}},
         3 => doc! {"c": {"$in": [r.int(0, 5), r.int(0, 5)]}},
         4 => doc! {"$or": [{"k": r.int(0, 3)}, {"s": {"$exists": false}}]},
         5 => doc! {"$expr": {"$gt": [num_expr(r, 1), num_expr(r, 1)]}},
-        6 => doc! {"n.y": {"$ne": *r.pick(CATEGORIES)}},
+        6 => doc! {"n.y": {"$ne": r.pick(CATEGORIES)}},
         _ => {
             doc! {"t": {"$gte": DateTime::from_millis(r.int(1_546_300_800_000, 1_767_225_600_000))}}
         }
@@ -463,7 +434,7 @@ fn pipeline(r: &mut Rng, other: &str, size: i64) -> Case {
         // (see PEER_EXCEPTIONS).
         6 if p.is_empty() => {
             let divisors: Vec<i64> = (1..=8).filter(|b| size % b == 0).collect();
-            let buckets = *r.pick(&divisors);
+            let buckets = r.pick(&divisors);
             let output = if r.chance(50) {
                 doc! {"count": {"$sum": 1}}
             } else {
@@ -676,7 +647,7 @@ async fn generated_pipelines_agree_with_the_peer() {
         .expect("connect to the peer");
     let memory = MemoryBackend::new();
     let db = unique_db("diffpipe");
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let collections = ["c0", "c1", "c2", "c3", "c4"];
     let mut sizes = Vec::new();
     for (ci, name) in collections.iter().enumerate() {

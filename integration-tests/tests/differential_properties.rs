@@ -33,7 +33,7 @@ use std::time::Instant;
 use bson::oid::ObjectId;
 use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, DateTime, Decimal128, Document, Regex};
-use integration_tests::{peer_uri, unique_db};
+use integration_tests::{peer_uri, rng::Rng, unique_db};
 use tower_data_api::backend::{
     Backend, BackendError, BackendErrorKind, FindQuery, MemoryBackend, MongoBackend,
     MongoBackendOptions, Namespace, UpdateModifications, UpdateOutcome, UpdateQuery,
@@ -190,36 +190,6 @@ const PEER_EXCEPTIONS: &[(&str, &str)] = &[
          $slice only on top-level fields",
     ),
 ];
-
-// ---------------------------------------------------------------------------
-// A small, seeded PRNG (SplitMix64): reproducible across platforms and runs.
-
-/// SplitMix64 — small, fast, and good enough to drive a generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Values and documents.
@@ -1535,7 +1505,7 @@ async fn engine_and_peer_agree_on_generated_cases() {
         disagreements: Vec::new(),
     };
     let started = Instant::now();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     for round in 0..rounds {
         let ns = Namespace::new(database.clone(), format!("c{round}"));
         let docs: Vec<Document> = (0..DOCS_PER_COLLECTION)
@@ -1629,7 +1599,12 @@ async fn engine_and_peer_agree_on_generated_cases() {
             case += 1;
         }
     }
-    let _ = run.peer.client().database(&database).drop().await;
+    run.peer
+        .client()
+        .database(&database)
+        .drop()
+        .await
+        .expect("drop the test database");
 
     println!(
         "differential properties: {} cases in {:.1}s ({} where both sides failed; tolerated: {} \

@@ -465,24 +465,27 @@ async fn matrix(kind: BackendKind) {
         )
         .await;
     }
-    for pipeline in [
-        json!([{"$match": {"$where": "true"}}]),
-        json!([{"$project": {"x": {"$function": {"body": "function() {}", "args": [], "lang": "js"}}}}]),
-        json!([{"$group": {"_id": null, "x": {"$accumulator": {"init": "function() {}"}}}}]),
+    for (pipeline, message) in [
+        (
+            json!([{"$match": {"$where": "true"}}]),
+            "$where not permitted",
+        ),
+        (
+            json!([{"$project": {"x": {"$function": {"body": "function() {}", "args": [], "lang": "js"}}}}]),
+            "$function not permitted",
+        ),
+        (
+            json!([{"$group": {"_id": null, "x": {"$accumulator": {"init": "function() {}"}}}}]),
+            "$accumulator not permitted",
+        ),
     ] {
-        let operator = pipeline
-            .to_string()
-            .split('"')
-            .find(|s| s.starts_with("$w") || s.starts_with("$f") || s.starts_with("$a"))
-            .unwrap()
-            .to_owned();
         rig.refused(
             CAROL,
             "aggregate",
             "pub",
             json!({"pipeline": pipeline}),
             denied,
-            &format!("{operator} not permitted"),
+            message,
         )
         .await;
     }

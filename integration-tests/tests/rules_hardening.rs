@@ -7,7 +7,7 @@
 
 use bson::doc;
 use integration_tests::{
-    admin_role, standalone_with_rules, unique_db, Answer, BackendKind, RulesRig,
+    admin_role, launch, rules_config, unique_db, BackendKind, RulesRig, RulesSource,
 };
 use serde_json::{json, Value};
 use tower_data_api::backend::{Backend, MongoBackend, MongoBackendOptions, Namespace};
@@ -71,13 +71,32 @@ fn coin_flip(id: i32) -> Value {
     json!({"_id": id, "$expr": {"$lt": [{"$rand": {}}, 0.5]}})
 }
 
-/// Refused with one of `statuses` (schema or rules after the pinned write,
-/// a filter that is not deterministic, a duplicate `_id` from an insert),
-/// or answered 200 without changing anything (the pinned write's own coin
-/// flip missed).
-fn changed_nothing_or_refused(answer: &Answer, statuses: &[u16]) -> bool {
-    statuses.contains(&answer.status)
-        || answer.status == 200 && answer.json() == json!({"matchedCount": 0, "modifiedCount": 0})
+/// Sends `action` on `coll` with `extra` as alice forty times; each answer
+/// must be refused with one of `statuses` (schema or rules after the pinned
+/// write, a filter that is not deterministic, a duplicate `_id` from an
+/// insert), or be a 200 that changed nothing (the pinned write's own coin
+/// flip missed). Returns the statuses seen.
+async fn forty_coin_flips(
+    rig: &RulesRig,
+    action: &str,
+    coll: &str,
+    extra: &Value,
+    statuses: &[u16],
+) -> Vec<u16> {
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        let answer = rig.call(ALICE, action, coll, extra.clone()).await;
+        assert!(
+            statuses.contains(&answer.status)
+                || answer.status == 200
+                    && answer.json() == json!({"matchedCount": 0, "modifiedCount": 0}),
+            "{action} {extra}: {} {}",
+            answer.status,
+            answer.text
+        );
+        seen.push(answer.status);
+    }
+    seen
 }
 
 /// A checked upsert on MongoDB whose filter matched nothing when read but
@@ -96,23 +115,9 @@ async fn nondeterministic_upserts_cannot_skip_the_schema_check_peer() {
         json!({"document": {"_id": 1, "n": 10}}),
     )
     .await;
-    let mut statuses = Vec::new();
-    for _ in 0..40 {
-        let answer = rig
-            .call(
-                ALICE,
-                "updateOne",
-                "counter",
-                json!({"filter": coin_flip(1), "update": {"$set": {"n": "not an int"}}, "upsert": true}),
-            )
-            .await;
-        assert!(
-            changed_nothing_or_refused(&answer, &[400]),
-            "{}",
-            answer.text
-        );
-        statuses.push(answer.status);
-    }
+    let upsert =
+        json!({"filter": coin_flip(1), "update": {"$set": {"n": "not an int"}}, "upsert": true});
+    let statuses = forty_coin_flips(&rig, "updateOne", "counter", &upsert, &[400]).await;
     assert_eq!(
         rig.contents("counter").await,
         json!([{"_id": 1, "n": 10}]),
@@ -133,22 +138,13 @@ async fn nondeterministic_replace_upserts_cannot_skip_the_schema_check_peer() {
         json!({"document": {"_id": 1, "n": 10}}),
     )
     .await;
-    for _ in 0..40 {
-        let answer = rig
-            .call(
-                ALICE,
-                "replaceOne",
-                "counter",
-                json!({"filter": coin_flip(1), "replacement": {"n": 1000}, "upsert": true}),
-            )
-            .await;
-        assert!(
-            changed_nothing_or_refused(&answer, &[400]),
-            "{}",
-            answer.text
-        );
-    }
-    assert_eq!(rig.contents("counter").await, json!([{"_id": 1, "n": 10}]));
+    let upsert = json!({"filter": coin_flip(1), "replacement": {"n": 1000}, "upsert": true});
+    let statuses = forty_coin_flips(&rig, "replaceOne", "counter", &upsert, &[400]).await;
+    assert_eq!(
+        rig.contents("counter").await,
+        json!([{"_id": 1, "n": 10}]),
+        "statuses: {statuses:?}"
+    );
 }
 
 /// The same for the post-image role check: alice may edit documents whose
@@ -176,24 +172,12 @@ async fn nondeterministic_upserts_cannot_skip_the_post_image_rules_peer() {
         )
         .await;
     assert_eq!(plain.status, 403, "{}", plain.text);
-    for _ in 0..40 {
-        let answer = rig
-            .call(
-                ALICE,
-                "updateOne",
-                "levels",
-                json!({"filter": coin_flip(1), "update": {"$inc": {"level": 1}}, "upsert": true}),
-            )
-            .await;
-        assert!(
-            changed_nothing_or_refused(&answer, &[400, 403]),
-            "{}",
-            answer.text
-        );
-    }
+    let upsert = json!({"filter": coin_flip(1), "update": {"$inc": {"level": 1}}, "upsert": true});
+    let statuses = forty_coin_flips(&rig, "updateOne", "levels", &upsert, &[400, 403]).await;
     assert_eq!(
         rig.contents("levels").await,
-        json!([{"_id": 1, "level": 2}])
+        json!([{"_id": 1, "level": 2}]),
+        "statuses: {statuses:?}"
     );
 }
 
@@ -360,6 +344,12 @@ async fn schema_refusals_do_not_quote_hidden_fields_peer() {
             json!({"filter": {"_id": 1}, "update": {"$set": {"name": "Al"}}}),
         )
         .await;
+    assert_eq!(
+        (answer.status, answer.json()["error_code"].as_str()),
+        (400, Some("SchemaValidationFailedWrite")),
+        "the stored ssn fails the schema: {}",
+        answer.text
+    );
     assert!(
         !answer.text.contains("123-45-6789"),
         "the refusal reveals the hidden ssn: {} {}",
@@ -385,35 +375,11 @@ async fn prev_root_alone_is_refused_in_a_filters_apply_when_memory() {
             }]
         }]
     });
-    let dir = std::env::temp_dir().join(unique_db("tda-review"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let rules_path = dir.join("rules.json");
-    std::fs::write(&rules_path, rules.to_string()).expect("write rules");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "app_id = \"data-review\"\n\
-             [[data_sources]]\nname = \"mongodb-atlas\"\nrules_file = '{}'\n\
-             [[api_keys]]\nname = \"admin\"\nkey = \"{ADMIN}\"\n\
-             [[api_keys]]\nname = \"alice\"\nkey = \"{ALICE}\"\n",
-            rules_path.display()
-        ),
-    )
-    .expect("write config");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let launched = integration_tests::standalone::launch(
-        integration_tests::standalone::Options {
-            listen: Some("127.0.0.1:0".into()),
-            config: Some(config_path),
-            mongodb_uri: None,
-        },
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await;
-    let error = launched
+    let keys = [("admin", ADMIN), ("alice", ALICE)];
+    let config = rules_config("data-review", RulesSource::File(&rules), &keys);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let error = launch(&config, None, stopped)
+        .await
         .err()
         .expect("rules with %%prevRoot in a filter's apply_when must not load");
     assert!(
@@ -422,87 +388,82 @@ async fn prev_root_alone_is_refused_in_a_filters_apply_when_memory() {
             .contains("a filter's apply_when cannot use document fields"),
         "{error}"
     );
-    drop(stop);
 }
 
 /// A `replaceOne` upsert is judged with the `_id` it takes from the filter,
 /// and a filter repeating the equality the rules require (`_id` here) still
 /// upserts: the document the role allows is created.
 async fn replace_upserts_take_the_filter_id(kind: BackendKind) {
-    let db = unique_db("review_replace");
-    let rules = json!({
-        "collections": [{
-            "database": db, "collection": "me",
-            "roles": [admin_role(),
-                      {"name": "self", "apply_when": {"_id": "%%user.name"}, "read": true, "write": true}]
-        }]
-    });
+    let rules = |db: &str| {
+        json!({
+            "collections": [{
+                "database": db, "collection": "me",
+                "roles": [admin_role(),
+                          {"name": "self", "apply_when": {"_id": "%%user.name"}, "read": true, "write": true}]
+            }]
+        })
+    };
     let keys = [("admin", ADMIN), ("alice", ALICE)];
-    let Some(server) = standalone_with_rules("data-review", &rules, &keys, kind).await else {
+    let Some(rig) = RulesRig::start("data-review", rules, &keys, kind).await else {
         return;
     };
-    let answer = server
-        .call_as(
-            ALICE,
-            "replaceOne",
-            &db,
-            "me",
-            json!({"filter": {"_id": "alice"}, "replacement": {"bio": "hi"}, "upsert": true}),
-        )
-        .await;
-    assert_eq!(
-        (answer.status, answer.json()),
-        (
-            200,
-            json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": "alice"})
-        ),
-        "{}",
-        answer.text
-    );
+    rig.expect(
+        ALICE,
+        "replaceOne",
+        "me",
+        json!({"filter": {"_id": "alice"}, "replacement": {"bio": "hi"}, "upsert": true}),
+        200,
+        json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": "alice"}),
+    )
+    .await;
     // updateOne upserts with the same filter: an update when the document
     // exists, an insert when it does not.
     let upsert =
         json!({"filter": {"_id": "alice"}, "update": {"$set": {"bio": "again"}}, "upsert": true});
-    let answer = server
-        .call_as(ALICE, "updateOne", &db, "me", upsert.clone())
-        .await;
-    assert_eq!(
-        (answer.status, answer.json()),
-        (200, json!({"matchedCount": 1, "modifiedCount": 1})),
-        "{}",
-        answer.text
-    );
-    let answer = server
-        .call_as(
-            ALICE,
-            "deleteOne",
-            &db,
-            "me",
-            json!({"filter": {"_id": "alice"}}),
-        )
-        .await;
-    assert_eq!(answer.json(), json!({"deletedCount": 1}), "{}", answer.text);
-    let answer = server.call_as(ALICE, "updateOne", &db, "me", upsert).await;
-    assert_eq!(
-        (answer.status, answer.json()),
-        (
-            200,
-            json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": "alice"})
-        ),
-        "{}",
-        answer.text
-    );
+    rig.expect(
+        ALICE,
+        "updateOne",
+        "me",
+        upsert.clone(),
+        200,
+        json!({"matchedCount": 1, "modifiedCount": 1}),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "deleteOne",
+        "me",
+        json!({"filter": {"_id": "alice"}}),
+        200,
+        json!({"deletedCount": 1}),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "updateOne",
+        "me",
+        upsert,
+        200,
+        json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": "alice"}),
+    )
+    .await;
     // A filter asking for another `_id` matches nothing and may not insert.
-    let answer = server
-        .call_as(
-            ALICE,
-            "updateOne",
-            &db,
-            "me",
-            json!({"filter": {"_id": "bob"}, "update": {"$set": {"bio": "x"}}, "upsert": true}),
-        )
-        .await;
-    assert_eq!(answer.status, 403, "{}", answer.text);
+    rig.rejected(
+        ALICE,
+        "updateOne",
+        "me",
+        json!({"filter": {"_id": "bob"}, "update": {"$set": {"bio": "x"}}, "upsert": true}),
+        (
+            403,
+            "PermissionDenied",
+            "upsert not permitted: no role applies to the document",
+        ),
+    )
+    .await;
+    assert_eq!(
+        rig.contents("me").await,
+        json!([{"_id": "alice", "bio": "again"}])
+    );
 }
 
 #[tokio::test]

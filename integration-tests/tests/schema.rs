@@ -3,102 +3,65 @@
 //! and no `rules.json`; refused writes answer 400 `SchemaValidationFailedWrite`
 //! and the collection contents are compared afterwards.
 
-use integration_tests::{standalone_with, unique_db, Answer, BackendKind, TestServer, KEY};
+use std::path::PathBuf;
+
+use integration_tests::{temp_dir, BackendKind, RulesRig, KEY};
 use serde_json::{json, Value};
 
-struct Rig {
-    server: TestServer,
-    db: String,
+/// The export: a default rule (everybody reads and writes) and the
+/// `people` collection's `schema.json`.
+fn export(db: &str) -> PathBuf {
+    let schema = json!({
+        "title": "person",
+        "bsonType": "object",
+        "required": ["_id", "name"],
+        "additionalProperties": false,
+        "properties": {
+            "_id": {"bsonType": ["int", "objectId"]},
+            "name": {"bsonType": "string", "minLength": 1, "maxLength": 20},
+            "age": {"bsonType": ["int", "long", "double"], "minimum": 18},
+            "email": {"bsonType": "string", "pattern": "^[^@]+@[^@]+$"},
+            "tags": {"bsonType": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3}
+        }
+    });
+    let default_rule = json!({"roles": [{"name": "all", "read": true, "write": true}]});
+    let dir = temp_dir();
+    std::fs::write(dir.join("default_rule.json"), default_rule.to_string())
+        .expect("write default rule");
+    let coll_dir = dir.join(db).join("people");
+    std::fs::create_dir_all(&coll_dir).expect("collection dir");
+    std::fs::write(coll_dir.join("schema.json"), schema.to_string()).expect("write schema");
+    dir
 }
 
-impl Rig {
-    async fn start(kind: BackendKind) -> Option<Rig> {
-        let db = unique_db("schema");
-        let dir = std::env::temp_dir().join(unique_db("tda-schema"));
-        let coll_dir = dir.join(&db).join("people");
-        std::fs::create_dir_all(&coll_dir).expect("temp dir");
-        std::fs::write(
-            dir.join("default_rule.json"),
-            json!({"roles": [{"name": "all", "read": true, "write": true}]}).to_string(),
-        )
-        .expect("write default rule");
-        let schema = json!({
-            "title": "person",
-            "bsonType": "object",
-            "required": ["_id", "name"],
-            "additionalProperties": false,
-            "properties": {
-                "_id": {"bsonType": ["int", "objectId"]},
-                "name": {"bsonType": "string", "minLength": 1, "maxLength": 20},
-                "age": {"bsonType": ["int", "long", "double"], "minimum": 18},
-                "email": {"bsonType": "string", "pattern": "^[^@]+@[^@]+$"},
-                "tags": {"bsonType": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3}
-            }
-        });
-        std::fs::write(coll_dir.join("schema.json"), schema.to_string()).expect("write schema");
-        let config = format!(
-            "app_id = \"data-schema\"\n\
-             [[data_sources]]\nname = \"mongodb-atlas\"\nrules_dir = '{}'\n\
-             [[api_keys]]\nname = \"itest\"\nkey = \"{KEY}\"\n",
-            dir.display()
-        );
-        let server = standalone_with(&config, kind).await?;
-        Some(Rig { server, db })
-    }
+/// A server whose one key (named `admin`, read by [`RulesRig::contents`])
+/// is [`KEY`].
+async fn rig(kind: BackendKind) -> Option<RulesRig> {
+    RulesRig::start_with_export("data-schema", export, &[("admin", KEY)], kind).await
+}
 
-    async fn call(&self, action: &str, coll: &str, extra: Value) -> Answer {
-        let mut body =
-            json!({"dataSource": "mongodb-atlas", "database": self.db, "collection": coll});
-        body.as_object_mut()
-            .expect("object")
-            .extend(extra.as_object().expect("object").clone());
-        self.server
-            .call_with(
-                action,
-                &body.to_string(),
-                &[("apiKey", KEY), ("Content-Type", "application/json")],
-            )
-            .await
-    }
+/// Asserts an action on `people` answers `status` with exactly `body`.
+async fn expect(rig: &RulesRig, action: &str, extra: Value, status: u16, body: Value) {
+    rig.expect(KEY, action, "people", extra, status, body).await;
+}
 
-    async fn expect(&self, action: &str, extra: Value, status: u16, body: Value) {
-        let answer = self.call(action, "people", extra.clone()).await;
-        assert_eq!(
-            (answer.status, answer.json()),
-            (status, body),
-            "{action} {extra}"
-        );
-    }
-
-    async fn refused(&self, action: &str, extra: Value, message: &str) {
-        let answer = self.call(action, "people", extra.clone()).await;
-        assert_eq!(answer.status, 400, "{action} {extra}: {}", answer.text);
-        let body = answer.json();
-        assert_eq!(
-            body["error_code"], "SchemaValidationFailedWrite",
-            "{action} {extra}: {body}"
-        );
-        assert_eq!(body["error"], message, "{action} {extra}: {body}");
-    }
-
-    async fn contents(&self) -> Value {
-        let answer = self
-            .call("find", "people", json!({"sort": {"_id": 1}}))
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answer.json()["documents"].clone()
-    }
+/// Asserts an action on `people` is refused with 400
+/// `SchemaValidationFailedWrite` and exactly `message`.
+async fn refused(rig: &RulesRig, action: &str, extra: Value, message: &str) {
+    let want = (400, "SchemaValidationFailedWrite", message);
+    rig.rejected(KEY, action, "people", extra, want).await;
 }
 
 async fn schema_validated_writes(kind: BackendKind) {
-    let Some(rig) = Rig::start(kind).await else {
+    let Some(rig) = rig(kind).await else {
         return;
     };
     let seed = json!([
         {"_id": 1, "name": "ada", "age": 36, "tags": ["a"]},
         {"_id": 2, "name": "bob", "age": 20}
     ]);
-    rig.expect(
+    expect(
+        &rig,
         "insertMany",
         json!({"documents": seed}),
         201,
@@ -107,22 +70,29 @@ async fn schema_validated_writes(kind: BackendKind) {
     .await;
 
     // Inserts.
-    rig.refused(
+    refused(
+        &rig,
         "insertOne",
         json!({"document": {"name": "cy", "age": 17}}),
         "Failed to insert document: schema validation failed: properties.age: 17 is less than the minimum 18",
     )
     .await;
-    rig.refused(
+    refused(
+        &rig,
         "insertMany",
         json!({"documents": [{"_id": 3, "name": "cy"}, {"_id": 4, "name": "dee", "email": "nope"}]}),
         "Failed to insert documents: schema validation failed for document 1: properties.email: \"nope\" does not match the pattern ^[^@]+@[^@]+$",
     )
     .await;
-    assert_eq!(rig.contents().await, seed, "insertMany is all-or-nothing");
+    assert_eq!(
+        rig.contents("people").await,
+        seed,
+        "insertMany is all-or-nothing"
+    );
 
     // Replace: the replacement keeps the stored `_id`.
-    rig.refused(
+    refused(
+        &rig,
         "replaceOne",
         json!({"filter": {"_id": 1}, "replacement": {"name": "ada", "tags": ["z"]}}),
         "Failed to replace document: schema validation failed for the replacement: properties.tags.items[0]: \"z\" is not one of the enum values",
@@ -130,48 +100,59 @@ async fn schema_validated_writes(kind: BackendKind) {
     .await;
 
     // Updates: post-images.
-    rig.refused(
+    refused(
+        &rig,
         "updateOne",
         json!({"filter": {"_id": 2}, "update": {"$inc": {"age": -5}}}),
         "Failed to update document: schema validation failed for the updated document with _id 2: properties.age: 15 is less than the minimum 18",
     )
     .await;
-    rig.refused(
+    refused(
+        &rig,
         "updateMany",
         json!({"filter": {}, "update": {"$set": {"nick": "x"}}}),
         "Failed to update documents: schema validation failed for the updated document with _id 1: additional property 'nick' is not allowed",
     )
     .await;
-    rig.refused(
+    refused(
+        &rig,
         "updateOne",
         json!({"filter": {"_id": 1}, "update": {"$push": {"tags": {"$each": ["b", "c", "a"]}}}}),
         "Failed to update document: schema validation failed for the updated document with _id 1: properties.tags: array of 4 items has more than maxItems 3",
     )
     .await;
-    rig.refused(
+    refused(
+        &rig,
         "updateOne",
         json!({"filter": {"_id": 7}, "update": {"$set": {"age": 30}}, "upsert": true}),
         "Failed to update document: schema validation failed for the upserted document: required field 'name' is missing",
     )
     .await;
-    assert_eq!(rig.contents().await, seed, "refused writes change nothing");
+    assert_eq!(
+        rig.contents("people").await,
+        seed,
+        "refused writes change nothing"
+    );
 
     // Valid writes pass.
-    rig.expect(
+    expect(
+        &rig,
         "updateMany",
         json!({"filter": {}, "update": {"$inc": {"age": 1}}}),
         200,
         json!({"matchedCount": 2, "modifiedCount": 2}),
     )
     .await;
-    rig.expect(
+    expect(
+        &rig,
         "replaceOne",
         json!({"filter": {"_id": 2}, "replacement": {"name": "bo", "email": "b@x"}}),
         200,
         json!({"matchedCount": 1, "modifiedCount": 1}),
     )
     .await;
-    rig.expect(
+    expect(
+        &rig,
         "updateOne",
         json!({"filter": {"_id": 7, "name": "eve"}, "update": {"$set": {"age": 30}}, "upsert": true}),
         200,
@@ -179,7 +160,7 @@ async fn schema_validated_writes(kind: BackendKind) {
     )
     .await;
     assert_eq!(
-        rig.contents().await,
+        rig.contents("people").await,
         json!([
             {"_id": 1, "name": "ada", "age": 37, "tags": ["a"]},
             {"_id": 2, "name": "bo", "email": "b@x"},
@@ -188,10 +169,15 @@ async fn schema_validated_writes(kind: BackendKind) {
     );
 
     // Other collections have no schema.
-    let other = rig
-        .call("insertOne", "other", json!({"document": {"anything": [1]}}))
-        .await;
-    assert_eq!(other.status, 201, "{}", other.text);
+    rig.expect(
+        KEY,
+        "insertOne",
+        "other",
+        json!({"document": {"_id": 1, "anything": [1]}}),
+        201,
+        json!({"insertedId": 1}),
+    )
+    .await;
 }
 
 #[tokio::test]
