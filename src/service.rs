@@ -23,8 +23,8 @@ use crate::cors::{Cors, CorsCheck};
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
 use crate::protocol::{
-    decode, error_response, parse_body, response, ActionRequest, ApiError, Command, ErrorCode,
-    FindLimits, Format, Reply, ResponseBody,
+    decode, empty_response, error_response, parse_body, response, ActionRequest, ApiError, Command,
+    ErrorCode, FindLimits, Format, Reply, ResponseBody,
 };
 use crate::route::{Action, ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
@@ -203,8 +203,7 @@ impl Inner {
     ) -> Response<ResponseBody> {
         match outcome {
             Ok(Answer::Preflight(headers)) => {
-                let mut answer = response(StatusCode::NO_CONTENT, "", Vec::new(), request_id);
-                answer.headers_mut().remove(http::header::CONTENT_TYPE);
+                let mut answer = empty_response(StatusCode::NO_CONTENT, request_id);
                 answer.headers_mut().extend(headers);
                 answer
             }
@@ -217,11 +216,7 @@ impl Inner {
                         let body = serde_json::to_vec(&body).unwrap_or_default();
                         response(reply.status, "application/json", body, request_id)
                     }
-                    None => {
-                        let mut empty = response(reply.status, "", Vec::new(), request_id);
-                        empty.headers_mut().remove(http::header::CONTENT_TYPE);
-                        empty
-                    }
+                    None => empty_response(reply.status, request_id),
                 }
             }
             Ok(Answer::Data(reply)) => {
@@ -262,7 +257,10 @@ impl Inner {
         let (parts, body) = request.into_parts();
         if let Some(cors) = &self.cors {
             if let CorsCheck::Preflight(headers) = cors.check(&parts.method, &parts.headers)? {
-                return Ok(Answer::Preflight(headers));
+                // Only the service's own routes are preflighted; others are 404s below.
+                if Route::recognize(parts.uri.path()).is_some() {
+                    return Ok(Answer::Preflight(headers));
+                }
             }
         }
         let target = self.route(&parts)?;
@@ -421,4 +419,4 @@ async fn execute(
 
 #[cfg(test)]
 #[path = "service_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,5 +1,8 @@
 //! Pipeline tests with a scripted backend: routing, limits, authentication,
 //! formats, access levels and logging, independent of any real engine.
+//!
+//! [`Scripted`], [`Answer`] and [`send`] are shared with the authentication
+//! tests (`auth::tests`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +20,8 @@ use crate::{AccessLevel, DataApi, DataApiService};
 
 /// Answers every action with fixed data; `delay` makes it slow.
 #[derive(Default)]
-struct Scripted {
-    delay: Option<Duration>,
+pub(crate) struct Scripted {
+    pub(crate) delay: Option<Duration>,
 }
 
 #[async_trait]
@@ -123,13 +126,48 @@ fn service() -> DataApiService {
     service_with(Scripted::default(), MemoryLogSink::new(16))
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
+/// A response, its body read as text.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: String,
 }
 
-async fn send(service: &DataApiService, request: Request<Full<Bytes>>) -> Answer {
+impl Answer {
+    /// The body as JSON.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+
+    /// Asserts a 200, showing the body when it is not.
+    pub(crate) fn assert_ok(&self) {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+    }
+
+    /// Asserts the Data API error shape with this status, code and message.
+    pub(crate) fn error(&self, status: u16, code: &str, message: &str) {
+        self.refused(status, code);
+        assert_eq!(self.json()["error"], message, "{}", self.body);
+    }
+
+    /// Asserts the Data API error shape with this status and code.
+    pub(crate) fn refused(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        let body = self.json();
+        assert_eq!(body["error_code"], code, "{}", self.body);
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["error", "error_code", "link"], "{}", self.body);
+    }
+}
+
+/// Sends one request through the service and reads the whole answer.
+pub(crate) async fn send<B>(service: &DataApiService, request: Request<B>) -> Answer
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let response = service.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -141,13 +179,12 @@ async fn send(service: &DataApiService, request: Request<Full<Bytes>>) -> Answer
     }
 }
 
-fn post(action: &str, body: &str) -> http::request::Builder {
-    let _ = body;
+fn post(action: &str) -> http::request::Builder {
     Request::post(format!("{BASE}/{action}")).header("apiKey", KEY)
 }
 
 async fn call(action: &str, body: &str) -> Answer {
-    let request = post(action, body)
+    let request = post(action)
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap();
     send(&service(), request).await
@@ -238,7 +275,7 @@ async fn every_action_answers_with_its_wrapper() {
 
 #[tokio::test]
 async fn accept_chooses_ejson_and_counts_become_canonical() {
-    let request = post("deleteMany", "")
+    let request = post("deleteMany")
         .header("Accept", "application/ejson")
         .body(Full::new(Bytes::from(format!(
             r#"{{{COMMON},"filter":{{}}}}"#
@@ -341,7 +378,7 @@ async fn authentication_errors_are_verbatim() {
 async fn limits_answer_413_429_and_504() {
     let svc = service();
     let big = "x".repeat(2048);
-    let declared = post("find", "")
+    let declared = post("find")
         .header("content-length", big.len())
         .body(Full::new(Bytes::from(big.clone())))
         .unwrap();
@@ -353,9 +390,11 @@ async fn limits_answer_413_429_and_504() {
     let stream = http_body_util::StreamBody::new(futures_util::stream::iter((0..4).map(|_| {
         Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b' '; 512])))
     })));
-    let request = post("find", "").body(stream).unwrap();
-    let response = svc.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let request = post("find").body(stream).unwrap();
+    assert_eq!(
+        send(&svc, request).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
     let slow = service_with(
         Scripted {
@@ -363,7 +402,7 @@ async fn limits_answer_413_429_and_504() {
         },
         MemoryLogSink::new(4),
     );
-    let request = post("findOne", "")
+    let request = post("findOne")
         .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
         .unwrap();
     let answer = send(&slow, request).await;
@@ -444,7 +483,7 @@ async fn backend_errors_are_400_or_503_without_details() {
 async fn logs_carry_the_key_name_never_the_key() {
     let sink = MemoryLogSink::new(8);
     let svc = service_with(Scripted::default(), sink.clone());
-    let request = post("insertMany", "")
+    let request = post("insertMany")
         .body(Full::new(Bytes::from(format!(
             r#"{{{COMMON},"documents":[{{}},{{}},{{}}]}}"#
         ))))
@@ -508,7 +547,7 @@ async fn the_layer_passes_other_routes_through() {
     assert_eq!(&body[..], b"mine");
     let ours = app
         .call(
-            post("find", "")
+            post("find")
                 .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
                 .unwrap(),
         )
@@ -549,7 +588,7 @@ async fn cors_preflights_and_origins() {
         .to_str()
         .unwrap()
         .contains("authorization"));
-    let request = post("find", "")
+    let request = post("find")
         .header("origin", "https://app.example")
         .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
         .unwrap();
@@ -559,13 +598,22 @@ async fn cors_preflights_and_origins() {
         answer.headers["access-control-allow-origin"],
         "https://app.example"
     );
-    let foreign = post("find", "")
+    let foreign = post("find")
         .header("origin", "https://evil.example")
         .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
         .unwrap();
     let answer = send(&svc, foreign).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(answer.headers.get("access-control-allow-origin").is_none());
+    // Paths that are not the service's are not preflighted.
+    let elsewhere = Request::builder()
+        .method("OPTIONS")
+        .uri("/elsewhere")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(&svc, elsewhere).await.refused(404, "NotFound");
     // Without CORS configured, OPTIONS on an action URL is a 405.
     let plain = Request::builder()
         .method("OPTIONS")
@@ -578,4 +626,73 @@ async fn cors_preflights_and_origins() {
         send(&service(), plain).await.status,
         StatusCode::METHOD_NOT_ALLOWED
     );
+}
+
+/// Wrong input from a client is a 4xx in the error shape, never a 500 or a panic.
+#[tokio::test]
+async fn hostile_bodies_and_headers_are_refused_with_4xx() {
+    let svc = service_with(Scripted::default(), MemoryLogSink::new(4));
+    let with_body = |body: Vec<u8>| post("find").body(Full::new(Bytes::from(body))).unwrap();
+    let nested = format!(
+        r#"{{{COMMON},"filter":{{"a":{}1{}}}}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid UTF-8", b"{\"dataSource\":\"\xff\"}".to_vec()),
+        ("deep nesting", nested.into_bytes()),
+        (
+            "huge float",
+            format!(r#"{{{COMMON},"limit":1e400}}"#).into_bytes(),
+        ),
+        (
+            "huge integer",
+            format!(r#"{{{COMMON},"limit":18446744073709551616}}"#).into_bytes(),
+        ),
+        (
+            "huge $numberLong",
+            format!(r#"{{{COMMON},"filter":{{"a":{{"$numberLong":"99999999999999999999"}}}}}}"#)
+                .into_bytes(),
+        ),
+        (
+            "wrong type",
+            br#"{"dataSource":1,"database":"db","collection":"c"}"#.to_vec(),
+        ),
+        ("not an object", b"[]".to_vec()),
+    ];
+    for (name, body) in bodies {
+        let answer = send(&svc, with_body(body)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            answer.body
+        );
+        answer.refused(400, "InvalidParameter");
+    }
+    let with_header = |name: &str, value: &[u8]| {
+        Request::post(format!("{BASE}/find"))
+            .header(name, http::HeaderValue::from_bytes(value).unwrap())
+            .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+            .unwrap()
+    };
+    let long = vec![b'k'; 64 * 1024];
+    for (name, value) in [
+        ("apiKey", &b"\xff\xfe"[..]),
+        ("apiKey", &long[..]),
+        ("authorization", b"Bearer \xff.\xfe.\xfd"),
+        ("authorization", b"Bearer !!!.???.***"),
+        ("jwtTokenString", b"e30.e30.\xff"),
+    ] {
+        send(&svc, with_header(name, value))
+            .await
+            .refused(401, "InvalidSession");
+    }
+    // An unreadable Accept or Content-Length is ignored.
+    let request = post("find")
+        .header("accept", http::HeaderValue::from_bytes(b"\xff").unwrap())
+        .header("content-length", "not a number")
+        .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+        .unwrap();
+    send(&svc, request).await.assert_ok();
 }

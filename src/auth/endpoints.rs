@@ -3,6 +3,8 @@
 //! app location. Paths are relative to the mount point, under
 //! `/api/client/v2.0/`.
 
+use std::fmt;
+
 use bson::oid::ObjectId;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
@@ -14,8 +16,8 @@ use super::{extract_credentials, Authentication, Credentials, Principal, Secret}
 use crate::protocol::{ApiError, ErrorCode};
 use crate::route::ClientRoute;
 
-/// A client API answer, before it becomes a response.
-#[derive(Debug)]
+/// A client API answer, before it becomes a response. Its `Debug` output
+/// leaves the body out: login and refresh bodies carry tokens.
 pub(crate) struct ClientReply {
     /// 200, 201 or 204.
     pub(crate) status: StatusCode,
@@ -23,6 +25,16 @@ pub(crate) struct ClientReply {
     pub(crate) body: Option<Value>,
     /// Who the request was for, for the log.
     pub(crate) principal: Option<Principal>,
+}
+
+impl fmt::Debug for ClientReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientReply")
+            .field("status", &self.status)
+            .field("body", &self.body.as_ref().map(|_| "[redacted]"))
+            .field("principal", &self.principal)
+            .finish()
+    }
 }
 
 impl ClientReply {
@@ -122,14 +134,10 @@ impl Authentication {
     /// `POST .../auth/providers/<provider>/login`.
     async fn login(&self, provider: &str, body: &[u8]) -> Result<ClientReply, ApiError> {
         let body = parse_object(body)?;
-        let principal = match provider {
-            LOCAL_USERPASS if self.user_store.is_some() => {
+        let principal = match (provider, &self.user_store, &self.key_store, &self.jwt) {
+            (LOCAL_USERPASS, Some(store), _, _) => {
                 let username = field(&body, "username")?;
                 let password = Secret::new(field(&body, "password")?);
-                let store = self
-                    .user_store
-                    .as_ref()
-                    .ok_or_else(|| unsupported(provider))?;
                 store
                     .verify_password(&username, &password)
                     .await
@@ -138,31 +146,26 @@ impl Authentication {
                         login_failed(ErrorCode::InvalidPassword, "invalid username/password")
                     })?
             }
-            API_KEY if self.key_store.is_some() => {
+            (API_KEY, _, Some(store), _) => {
                 let key = Secret::new(field(&body, "key")?);
-                let store = self
-                    .key_store
-                    .as_ref()
-                    .ok_or_else(|| unsupported(provider))?;
                 store
                     .find_key(&key)
                     .await
                     .map_err(store_unavailable)?
                     .ok_or_else(|| login_failed(ErrorCode::InvalidSession, "invalid API key"))?
             }
-            CUSTOM_TOKEN if self.jwt.is_some() => {
+            (CUSTOM_TOKEN, _, _, Some(provider)) => {
                 // The docs name the field `token`; the docs team's helper sent `key`.
                 let token = Secret::new(field(&body, "token").or_else(|_| field(&body, "key"))?);
-                let provider = self.jwt.as_ref().ok_or_else(|| unsupported(provider))?;
                 provider.verify(&token, &self.app_id).ok_or_else(|| {
                     login_failed(ErrorCode::AuthError, "invalid custom auth token")
                 })?
             }
-            ANON_USER if self.anonymous => {
+            (ANON_USER, ..) if self.anonymous => {
                 let id = ObjectId::new().to_hex();
                 Principal::user(id, ANON_USER)
             }
-            other => return Err(unsupported(other)),
+            (other, ..) => return Err(unsupported(other)),
         };
         let tokens = self
             .sessions
@@ -318,4 +321,21 @@ fn unsupported(provider: &str) -> ApiError {
 
 fn login_failed(code: ErrorCode, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_tokens_out() {
+        let reply = ClientReply::ok(
+            StatusCode::OK,
+            json!({"access_token": "token-secret-value"}),
+            Some(Principal::user("u1", API_KEY)),
+        );
+        let debug = format!("{reply:?}");
+        assert!(debug.contains("200") && debug.contains("u1"), "{debug}");
+        assert!(!debug.contains("token-secret-value"), "{debug}");
+    }
 }

@@ -72,21 +72,43 @@ pub struct JwtProvider {
     audiences: Vec<String>,
     require_all: bool,
     leeway_secs: u64,
-    metadata: Vec<MetadataField>,
+    /// `jsonwebtoken`'s checks for HS256 and RS256 tokens, made once.
+    hs256: Validation,
+    rs256: Validation,
+    metadata: Vec<Metadata>,
     errors: Vec<String>,
+}
+
+/// A metadata field with its path split into segments once.
+struct Metadata {
+    field: MetadataField,
+    segments: Vec<String>,
 }
 
 impl Default for JwtProvider {
     fn default() -> Self {
+        let leeway_secs = 30;
         Self {
             keys: Vec::new(),
             audiences: Vec::new(),
             require_all: false,
-            leeway_secs: 30,
+            leeway_secs,
+            hs256: validation(Algorithm::HS256, leeway_secs),
+            rs256: validation(Algorithm::RS256, leeway_secs),
             metadata: Vec::new(),
             errors: Vec::new(),
         }
     }
+}
+
+/// The signature, expiry and claim checks for tokens of `alg`.
+fn validation(alg: Algorithm, leeway_secs: u64) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = leeway_secs;
+    validation.validate_nbf = true;
+    validation.validate_aud = false; // checked by `check_audience`, with the any/all switch
+    validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+    validation
 }
 
 impl fmt::Debug for JwtProvider {
@@ -102,7 +124,10 @@ impl fmt::Debug for JwtProvider {
             .field("audiences", &self.audiences)
             .field("require_all_audiences", &self.require_all)
             .field("leeway_secs", &self.leeway_secs)
-            .field("metadata", &self.metadata)
+            .field(
+                "metadata",
+                &self.metadata.iter().map(|m| &m.field).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -188,20 +213,26 @@ impl JwtProvider {
     /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
     pub fn leeway_secs(mut self, secs: u64) -> Self {
         self.leeway_secs = secs;
+        self.hs256.leeway = secs;
+        self.rs256.leeway = secs;
         self
     }
 
     /// Copies the payload field at `path` into the user's data as `field_name`.
     pub fn metadata_field(mut self, path: &str, field_name: &str, required: bool) -> Self {
+        let segments = split_path(path);
         let field_name = if field_name.is_empty() {
-            split_path(path).last().cloned().unwrap_or_default()
+            segments.last().cloned().unwrap_or_default()
         } else {
             field_name.to_owned()
         };
-        self.metadata.push(MetadataField {
-            path: path.to_owned(),
-            field_name,
-            required,
+        self.metadata.push(Metadata {
+            field: MetadataField {
+                path: path.to_owned(),
+                field_name,
+                required,
+            },
+            segments,
         });
         self
     }
@@ -219,7 +250,7 @@ impl JwtProvider {
         if self
             .metadata
             .iter()
-            .any(|field| field.field_name.is_empty())
+            .any(|metadata| metadata.field.field_name.is_empty())
         {
             return Err(JwtConfigError(
                 "custom JWT: a metadata field needs a name".into(),
@@ -246,33 +277,32 @@ impl JwtProvider {
             return Err("token too long");
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed header")?;
-        let candidates: Vec<&DecodingKey> = match header.alg {
-            Algorithm::HS256 => self
-                .keys
-                .iter()
-                .filter_map(|key| match key {
-                    Key::Hmac(key) => Some(key),
-                    Key::Rsa { .. } => None,
-                })
-                .collect(),
-            Algorithm::RS256 => self
-                .keys
-                .iter()
-                .filter_map(|key| match key {
-                    Key::Rsa { kid, key } if kid.is_none() || *kid == header.kid => Some(key),
-                    _ => None,
-                })
-                .collect(),
+        let (candidates, validation): (Vec<&DecodingKey>, _) = match header.alg {
+            Algorithm::HS256 => (
+                self.keys
+                    .iter()
+                    .filter_map(|key| match key {
+                        Key::Hmac(key) => Some(key),
+                        Key::Rsa { .. } => None,
+                    })
+                    .collect(),
+                &self.hs256,
+            ),
+            Algorithm::RS256 => (
+                self.keys
+                    .iter()
+                    .filter_map(|key| match key {
+                        Key::Rsa { kid, key } if kid.is_none() || *kid == header.kid => Some(key),
+                        _ => None,
+                    })
+                    .collect(),
+                &self.rs256,
+            ),
             _ => return Err("algorithm not accepted"),
         };
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway_secs;
-        validation.validate_nbf = true;
-        validation.validate_aud = false; // checked below, with the any/all switch
-        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         let claims = candidates
             .into_iter()
-            .find_map(|key| jsonwebtoken::decode::<Value>(token, key, &validation).ok())
+            .find_map(|key| jsonwebtoken::decode::<Value>(token, key, validation).ok())
             .ok_or("signature, expiry or claims invalid")?
             .claims;
         self.check_audience(&claims, app_id)?;
@@ -313,8 +343,8 @@ impl JwtProvider {
 
     fn metadata(&self, claims: &Value) -> Result<Document, &'static str> {
         let mut data = Document::new();
-        for field in &self.metadata {
-            let value = lookup(claims, &field.path)
+        for Metadata { field, segments } in &self.metadata {
+            let value = lookup(claims, segments)
                 .filter(|value| value.to_string().chars().count() <= MAX_METADATA_LEN)
                 .and_then(|value| Bson::try_from(value.clone()).ok());
             match value {
@@ -329,13 +359,14 @@ impl JwtProvider {
     }
 }
 
-/// The value at a dot-notation path (`\.` escapes a dot).
-fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    split_path(path)
+/// The value at a path split by [`split_path`].
+fn lookup<'a>(value: &'a Value, segments: &[String]) -> Option<&'a Value> {
+    segments
         .iter()
         .try_fold(value, |value, segment| value.get(segment.as_str()))
 }
 
+/// The segments of a dot-notation path (`\.` escapes a dot).
 fn split_path(path: &str) -> Vec<String> {
     let mut segments = vec![String::new()];
     let mut chars = path.chars();

@@ -327,6 +327,8 @@ pub(crate) struct Sessions {
     access_ttl: Duration,
     refresh_ttl: Duration,
     domain_id: String,
+    /// `jsonwebtoken`'s checks for session tokens, made once.
+    validation: Validation,
     pub(crate) store: Arc<dyn SessionStore>,
 }
 
@@ -358,11 +360,16 @@ impl Sessions {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Self {
             keys,
             access_ttl: settings.access_ttl,
             refresh_ttl: settings.refresh_ttl,
             domain_id: super::principal::derived_id("app", app_id),
+            validation,
             store,
         })
     }
@@ -496,11 +503,7 @@ impl Sessions {
         }
         let kid = header.kid?;
         let key = self.keys.iter().find(|key| key.kid == kid)?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
             .ok()
             .map(|data| data.claims)
     }

@@ -156,8 +156,11 @@ fn percent_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                // Two hex digits exactly: `from_str_radix` alone would also take a sign.
+                let pair = &bytes[i + 1..i + 3];
+                match std::str::from_utf8(pair)
                     .ok()
+                    .filter(|_| pair.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|hex| u8::from_str_radix(hex, 16).ok())
                 {
                     Some(byte) => {
@@ -239,6 +242,10 @@ mod tests {
         assert!(check
             .check(&parts("/x?secret=s3+cr%26t", None), b"")
             .is_ok());
+        // `%+5` is no escape (a sign is not a hex digit): `%`, then `+` as a space.
+        assert_eq!(percent_decode("%+5%-1%4"), "% 5%-1%4");
+        let signed = RequestValidation::SecretAsQueryParam("% 5".into());
+        assert!(signed.check(&parts("/x?secret=%+5", None), b"").is_ok());
         for uri in [
             "/x",
             "/x?secret=",

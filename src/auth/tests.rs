@@ -1,12 +1,12 @@
 //! Pipeline tests for authentication: every scheme through the whole
 //! service, the client API endpoints, run-as modes, custom authenticators,
-//! request validation and the hostile table — with a trivial backend.
+//! request validation and the hostile table — with the scripted backend of
+//! the service tests.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bson::{doc, Bson, Document};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -18,82 +18,9 @@ use super::jwt::now_secs;
 use super::jwt::test_keys::{RSA_PRIVATE_PEM, RSA_PUBLIC_PEM};
 use super::users::cheap_params;
 use super::*;
-use crate::backend::*;
 use crate::log::MemoryLogSink;
+use crate::service::tests::{send, Answer, Scripted};
 use crate::{DataApi, DataApiBuilder, DataApiService};
-
-/// Answers reads with the namespace, writes with fixed counts.
-struct Echo;
-
-#[async_trait]
-impl Backend for Echo {
-    async fn find_one(
-        &self,
-        ns: &Namespace,
-        _: FindOneQuery,
-    ) -> Result<Option<Document>, BackendError> {
-        Ok(Some(doc! {"db": &ns.database}))
-    }
-    async fn find(&self, ns: &Namespace, _: FindQuery) -> Result<Vec<Document>, BackendError> {
-        Ok(vec![doc! {"db": &ns.database}])
-    }
-    async fn insert_one(&self, _: &Namespace, _: Document) -> Result<Bson, BackendError> {
-        Ok(Bson::Int32(1))
-    }
-    async fn insert_many(
-        &self,
-        _: &Namespace,
-        d: Vec<Document>,
-    ) -> Result<Vec<Bson>, BackendError> {
-        Ok(d.iter().map(|_| Bson::Int32(1)).collect())
-    }
-    async fn update_one(
-        &self,
-        _: &Namespace,
-        _: UpdateQuery,
-    ) -> Result<UpdateOutcome, BackendError> {
-        Ok(UpdateOutcome {
-            matched_count: 1,
-            modified_count: 1,
-            upserted_id: None,
-        })
-    }
-    async fn update_many(
-        &self,
-        _: &Namespace,
-        _: UpdateQuery,
-    ) -> Result<UpdateOutcome, BackendError> {
-        Ok(UpdateOutcome {
-            matched_count: 1,
-            modified_count: 1,
-            upserted_id: None,
-        })
-    }
-    async fn replace_one(
-        &self,
-        _: &Namespace,
-        _: ReplaceQuery,
-    ) -> Result<UpdateOutcome, BackendError> {
-        Ok(UpdateOutcome {
-            matched_count: 1,
-            modified_count: 1,
-            upserted_id: None,
-        })
-    }
-    async fn delete_one(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
-        Ok(1)
-    }
-    async fn delete_many(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
-        Ok(1)
-    }
-    async fn aggregate(
-        &self,
-        _: &Namespace,
-        _: Vec<Document>,
-    ) -> Result<Vec<Document>, BackendError> {
-        Ok(Vec::new())
-    }
-}
 
 const APP: &str = "data-test";
 const KEY: &str = "pipeline-api-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789";
@@ -114,7 +41,7 @@ fn users() -> MemoryUserStore {
 fn builder(sink: &MemoryLogSink) -> DataApiBuilder {
     DataApi::builder()
         .app_id(APP)
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .api_key("ci", KEY)
         .user_store(users())
         .custom_jwt(
@@ -129,41 +56,6 @@ fn builder(sink: &MemoryLogSink) -> DataApiBuilder {
 
 fn service() -> DataApiService {
     builder(&MemoryLogSink::new(64)).build().unwrap()
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
-    }
-
-    /// Asserts the Data API error shape with this status, code and message.
-    fn error(&self, status: u16, code: &str, message: &str) {
-        assert_eq!(self.status.as_u16(), status, "{}", self.body);
-        let body = self.json();
-        assert_eq!(body["error_code"], code, "{}", self.body);
-        assert_eq!(body["error"], message, "{}", self.body);
-        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["error", "error_code", "link"]);
-    }
-}
-
-async fn send(service: &DataApiService, request: Request<Full<Bytes>>) -> Answer {
-    let response = service.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Full<Bytes>> {
@@ -200,29 +92,20 @@ const INCOMPLETE: &str = "must specify some form of authentication (either email
 #[tokio::test]
 async fn every_credential_header_scheme() {
     let svc = service();
-    assert_eq!(find(&svc, &[("apiKey", KEY)]).await.status, StatusCode::OK);
-    assert_eq!(
-        find(&svc, &[("email", EMAIL), ("password", PASSWORD)])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        find(&svc, &[("jwtTokenString", &jwt(jwt_claims()))])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    find(&svc, &[("apiKey", KEY)]).await.assert_ok();
+    find(&svc, &[("email", EMAIL), ("password", PASSWORD)])
+        .await
+        .assert_ok();
+    find(&svc, &[("jwtTokenString", &jwt(jwt_claims()))])
+        .await
+        .assert_ok();
     let rs = {
         let key = EncodingKey::from_rsa_pem(RSA_PRIVATE_PEM.as_bytes()).unwrap();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("rsa-1".into());
         encode(&header, &jwt_claims(), &key).unwrap()
     };
-    assert_eq!(
-        find(&svc, &[("jwtTokenString", &rs)]).await.status,
-        StatusCode::OK
-    );
+    find(&svc, &[("jwtTokenString", &rs)]).await.assert_ok();
     // Wrong email and wrong password answer the same.
     let wrong_password = find(&svc, &[("email", EMAIL), ("password", "not-it-at-all")]).await;
     wrong_password.error(401, "InvalidSession", INVALID);
@@ -256,12 +139,9 @@ async fn login_bearer_refresh_logout() {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let bearer = |token: &str| format!("Bearer {token}");
 
-    assert_eq!(
-        find(&svc, &[("Authorization", &bearer(&access))])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    find(&svc, &[("Authorization", &bearer(&access))])
+        .await
+        .assert_ok();
     // Profile.
     let profile = send(
         &svc,
@@ -297,12 +177,9 @@ async fn login_bearer_refresh_logout() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        find(&svc, &[("Authorization", &bearer(&new_access))])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    find(&svc, &[("Authorization", &bearer(&new_access))])
+        .await
+        .assert_ok();
     // Tokens are not interchangeable.
     find(&svc, &[("Authorization", &bearer(&refresh))])
         .await
@@ -551,7 +428,7 @@ async fn hostile_table() {
     let svc = service();
     let other_app = DataApi::builder()
         .app_id("data-other")
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .api_key("ci", KEY)
         .signing_key("k1", SIGNING_KEY)
         .build()
@@ -737,18 +614,12 @@ async fn hostile_table() {
             "{scheme}"
         );
     }
-    assert_eq!(
-        find(&svc, &[("EMAIL", EMAIL), ("Password", PASSWORD)])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        find(&svc, &[("JWTTOKENSTRING", &jwt(jwt_claims()))])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    find(&svc, &[("EMAIL", EMAIL), ("Password", PASSWORD)])
+        .await
+        .assert_ok();
+    find(&svc, &[("JWTTOKENSTRING", &jwt(jwt_claims()))])
+        .await
+        .assert_ok();
 }
 
 fn request_bytes(headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
@@ -767,12 +638,12 @@ async fn run_as_modes() {
     let sink = MemoryLogSink::new(16);
     let fixed = DataApi::builder()
         .app_id(APP)
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .run_as(RunAs::User("runner".into()))
         .log_sink(sink.clone())
         .build()
         .unwrap();
-    assert_eq!(find(&fixed, &[]).await.status, StatusCode::OK);
+    find(&fixed, &[]).await.assert_ok();
     assert_eq!(
         sink.entries().last().unwrap().principal_id.as_deref(),
         Some("runner")
@@ -783,19 +654,19 @@ async fn run_as_modes() {
         .error(401, "InvalidSession", INVALID);
     let system = DataApi::builder()
         .app_id(APP)
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .run_as(RunAs::System)
         .log_sink(sink.clone())
         .build()
         .unwrap();
-    assert_eq!(find(&system, &[]).await.status, StatusCode::OK);
+    find(&system, &[]).await.assert_ok();
     assert_eq!(
         sink.entries().last().unwrap().principal_id.as_deref(),
         Some("system")
     );
     let chosen = DataApi::builder()
         .app_id(APP)
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .run_as_fn(
             |parts| match parts.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
                 Some("root") => RunAs::System,
@@ -806,10 +677,7 @@ async fn run_as_modes() {
         .log_sink(sink.clone())
         .build()
         .unwrap();
-    assert_eq!(
-        find(&chosen, &[("x-tenant", "acme")]).await.status,
-        StatusCode::OK
-    );
+    find(&chosen, &[("x-tenant", "acme")]).await.assert_ok();
     assert_eq!(
         sink.entries().last().unwrap().principal_id.as_deref(),
         Some("tenant-acme")
@@ -843,17 +711,14 @@ async fn custom_authenticators_compose_with_the_built_in_schemes() {
     let sink = MemoryLogSink::new(16);
     let only_custom = DataApi::builder()
         .app_id(APP)
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .authenticator(Gateway)
         .log_sink(sink.clone())
         .build()
         .unwrap();
-    assert_eq!(
-        find(&only_custom, &[("x-gateway-user", "gw-1")])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    find(&only_custom, &[("x-gateway-user", "gw-1")])
+        .await
+        .assert_ok();
     assert_eq!(
         sink.entries().last().unwrap().principal_id.as_deref(),
         Some("gw-1")
@@ -870,14 +735,10 @@ async fn custom_authenticators_compose_with_the_built_in_schemes() {
         .await
         .error(401, "InvalidSession", INVALID);
     let mixed = builder(&sink).authenticator(Gateway).build().unwrap();
-    assert_eq!(
-        find(&mixed, &[("x-gateway-user", "gw-2")]).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        find(&mixed, &[("apiKey", KEY)]).await.status,
-        StatusCode::OK
-    );
+    find(&mixed, &[("x-gateway-user", "gw-2")])
+        .await
+        .assert_ok();
+    find(&mixed, &[("apiKey", KEY)]).await.assert_ok();
     // Bearer comes first: a bad token is not rescued by the gateway header.
     find(
         &mixed,
@@ -895,15 +756,12 @@ async fn request_validation_after_authentication() {
         .build()
         .unwrap();
     let signature = payload_signature(secret, BODY.as_bytes());
-    assert_eq!(
-        find(
-            &signed,
-            &[("apiKey", KEY), ("Endpoint-Signature", &signature)]
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    find(
+        &signed,
+        &[("apiKey", KEY), ("Endpoint-Signature", &signature)],
+    )
+    .await
+    .assert_ok();
     let bad = payload_signature("another-secret", BODY.as_bytes());
     find(&signed, &[("apiKey", KEY), ("Endpoint-Signature", &bad)])
         .await
@@ -926,10 +784,9 @@ async fn request_validation_after_authentication() {
             "no authentication methods were specified",
         );
     // The client API is not subject to it.
-    assert_eq!(
-        login(&signed, "api-key", json!({"key": KEY})).await.status,
-        StatusCode::OK
-    );
+    login(&signed, "api-key", json!({"key": KEY}))
+        .await
+        .assert_ok();
 
     let query = builder(&MemoryLogSink::new(8))
         .request_validation(RequestValidation::SecretAsQueryParam("s3cret".into()))
@@ -966,7 +823,7 @@ async fn request_validation_after_authentication() {
 #[test]
 fn builder_needs_some_scheme_and_checks_each() {
     let err = |b: DataApiBuilder| b.build().unwrap_err().to_string();
-    let base = || DataApi::builder().data_source("x", Echo);
+    let base = || DataApi::builder().data_source("x", Scripted::default());
     assert!(err(base()).contains("no way to authenticate"));
     assert!(base().user_store(users()).build().is_ok());
     assert!(base()
@@ -1020,7 +877,7 @@ async fn no_secret_reaches_a_log_line() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let svc = DataApi::builder()
         .app_id(APP)
-        .data_source("mongodb-atlas", Echo)
+        .data_source("mongodb-atlas", Scripted::default())
         .api_key("ci", KEY)
         .user_store(users())
         .custom_jwt(JwtProvider::new().hs256_secret(JWT_SECRET))
@@ -1101,4 +958,68 @@ async fn the_layer_hands_client_api_routes_to_the_data_api() {
         .unwrap();
     let body = other.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"inner");
+}
+
+/// Client API bodies and tokens that are wrong get a 4xx, never a 500.
+#[tokio::test]
+async fn client_api_refuses_hostile_input_with_4xx() {
+    let svc = service();
+    let raw = |method: &str, uri: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let login_path = format!("{CLIENT}/app/{APP}/auth/providers/api-key/login");
+    let nested = format!(r#"{{"key":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
+    for (name, body) in [
+        ("invalid UTF-8", b"{\"key\":\"\xff\"}".to_vec()),
+        ("deep nesting", nested.into_bytes()),
+        ("huge number", br#"{"key":1e400}"#.to_vec()),
+    ] {
+        let answer = send(&svc, raw("POST", &login_path, body)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}");
+        answer.error(
+            400,
+            "InvalidParameter",
+            "the request body must be a JSON object",
+        );
+    }
+    for body in [
+        json!({"key": 12345678901234567890u64}),
+        json!({"key": {"a": 1}}),
+    ] {
+        login(&svc, "api-key", body).await.error(
+            400,
+            "InvalidParameter",
+            "'key' must be a non-empty string",
+        );
+    }
+    login(&svc, "api-key", json!({"key": ""})).await.error(
+        400,
+        "InvalidParameter",
+        "'key' must be a non-empty string",
+    );
+    // Refresh and profile with tokens that are not JWTs at all.
+    for token in [&b"Bearer \xff\xfe"[..], b"Bearer a.b.c", b"Bearer ...."] {
+        for (method, path) in [
+            ("POST", "session"),
+            ("DELETE", "session"),
+            ("GET", "profile"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(format!("{CLIENT}/auth/{path}"))
+                .header(
+                    "authorization",
+                    http::HeaderValue::from_bytes(token).unwrap(),
+                )
+                .body(Full::new(Bytes::from_static(b"\xff")))
+                .unwrap();
+            send(&svc, request)
+                .await
+                .error(401, "InvalidSession", INVALID);
+        }
+    }
 }

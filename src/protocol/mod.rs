@@ -10,5 +10,5 @@ pub use error::{ApiError, ErrorCode};
 pub use format::Format;
 pub(crate) use request::{decode, parse_body, FindLimits};
 pub use request::{ActionRequest, Command};
-pub(crate) use response::{error_response, response};
+pub(crate) use response::{empty_response, error_response, response};
 pub use response::{Reply, ResponseBody};

@@ -134,6 +134,13 @@ pub(crate) fn response(
     response
 }
 
+/// A response without a body (a 204), so without a content type.
+pub(crate) fn empty_response(status: StatusCode, request_id: &str) -> Response<ResponseBody> {
+    let mut response = response(status, "", Vec::new(), request_id);
+    response.headers_mut().remove(http::header::CONTENT_TYPE);
+    response
+}
+
 /// The error response: JSON whatever the requested format.
 pub(crate) fn error_response(
     error: &ApiError,
