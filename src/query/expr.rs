@@ -8,6 +8,9 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
+use super::aggregate::{
+    nesting_exceeds, value_size, DEFAULT_MAX_PIPELINE_BYTES, MAX_NESTING, MEMORY_LIMIT_EXCEEDED,
+};
 use super::compare::{canonical_key, compare_values};
 use super::number::{self, Num, Overflow};
 use super::path::{expr_get, expr_get_doc};
@@ -206,6 +209,38 @@ pub fn type_name(v: Option<&Bson>) -> &'static str {
             Bson::MaxKey => "maxKey",
         },
     }
+}
+
+/// The most bytes (estimated BSON size) one computed value may hold: the
+/// feedback of `$reduce` (`$concat: ["$$value", "$$value"]`) would otherwise
+/// grow a value exponentially until allocation aborts the process.
+const MAX_VALUE_BYTES: usize = DEFAULT_MAX_PIPELINE_BYTES;
+
+/// The error for a computed value beyond [`MAX_VALUE_BYTES`].
+fn too_large(op: &str) -> QueryError {
+    QueryError::new(
+        MEMORY_LIMIT_EXCEEDED,
+        format!("{op} would use too much memory (more than {MAX_VALUE_BYTES} bytes)"),
+    )
+}
+
+/// Bounds a `$reduce` accumulator: each step may wrap the previous value, so
+/// without a bound on its nesting, recursion over it (cloning, comparing,
+/// dropping) would exhaust the stack; without one on its size, memory.
+fn check_accumulator(acc: &Bson) -> Result<(), QueryError> {
+    if !matches!(acc, Bson::Document(_) | Bson::Array(_) | Bson::String(_)) {
+        return Ok(());
+    }
+    if nesting_exceeds([acc], 1, MAX_NESTING) {
+        return Err(QueryError::new(
+            15,
+            format!("$reduce produced a value nested more than {MAX_NESTING} levels deep"),
+        ));
+    }
+    if value_size(acc) > MAX_VALUE_BYTES {
+        return Err(too_large("$reduce"));
+    }
+    Ok(())
 }
 
 /// Whether the value is null, undefined or missing.
@@ -478,6 +513,7 @@ impl Special {
                     for item in items {
                         let inner = vars.with("value", acc).with("this", item);
                         acc = body.eval(&inner)?.unwrap_or(Bson::Null);
+                        check_accumulator(&acc)?;
                     }
                     Ok(Some(acc))
                 }

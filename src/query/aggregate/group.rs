@@ -48,6 +48,33 @@ struct Accumulator {
 }
 
 impl AccKind {
+    /// The accumulator named `op`, ranked or not.
+    fn from_name(op: &str) -> Option<AccKind> {
+        Some(match op {
+            "$sum" => AccKind::Sum,
+            "$avg" => AccKind::Avg,
+            "$min" => AccKind::Min,
+            "$max" => AccKind::Max,
+            "$first" => AccKind::First,
+            "$last" => AccKind::Last,
+            "$push" => AccKind::Push,
+            "$addToSet" => AccKind::AddToSet,
+            "$count" => AccKind::Count,
+            "$mergeObjects" => AccKind::MergeObjects,
+            "$stdDevPop" => AccKind::StdDevPop,
+            "$stdDevSamp" => AccKind::StdDevSamp,
+            "$firstN" => AccKind::FirstN,
+            "$lastN" => AccKind::LastN,
+            "$maxN" => AccKind::MaxN,
+            "$minN" => AccKind::MinN,
+            "$top" => AccKind::Top,
+            "$bottom" => AccKind::Bottom,
+            "$topN" => AccKind::TopN,
+            "$bottomN" => AccKind::BottomN,
+            _ => return None,
+        })
+    }
+
     fn ranked(self) -> bool {
         matches!(
             self,
@@ -185,40 +212,21 @@ fn parse_accumulators(spec: &Document, skip_id: bool) -> Result<Vec<Accumulator>
                 format!("The field '{name}' must specify one accumulator"),
             ));
         };
-        let kind = match op.as_str() {
-            "$sum" => AccKind::Sum,
-            "$avg" => AccKind::Avg,
-            "$min" => AccKind::Min,
-            "$max" => AccKind::Max,
-            "$first" => AccKind::First,
-            "$last" => AccKind::Last,
-            "$push" => AccKind::Push,
-            "$addToSet" => AccKind::AddToSet,
-            "$count" => {
-                if !matches!(arg, Bson::Document(a) if a.is_empty()) {
-                    return Err(QueryError::new(
-                        4,
-                        "$count takes no arguments, i.e. $count:{}",
-                    ));
-                }
-                AccKind::Count
+        let kind = match AccKind::from_name(op) {
+            Some(AccKind::Count) if !matches!(arg, Bson::Document(a) if a.is_empty()) => {
+                return Err(QueryError::new(
+                    4,
+                    "$count takes no arguments, i.e. $count:{}",
+                ));
             }
-            "$mergeObjects" => AccKind::MergeObjects,
-            "$stdDevPop" => AccKind::StdDevPop,
-            "$stdDevSamp" => AccKind::StdDevSamp,
-            "$firstN" => AccKind::FirstN,
-            "$lastN" => AccKind::LastN,
-            "$maxN" => AccKind::MaxN,
-            "$minN" => AccKind::MinN,
-            "$top" => AccKind::Top,
-            "$bottom" => AccKind::Bottom,
-            "$topN" => AccKind::TopN,
-            "$bottomN" => AccKind::BottomN,
-            "$accumulator" | "$median" | "$percentile" => return Err(QueryError::unsupported(op)),
-            other => {
+            Some(kind) => kind,
+            None if matches!(op.as_str(), "$accumulator" | "$median" | "$percentile") => {
+                return Err(QueryError::unsupported(op))
+            }
+            None => {
                 return Err(QueryError::new(
                     15952,
-                    format!("unknown group operator '{other}'"),
+                    format!("unknown group operator '{op}'"),
                 ))
             }
         };
@@ -248,21 +256,7 @@ pub(super) fn fold(
     op: &str,
     values: impl Iterator<Item = Option<Bson>>,
 ) -> Option<Result<Bson, QueryError>> {
-    let kind = match op {
-        "$sum" => AccKind::Sum,
-        "$avg" => AccKind::Avg,
-        "$min" => AccKind::Min,
-        "$max" => AccKind::Max,
-        "$first" => AccKind::First,
-        "$last" => AccKind::Last,
-        "$push" => AccKind::Push,
-        "$addToSet" => AccKind::AddToSet,
-        "$count" => AccKind::Count,
-        "$mergeObjects" => AccKind::MergeObjects,
-        "$stdDevPop" => AccKind::StdDevPop,
-        "$stdDevSamp" => AccKind::StdDevSamp,
-        _ => return None,
-    };
+    let kind = AccKind::from_name(op).filter(|k| !k.ranked())?;
     let mut state = initial(kind);
     for v in values {
         if let Err(e) = accumulate(kind, &mut state, v) {

@@ -21,6 +21,7 @@ use super::projection::Projection;
 use super::sort::SortSpec;
 use super::QueryError;
 
+pub(crate) use limits::value_size;
 pub use limits::{
     doc_size, Limits, DEFAULT_MAX_PIPELINE_BYTES, MAX_TIME_EXPIRED, MEMORY_LIMIT_EXCEEDED,
 };
@@ -114,19 +115,19 @@ const UNSUPPORTED_STAGES: &[&str] = &[
     "$changeStreamSplitLargeEvent",
 ];
 
-/// The deepest nesting of documents and arrays a pipeline may have (MongoDB
-/// refuses BSON nested beyond 180 levels in commands).
-const MAX_NESTING: usize = 180;
+/// The deepest nesting of documents and arrays a pipeline (or a value an
+/// expression computes) may have (MongoDB refuses BSON nested beyond 180
+/// levels in commands).
+pub(crate) const MAX_NESTING: usize = 180;
 
-/// Whether documents and arrays in `stages` nest deeper than `limit`,
-/// checked without recursion.
-fn nesting_exceeds(stages: &[Document], limit: usize) -> bool {
-    let mut stack: Vec<(&Bson, usize)> = Vec::new();
-    for stage in stages {
-        for v in stage.values() {
-            stack.push((v, 2));
-        }
-    }
+/// Whether documents and arrays in `values`, each at nesting level `level`,
+/// nest deeper than `limit`, checked without recursion.
+pub(crate) fn nesting_exceeds<'a>(
+    values: impl IntoIterator<Item = &'a Bson>,
+    level: usize,
+    limit: usize,
+) -> bool {
+    let mut stack: Vec<(&Bson, usize)> = values.into_iter().map(|v| (v, level)).collect();
     while let Some((v, depth)) = stack.pop() {
         if depth > limit {
             return true;
@@ -171,7 +172,7 @@ impl Pipeline {
     pub fn parse(stages: &[Document]) -> Result<Pipeline, QueryError> {
         // Parsing and evaluation recurse with the nesting of the stages: a
         // bound on it keeps untrusted pipelines from exhausting the stack.
-        if nesting_exceeds(stages, MAX_NESTING) {
+        if nesting_exceeds(stages.iter().flat_map(Document::values), 2, MAX_NESTING) {
             return Err(QueryError::new(
                 15,
                 format!("the pipeline is nested more than {MAX_NESTING} levels deep"),

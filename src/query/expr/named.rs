@@ -232,6 +232,11 @@ fn int_param(op: &str, name: &str, v: &Bson) -> Result<i64, QueryError> {
         })
 }
 
+/// The error for date arithmetic that leaves the `i64` millisecond range.
+fn out_of_range(op: &str, what: &str) -> QueryError {
+    QueryError::bad_value(format!("{op}: {what} is out of the supported range"))
+}
+
 fn date_out(ms: i64) -> Option<Bson> {
     Some(Bson::DateTime(bson::DateTime::from_millis(ms)))
 }
@@ -334,18 +339,23 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
             const REF: i64 = 946_684_800_000;
             let truncated = match unit.as_str() {
                 "year" | "quarter" | "month" => {
+                    let months_per_unit = match unit.as_str() {
+                        "year" => 12,
+                        "quarter" => 3,
+                        _ => 1,
+                    };
                     let step = bin
-                        * if unit == "year" {
-                            12
-                        } else if unit == "quarter" {
-                            3
-                        } else {
-                            1
-                        };
+                        .checked_mul(months_per_unit)
+                        .ok_or_else(|| out_of_range(op, "'binSize'"))?;
                     let p = dates::date_parts(local);
                     let months = (p.year - 2000) * 12 + i64::from(p.month) - 1;
                     let m = months - months.rem_euclid(step);
                     let (y, mo) = (2000 + m.div_euclid(12), m.rem_euclid(12) + 1);
+                    // A huge binSize can start the bin before any date an
+                    // `i64` of milliseconds holds (about ±292 million years).
+                    if y.unsigned_abs() > 300_000_000 {
+                        return Err(out_of_range(op, "the truncated date"));
+                    }
                     days_from_civil(y, mo as u32, 1).saturating_mul(86_400_000)
                 }
                 "week" => {
@@ -353,7 +363,11 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                     let ref_week = week_start(REF / 86_400_000, sow);
                     let days = week_start(local.div_euclid(86_400_000), sow);
                     let weeks = (days - ref_week).div_euclid(7);
-                    (ref_week + (weeks - weeks.rem_euclid(bin)) * 7).saturating_mul(86_400_000)
+                    (weeks - weeks.rem_euclid(bin))
+                        .checked_mul(7)
+                        .and_then(|d| d.checked_add(ref_week))
+                        .ok_or_else(|| out_of_range(op, "the truncated date"))?
+                        .saturating_mul(86_400_000)
                 }
                 u => {
                     let per = MS
@@ -362,7 +376,11 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                         .map(|(_, m)| *m)
                         .unwrap_or(1)
                         .saturating_mul(bin);
-                    REF + (local - REF).div_euclid(per) * per
+                    local
+                        .checked_sub(REF)
+                        .and_then(|since| since.div_euclid(per).checked_mul(per))
+                        .and_then(|bins| bins.checked_add(REF))
+                        .ok_or_else(|| out_of_range(op, "the date"))?
                 }
             };
             Ok(date_out(zone.to_utc(truncated)))
@@ -392,9 +410,17 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                     };
             }
             // Out-of-range parts carry over into the larger units.
-            let months = (v[0] * 12 + v[1] - 1).clamp(-1_000_000, 1_000_000);
+            let months = v[0]
+                .checked_mul(12)
+                .and_then(|m| m.checked_add(v[1]))
+                .and_then(|m| m.checked_sub(1))
+                .ok_or_else(|| out_of_range(op, "'year' and 'month'"))?
+                .clamp(-1_000_000, 1_000_000);
             let (y, m) = (months.div_euclid(12), months.rem_euclid(12) + 1);
-            let days = days_from_civil(y, m as u32, 1).saturating_add(v[2] - 1);
+            let day = v[2]
+                .checked_sub(1)
+                .ok_or_else(|| out_of_range(op, "'day'"))?;
+            let days = days_from_civil(y, m as u32, 1).saturating_add(day);
             let ms = days
                 .saturating_mul(86_400_000)
                 .saturating_add(v[3].saturating_mul(3_600_000))

@@ -4,11 +4,15 @@ use std::str::FromStr;
 
 use bson::{Bson, Document};
 
+use super::super::aggregate::value_size;
 use super::super::compare::{canonical_key, values_equal};
 use super::super::number::{self, Num, Overflow};
 use super::super::pattern::Pattern;
 use super::super::{display_value, QueryError};
-use super::{add_nums, compare_opt, dates, nullish, truthy, type_name, Expr, Special};
+use super::{
+    add_nums, compare_opt, dates, nullish, too_large, truthy, type_name, Expr, Special,
+    MAX_VALUE_BYTES,
+};
 
 type Val = Option<Bson>;
 
@@ -563,7 +567,12 @@ pub(super) fn apply(name: &str, args: Vec<Val>) -> Res {
             for v in &args {
                 match v {
                     None | Some(Bson::Null) | Some(Bson::Undefined) => return null(),
-                    Some(Bson::String(s)) => out.push_str(s),
+                    Some(Bson::String(s)) => {
+                        if out.len().saturating_add(s.len()) > MAX_VALUE_BYTES {
+                            return Err(too_large(name));
+                        }
+                        out.push_str(s)
+                    }
                     Some(other) => {
                         return Err(QueryError::new(
                             16702,
@@ -763,10 +772,17 @@ pub(super) fn apply(name: &str, args: Vec<Val>) -> Res {
         },
         "$concatArrays" => {
             let mut out = Vec::new();
+            let mut bytes = 0usize;
             for v in &args {
                 match v {
                     None | Some(Bson::Null) | Some(Bson::Undefined) => return null(),
-                    Some(Bson::Array(items)) => out.extend(items.iter().cloned()),
+                    Some(array @ Bson::Array(items)) => {
+                        bytes = bytes.saturating_add(value_size(array));
+                        if bytes > MAX_VALUE_BYTES {
+                            return Err(too_large(name));
+                        }
+                        out.extend(items.iter().cloned())
+                    }
                     Some(other) => {
                         return Err(QueryError::new(
                             28664,

@@ -246,3 +246,98 @@ fn named_argument_operators() {
     let err = eval(bson!({"$dateAdd": {"startDate": "$d", "unit": "day"}}), d).unwrap_err();
     assert_eq!(err.message, "Missing 'amount' parameter to $dateAdd");
 }
+
+#[test]
+fn reduce_bounds_nesting_and_size() {
+    // Each step wraps the accumulator: unbounded, the result would nest
+    // 100 000 levels deep and overflow the stack when cloned or dropped.
+    let deep = bson!({"$reduce": {
+        "input": {"$range": [0, 100_000]},
+        "initialValue": {},
+        "in": {"a": "$$value"},
+    }});
+    assert_eq!(eval(deep, doc! {}).unwrap_err().code, 15);
+    let arrays = bson!({"$reduce": {
+        "input": {"$range": [0, 100_000]},
+        "initialValue": [],
+        "in": ["$$value"],
+    }});
+    assert_eq!(eval(arrays, doc! {}).unwrap_err().code, 15);
+    // Doubling a string each step would need 2^64 bytes.
+    let doubling = bson!({"$reduce": {
+        "input": {"$range": [0, 64]},
+        "initialValue": "ab",
+        "in": {"$concat": ["$$value", "$$value"]},
+    }});
+    assert_eq!(eval(doubling, doc! {}).unwrap_err().code, 292);
+    let doubling = bson!({"$reduce": {
+        "input": {"$range": [0, 64]},
+        "initialValue": [1],
+        "in": {"$concatArrays": ["$$value", "$$value"]},
+    }});
+    assert_eq!(eval(doubling, doc! {}).unwrap_err().code, 292);
+    // Shallow, small accumulators are untouched.
+    let nested = bson!({"$reduce": {
+        "input": [1, 2, 3],
+        "initialValue": {},
+        "in": {"a": "$$value"},
+    }});
+    assert_eq!(
+        eval(nested, doc! {}).unwrap(),
+        Some(bson!({"a": {"a": {"a": {}}}}))
+    );
+}
+
+#[test]
+fn concat_bounds_result_size() {
+    let big = "x".repeat(1 << 20);
+    let d = doc! {"s": big.as_str(), "arr": (0..(1 << 16)).map(Bson::Int32).collect::<Vec<_>>()};
+    let many = |op: &str, arg: &str| {
+        let args: Vec<Bson> = (0..200).map(|_| Bson::String(arg.into())).collect();
+        bson!({op: args})
+    };
+    assert_eq!(
+        eval(many("$concat", "$s"), d.clone()).unwrap_err().code,
+        292
+    );
+    assert_eq!(
+        eval(many("$concatArrays", "$arr"), d.clone())
+            .unwrap_err()
+            .code,
+        292
+    );
+    let few = bson!({"$strLenBytes": {"$concat": ["$s", "$s"]}});
+    assert_eq!(eval(few, d).unwrap(), Some(bson!(2 << 20)));
+}
+
+#[test]
+fn date_arithmetic_overflow_is_an_error() {
+    let (min, max) = (i64::MIN, i64::MAX);
+    let cases = [
+        bson!({"$dateTrunc": {"date": {"$toDate": 0}, "unit": "year", "binSize": max}}),
+        bson!({"$dateTrunc": {"date": {"$toDate": min}, "unit": "millisecond", "binSize": max}}),
+        bson!({"$dateTrunc": {"date": {"$toDate": min}, "unit": "hour"}}),
+        bson!({"$dateTrunc": {"date": {"$toDate": -1}, "unit": "month", "binSize": max}}),
+        bson!({"$dateTrunc": {"date": {"$toDate": min}, "unit": "week", "binSize": max}}),
+        bson!({"$dateFromParts": {"year": max}}),
+        bson!({"$dateFromParts": {"year": 2000, "month": max}}),
+        bson!({"$dateFromParts": {"year": 2000, "day": min}}),
+    ];
+    for e in cases {
+        let err = eval(e.clone(), doc! {}).unwrap_err();
+        assert_eq!(err.code, QueryError::BAD_VALUE, "{e}: {err}");
+        assert!(
+            err.message.contains("out of the supported range"),
+            "{e}: {err}"
+        );
+    }
+    // In range, the parts still carry over into the larger units.
+    assert_eq!(
+        eval(
+            bson!({"$dateFromParts": {"year": 2000, "month": 13, "day": 0}}),
+            doc! {}
+        )
+        .unwrap(),
+        Some(Bson::DateTime(bson::DateTime::from_millis(978_220_800_000)))
+    );
+}
