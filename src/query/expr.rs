@@ -9,7 +9,8 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 
 use super::aggregate::{
-    nesting_exceeds, value_size, DEFAULT_MAX_PIPELINE_BYTES, MAX_NESTING, MEMORY_LIMIT_EXCEEDED,
+    nesting_exceeds, value_size, Keys, DEFAULT_MAX_PIPELINE_BYTES, MAX_NESTING,
+    MEMORY_LIMIT_EXCEEDED,
 };
 use super::compare::{canonical_key, compare_values};
 use super::number::{self, Num, Overflow};
@@ -231,7 +232,7 @@ fn check_accumulator(acc: &Bson) -> Result<(), QueryError> {
     if !matches!(acc, Bson::Document(_) | Bson::Array(_) | Bson::String(_)) {
         return Ok(());
     }
-    if nesting_exceeds([acc], 1, MAX_NESTING) {
+    if nesting_exceeds([acc], 1, MAX_NESTING, Keys::Plain) {
         return Err(QueryError::new(
             15,
             format!("$reduce produced a value nested more than {MAX_NESTING} levels deep"),

@@ -9,6 +9,24 @@
 
 use bson::{Bson, Document};
 
+use super::aggregate::MAX_NESTING;
+use super::QueryError;
+
+/// Refuses a path with more parts than a document may nest (180): an
+/// update or upsert would build a document MongoDB refuses, and walking
+/// such a path would recurse that deep.
+pub(crate) fn check_parts(path: &str) -> Result<(), QueryError> {
+    if path.split('.').count() > MAX_NESTING {
+        return Err(QueryError::new(
+            15,
+            format!(
+                "a field path has more than {MAX_NESTING} parts, deeper than a document may nest"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Splits a dotted path into its segments.
 pub fn split(path: &str) -> Vec<String> {
     path.split('.').map(str::to_string).collect()

@@ -246,6 +246,7 @@ fn flatten(spec: &Document, prefix: &str, out: &mut Vec<(String, Bson)>) -> Resu
                 "FieldPath cannot be constructed with empty string",
             ));
         }
+        super::path::check_parts(&path)?;
         match v {
             Bson::Document(d) if d.is_empty() => {
                 return Err(QueryError::new(

@@ -543,3 +543,64 @@ async fn aggregate_limits_and_coll_stats() {
         3
     );
 }
+
+#[tokio::test]
+async fn paths_and_documents_deeper_than_180_levels_are_refused() {
+    let b = seeded().await;
+    let deep = vec!["a"; 100_000].join(".");
+    let refused = |result: Result<UpdateOutcome, BackendError>| {
+        let err = result.expect_err("refused");
+        assert_eq!(err.kind, BackendErrorKind::InvalidRequest, "{err}");
+        assert!(err.message.contains("180"), "{err}");
+    };
+    // Dotted update paths, an upsert seeded from a dotted filter, $rename.
+    for (filter, update, upsert) in [
+        (doc! {"_id": 1}, doc! {"$set": {deep.clone(): 1}}, false),
+        (doc! {"_id": 9}, doc! {"$set": {deep.clone(): 1}}, true),
+        (doc! {deep.clone(): 1}, doc! {"$set": {"x": 1}}, true),
+        (
+            doc! {"_id": 2},
+            doc! {"$rename": {"name": deep.clone()}},
+            false,
+        ),
+    ] {
+        refused(b.update_one(&ns(), upd(filter, update, upsert)).await);
+    }
+    // A short path building a document deeper than 180 levels.
+    let nested = vec!["b"; 179].join(".");
+    let update = doc! {"$set": {nested: {"c": {"d": 1}}}};
+    refused(
+        b.update_one(&ns(), upd(doc! {"_id": 1}, update, false))
+            .await,
+    );
+    let at_limit = vec!["a"; 170].join(".");
+    let update = doc! {"$set": {at_limit: 1}};
+    let outcome = b
+        .update_one(&ns(), upd(doc! {"_id": 1}, update, false))
+        .await;
+    assert_eq!(outcome.map(|o| o.modified_count), Ok(1));
+    assert_eq!(b.count(&ns()), 3, "nothing was inserted");
+    // Reads with very deep paths find nothing and never crash.
+    assert_eq!(
+        b.find(&ns(), find(doc! {deep.clone(): 1}))
+            .await
+            .map(|d| d.len()),
+        Ok(0)
+    );
+    let mut sorted = find(doc! {});
+    sorted.sort = Some(doc! {deep.clone(): 1});
+    assert_eq!(b.find(&ns(), sorted).await.map(|d| d.len()), Ok(3));
+    let mut projected = find(doc! {});
+    projected.projection = Some(doc! {deep.clone(): 1});
+    assert!(b.find(&ns(), projected).await.is_err());
+    // Pipelines: dotted keys and strings count as the nesting they build.
+    for stage in [
+        doc! {"$addFields": {deep.clone(): 1}},
+        doc! {"$project": {"x": format!("${deep}")}},
+        doc! {"$lookup": {"from": "items", "localField": "_id", "foreignField": "_id", "as": deep.clone()}},
+        doc! {"$unwind": {"path": "$tags", "includeArrayIndex": deep.clone()}},
+    ] {
+        let err = b.aggregate(&ns(), vec![stage]).await.expect_err("refused");
+        assert!(err.message.contains("nested more than 180"), "{err}");
+    }
+}

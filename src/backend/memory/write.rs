@@ -11,6 +11,7 @@ use bson::{oid::ObjectId, Bson, Document};
 use crate::backend::{
     BackendError, BackendErrorKind, UpdateModifications, UpdateOutcome, WriteCheck,
 };
+use crate::query::aggregate::{nesting_exceeds, Keys, MAX_NESTING};
 use crate::query::compare::identical_docs;
 use crate::query::update::{
     apply_parsed_pipeline_update, check_id_unchanged, parse_pipeline_update, upsert_seed,
@@ -55,8 +56,21 @@ fn bson_size(doc: &Document) -> usize {
     }
 }
 
-/// Rejects a document to insert that exceeds 16 MiB.
+/// Rejects a document nested deeper than MongoDB stores (180 levels),
+/// before anything walks it recursively.
+fn check_depth(doc: &Document, what: &str) -> Result<(), QueryError> {
+    if nesting_exceeds(doc.values(), 1, MAX_NESTING, Keys::Plain) {
+        return Err(QueryError::new(
+            15,
+            format!("cannot {what} document because it exceeds {MAX_NESTING} levels of nesting"),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects a document to insert that exceeds 16 MiB or 180 levels.
 fn check_insert_size(doc: &Document) -> Result<(), QueryError> {
+    check_depth(doc, "insert")?;
     let size = bson_size(doc);
     if size > MAX_DOCUMENT_SIZE {
         return Err(QueryError::bad_value(format!(
@@ -66,8 +80,9 @@ fn check_insert_size(doc: &Document) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// Rejects an updated document that exceeds 16 MiB.
+/// Rejects an updated document that exceeds 16 MiB or 180 levels.
 fn check_update_size(doc: &Document) -> Result<(), QueryError> {
+    check_depth(doc, "update")?;
     if bson_size(doc) > MAX_DOCUMENT_SIZE {
         return Err(QueryError::new(
             17419,

@@ -120,12 +120,25 @@ const UNSUPPORTED_STAGES: &[&str] = &[
 /// levels in commands).
 pub(crate) const MAX_NESTING: usize = 180;
 
+/// How [`nesting_exceeds`] counts a document's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keys {
+    /// A key is one level, dots or not (stored data).
+    Plain,
+    /// A dotted key, and a dotted string, is as many levels as it has parts
+    /// (specifications such as `{"$set": {"a.b.c": 1}}` or `{"as": "a.b.c"}`
+    /// build that nesting; no document is deeper than the limit, so no
+    /// longer field path is of use).
+    Paths,
+}
+
 /// Whether documents and arrays in `values`, each at nesting level `level`,
 /// nest deeper than `limit`, checked without recursion.
 pub(crate) fn nesting_exceeds<'a>(
     values: impl IntoIterator<Item = &'a Bson>,
     level: usize,
     limit: usize,
+    keys: Keys,
 ) -> bool {
     let mut stack: Vec<(&Bson, usize)> = values.into_iter().map(|v| (v, level)).collect();
     while let Some((v, depth)) = stack.pop() {
@@ -133,8 +146,20 @@ pub(crate) fn nesting_exceeds<'a>(
             return true;
         }
         match v {
-            Bson::Document(d) => stack.extend(d.values().map(|x| (x, depth + 1))),
+            Bson::Document(d) => stack.extend(d.iter().map(|(key, x)| {
+                let parts = match keys {
+                    Keys::Plain => 1,
+                    Keys::Paths => key.split('.').count(),
+                };
+                (x, depth.saturating_add(parts))
+            })),
             Bson::Array(items) => stack.extend(items.iter().map(|x| (x, depth + 1))),
+            Bson::String(text)
+                if keys == Keys::Paths
+                    && depth.saturating_add(text.split('.').count() - 1) > limit =>
+            {
+                return true;
+            }
             _ => {}
         }
     }
@@ -172,7 +197,12 @@ impl Pipeline {
     pub fn parse(stages: &[Document]) -> Result<Pipeline, QueryError> {
         // Parsing and evaluation recurse with the nesting of the stages: a
         // bound on it keeps untrusted pipelines from exhausting the stack.
-        if nesting_exceeds(stages.iter().flat_map(Document::values), 2, MAX_NESTING) {
+        if nesting_exceeds(
+            stages.iter().flat_map(Document::values),
+            2,
+            MAX_NESTING,
+            Keys::Paths,
+        ) {
             return Err(QueryError::new(
                 15,
                 format!("the pipeline is nested more than {MAX_NESTING} levels deep"),

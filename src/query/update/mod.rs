@@ -11,7 +11,7 @@ use bson::{Bson, Document};
 use super::aggregate::Pipeline;
 use super::filter::Filter;
 use super::number::Num;
-use super::path::array_index;
+use super::path::{array_index, check_parts};
 use super::pattern::Pattern;
 use super::sort::SortSpec;
 use super::{display_value, QueryError};
@@ -116,6 +116,7 @@ fn parse_path(raw: &str) -> Result<Vec<Seg>, QueryError> {
     if raw.is_empty() {
         return Err(QueryError::new(56, "An empty update path is not valid."));
     }
+    check_parts(raw)?;
     let mut segs = Vec::new();
     let mut positional = 0;
     for part in raw.split('.') {
@@ -737,6 +738,7 @@ pub fn upsert_seed(filter: &Document) -> Result<Document, QueryError> {
     equalities.sort_by(|(a, _), (b, _)| a.cmp(b));
     let mut seed = Document::new();
     for (key, v) in equalities {
+        check_parts(&key)?;
         let path: Vec<String> = key.split('.').map(str::to_string).collect();
         let twice = || {
             QueryError::new(
