@@ -18,7 +18,7 @@ use http_body::Body;
 use tokio::sync::Semaphore;
 
 use crate::auth::{Authentication, ClientReply, Principal};
-use crate::backend::{Backend, CheckedWrite, WriteCheck};
+use crate::backend::{Backend, CheckedWrite, RequestContext, WriteCheck};
 use crate::cors::{Cors, CorsCheck};
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
@@ -302,9 +302,16 @@ impl Inner {
             .map_err(|err| ApiError::from_backend(err, action.verb()))?;
             authorization.guard.finish(reply).map(Answer::Data)
         };
-        tokio::time::timeout(deadline, work)
+        // Backends see the deadline; dropping this future (the client left)
+        // or the deadline passing marks the request abandoned, so engine
+        // work still running for it stops at its next check.
+        let context = RequestContext::with_timeout(deadline);
+        let abandon = context.abandon_on_drop();
+        let outcome = tokio::time::timeout(deadline, context.scope(work))
             .await
-            .map_err(|_| ApiError::timeout())?
+            .map_err(|_| ApiError::timeout())?;
+        abandon.disarm();
+        outcome
     }
 
     /// The action a request's URL and method name, or the 404/405 to answer.

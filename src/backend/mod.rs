@@ -16,11 +16,13 @@ use std::fmt;
 use async_trait::async_trait;
 use bson::{Bson, Document};
 
+mod context;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "mongodb")]
 mod mongo;
 
+pub use context::RequestContext;
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
 #[cfg(feature = "mongodb")]

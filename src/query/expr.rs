@@ -12,6 +12,7 @@ use super::aggregate::{
     nesting_exceeds, value_size, Keys, DEFAULT_MAX_PIPELINE_BYTES, MAX_NESTING,
     MEMORY_LIMIT_EXCEEDED,
 };
+use super::budget;
 use super::compare::{canonical_key, compare_values};
 use super::number::{self, Num, Overflow};
 use super::path::{expr_get, expr_get_doc};
@@ -341,7 +342,30 @@ impl Expr {
     }
 
     /// Evaluates the expression; `None` is missing.
+    ///
+    /// Metered (see `query::budget`): every node is a step of work, and the
+    /// values nodes build are charged to the request's memory budget until
+    /// the outermost evaluation returns (nested results are counted at each
+    /// level that holds them, so the estimate errs high).
     pub fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
+        let _scratch = budget::Scratch::open();
+        budget::step()?;
+        let value = self.eval_node(vars)?;
+        if let Some(v) = &value {
+            budget::charge_value(v, self.operator_name())?;
+        }
+        Ok(value)
+    }
+
+    /// The operator name, for error messages ("expression" when there is none).
+    fn operator_name(&self) -> &str {
+        match self {
+            Expr::Op(name, _) => name,
+            _ => "an expression",
+        }
+    }
+
+    fn eval_node(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
         match self {
             Expr::Literal(v) => Ok(Some(v.clone())),
             Expr::Field(path) => Ok(vars.current_path(path)),

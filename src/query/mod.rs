@@ -33,6 +33,7 @@
 //! budget fails with code 292, an expired deadline with code 50.
 
 pub mod aggregate;
+pub(crate) mod budget;
 pub mod compare;
 mod display;
 pub mod expr;

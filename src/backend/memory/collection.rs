@@ -1,7 +1,14 @@
 //! One in-memory collection: documents in natural (insertion) order plus a
 //! unique `_id` index keyed by [`canonical_key`].
+//!
+//! Both live in persistent (structurally shared) maps, so cloning a
+//! collection is O(1): readers take a snapshot under the lock, drop the lock
+//! and work on the snapshot while writers go on; a writer's change copies
+//! only the tree nodes it touches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap};
 
 use bson::{Bson, Document};
 
@@ -11,7 +18,7 @@ use crate::query::{Filter, QueryError};
 /// Documents of one collection.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Collection {
-    docs: BTreeMap<u64, Document>,
+    docs: OrdMap<u64, Arc<Document>>,
     ids: HashMap<Vec<u8>, u64>,
     next: u64,
 }
@@ -36,19 +43,19 @@ impl Collection {
         let seq = self.next;
         self.next += 1;
         self.ids.insert(key, seq);
-        self.docs.insert(seq, doc);
+        self.docs.insert(seq, Arc::new(doc));
         Ok(())
     }
 
     /// The document at a position.
     pub(super) fn get(&self, seq: u64) -> Option<&Document> {
-        self.docs.get(&seq)
+        self.docs.get(&seq).map(|doc| &**doc)
     }
 
     /// Replaces the document at a position; its `_id` must not change.
     pub(super) fn replace(&mut self, seq: u64, doc: Document) {
         if let Some(slot) = self.docs.get_mut(&seq) {
-            *slot = doc;
+            *slot = Arc::new(doc);
         }
     }
 
@@ -62,7 +69,7 @@ impl Collection {
 
     /// All documents in natural order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (u64, &Document)> {
-        self.docs.iter().map(|(k, v)| (*k, v))
+        self.docs.iter().map(|(k, v)| (*k, &**v))
     }
 
     /// Positions of the documents matching `filter`, in natural order,
@@ -88,6 +95,7 @@ impl Collection {
             return Ok(out);
         }
         for (seq, d) in &self.docs {
+            crate::query::budget::step()?;
             if filter.try_matches(d)? {
                 out.push(*seq);
                 if limit.is_some_and(|n| out.len() >= n) {

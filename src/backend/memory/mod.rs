@@ -1,28 +1,48 @@
 //! [`MemoryBackend`]: the embedded engine serving the Data API from memory.
 //!
 //! Databases and collections spring into existence on first write; reading a
-//! missing collection gives empty results. Each collection sits behind its own
-//! `std::sync::RwLock`, held (never across an await) for the whole of a read
-//! or write, so every request — including multi-document writes — is atomic
-//! with respect to the others.
+//! missing collection gives empty results.
+//!
+//! **Concurrency.** A collection is a persistent map ([`Collection`]) behind
+//! a lock held only for an O(1) snapshot or for publishing a new version.
+//! Readers (finds, aggregations) work on a snapshot without any lock, so a
+//! findOne never waits behind a long aggregation. Writers of one collection
+//! take turns (a per-collection writer mutex), build the next version from a
+//! snapshot and publish it with one swap: other requests see either none or
+//! all of a write, and a failed write publishes nothing.
+//!
+//! **Where the work runs.** Point operations (a filter that pins `_id`,
+//! single inserts) run inline; everything that can take long (scans, sorts,
+//! pipelines, multi-document writes) runs on tokio's blocking pool, at most
+//! [`MemoryBackend::with_max_concurrent_jobs`] at a time, so the async
+//! workers keep serving other requests.
+//!
+//! **Budgets.** Each operation runs under a meter (`query::budget`): the
+//! request's deadline and abandonment flag (from
+//! [`RequestContext`](crate::backend::RequestContext)) and a memory budget
+//! ([`MemoryBackend::with_max_request_memory`]), checked every few thousand
+//! steps of work. Past the deadline the work ends with `MaxTimeMSExpired`;
+//! over the memory budget with `ExceededMemoryLimit` (code 146, HTTP 400).
 
 mod collection;
 mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bson::{Bson, Document};
+use tokio::sync::Semaphore;
 
 use crate::backend::{
-    Backend, BackendError, CheckedWrite, FindOneQuery, FindQuery, Namespace, ReplaceQuery,
-    UpdateOutcome, UpdateQuery, WriteCheck,
+    Backend, BackendError, BackendErrorKind, CheckedWrite, FindOneQuery, FindQuery, Namespace,
+    ReplaceQuery, RequestContext, UpdateOutcome, UpdateQuery, WriteCheck,
 };
 use crate::query::aggregate::{
     doc_size, AggregateContext, CollectionStats, Limits, DEFAULT_MAX_PIPELINE_BYTES,
 };
+use crate::query::budget::{self, Meter};
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
@@ -30,40 +50,110 @@ use write::{duplicate_message, to_backend, ParsedUpdate, WriteSpec};
 
 type Shared<T> = Arc<RwLock<T>>;
 
+/// One collection: its current version and the turn of its writers.
+#[derive(Debug, Default)]
+struct Slot {
+    current: RwLock<Collection>,
+    writer: Mutex<()>,
+}
+
+impl Slot {
+    /// The current version, O(1); the lock is held only for the copy.
+    fn snapshot(&self) -> Collection {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `write` on the next version and publishes it when `write`
+    /// succeeds; writers of this collection take turns.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = self.snapshot();
+        let out = write(&mut next)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(out)
+    }
+
+    /// [`Slot::write`] for writes that keep what they did before failing
+    /// (ordered `insertMany`): the next version is published either way.
+    fn write_partial<T>(
+        &self,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = self.snapshot();
+        let out = write(&mut next);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        out
+    }
+}
+
 /// An in-memory data source with MongoDB query semantics. Cloning is cheap
 /// and clones share the same data.
 ///
-/// Aggregation pipelines run under a memory budget (see
-/// [`MemoryBackend::with_max_pipeline_bytes`]) and a time budget (see
-/// [`MemoryBackend::with_max_time`]).
+/// Every operation runs under a memory budget
+/// ([`MemoryBackend::with_max_request_memory`]) and a time budget
+/// ([`MemoryBackend::with_max_time`], and the request's deadline); pipeline
+/// stages that hold documents also keep MongoDB's per-stage limit
+/// ([`MemoryBackend::with_max_pipeline_bytes`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_data_api::MemoryBackend;
+///
+/// let backend = MemoryBackend::new()
+///     .with_max_request_memory(Some(256 * 1024 * 1024))
+///     .with_max_concurrent_jobs(4)
+///     .with_max_time(Some(Duration::from_secs(30)));
+/// ```
 #[derive(Debug, Clone)]
 pub struct MemoryBackend {
-    databases: Shared<HashMap<String, HashMap<String, Shared<Collection>>>>,
+    databases: Shared<HashMap<String, HashMap<String, Arc<Slot>>>>,
     max_pipeline_bytes: usize,
+    max_request_memory: Option<usize>,
     max_time: Option<Duration>,
+    jobs: Arc<Semaphore>,
 }
 
-/// The default time budget of one aggregation: the service's default request deadline.
+/// The default time budget of one operation: the service's default request deadline.
 const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
+
+
+/// Inserts of more documents than this run on the blocking pool.
+const INLINE_INSERTS: usize = 1000;
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
 
 impl Default for MemoryBackend {
     fn default() -> Self {
         MemoryBackend {
             databases: Shared::default(),
             max_pipeline_bytes: DEFAULT_MAX_PIPELINE_BYTES,
+            max_request_memory: Some(MemoryBackend::DEFAULT_MAX_REQUEST_MEMORY),
             max_time: Some(DEFAULT_MAX_TIME),
+            jobs: Arc::new(Semaphore::new(default_jobs())),
         }
     }
 }
 
 impl MemoryBackend {
+    /// The default memory budget of one operation: 100 MiB.
+    pub const DEFAULT_MAX_REQUEST_MEMORY: usize = 100 * 1024 * 1024;
+
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Sets the memory budget of an aggregation pipeline: the most bytes
-    /// (estimated BSON size) that one blocking stage (`$group`, `$sort`,
+    /// Sets MongoDB's per-stage limit of an aggregation pipeline: the most
+    /// bytes (BSON size) that one blocking stage (`$group`, `$sort`,
     /// `$bucketAuto`, `$facet`, `$setWindowFields`, `$lookup`, …) may hold.
     /// A pipeline that needs more fails with error code 292, as MongoDB does
     /// without `allowDiskUse`. The default is 100 MiB, MongoDB's per-stage limit.
@@ -72,19 +162,42 @@ impl MemoryBackend {
         self
     }
 
-    /// Sets the time budget of one aggregation (`None`: unbounded; default
-    /// 90 s, the service's default request deadline). The engine runs
-    /// synchronously, so the request deadline alone cannot interrupt it: the
-    /// pipeline checks this budget as documents flow and fails with a
-    /// [`BackendErrorKind::Timeout`](crate::backend::BackendErrorKind::Timeout)
-    /// error (MongoDB's `MaxTimeMSExpired`) when it runs out.
+    /// Sets the memory budget of one operation (`None`: unbounded; default
+    /// [`MemoryBackend::DEFAULT_MAX_REQUEST_MEMORY`], 100 MiB): the most memory, estimated
+    /// close to what the allocator hands out, that one request may hold at
+    /// once in the engine — expression temporaries (`$range`, `$map`,
+    /// `$reduce`, string and array builders), documents passed between
+    /// stages, `$lookup` results, `$unwind` and `$densify` output, `$group`
+    /// and window accumulators. Over it the request fails with
+    /// `ExceededMemoryLimit` (code 146, HTTP 400) instead of exhausting the
+    /// process's memory.
+    pub fn with_max_request_memory(mut self, bytes: Option<usize>) -> Self {
+        self.max_request_memory = bytes;
+        self
+    }
+
+    /// Sets how many long operations (scans, sorts, pipelines,
+    /// multi-document writes) run at once (default: the number of CPUs;
+    /// at least 1). Others wait for a turn, within their deadline; point
+    /// operations never wait.
+    pub fn with_max_concurrent_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = Arc::new(Semaphore::new(jobs.max(1)));
+        self
+    }
+
+    /// Sets the time budget of one operation (`None`: only the request's
+    /// deadline; default 90 s, the service's default request deadline). The
+    /// engine checks it, the request's deadline and whether the client is
+    /// still waiting every few thousand steps of work and fails with a
+    /// [`BackendErrorKind::Timeout`] error (MongoDB's `MaxTimeMSExpired`)
+    /// when time runs out.
     pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
         self.max_time = max_time;
         self
     }
 
     /// The collection if it exists.
-    fn existing(&self, database: &str, collection: &str) -> Option<Shared<Collection>> {
+    fn existing(&self, database: &str, collection: &str) -> Option<Arc<Slot>> {
         let dbs = self
             .databases
             .read()
@@ -93,7 +206,7 @@ impl MemoryBackend {
     }
 
     /// The collection, created when missing.
-    fn create(&self, database: &str, collection: &str) -> Shared<Collection> {
+    fn create(&self, database: &str, collection: &str) -> Arc<Slot> {
         if let Some(c) = self.existing(database, collection) {
             return c;
         }
@@ -108,15 +221,9 @@ impl MemoryBackend {
             .clone()
     }
 
-    /// A snapshot of a collection's documents in natural order.
-    fn snapshot(&self, database: &str, collection: &str) -> Vec<Document> {
-        match self.existing(database, collection) {
-            Some(c) => {
-                let guard = c.read().unwrap_or_else(PoisonError::into_inner);
-                guard.iter().map(|(_, d)| d.clone()).collect()
-            }
-            None => Vec::new(),
-        }
+    /// A snapshot of a collection, if it exists (O(1), no lock kept).
+    fn snapshot(&self, database: &str, collection: &str) -> Option<Collection> {
+        self.existing(database, collection).map(|slot| slot.snapshot())
     }
 
     /// Names of the collections of `database` that exist, sorted.
@@ -151,9 +258,8 @@ impl MemoryBackend {
 
     /// Number of documents in a collection (0 when it does not exist).
     pub fn count(&self, ns: &Namespace) -> usize {
-        self.existing(&ns.database, &ns.collection)
-            .map(|c| c.read().unwrap_or_else(PoisonError::into_inner).len())
-            .unwrap_or(0)
+        self.snapshot(&ns.database, &ns.collection)
+            .map_or(0, |c| c.len())
     }
 
     fn read_matches(
@@ -164,10 +270,9 @@ impl MemoryBackend {
         skip: u64,
         limit: u64,
     ) -> Result<Vec<Document>, BackendError> {
-        let Some(coll) = self.existing(&ns.database, &ns.collection) else {
+        let Some(coll) = self.snapshot(&ns.database, &ns.collection) else {
             return Ok(Vec::new());
         };
-        let guard = coll.read().unwrap_or_else(PoisonError::into_inner);
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
         let limit = if limit == 0 {
             usize::MAX
@@ -175,33 +280,33 @@ impl MemoryBackend {
             usize::try_from(limit).unwrap_or(usize::MAX)
         };
         if sort.and_then(SortSpec::natural) == Some(false) {
-            let seqs = guard.matching(filter, None).map_err(to_backend)?;
+            let seqs = coll.matching(filter, None).map_err(to_backend)?;
             return Ok(seqs
                 .into_iter()
                 .rev()
                 .skip(skip)
                 .take(limit)
-                .filter_map(|s| guard.get(s).cloned())
+                .filter_map(|s| coll.get(s).cloned())
                 .collect());
         }
         match sort.filter(|s| !s.is_empty()) {
             None => {
-                let seqs = guard
+                let seqs = coll
                     .matching(filter, Some(skip.saturating_add(limit)))
                     .map_err(to_backend)?;
                 Ok(seqs
                     .into_iter()
                     .skip(skip)
-                    .filter_map(|s| guard.get(s).cloned())
+                    .filter_map(|s| coll.get(s).cloned())
                     .collect())
             }
             Some(spec) => {
                 // Sort references and copy only the documents returned.
-                let matched: Vec<&Document> = guard
+                let matched: Vec<&Document> = coll
                     .matching(filter, None)
                     .map_err(to_backend)?
                     .into_iter()
-                    .filter_map(|s| guard.get(s))
+                    .filter_map(|s| coll.get(s))
                     .collect();
                 Ok(spec
                     .top(matched.iter().copied(), skip, limit)
@@ -210,6 +315,41 @@ impl MemoryBackend {
                     .collect())
             }
         }
+    }
+
+    fn run_aggregate(
+        &self,
+        ns: &Namespace,
+        parsed: &Pipeline,
+    ) -> Result<Vec<Document>, BackendError> {
+        let ctx = DatabaseContext {
+            backend: self,
+            database: &ns.database,
+            collection: &ns.collection,
+            limits: Limits::with_max_time(self.max_pipeline_bytes, self.max_time),
+        };
+        if !parsed.reads_input() {
+            return parsed.run(Vec::new(), &ctx).map_err(to_backend);
+        }
+        let start = usize::from(parsed.leading_match().is_some());
+        // The leading `$match` (and a `$group` or `$count` right after it)
+        // read the snapshot's documents in place; the other stages get copies.
+        let (next, input) = match self.snapshot(&ns.database, &ns.collection) {
+            None => (start, Vec::new()),
+            Some(coll) => {
+                let refs: Vec<&Document> = match parsed.leading_match() {
+                    Some(filter) => coll
+                        .matching(filter, None)
+                        .map_err(to_backend)?
+                        .into_iter()
+                        .filter_map(|s| coll.get(s))
+                        .collect(),
+                    None => coll.iter().map(|(_, d)| d).collect(),
+                };
+                parsed.run_prefix(start, &refs, &ctx).map_err(to_backend)?
+            }
+        };
+        parsed.run_from(next, input, &ctx).map_err(to_backend)
     }
 }
 
@@ -266,34 +406,40 @@ impl AggregateContext for DatabaseContext<'_> {
 
     fn stats(&self) -> Option<CollectionStats> {
         let ns = format!("{}.{}", self.database, self.collection);
-        let Some(coll) = self.backend.existing(self.database, self.collection) else {
+        let Some(coll) = self.backend.snapshot(self.database, self.collection) else {
             return Some(CollectionStats {
                 ns,
                 count: 0,
                 size: 0,
             });
         };
-        let guard = coll.read().unwrap_or_else(PoisonError::into_inner);
         Some(CollectionStats {
             ns,
-            count: guard.len() as u64,
-            size: guard.iter().map(|(_, d)| doc_size(d) as u64).sum(),
+            count: coll.len() as u64,
+            size: coll.iter().map(|(_, d)| doc_size(d) as u64).sum(),
         })
     }
 
     fn collection(&self, name: &str) -> Vec<Document> {
-        self.backend.snapshot(self.database, name)
+        self.backend
+            .snapshot(self.database, name)
+            .map(|coll| coll.iter().map(|(_, d)| d.clone()).collect())
+            .unwrap_or_default()
     }
 
     fn write_collection(&self, name: &str, docs: Vec<Document>) -> Result<(), QueryError> {
-        let coll = self.backend.create(self.database, name);
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
-        guard.reset(docs).map_err(|dup| {
-            QueryError::new(
-                QueryError::DUPLICATE_KEY,
-                duplicate_message(&format!("{}.{name}", self.database), &dup.0),
-            )
-        })
+        let ns = format!("{}.{name}", self.database);
+        self.backend
+            .create(self.database, name)
+            .write(|coll| {
+                coll.reset(docs).map_err(|dup| {
+                    BackendError::new(
+                        BackendErrorKind::DuplicateKey,
+                        duplicate_message(&ns, &dup.0),
+                    )
+                })
+            })
+            .map_err(|err| QueryError::new(QueryError::DUPLICATE_KEY, err.message))
     }
 }
 
@@ -307,24 +453,37 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
-        let docs = self.read_matches(ns, &filter, sort.as_ref(), 0, 1)?;
-        Ok(project(docs, projection.as_ref(), &filter)?
-            .into_iter()
-            .next())
+        let ns = ns.clone();
+        self.run(filter.id_equality().is_none(), move |backend| {
+            let docs = backend.read_matches(&ns, &filter, sort.as_ref(), 0, 1)?;
+            Ok(project(docs, projection.as_ref(), &filter)?
+                .into_iter()
+                .next())
+        })
+        .await
     }
 
     async fn find(&self, ns: &Namespace, query: FindQuery) -> Result<Vec<Document>, BackendError> {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
-        let docs = self.read_matches(ns, &filter, sort.as_ref(), query.skip, query.limit)?;
-        project(docs, projection.as_ref(), &filter)
+        let ns = ns.clone();
+        self.run(filter.id_equality().is_none(), move |backend| {
+            let docs = backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
+            project(docs, projection.as_ref(), &filter)
+        })
+        .await
     }
 
     async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError> {
-        let coll = self.create(&ns.database, &ns.collection);
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
-        write::insert(&mut guard, &ns.to_string(), document)
+        let ns = ns.clone();
+        self.run(false, move |backend| {
+            let name = ns.to_string();
+            backend
+                .create(&ns.database, &ns.collection)
+                .write(|coll| write::insert(coll, &name, document))
+        })
+        .await
     }
 
     async fn insert_many(
@@ -332,9 +491,14 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         documents: Vec<Document>,
     ) -> Result<Vec<Bson>, BackendError> {
-        let coll = self.create(&ns.database, &ns.collection);
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
-        write::insert_many(&mut guard, &ns.to_string(), documents)
+        let ns = ns.clone();
+        self.run(documents.len() > INLINE_INSERTS, move |backend| {
+            let name = ns.to_string();
+            backend
+                .create(&ns.database, &ns.collection)
+                .write_partial(|coll| write::insert_many(coll, &name, documents))
+        })
+        .await
     }
 
     async fn update_one(
@@ -342,7 +506,7 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: UpdateQuery,
     ) -> Result<UpdateOutcome, BackendError> {
-        self.run_update(ns, query, false, None)
+        self.update(ns, query, false, None).await
     }
 
     async fn update_many(
@@ -350,7 +514,7 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: UpdateQuery,
     ) -> Result<UpdateOutcome, BackendError> {
-        self.run_update(ns, query, true, None)
+        self.update(ns, query, true, None).await
     }
 
     async fn replace_one(
@@ -358,15 +522,15 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: ReplaceQuery,
     ) -> Result<UpdateOutcome, BackendError> {
-        self.run_replace(ns, query, None)
+        self.replace(ns, query, None).await
     }
 
     async fn delete_one(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError> {
-        self.run_delete(ns, &filter, false)
+        self.delete(ns, &filter, false).await
     }
 
     async fn delete_many(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError> {
-        self.run_delete(ns, &filter, true)
+        self.delete(ns, &filter, true).await
     }
 
     async fn aggregate(
@@ -382,40 +546,13 @@ impl Backend for MemoryBackend {
                 "'$documents' can only be run with {aggregate: 1}",
             )));
         }
-        let ctx = DatabaseContext {
-            backend: self,
-            database: &ns.database,
-            collection: &ns.collection,
-            limits: Limits::with_max_time(self.max_pipeline_bytes, self.max_time),
-        };
-        if !parsed.reads_input() {
-            return parsed.run(Vec::new(), &ctx).map_err(to_backend);
-        }
-        let start = usize::from(parsed.leading_match().is_some());
-        // The leading `$match` (and a `$group` or `$count` right after it) read
-        // the documents in place under the read lock; the lock is released
-        // before the other stages run, as they may read or write collections.
-        let (next, input) = match self.existing(&ns.database, &ns.collection) {
-            None => (start, Vec::new()),
-            Some(coll) => {
-                let guard = coll.read().unwrap_or_else(PoisonError::into_inner);
-                let refs: Vec<&Document> = match parsed.leading_match() {
-                    Some(filter) => guard
-                        .matching(filter, None)
-                        .map_err(to_backend)?
-                        .into_iter()
-                        .filter_map(|s| guard.get(s))
-                        .collect(),
-                    None => guard.iter().map(|(_, d)| d).collect(),
-                };
-                parsed.run_prefix(start, &refs, &ctx).map_err(to_backend)?
-            }
-        };
-        parsed.run_from(next, input, &ctx).map_err(to_backend)
+        let ns = ns.clone();
+        self.run(true, move |backend| backend.run_aggregate(&ns, &parsed))
+            .await
     }
 
-    /// Atomic: the collection's write lock is held from the first read of a
-    /// matched document to the last change.
+    /// Atomic: the new version of the collection, with every checked
+    /// document, is published at once or not at all.
     async fn write_checked(
         &self,
         ns: &Namespace,
@@ -423,15 +560,92 @@ impl Backend for MemoryBackend {
         check: &dyn WriteCheck,
     ) -> Result<UpdateOutcome, BackendError> {
         match write {
-            CheckedWrite::UpdateOne(query) => self.run_update(ns, query, false, Some(check)),
-            CheckedWrite::UpdateMany(query) => self.run_update(ns, query, true, Some(check)),
-            CheckedWrite::ReplaceOne(query) => self.run_replace(ns, query, Some(check)),
+            CheckedWrite::UpdateOne(query) => self.update(ns, query, false, Some(check)).await,
+            CheckedWrite::UpdateMany(query) => self.update(ns, query, true, Some(check)).await,
+            CheckedWrite::ReplaceOne(query) => self.replace(ns, query, Some(check)).await,
         }
     }
 }
 
 impl MemoryBackend {
-    fn run_update(
+    /// The meter of one operation: the request's deadline (or the backend's
+    /// own time budget, whichever comes first), its abandonment flag and
+    /// the memory budget.
+    fn meter(&self) -> Meter {
+        let context = RequestContext::current();
+        let own_deadline = self.max_time.and_then(|t| Instant::now().checked_add(t));
+        Meter {
+            deadline: match (context.deadline(), own_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            abandoned: Some(context.abandoned_flag()),
+            max_bytes: self.max_request_memory,
+        }
+    }
+
+    /// A turn among the backend's long operations.
+    async fn job_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, BackendError> {
+        self.jobs
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| BackendError::new(BackendErrorKind::Unavailable, "the engine is closed"))
+    }
+
+    /// Runs `work` under the request's meter: inline when `long` is false
+    /// (point operations), else on the blocking pool once one of the
+    /// backend's job slots is free.
+    async fn run<T, W>(&self, long: bool, work: W) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&MemoryBackend) -> Result<T, BackendError> + Send + 'static,
+    {
+        let meter = self.meter();
+        if !long {
+            return budget::metered(meter, || work(self)).0;
+        }
+        let turn = self.job_turn().await?;
+        let backend = self.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            budget::metered(meter, || work(&backend)).0
+        });
+        match job.await {
+            Ok(out) => out,
+            // A panic is a bug: let the service's handler see it as its own.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                "the engine stopped before the operation finished",
+            )),
+        }
+    }
+
+    /// [`MemoryBackend::run`] for work that borrows from the caller (a
+    /// [`WriteCheck`]): long work runs in place of this async worker
+    /// (`block_in_place`, the runtime moves its other tasks to a fresh
+    /// worker) on a multi-threaded runtime, inline on others.
+    async fn run_borrowed<T>(
+        &self,
+        long: bool,
+        work: impl FnOnce(&MemoryBackend) -> Result<T, BackendError> + Send,
+    ) -> Result<T, BackendError> {
+        let meter = self.meter();
+        if !long {
+            return budget::metered(meter, || work(self)).0;
+        }
+        let _turn = self.job_turn().await?;
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            tokio::task::block_in_place(|| budget::metered(meter, || work(self)).0)
+        } else {
+            budget::metered(meter, || work(self)).0
+        }
+    }
+
+    async fn update(
         &self,
         ns: &Namespace,
         query: UpdateQuery,
@@ -441,23 +655,49 @@ impl MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
             .map_err(to_backend)?;
-        let Some(coll) = self.write_target(ns, query.upsert) else {
+        let long = filter.id_equality().is_none();
+        match check {
+            None => {
+                let ns = ns.clone();
+                self.run(long, move |backend| {
+                    backend.run_update(&ns, &query, &filter, &update, multi, None)
+                })
+                .await
+            }
+            Some(check) => {
+                self.run_borrowed(long, |backend| {
+                    backend.run_update(ns, &query, &filter, &update, multi, Some(check))
+                })
+                .await
+            }
+        }
+    }
+
+    fn run_update(
+        &self,
+        ns: &Namespace,
+        query: &UpdateQuery,
+        filter: &Filter,
+        update: &ParsedUpdate,
+        multi: bool,
+        check: Option<&dyn WriteCheck>,
+    ) -> Result<UpdateOutcome, BackendError> {
+        let Some(slot) = self.write_target(ns, query.upsert) else {
             return Ok(UpdateOutcome::default());
         };
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
         let spec = WriteSpec {
             ns: &ns.to_string(),
-            filter: &filter,
+            filter,
             raw_filter: &query.filter,
             upsert: query.upsert,
             check,
         };
-        write::update(&mut guard, &spec, &update, multi)
+        slot.write(|coll| write::update(coll, &spec, update, multi))
     }
 
     /// The collection an update writes to: created for an upsert, `None`
     /// when it does not exist otherwise (nothing to update).
-    fn write_target(&self, ns: &Namespace, upsert: bool) -> Option<Shared<Collection>> {
+    fn write_target(&self, ns: &Namespace, upsert: bool) -> Option<Arc<Slot>> {
         if upsert {
             Some(self.create(&ns.database, &ns.collection))
         } else {
@@ -465,40 +705,67 @@ impl MemoryBackend {
         }
     }
 
-    fn run_replace(
+    async fn replace(
         &self,
         ns: &Namespace,
         query: ReplaceQuery,
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let filter = parse_filter(&query.filter)?;
-        let Some(coll) = self.write_target(ns, query.upsert) else {
+        let long = filter.id_equality().is_none();
+        match check {
+            None => {
+                let ns = ns.clone();
+                self.run(long, move |backend| {
+                    backend.run_replace(&ns, query, &filter, None)
+                })
+                .await
+            }
+            Some(check) => {
+                self.run_borrowed(long, |backend| {
+                    backend.run_replace(ns, query, &filter, Some(check))
+                })
+                .await
+            }
+        }
+    }
+
+    fn run_replace(
+        &self,
+        ns: &Namespace,
+        query: ReplaceQuery,
+        filter: &Filter,
+        check: Option<&dyn WriteCheck>,
+    ) -> Result<UpdateOutcome, BackendError> {
+        let Some(slot) = self.write_target(ns, query.upsert) else {
             crate::query::update::validate_replacement(&query.replacement).map_err(to_backend)?;
             return Ok(UpdateOutcome::default());
         };
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
         let spec = WriteSpec {
             ns: &ns.to_string(),
-            filter: &filter,
+            filter,
             raw_filter: &query.filter,
             upsert: query.upsert,
             check,
         };
-        write::replace(&mut guard, &spec, query.replacement)
+        slot.write(|coll| write::replace(coll, &spec, query.replacement))
     }
 
-    fn run_delete(
+    async fn delete(
         &self,
         ns: &Namespace,
         filter: &Document,
         multi: bool,
     ) -> Result<u64, BackendError> {
         let filter = parse_filter(filter)?;
-        let Some(coll) = self.existing(&ns.database, &ns.collection) else {
-            return Ok(0);
-        };
-        let mut guard = coll.write().unwrap_or_else(PoisonError::into_inner);
-        write::delete(&mut guard, &filter, multi)
+        let ns = ns.clone();
+        self.run(filter.id_equality().is_none(), move |backend| {
+            let Some(slot) = backend.existing(&ns.database, &ns.collection) else {
+                return Ok(0);
+            };
+            slot.write(|coll| write::delete(coll, &filter, multi))
+        })
+        .await
     }
 }
 

@@ -27,6 +27,7 @@ pub(super) fn to_backend(e: QueryError) -> BackendError {
         QueryError::DUPLICATE_KEY => BackendErrorKind::DuplicateKey,
         QueryError::NOT_IMPLEMENTED => BackendErrorKind::Unsupported,
         crate::query::aggregate::MAX_TIME_EXPIRED => BackendErrorKind::Timeout,
+        crate::query::budget::INTERRUPTED => BackendErrorKind::Timeout,
         _ => BackendErrorKind::InvalidRequest,
     };
     BackendError::new(kind, e.message)

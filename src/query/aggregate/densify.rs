@@ -334,6 +334,7 @@ impl Densify {
                 }
                 generated_bytes = generated_bytes.saturating_add(doc_size(&d));
                 limits.check_bytes("$densify", generated_bytes)?;
+                crate::query::budget::charge_doc(&d, "$densify")?;
                 limits.tick(out.len())?;
                 out.push(d);
                 Ok(())

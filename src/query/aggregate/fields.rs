@@ -210,18 +210,24 @@ impl Unwind {
     }
 
     /// Runs the stage.
-    pub(super) fn run(&self, docs: Vec<Document>) -> Vec<Document> {
+    pub(super) fn run(&self, docs: Vec<Document>) -> Result<Vec<Document>, QueryError> {
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
             let value = get_exact(&doc, &self.path).cloned();
             match value {
                 Some(Bson::Array(items)) if !items.is_empty() => {
+                    // Each output is a copy of the document without the array
+                    // (a null keeps the field's position) plus one element.
+                    let mut template = doc;
+                    set_nested(&mut template, &self.path, Some(Bson::Null));
                     for (i, item) in items.into_iter().enumerate() {
-                        let mut d = doc.clone();
+                        let mut d = template.clone();
                         set_nested(&mut d, &self.path, Some(item));
                         if let Some(f) = &self.index_field {
                             d.insert(f.clone(), Bson::Int64(i as i64));
                         }
+                        crate::query::budget::step()?;
+                        crate::query::budget::charge_doc(&d, "$unwind")?;
                         out.push(d);
                     }
                 }
@@ -246,7 +252,7 @@ impl Unwind {
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 

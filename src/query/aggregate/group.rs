@@ -521,6 +521,9 @@ fn run_groups<'d>(
                 AccKind::Push | AccKind::AddToSet | AccKind::MergeObjects
             ) {
                 held = held.saturating_add(v.as_ref().map_or(0, value_size));
+                if let Some(v) = &v {
+                    crate::query::budget::charge_value(v, "$group")?;
+                }
             }
             accumulate(acc.kind, state, v)?;
         }

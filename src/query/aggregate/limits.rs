@@ -48,8 +48,10 @@ impl Limits {
         }
     }
 
-    /// Fails with `MaxTimeMSExpired` once the deadline has passed.
+    /// Fails with `MaxTimeMSExpired` once the deadline has passed, and when
+    /// the request's meter says its deadline passed or it was abandoned.
     pub fn check_time(&self) -> Result<(), QueryError> {
+        super::super::budget::check()?;
         match self.deadline {
             Some(d) if Instant::now() >= d => Err(QueryError::new(
                 MAX_TIME_EXPIRED,

@@ -187,13 +187,9 @@ impl Lookup {
                     p.run_with_vars(candidates, ctx, &vars)?
                 }
             };
-            set_nested(
-                &mut doc,
-                &self.as_path,
-                Some(Bson::Array(
-                    joined.into_iter().map(Bson::Document).collect(),
-                )),
-            );
+            let joined = Bson::Array(joined.into_iter().map(Bson::Document).collect());
+            crate::query::budget::charge_value(&joined, "$lookup")?;
+            set_nested(&mut doc, &self.as_path, Some(joined));
             out.push(doc);
         }
         Ok(out)
@@ -462,7 +458,9 @@ impl GraphLookup {
                     Bson::Document(d)
                 })
                 .collect();
-            set_nested(&mut doc, &self.as_path, Some(Bson::Array(found)));
+            let found = Bson::Array(found);
+            crate::query::budget::charge_value(&found, "$graphLookup")?;
+            set_nested(&mut doc, &self.as_path, Some(found));
             out.push(doc);
         }
         Ok(out)

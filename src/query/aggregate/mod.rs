@@ -14,6 +14,7 @@ mod window_math;
 
 use bson::{Bson, Document};
 
+use super::budget;
 use super::expr::{Expr, Vars};
 use super::filter::Filter;
 use super::number::Num;
@@ -406,13 +407,7 @@ impl Pipeline {
         ctx: &dyn AggregateContext,
         vars: &[(String, Bson)],
     ) -> Result<Vec<Document>, QueryError> {
-        let limits = ctx.limits();
-        let mut docs = input;
-        for stage in &self.stages {
-            limits.check_time()?;
-            docs = run_stage(stage, docs, ctx, vars, &limits)?;
-        }
-        Ok(docs)
+        run_stages(&self.stages, input, ctx, vars)
     }
 
     /// The filter of a leading `$match` stage, which a backend may apply
@@ -431,13 +426,7 @@ impl Pipeline {
         ctx: &dyn AggregateContext,
     ) -> Result<Vec<Document>, QueryError> {
         let skip = usize::from(self.leading_match().is_some());
-        let limits = ctx.limits();
-        let mut docs = input;
-        for stage in self.stages.iter().skip(skip) {
-            limits.check_time()?;
-            docs = run_stage(stage, docs, ctx, &[], &limits)?;
-        }
-        Ok(docs)
+        run_stages(&self.stages[skip..], input, ctx, &[])
     }
 
     /// Runs, over documents borrowed from the collection, what can run without
@@ -474,13 +463,7 @@ impl Pipeline {
         input: Vec<Document>,
         ctx: &dyn AggregateContext,
     ) -> Result<Vec<Document>, QueryError> {
-        let limits = ctx.limits();
-        let mut docs = input;
-        for stage in self.stages.iter().skip(start) {
-            limits.check_time()?;
-            docs = run_stage(stage, docs, ctx, &[], &limits)?;
-        }
-        Ok(docs)
+        run_stages(self.stages.get(start..).unwrap_or_default(), input, ctx, &[])
     }
 
     /// Whether the first stage reads the collection (`$documents` and
@@ -581,6 +564,46 @@ fn count(name: &str, n: usize) -> Vec<Document> {
     vec![d]
 }
 
+/// Runs `stages` in order over `input`, metered: before each stage the
+/// clock is read; after a stage that built its output anew, its input is no
+/// longer charged to the request's memory budget.
+fn run_stages(
+    stages: &[Stage],
+    input: Vec<Document>,
+    ctx: &dyn AggregateContext,
+    vars: &[(String, Bson)],
+) -> Result<Vec<Document>, QueryError> {
+    let limits = ctx.limits();
+    let base = budget::used();
+    let mut docs = input;
+    for stage in stages {
+        limits.check_time()?;
+        let accounting = budget::Stage::open(base);
+        docs = run_stage(stage, docs, ctx, vars, &limits)?;
+        accounting.close(stage.builds_output());
+    }
+    Ok(docs)
+}
+
+impl Stage {
+    /// Whether the stage's output is built anew (its input is gone after
+    /// it), rather than input documents passed through, filtered or added to.
+    fn builds_output(&self) -> bool {
+        !matches!(
+            self,
+            Stage::Match(_)
+                | Stage::Sort(_)
+                | Stage::Skip(_)
+                | Stage::Limit(_)
+                | Stage::Sample(_)
+                | Stage::Densify(_)
+                | Stage::Fill(_)
+                | Stage::UnionWith(..)
+                | Stage::BucketAuto(_)
+        )
+    }
+}
+
 fn run_stage(
     stage: &Stage,
     docs: Vec<Document>,
@@ -589,14 +612,17 @@ fn run_stage(
     limits: &Limits,
 ) -> Result<Vec<Document>, QueryError> {
     // Per-document stages look at the clock every few hundred documents.
+    // Their output is charged to the request's memory budget as it is built.
     let per_doc = |f: &dyn Fn(&Document) -> Result<Document, QueryError>| {
         docs.iter()
             .enumerate()
             .map(|(i, d)| {
                 limits.tick(i)?;
-                f(d)
+                let out = f(d)?;
+                budget::charge_doc(&out, "a pipeline stage")?;
+                Ok(out)
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, QueryError>>()
     };
     Ok(match stage {
         Stage::Match(f) => {
@@ -628,11 +654,13 @@ fn run_stage(
         Stage::Group(g) => {
             let out = g.run(&docs, vars, limits)?;
             limits.check_docs("$group", &out)?;
+            budget::charge_docs(&out, "$group")?;
             out
         }
         Stage::Bucket(b) => {
             let out = b.run(&docs, vars)?;
             limits.check_docs("$bucket", &out)?;
+            budget::charge_docs(&out, "$bucket")?;
             out
         }
         Stage::BucketAuto(b) => b.run(docs, vars, limits)?,
@@ -645,7 +673,7 @@ fn run_stage(
         Stage::Fill(f) => f.run(docs, vars, limits)?,
         Stage::Count(name) => count(name, docs.len()),
         Stage::Unwind(u) => {
-            let out = u.run(docs);
+            let out = u.run(docs)?;
             limits.check_time()?;
             out
         }
@@ -675,6 +703,7 @@ fn run_stage(
             for (i, d) in docs.iter().enumerate() {
                 limits.tick(i)?;
                 if let Some(kept) = redact(e, d, d, vars)? {
+                    budget::charge_doc(&kept, "$redact")?;
                     out.push(kept);
                 }
             }
@@ -693,6 +722,7 @@ fn run_stage(
         Stage::UnionWith(coll, pipeline) => {
             let mut docs = docs;
             let other = ctx.collection(coll);
+            budget::charge_docs(&other, "$unionWith")?;
             let other = match pipeline {
                 Some(p) => p.run(other, ctx)?,
                 None => other,
@@ -703,6 +733,7 @@ fn run_stage(
         Stage::Facet(facets) => {
             let mut out = Document::new();
             for (name, p) in facets {
+                budget::charge_docs(&docs, "$facet")?;
                 let res = p.run_with_vars(docs.clone(), ctx, vars)?;
                 out.insert(
                     name.clone(),

@@ -8,6 +8,7 @@
 //! sorts by `partitionBy` first.
 
 use std::collections::HashMap;
+use crate::query::budget;
 
 use bson::{Bson, Document};
 
@@ -494,8 +495,14 @@ impl SetWindowFields {
             Func::Accumulate(op, expr, window) => {
                 let values: Vec<Option<Bson>> = part
                     .iter()
-                    .map(|d| eval_in(expr, d, vars))
-                    .collect::<Result<_, _>>()?;
+                    .map(|d| {
+                        let v = eval_in(expr, d, vars)?;
+                        if let Some(v) = &v {
+                            budget::charge_value(v, "$setWindowFields")?;
+                        }
+                        Ok(v)
+                    })
+                    .collect::<Result<_, QueryError>>()?;
                 let keys = match window {
                     Window::Range(_, _, unit) => self.x_values(part, unit.is_some())?,
                     Window::Documents(..) => vec![0.0; n],
@@ -507,6 +514,10 @@ impl SetWindowFields {
                 // The whole partition: one fold for every document.
                 if *window == Window::Documents(Bound::Unbounded, Bound::Unbounded) {
                     let folded = fold(&values)?;
+                    // n copies: refuse before making them.
+                    let each = budget::value_cost(&folded);
+                    budget::ensure_room(each.saturating_mul(n), "$setWindowFields")?;
+                    budget::charge(each.saturating_mul(n), "$setWindowFields")?;
                     return Ok(vec![Some(folded); n]);
                 }
                 let mut out = Vec::with_capacity(n);
@@ -518,7 +529,9 @@ impl SetWindowFields {
                     } else {
                         &values[0..0]
                     };
-                    out.push(Some(fold(slice)?));
+                    let folded = fold(slice)?;
+                    budget::charge_value(&folded, "$setWindowFields")?;
+                    out.push(Some(folded));
                 }
                 Ok(out)
             }

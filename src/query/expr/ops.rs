@@ -862,7 +862,18 @@ pub(super) fn apply(name: &str, args: Vec<Val>) -> Res {
             if step == 0 {
                 return Err(QueryError::new(34449, "$range requires a non-zero step value"));
             }
-            let mut out = Vec::new();
+            // Refuse before allocating what the request could not hold.
+            let count = if (step > 0 && start < end) || (step < 0 && start > end) {
+                ((end - start).unsigned_abs() - 1) / step.unsigned_abs() + 1
+            } else {
+                0
+            };
+            let count = usize::try_from(count).unwrap_or(usize::MAX).min(RANGE_LIMIT);
+            crate::query::budget::ensure_room(
+                count.saturating_mul(std::mem::size_of::<Bson>()),
+                name,
+            )?;
+            let mut out = Vec::with_capacity(count);
             let mut i = start;
             while (step > 0 && i < end) || (step < 0 && i > end) {
                 if out.len() >= RANGE_LIMIT {
