@@ -10,8 +10,8 @@
 //!   every [`CHECK_EVERY`] steps the clock and the abandonment flag are read;
 //! - [`charge`] / [`charge_value`] for memory the request now holds, estimated
 //!   close to what the allocator really hands out ([`value_cost`]);
-//! - [`Scratch`] around one top-level expression evaluation: what it charged
-//!   for its temporaries is given back when it ends;
+//! - [`Scratch`] around one expression node: its operands' charges are given
+//!   back when it has its result, which is charged in their place;
 //! - [`Stage`] around one pipeline stage: its input is given back when the
 //!   stage consumed it, its output stays charged.
 //!
@@ -204,8 +204,8 @@ pub(crate) fn used() -> usize {
     INSTALLED.with(|cell| cell.borrow().as_ref().map_or(0, |m| m.used))
 }
 
-/// Sets the bytes held (after a stage gave its input back).
-fn set_used(bytes: usize) {
+/// Sets the bytes held (after a stage or an iteration gave back what it held).
+pub(crate) fn set_used(bytes: usize) {
     INSTALLED.with(|cell| {
         if let Some(installed) = cell.borrow_mut().as_mut() {
             installed.used = bytes;
@@ -226,15 +226,19 @@ fn exceeded(what: &str, max: usize) -> QueryError {
     )
 }
 
-/// The temporaries of one top-level expression evaluation: what is charged
-/// while it lives is given back when the outermost one is dropped (nested
-/// evaluations share the outermost scratch).
+/// The accounting of one expression node's evaluation. Opened before the
+/// node evaluates its operands (which charge their results), closed with the
+/// node's result: the operands' charges are given back (they were consumed
+/// or dropped) and the result is charged instead, for the parent node to
+/// give back in turn. At the outermost node nothing stays charged: the
+/// caller charges what it keeps (a stage's output document, an accumulator).
 pub(crate) struct Scratch {
-    start: Option<usize>,
+    start: usize,
+    nested: bool,
 }
 
 impl Scratch {
-    /// Opens a scratch scope.
+    /// Opens the accounting of one node.
     #[inline]
     pub(crate) fn open() -> Scratch {
         let depth = SCRATCH_DEPTH.with(|depth| {
@@ -243,7 +247,20 @@ impl Scratch {
             d
         });
         Scratch {
-            start: (depth == 0).then(used),
+            start: used(),
+            nested: depth > 0,
+        }
+    }
+
+    /// Closes it with the node's result; fails when holding the result does
+    /// not fit the budget.
+    #[inline]
+    pub(crate) fn close(self, result: Option<&Bson>, what: &str) -> Result<(), QueryError> {
+        let nested = self.nested;
+        drop(self);
+        match result {
+            Some(value) if nested => charge_value(value, what),
+            _ => Ok(()),
         }
     }
 }
@@ -252,9 +269,7 @@ impl Drop for Scratch {
     #[inline]
     fn drop(&mut self) {
         SCRATCH_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
-        if let Some(start) = self.start {
-            set_used(start);
-        }
+        set_used(self.start);
     }
 }
 
@@ -420,21 +435,19 @@ mod tests {
     }
 
     #[test]
-    fn scratch_gives_back_what_the_outermost_scope_charged() {
-        let ((), usage) = metered(limited(10_000), || {
+    fn a_node_keeps_its_result_charged_in_place_of_its_operands() {
+        let result = Bson::String("x".repeat(500));
+        let ((), usage) = metered(limited(100_000), || {
             charge(100, "held").unwrap();
-            {
-                let _outer = Scratch::open();
-                charge(1000, "temp").unwrap();
-                {
-                    let _inner = Scratch::open();
-                    charge(1000, "temp").unwrap();
-                }
-                assert_eq!(used(), 2100, "inner scopes do not give back");
-            }
-            assert_eq!(used(), 100);
+            let outer = Scratch::open();
+            let inner = Scratch::open();
+            charge(10_000, "operand").unwrap();
+            inner.close(Some(&result), "inner").unwrap();
+            assert_eq!(used(), 100 + value_cost(&result), "operands given back, result charged");
+            outer.close(Some(&result), "outer").unwrap();
+            assert_eq!(used(), 100, "the outermost node leaves nothing charged");
         });
-        assert_eq!(usage.peak_bytes, 2100);
+        assert_eq!(usage.peak_bytes, 10_100);
     }
 
     #[test]

@@ -343,17 +343,14 @@ impl Expr {
 
     /// Evaluates the expression; `None` is missing.
     ///
-    /// Metered (see `query::budget`): every node is a step of work, and the
-    /// values nodes build are charged to the request's memory budget until
-    /// the outermost evaluation returns (nested results are counted at each
-    /// level that holds them, so the estimate errs high).
+    /// Metered (see `query::budget`): every node is a step of work, and each
+    /// node's result is charged to the request's memory budget while its
+    /// parent node works with it.
     pub fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
-        let _scratch = budget::Scratch::open();
         budget::step()?;
+        let scratch = budget::Scratch::open();
         let value = self.eval_node(vars)?;
-        if let Some(v) = &value {
-            budget::charge_value(v, self.operator_name())?;
-        }
+        scratch.close(value.as_ref(), self.operator_name())?;
         Ok(value)
     }
 
@@ -535,10 +532,14 @@ impl Special {
                 None | Some(Bson::Null) | Some(Bson::Undefined) => Ok(Some(Bson::Null)),
                 Some(Bson::Array(items)) => {
                     let mut acc = initial.eval(vars)?.unwrap_or(Bson::Null);
+                    let held = budget::used();
                     for item in items {
                         let inner = vars.with("value", acc).with("this", item);
                         acc = body.eval(&inner)?.unwrap_or(Bson::Null);
                         check_accumulator(&acc)?;
+                        // The previous accumulator is gone: hold only this one.
+                        budget::set_used(held);
+                        budget::charge_value(&acc, "$reduce")?;
                     }
                     Ok(Some(acc))
                 }
