@@ -9,7 +9,7 @@
 
 use bson::{Bson, Document};
 
-use super::aggregate::MAX_NESTING;
+use super::limits::MAX_NESTING;
 use super::QueryError;
 
 /// Refuses a path with more parts than a document may nest (180): an

@@ -7,6 +7,7 @@ use http::StatusCode;
 
 use crate::backend::Namespace;
 use crate::protocol::{ApiError, Command, ErrorCode};
+use crate::rules::stages::{self, Kind};
 
 /// What a data source allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -79,19 +80,19 @@ pub(crate) fn pipeline_writes(pipeline: &[Document]) -> bool {
     pipeline.iter().any(stage_writes)
 }
 
+/// Whether `stage` writes, by the stage table; stages it does not know are
+/// not writes here (the backend decides on them).
 fn stage_writes(stage: &Document) -> bool {
-    stage.iter().any(|(name, spec)| match name.as_str() {
-        "$out" | "$merge" => true,
-        "$facet" => match spec {
-            Bson::Document(facets) => facets.values().any(nested_writes),
+    stage.iter().any(
+        |(name, spec)| match (stages::lookup(name).map(|s| s.kind), spec) {
+            (Some(Kind::Writes), _) => true,
+            (Some(Kind::Facets), Bson::Document(facets)) => facets.values().any(nested_writes),
+            (Some(Kind::Joins { pipeline: true, .. }), Bson::Document(options)) => {
+                options.get("pipeline").is_some_and(nested_writes)
+            }
             _ => false,
         },
-        "$lookup" | "$unionWith" | "$graphLookup" => match spec {
-            Bson::Document(options) => options.get("pipeline").is_some_and(nested_writes),
-            _ => false,
-        },
-        _ => false,
-    })
+    )
 }
 
 fn nested_writes(value: &Bson) -> bool {

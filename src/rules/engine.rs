@@ -929,19 +929,11 @@ impl Plan {
                 "{operator} not permitted in aggregation pipelines"
             )));
         }
+        // Stages reading the collection itself (`$collStats`, …) are
+        // refused by `rewrite` unless the prefix is empty.
         let mut prefix = self.read_prefix()?;
-        let starts_with_coll_stats = pipeline
-            .first()
-            .is_some_and(|stage| stage.contains_key("$collStats"));
-        if starts_with_coll_stats {
-            if !prefix.is_empty() {
-                return Err(forbidden(
-                    "$collStats not permitted: the rules restrict this collection's documents or fields",
-                ));
-            }
-            return rewrite(pipeline, prefix_for);
-        }
-        prefix.extend(rewrite(pipeline, prefix_for)?);
+        let unrestricted = prefix.is_empty();
+        prefix.extend(rewrite(pipeline, prefix_for, unrestricted)?);
         Ok(prefix)
     }
 

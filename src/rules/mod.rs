@@ -14,7 +14,8 @@
 //! | `expr` | rule expressions: parsing, `%%user`/`%%request` expansion, conditions |
 //! | `functions` | `%function`: closures registered by name ([`FunctionCall`]) |
 //! | `fields` | field-level permissions: stripping, write checks, projections |
-//! | `policy` | denied operators and stages, paths an update writes |
+//! | `stages` | the aggregation stages the rules know and what each does; others are refused |
+//! | `policy` | denied operators, paths an update writes |
 //! | `pipeline` | aggregation pipelines: refused stages, joins with the joined collection's rules |
 //! | `context` | the `%%user` and `%%request` documents |
 //! | `engine` | compiled rules, role selection, request rewriting |
@@ -42,6 +43,7 @@ mod pipeline;
 mod policy;
 #[cfg(feature = "memory")]
 mod schema_check;
+mod stages;
 
 #[cfg(feature = "memory")]
 pub use crate::query::schema::{Schema, SchemaError};

@@ -35,11 +35,18 @@
 //!
 //! A joined collection without a rule answers 403 `NoMatchingRuleFound`, as
 //! reading it directly would.
+//!
+//! Every stage is looked up in the stage table (`stages.rs`), at any depth:
+//! a stage it does not list, or lists as refused, answers 403
+//! `PermissionDenied`; a stage reading the collection itself (`$collStats`,
+//! `$geoNear`, `$search`, …) is accepted only as the first stage of a
+//! pipeline whose collection's rules add no prefix.
 
 use bson::{Bson, Document};
 
 use crate::protocol::ApiError;
-use crate::rules::policy::{denied_stage, filter_paths, forbidden};
+use crate::rules::policy::{filter_paths, forbidden};
+use crate::rules::stages::{self, Kind};
 
 /// How deep sub-pipelines may nest.
 const MAX_DEPTH: usize = 16;
@@ -47,18 +54,24 @@ const MAX_DEPTH: usize = 16;
 /// The read prefix of a collection of the request's database, by name.
 pub(crate) type PrefixFor<'a> = dyn Fn(&str) -> Result<Vec<Document>, ApiError> + 'a;
 
-/// Rewrites `pipeline` (and every sub-pipeline in it) for a non-system user.
+/// Rewrites `pipeline` (and every sub-pipeline in it) for a non-system
+/// user; `unrestricted` when the rules add no read prefix before it.
 pub(crate) fn rewrite(
     pipeline: Vec<Document>,
     prefix_for: &PrefixFor<'_>,
+    unrestricted: bool,
 ) -> Result<Vec<Document>, ApiError> {
-    rewrite_at(pipeline, prefix_for, 0)
+    rewrite_at(pipeline, prefix_for, 0, unrestricted)
 }
 
+/// [`rewrite`] at nesting `depth`; `unrestricted` when nothing goes before
+/// the pipeline's first stage and the collection it runs over is not
+/// restricted by the rules.
 fn rewrite_at(
     pipeline: Vec<Document>,
     prefix_for: &PrefixFor<'_>,
     depth: usize,
+    unrestricted: bool,
 ) -> Result<Vec<Document>, ApiError> {
     if depth > MAX_DEPTH {
         return Err(forbidden(
@@ -66,10 +79,44 @@ fn rewrite_at(
         ));
     }
     let mut out = Vec::with_capacity(pipeline.len());
-    for stage in pipeline {
+    for (position, stage) in pipeline.into_iter().enumerate() {
+        check_stage(&stage, position, unrestricted)?;
         out.extend(rewrite_stage(stage, prefix_for, depth)?);
     }
     Ok(out)
+}
+
+/// Refuses a stage the stage table does not know or refuses, and a stage
+/// reading the collection itself anywhere but first in an unrestricted
+/// pipeline. Every key is looked up, so none the rules do not know reaches
+/// the backend.
+fn check_stage(stage: &Document, position: usize, unrestricted: bool) -> Result<(), ApiError> {
+    for name in stage.keys() {
+        let Some(known) = stages::lookup(name) else {
+            return Err(forbidden(format!(
+                "{name} not permitted in aggregation pipelines: the rules do not know this stage"
+            )));
+        };
+        match known.kind {
+            Kind::Writes | Kind::Denied => {
+                return Err(forbidden(format!(
+                    "{name} not permitted in aggregation pipelines"
+                )))
+            }
+            Kind::ReadsCollection if position > 0 => {
+                return Err(forbidden(format!(
+                    "{name} not permitted: only as the first stage of a pipeline"
+                )))
+            }
+            Kind::ReadsCollection if !unrestricted => {
+                return Err(forbidden(format!(
+                    "{name} not permitted: the rules restrict this collection's documents or fields"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The stage rewritten, followed by any stages it needs after it.
@@ -78,11 +125,6 @@ fn rewrite_stage(
     prefix_for: &PrefixFor<'_>,
     depth: usize,
 ) -> Result<Vec<Document>, ApiError> {
-    if let Some(name) = denied_stage(&stage) {
-        return Err(forbidden(format!(
-            "{name} not permitted in aggregation pipelines"
-        )));
-    }
     if let Some(spec) = stage.get_mut("$lookup") {
         let Bson::Document(spec) = spec else {
             return Err(ApiError::bad_request(
@@ -106,10 +148,12 @@ fn rewrite_stage(
                 )));
             }
         }
+        let unrestricted = pipeline.is_empty();
         pipeline.extend(rewrite_at(
             inner.unwrap_or_default(),
             prefix_for,
             depth + 1,
+            unrestricted,
         )?);
         if had_pipeline || !pipeline.is_empty() {
             spec.insert("pipeline", pipeline);
@@ -124,7 +168,8 @@ fn rewrite_stage(
         };
         for (_, value) in facets.iter_mut() {
             let inner = sub_pipeline("$facet", Some(value.clone()))?.unwrap_or_default();
-            let rewritten = rewrite_at(inner, prefix_for, depth + 1)?;
+            // The facets see the documents flowing in, not the collection.
+            let rewritten = rewrite_at(inner, prefix_for, depth + 1, false)?;
             *value = Bson::Array(rewritten.into_iter().map(Bson::Document).collect());
         }
     } else if let Some(spec) = stage.get_mut("$graphLookup") {
@@ -155,7 +200,8 @@ fn rewrite_union_with(
         None => Vec::new(),
         Some(coll) => joined_prefix("$unionWith", coll, prefix_for)?,
     };
-    pipeline.extend(rewrite_at(inner, prefix_for, depth + 1)?);
+    let unrestricted = pipeline.is_empty();
+    pipeline.extend(rewrite_at(inner, prefix_for, depth + 1, unrestricted)?);
     spec.insert("pipeline", pipeline);
     Ok(Bson::Document(spec))
 }
@@ -537,6 +583,7 @@ mod tests {
                 doc! {"$facet": {"x": [{"$unionWith": {"coll": "hidden", "pipeline": [{"$limit": 1}]}}]}},
             ],
             &prefix_for,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -560,6 +607,7 @@ mod tests {
                 vec![doc! {"$lookup": {"from": "hidden", "localField": "a",
                 "foreignField": field, "as": "j"}}],
                 &prefix_for,
+                false,
             )
         };
         assert_eq!(
@@ -584,7 +632,7 @@ mod tests {
 
     #[test]
     fn refusals_at_any_depth() {
-        let err = |pipeline: Vec<Document>| rewrite(pipeline, &prefix_for).unwrap_err();
+        let err = |pipeline: Vec<Document>| rewrite(pipeline, &prefix_for, false).unwrap_err();
         assert_eq!(
             err(vec![doc! {"$unionWith": "secret"}]).message(),
             "no rule for secret"
@@ -633,6 +681,7 @@ mod tests {
                 doc! {"$limit": 1},
             ],
             &prefix_for,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -655,6 +704,7 @@ mod tests {
             "connectFromField": "next", "connectToField": "name.first", "as": "chain",
             "depthField": "d", "restrictSearchWithMatch": {}}}],
             &prefix_for,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -683,6 +733,7 @@ mod tests {
         let out = rewrite(
             vec![doc! {"$facet": {"f": [stage("filtered"), stage("open")]}}],
             &prefix_for,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -692,8 +743,63 @@ mod tests {
     }
 
     #[test]
+    fn stages_follow_the_table_at_any_depth() {
+        let refused = |pipeline: Vec<Document>, unrestricted: bool| {
+            let e = rewrite(pipeline, &prefix_for, unrestricted).unwrap_err();
+            assert_eq!(e.status(), http::StatusCode::FORBIDDEN);
+            e.message().to_owned()
+        };
+        let unknown =
+            "$fooBar not permitted in aggregation pipelines: the rules do not know this stage";
+        for pipeline in [
+            vec![doc! {"$fooBar": {}}],
+            vec![doc! {"$match": {}, "$fooBar": {}}],
+            vec![doc! {"$facet": {"f": [{"$fooBar": {}}]}}],
+            vec![doc! {"$lookup": {"from": "open", "as": "j", "pipeline": [{"$fooBar": {}}]}}],
+            vec![doc! {"$unionWith": {"coll": "hidden", "pipeline": [{"$fooBar": {}}]}}],
+        ] {
+            assert_eq!(refused(pipeline, true), unknown);
+        }
+        assert_eq!(
+            refused(vec![doc! {"$queryStats": {}}], true),
+            "$queryStats not permitted in aggregation pipelines"
+        );
+        assert_eq!(
+            refused(vec![doc! {"$facet": {"f": [{"$merge": "x"}]}}], true),
+            "$merge not permitted in aggregation pipelines"
+        );
+        // Stages reading the collection itself: first, and unrestricted, only.
+        assert_eq!(
+            refused(vec![doc! {"$search": {}}], false),
+            "$search not permitted: the rules restrict this collection's documents or fields"
+        );
+        assert_eq!(
+            refused(vec![doc! {"$match": {}}, doc! {"$collStats": {}}], true),
+            "$collStats not permitted: only as the first stage of a pipeline"
+        );
+        assert_eq!(
+            refused(
+                vec![
+                    doc! {"$unionWith": {"coll": "filtered", "pipeline": [{"$vectorSearch": {}}]}}
+                ],
+                true
+            ),
+            "$vectorSearch not permitted: the rules restrict this collection's documents or fields"
+        );
+        assert_eq!(
+            refused(vec![doc! {"$facet": {"f": [{"$geoNear": {}}]}}], true),
+            "$geoNear not permitted: the rules restrict this collection's documents or fields"
+        );
+        let open = vec![
+            doc! {"$search": {"text": {}}},
+            doc! {"$unionWith": {"coll": "open", "pipeline": [{"$searchMeta": {}}]}},
+        ];
+        assert_eq!(rewrite(open.clone(), &prefix_for, true).unwrap(), open);
+    }
+
+    #[test]
     fn graph_lookup_refusals() {
-        let err = |stage: Document| rewrite(vec![stage], &prefix_for).unwrap_err();
+        let err = |stage: Document| rewrite(vec![stage], &prefix_for, false).unwrap_err();
         let people = |extra: Document| {
             let mut spec = doc! {"from": "people", "startWith": "$boss",
             "connectFromField": "boss", "connectToField": "name", "as": "chain"};

@@ -156,6 +156,52 @@ async fn writes_are_refused_in_the_data_api_shape_and_change_nothing() {
     assert_eq!(all(&service).await, expected);
 }
 
+/// Under rules a stage the stage table does not list is refused (403 in
+/// the Data API shape), at the top or nested; without rules the backend
+/// decides (the embedded engine answers 400 for a stage it does not know).
+#[tokio::test]
+async fn unknown_stages_are_403_under_rules_only() {
+    let ruled = service(Some(rules()));
+    seed(&ruled).await;
+    for pipeline in [
+        json!([{"$fooBar": {}}]),
+        json!([{"$match": {}}, {"$facet": {"f": [{"$fooBar": {}}]}}]),
+        json!([{"$unionWith": {"coll": "c", "pipeline": [{"$fooBar": {}}]}}]),
+    ] {
+        let (status, body) =
+            call(&ruled, "vip", "aggregate", json!({ "pipeline": pipeline })).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{pipeline}: {body}");
+        assert_eq!(
+            (&body["error"], &body["error_code"]),
+            (
+                &json!("$fooBar not permitted in aggregation pipelines: the rules do not know this stage"),
+                &json!("PermissionDenied")
+            ),
+        );
+        assert!(
+            body["link"].is_string() && body.as_object().unwrap().len() == 3,
+            "{body}"
+        );
+    }
+    let (status, body) = call(
+        &ruled,
+        "system",
+        "aggregate",
+        json!({"pipeline": [{"$fooBar": {}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let unruled = service(None);
+    let (status, body) = call(
+        &unruled,
+        "alice",
+        "aggregate",
+        json!({"pipeline": [{"$fooBar": {}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
 #[tokio::test]
 async fn unknown_namespaces_are_403() {
     let rules = Rules::new().collection("db", "other", Rule::new().role(Role::read_write("rw")));

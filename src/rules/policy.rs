@@ -1,7 +1,7 @@
-//! Static checks on what a non-system client sends: denied operators,
-//! aggregation stages that escape the rules (writes, server internals; the
-//! stages reading other collections, `$graphLookup` included, are rewritten
-//! in `pipeline.rs` instead), and the paths an update writes.
+//! Static checks on what a non-system client sends: denied operators, the
+//! paths a filter reads and the paths an update writes. (Which aggregation
+//! stages are refused is `stages.rs`; the stages reading other collections
+//! are rewritten in `pipeline.rs`.)
 
 use bson::{Bson, Document};
 use http::StatusCode;
@@ -12,23 +12,6 @@ use crate::protocol::{ApiError, ErrorCode};
 pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message)
 }
-
-/// Stages refused for non-system users: they write (`$out`, `$merge`) or
-/// expose server internals. (`$lookup`, `$unionWith`, `$graphLookup` and
-/// `$facet` are rewritten with the rules of the collections they read
-/// instead, see `pipeline.rs`.)
-pub(crate) const DENIED_STAGES: &[&str] = &[
-    "$out",
-    "$merge",
-    "$indexStats",
-    "$currentOp",
-    "$listSessions",
-    "$listLocalSessions",
-    "$listSearchIndexes",
-    "$planCacheStats",
-    "$changeStream",
-    "$changeStreamSplitLargeEvent",
-];
 
 /// Operators refused in pipelines whatever the configuration: they run
 /// server-side JavaScript.
@@ -58,14 +41,6 @@ pub(crate) fn find_in_document(doc: &Document, denied: &[String]) -> Option<Stri
             find_denied_operator(value, denied)
         }
     })
-}
-
-/// The name of `stage` when a non-system user may not run it.
-pub(crate) fn denied_stage(stage: &Document) -> Option<String> {
-    stage
-        .keys()
-        .find(|k| DENIED_STAGES.contains(&k.as_str()))
-        .cloned()
 }
 
 /// The first JavaScript operator anywhere in `pipeline`.
@@ -257,16 +232,11 @@ mod tests {
     }
 
     #[test]
-    fn denied_stages_and_js_in_pipelines() {
-        assert_eq!(denied_stage(&doc! {"$lookup": {"from": "x"}}), None);
-        assert_eq!(denied_stage(&doc! {"$out": "x"}), Some("$out".into()));
-        assert_eq!(denied_stage(&doc! {"$graphLookup": {}}), None);
+    fn js_in_pipelines() {
         assert_eq!(
             javascript_operator(&[doc! {"$group": {"_id": null, "x": {"$accumulator": {}}}}]),
             Some("$accumulator".into())
         );
-        assert_eq!(denied_stage(&doc! {"$collStats": {"count": {}}}), None);
-        assert_eq!(denied_stage(&doc! {"$group": {"_id": "$out"}}), None);
         assert_eq!(
             javascript_operator(&[doc! {"$group": {"_id": "$out"}}]),
             None

@@ -11,8 +11,8 @@ use bson::{oid::ObjectId, Bson, Document};
 use crate::backend::{
     BackendError, BackendErrorKind, UpdateModifications, UpdateOutcome, WriteCheck,
 };
-use crate::query::aggregate::{nesting_exceeds, Keys, MAX_NESTING};
 use crate::query::compare::identical_docs;
+use crate::query::limits::{nesting_exceeds, Keys, MAX_NESTING};
 use crate::query::update::{
     apply_parsed_pipeline_update, check_id_unchanged, parse_pipeline_update, upsert_seed,
     validate_id, validate_replacement,

@@ -5,13 +5,13 @@ use std::cell::Cell;
 
 use bson::{Bson, Document};
 
-use super::super::compare::compare_values;
-use super::super::expr::{type_name, Expr};
-use super::super::number::Num;
-use super::super::{display_value, QueryError};
 use super::eval_in;
 use super::group::Outputs;
-use super::limits::Limits;
+use crate::query::compare::compare_values;
+use crate::query::expr::{type_name, Expr};
+use crate::query::limits::Limits;
+use crate::query::number::Num;
+use crate::query::{display_value, QueryError};
 
 /// A parsed `$bucketAuto` stage.
 #[derive(Debug, Clone)]

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 
 use bson::{Bson, Document};
 
-use super::super::compare::{canonical_key, compare_values};
-use super::super::expr::{add_units_utc, compare_opt, type_name};
-use super::super::number::{self, Num, Overflow};
-use super::super::path::{get_exact, split};
-use super::super::{display_value, QueryError};
 use super::fields::set_nested;
-use super::limits::{doc_size, Limits};
+use crate::query::compare::{canonical_key, compare_values};
+use crate::query::expr::{add_units_utc, compare_opt, type_name};
+use crate::query::limits::{doc_size, Limits};
+use crate::query::number::{self, Num, Overflow};
+use crate::query::path::{get_exact, split};
+use crate::query::{display_value, QueryError};
 
 /// The time units a date `$densify` accepts.
 const UNITS: &[&str] = &[

@@ -2,9 +2,9 @@
 
 use bson::{Bson, Document};
 
-use super::super::expr::{Expr, Vars};
-use super::super::path::{get_exact, split};
-use super::super::QueryError;
+use crate::query::expr::{Expr, Vars};
+use crate::query::path::{get_exact, split};
+use crate::query::QueryError;
 
 /// A parsed `$addFields` specification.
 #[derive(Debug, Clone)]
@@ -176,7 +176,7 @@ impl Unwind {
                     match (k.as_str(), v) {
                         ("path", Bson::String(s)) => u.path = unwind_path(s)?,
                         ("path", other) => {
-                            return Err(QueryError::new(28808, format!("expected a string as the path for $unwind stage, got {}", super::super::expr::type_name(Some(other)))))
+                            return Err(QueryError::new(28808, format!("expected a string as the path for $unwind stage, got {}", crate::query::expr::type_name(Some(other)))))
                         }
                         ("includeArrayIndex", Bson::String(s)) => {
                             if s.is_empty() || s.starts_with('$') {
@@ -185,11 +185,11 @@ impl Unwind {
                             u.index_field = Some(s.clone());
                         }
                         ("includeArrayIndex", other) => {
-                            return Err(QueryError::new(28810, format!("expected a non-empty string for the includeArrayIndex option to $unwind stage, got {}", super::super::expr::type_name(Some(other)))))
+                            return Err(QueryError::new(28810, format!("expected a non-empty string for the includeArrayIndex option to $unwind stage, got {}", crate::query::expr::type_name(Some(other)))))
                         }
                         ("preserveNullAndEmptyArrays", Bson::Boolean(b)) => u.preserve = *b,
                         ("preserveNullAndEmptyArrays", other) => {
-                            return Err(QueryError::new(28809, format!("expected a boolean for the preserveNullAndEmptyArrays option to $unwind stage, got {}", super::super::expr::type_name(Some(other)))))
+                            return Err(QueryError::new(28809, format!("expected a boolean for the preserveNullAndEmptyArrays option to $unwind stage, got {}", crate::query::expr::type_name(Some(other)))))
                         }
                         (other, _) => return Err(QueryError::new(28811, format!("unrecognized option to $unwind stage: {other}"))),
                     }
@@ -203,7 +203,7 @@ impl Unwind {
                 15981,
                 format!(
                     "expected either a string or an object as specification for $unwind stage, got {}",
-                    super::super::expr::type_name(Some(other))
+                    crate::query::expr::type_name(Some(other))
                 ),
             )),
         }

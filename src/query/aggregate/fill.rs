@@ -8,15 +8,15 @@ use std::collections::HashMap;
 
 use bson::{Bson, Document};
 
-use super::super::compare::canonical_key;
-use super::super::expr::{compare_opt, nullish, type_name, Expr};
-use super::super::number::Num;
-use super::super::path::{get_exact, split};
-use super::super::sort::SortSpec;
-use super::super::{display_value, QueryError};
 use super::eval_in;
 use super::fields::set_nested;
-use super::limits::Limits;
+use crate::query::compare::canonical_key;
+use crate::query::expr::{compare_opt, nullish, type_name, Expr};
+use crate::query::limits::Limits;
+use crate::query::number::Num;
+use crate::query::path::{get_exact, split};
+use crate::query::sort::SortSpec;
+use crate::query::{display_value, QueryError};
 
 #[derive(Debug, Clone)]
 enum How {

@@ -4,13 +4,13 @@ use std::collections::{HashMap, HashSet};
 
 use bson::{Bson, Document};
 
-use super::super::compare::{canonical_key, compare_values, type_rank};
-use super::super::expr::{add_nums, nullish, Expr};
-use super::super::number::{self, Num};
-use super::super::sort::SortSpec;
-use super::super::QueryError;
 use super::eval_in;
-use super::limits::{value_size, Limits};
+use crate::query::compare::{canonical_key, compare_values, type_rank};
+use crate::query::expr::{add_nums, nullish, Expr};
+use crate::query::limits::{value_size, Limits};
+use crate::query::number::{self, Num};
+use crate::query::sort::SortSpec;
+use crate::query::QueryError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AccKind {
@@ -101,7 +101,7 @@ fn parse_ranked(
             5787801,
             format!(
                 "specification must be an object; found {}",
-                super::super::display_value(arg)
+                crate::query::display_value(arg)
             ),
         ));
     };
@@ -341,8 +341,8 @@ fn accumulate(kind: AccKind, state: &mut State, v: Option<Bson>) -> Result<(), Q
                     40400,
                     format!(
                         "$mergeObjects requires object inputs, but input {} is of type {}",
-                        super::super::display_value(&other),
-                        super::super::expr::type_name(Some(&other))
+                        crate::query::display_value(&other),
+                        crate::query::expr::type_name(Some(&other))
                     ),
                 ))
             }

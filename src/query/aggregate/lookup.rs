@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use bson::{Bson, Document};
 
-use super::super::compare::canonical_key;
-use super::super::expr::{type_name, Expr};
-use super::super::path::{filter_leaves, split};
-use super::super::QueryError;
 use super::fields::set_nested;
 use super::{eval_in, AggregateContext, Pipeline};
+use crate::query::compare::canonical_key;
+use crate::query::expr::{type_name, Expr};
+use crate::query::path::{filter_leaves, split};
+use crate::query::QueryError;
 
 /// A parsed `$lookup` stage.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl Lookup {
             Bson::String(s) if !s.is_empty() && !s.starts_with('$') => Ok(split(s)),
             other => Err(QueryError::failed_to_parse(format!(
                 "$lookup argument '{k}: {}' must be a string, is type {}",
-                super::super::display_value(other),
+                crate::query::display_value(other),
                 type_name(Some(other))
             ))),
         };
@@ -287,7 +287,7 @@ pub(super) struct GraphLookup {
     as_path: Vec<String>,
     max_depth: Option<i64>,
     depth_field: Option<Vec<String>>,
-    restrict: Option<super::super::filter::Filter>,
+    restrict: Option<crate::query::filter::Filter>,
 }
 
 impl GraphLookup {
@@ -352,8 +352,8 @@ impl GraphLookup {
         };
         let max_depth = match spec.get("maxDepth") {
             None => None,
-            Some(v) => match super::super::number::Num::from_bson(v)
-                .and_then(super::super::number::Num::to_i64_exact)
+            Some(v) => match crate::query::number::Num::from_bson(v)
+                .and_then(crate::query::number::Num::to_i64_exact)
             {
                 Some(n) if n >= 0 => Some(n),
                 _ => {
@@ -370,7 +370,7 @@ impl GraphLookup {
         };
         let restrict = match spec.get("restrictSearchWithMatch") {
             None => None,
-            Some(Bson::Document(d)) => Some(super::super::filter::Filter::parse(d)?),
+            Some(Bson::Document(d)) => Some(crate::query::filter::Filter::parse(d)?),
             Some(other) => {
                 return Err(QueryError::new(
                     40185,

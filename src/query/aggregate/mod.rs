@@ -5,7 +5,6 @@ mod densify;
 mod fields;
 mod fill;
 mod group;
-mod limits;
 mod lookup;
 mod output;
 mod sources;
@@ -22,10 +21,10 @@ use super::projection::Projection;
 use super::sort::SortSpec;
 use super::QueryError;
 
-pub(crate) use limits::value_size;
-pub use limits::{
+pub use crate::query::limits::{
     doc_size, Limits, DEFAULT_MAX_PIPELINE_BYTES, MAX_TIME_EXPIRED, MEMORY_LIMIT_EXCEEDED,
 };
+use crate::query::limits::{nesting_exceeds, Keys, MAX_NESTING};
 pub use output::MergeSpec;
 pub use sources::CollectionStats;
 
@@ -115,57 +114,6 @@ const UNSUPPORTED_STAGES: &[&str] = &[
     "$listSearchIndexes",
     "$changeStreamSplitLargeEvent",
 ];
-
-/// The deepest nesting of documents and arrays a pipeline (or a value an
-/// expression computes) may have (MongoDB refuses BSON nested beyond 180
-/// levels in commands).
-pub(crate) const MAX_NESTING: usize = 180;
-
-/// How [`nesting_exceeds`] counts a document's keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Keys {
-    /// A key is one level, dots or not (stored data).
-    Plain,
-    /// A dotted key, and a dotted string, is as many levels as it has parts
-    /// (specifications such as `{"$set": {"a.b.c": 1}}` or `{"as": "a.b.c"}`
-    /// build that nesting; no document is deeper than the limit, so no
-    /// longer field path is of use).
-    Paths,
-}
-
-/// Whether documents and arrays in `values`, each at nesting level `level`,
-/// nest deeper than `limit`, checked without recursion.
-pub(crate) fn nesting_exceeds<'a>(
-    values: impl IntoIterator<Item = &'a Bson>,
-    level: usize,
-    limit: usize,
-    keys: Keys,
-) -> bool {
-    let mut stack: Vec<(&Bson, usize)> = values.into_iter().map(|v| (v, level)).collect();
-    while let Some((v, depth)) = stack.pop() {
-        if depth > limit {
-            return true;
-        }
-        match v {
-            Bson::Document(d) => stack.extend(d.iter().map(|(key, x)| {
-                let parts = match keys {
-                    Keys::Plain => 1,
-                    Keys::Paths => key.split('.').count(),
-                };
-                (x, depth.saturating_add(parts))
-            })),
-            Bson::Array(items) => stack.extend(items.iter().map(|x| (x, depth + 1))),
-            Bson::String(text)
-                if keys == Keys::Paths
-                    && depth.saturating_add(text.split('.').count() - 1) > limit =>
-            {
-                return true;
-            }
-            _ => {}
-        }
-    }
-    false
-}
 
 /// A non-negative integer stage argument (`$skip`, `$limit`, `$sample`'s
 /// size), with MongoDB's messages.

@@ -2,12 +2,12 @@
 
 use bson::{oid::ObjectId, Bson, Document};
 
-use super::super::compare::values_equal;
-use super::super::expr::{type_name, Expr};
-use super::super::path::{get_exact, split};
-use super::super::update::validate_id;
-use super::super::QueryError;
 use super::{eval_in, AggregateContext, Pipeline};
+use crate::query::compare::values_equal;
+use crate::query::expr::{type_name, Expr};
+use crate::query::id::validate_id;
+use crate::query::path::{get_exact, split};
+use crate::query::QueryError;
 
 /// Checks a target collection name the way MongoDB validates namespaces.
 fn valid_name(name: &str) -> Result<String, QueryError> {
@@ -184,7 +184,7 @@ impl MergeSpec {
                         other => {
                             return Err(QueryError::bad_value(format!(
                                 "Enumeration value '{}' for field 'whenNotMatched' is not a valid value.",
-                                super::super::display_value(other)
+                                crate::query::display_value(other)
                             )))
                         }
                     }
@@ -268,7 +268,7 @@ impl MergeSpec {
                             format!(
                                 "$merge failed to update the matching document, did you attempt to modify the _id or the shard key? :: caused by :: E11000 duplicate key error collection: {} index: _id_ dup key: {{ _id: {} }}",
                                 self.into,
-                                super::super::display_value(target[i].get("_id").unwrap_or(&Bson::Null))
+                                crate::query::display_value(target[i].get("_id").unwrap_or(&Bson::Null))
                             ),
                         ))
                     }

@@ -3,10 +3,10 @@
 
 use bson::{Bson, Document};
 
-use super::super::expr::{type_name, Expr, Vars};
-use super::super::QueryError;
-use super::limits::doc_size;
 use super::AggregateContext;
+use crate::query::expr::{type_name, Expr, Vars};
+use crate::query::limits::doc_size;
+use crate::query::QueryError;
 
 /// What `$collStats` reports about the collection a pipeline reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl CollStats {
                 5447000,
                 format!(
                     "$collStats must take a nested object but found: {}",
-                    super::super::display_value(arg)
+                    crate::query::display_value(arg)
                 ),
             ));
         };
@@ -115,7 +115,7 @@ impl CollStats {
                 "storageStats" => {
                     let scale = match section.get("scale") {
                         None => 1.0,
-                        Some(s) => match super::super::number::Num::from_bson(s)
+                        Some(s) => match crate::query::number::Num::from_bson(s)
                             .and_then(|n| n.to_i64_exact())
                         {
                             Some(n) if n >= 1 => n as f64,

@@ -12,16 +12,16 @@ use crate::query::budget;
 
 use bson::{Bson, Document};
 
-use super::super::compare::{canonical_key, compare_values};
-use super::super::expr::{add_units_utc, Expr};
-use super::super::number::Num;
-use super::super::path::{get_exact, split};
-use super::super::sort::SortSpec;
-use super::super::{display_value, QueryError};
 use super::eval_in;
 use super::fields::set_nested;
-use super::limits::Limits;
 use super::window_math;
+use crate::query::compare::{canonical_key, compare_values};
+use crate::query::expr::{add_units_utc, Expr};
+use crate::query::limits::Limits;
+use crate::query::number::Num;
+use crate::query::path::{get_exact, split};
+use crate::query::sort::SortSpec;
+use crate::query::{display_value, QueryError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Bound {
@@ -391,7 +391,7 @@ impl SetWindowFields {
                     5429513,
                     format!(
                         "Invalid range: Expected the sortBy field to be a Date, but it was {}",
-                        super::super::expr::type_name(other.as_ref())
+                        crate::query::expr::type_name(other.as_ref())
                     ),
                 )),
                 (_, false) => Err(QueryError::new(

@@ -3,9 +3,9 @@
 
 use bson::Bson;
 
-use super::super::number::Num;
-use super::super::QueryError;
 use super::type_name;
+use crate::query::number::Num;
+use crate::query::QueryError;
 
 /// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

@@ -3,12 +3,12 @@
 
 use bson::{Bson, Document};
 
-use super::super::compare::compare_values;
-use super::super::number::Num;
-use super::super::sort::SortSpec;
-use super::super::{display_value, QueryError};
 use super::dates::{self, days_from_civil};
 use super::{nullish, type_name, Expr};
+use crate::query::compare::compare_values;
+use crate::query::number::Num;
+use crate::query::sort::SortSpec;
+use crate::query::{display_value, QueryError};
 
 /// Parameter lists: (name, required).
 fn params(op: &str) -> Option<&'static [(&'static str, bool)]> {

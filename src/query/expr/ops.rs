@@ -4,15 +4,15 @@ use std::str::FromStr;
 
 use bson::{Bson, Document};
 
-use super::super::aggregate::value_size;
-use super::super::compare::{canonical_key, values_equal};
-use super::super::number::{self, Num, Overflow};
-use super::super::pattern::Pattern;
-use super::super::{display_value, QueryError};
 use super::{
     add_nums, compare_opt, dates, nullish, too_large, truthy, type_name, Expr, Special,
     MAX_VALUE_BYTES,
 };
+use crate::query::compare::{canonical_key, values_equal};
+use crate::query::limits::value_size;
+use crate::query::number::{self, Num, Overflow};
+use crate::query::pattern::Pattern;
+use crate::query::{display_value, QueryError};
 
 type Val = Option<Bson>;
 
@@ -1092,7 +1092,7 @@ pub fn fold_values(name: &str, list: &[Bson]) -> Bson {
                 best = match best {
                     None => Some(v),
                     Some(b) => {
-                        let o = super::super::compare::compare_values(v, b);
+                        let o = crate::query::compare::compare_values(v, b);
                         if (name == "$max" && o == std::cmp::Ordering::Greater)
                             || (name == "$min" && o == std::cmp::Ordering::Less)
                         {

@@ -2,8 +2,8 @@
 
 use bson::{Bson, Document};
 
-use super::super::path::array_index;
-use super::super::{display_value, QueryError};
+use crate::query::path::array_index;
+use crate::query::{display_value, QueryError};
 
 /// `{a: 1}` the way update errors print an element.
 pub(crate) fn element_text(key: &str, v: &Bson) -> String {
@@ -12,7 +12,7 @@ pub(crate) fn element_text(key: &str, v: &Bson) -> String {
 
 /// The value at a concrete path (array elements by index).
 pub(crate) fn get<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
-    super::super::path::get_exact(doc, path)
+    crate::query::path::get_exact(doc, path)
 }
 
 /// The mutable value at a concrete path.

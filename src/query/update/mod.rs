@@ -16,7 +16,7 @@ use super::pattern::Pattern;
 use super::sort::SortSpec;
 use super::{display_value, QueryError};
 
-pub use modifiers::{check_id_unchanged, validate_id};
+pub use crate::query::id::{check_id_unchanged, validate_id};
 
 /// One segment of an update path.
 #[derive(Debug, Clone, PartialEq, Eq)]

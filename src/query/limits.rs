@@ -1,13 +1,14 @@
-//! Resource bounds of a running pipeline: a memory budget for the stages that
-//! hold documents (`$group`, `$sort`, `$bucketAuto`, `$facet`,
-//! `$setWindowFields`, `$lookup`, `$densify`) and a cooperative deadline
-//! checked while documents stream through the stages.
+//! Limits and sizes shared by expressions and pipeline stages: the memory
+//! budget of the stages that hold documents (`$group`, `$sort`,
+//! `$bucketAuto`, `$facet`, `$setWindowFields`, `$lookup`, `$densify`), a
+//! cooperative deadline checked while documents stream through the stages,
+//! BSON size estimates, and the nesting bound of documents and paths.
 
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document};
 
-use super::super::QueryError;
+use crate::query::QueryError;
 
 /// MongoDB's per-stage memory limit without `allowDiskUse`: 100 MiB.
 pub const DEFAULT_MAX_PIPELINE_BYTES: usize = 100 * 1024 * 1024;
@@ -51,7 +52,7 @@ impl Limits {
     /// Fails with `MaxTimeMSExpired` once the deadline has passed, and when
     /// the request's meter says its deadline passed or it was abandoned.
     pub fn check_time(&self) -> Result<(), QueryError> {
-        super::super::budget::check()?;
+        super::budget::check()?;
         match self.deadline {
             Some(d) if Instant::now() >= d => Err(QueryError::new(
                 MAX_TIME_EXPIRED,
@@ -146,6 +147,57 @@ pub fn value_size(v: &Bson) -> usize {
         Bson::JavaScriptCodeWithScope(c) => 14 + c.code.len() + doc_size(&c.scope),
         Bson::DbPointer(_) => 24,
     }
+}
+
+/// The deepest nesting of documents and arrays a pipeline (or a value an
+/// expression computes) may have (MongoDB refuses BSON nested beyond 180
+/// levels in commands).
+pub const MAX_NESTING: usize = 180;
+
+/// How [`nesting_exceeds`] counts a document's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// A key is one level, dots or not (stored data).
+    Plain,
+    /// A dotted key, and a dotted string, is as many levels as it has parts
+    /// (specifications such as `{"$set": {"a.b.c": 1}}` or `{"as": "a.b.c"}`
+    /// build that nesting; no document is deeper than the limit, so no
+    /// longer field path is of use).
+    Paths,
+}
+
+/// Whether documents and arrays in `values`, each at nesting level `level`,
+/// nest deeper than `limit`, checked without recursion.
+pub fn nesting_exceeds<'a>(
+    values: impl IntoIterator<Item = &'a Bson>,
+    level: usize,
+    limit: usize,
+    keys: Keys,
+) -> bool {
+    let mut stack: Vec<(&Bson, usize)> = values.into_iter().map(|v| (v, level)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        if depth > limit {
+            return true;
+        }
+        match v {
+            Bson::Document(d) => stack.extend(d.iter().map(|(key, x)| {
+                let parts = match keys {
+                    Keys::Plain => 1,
+                    Keys::Paths => key.split('.').count(),
+                };
+                (x, depth.saturating_add(parts))
+            })),
+            Bson::Array(items) => stack.extend(items.iter().map(|x| (x, depth + 1))),
+            Bson::String(text)
+                if keys == Keys::Paths
+                    && depth.saturating_add(text.split('.').count() - 1) > limit =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
-use super::aggregate::{
+use super::budget;
+use super::compare::{canonical_key, compare_values};
+use super::limits::{
     nesting_exceeds, value_size, Keys, DEFAULT_MAX_PIPELINE_BYTES, MAX_NESTING,
     MEMORY_LIMIT_EXCEEDED,
 };
-use super::budget;
-use super::compare::{canonical_key, compare_values};
 use super::number::{self, Num, Overflow};
 use super::path::{expr_get, expr_get_doc};
 use super::QueryError;
