@@ -110,7 +110,6 @@ mod enforce {
             &self,
             principal: &Principal,
             parts: &Parts,
-            action: &str,
             request: &mut ActionRequest,
         ) -> Result<Authorization, ApiError> {
             let (guard, post_image, hides_fields) = match &self.rules {
@@ -118,7 +117,11 @@ mod enforce {
                     let user = super::context::user_document(principal);
                     // Built only for rules that read it (it copies the headers).
                     let request_doc = if rules.needs_request() {
-                        super::context::request_document(parts, action, &request.data_source)
+                        super::context::request_document(
+                            parts,
+                            request.action(),
+                            &request.data_source,
+                        )
                     } else {
                         Document::new()
                     };
@@ -194,7 +197,6 @@ mod disabled {
             &self,
             _principal: &Principal,
             _parts: &Parts,
-            _action: &str,
             _request: &mut ActionRequest,
         ) -> Result<Authorization, ApiError> {
             Ok(Authorization {
