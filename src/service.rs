@@ -158,22 +158,11 @@ impl Inner {
         let started = Instant::now();
         let request_id = ObjectId::new().to_hex();
         let mut trace = Trace {
-            log: RequestLog {
-                request_id: request_id.clone(),
-                started_at: SystemTime::now(),
-                duration: Default::default(),
-                method: request.method().to_string(),
-                action: None,
-                principal_id: None,
-                principal_name: None,
-                data_source: None,
-                database: None,
-                collection: None,
-                status: 0,
-                error_code: None,
-                error: None,
-                documents: None,
-            },
+            log: RequestLog::new(
+                request_id.clone(),
+                request.method().as_str(),
+                SystemTime::now(),
+            ),
             format: self.response_format(request.headers()),
         };
         let origin = request.headers().get(http::header::ORIGIN).cloned();

@@ -40,7 +40,10 @@ pub struct BackendError {
 }
 
 /// Classes of backend failure.
+///
+/// Non-exhaustive: new classes may be added, so a `match` needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendErrorKind {
     /// The request is wrong for MongoDB: bad operator, bad update, bad pipeline,
     /// immutable `_id`, a value of the wrong type (HTTP 400).

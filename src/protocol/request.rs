@@ -430,6 +430,17 @@ mod tests {
     }
 
     #[test]
+    fn decoded_requests_carry_their_action() {
+        let json = r#"{"dataSource":"s","database":"d","collection":"c","filter":{},
+            "document":{},"documents":[{}],"update":{"$set":{"a":1}},"replacement":{},
+            "pipeline":[]}"#;
+        for action in Action::ALL {
+            let request = decode(action, body(json), LIMITS).unwrap();
+            assert_eq!(request.action(), action);
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_and_pipelines_accepted() {
         let req = decode(
             Action::UpdateMany,

@@ -67,6 +67,7 @@ impl MemoryBackend {
     /// `$bucketAuto`, `$facet`, `$setWindowFields`, `$lookup`, …) may hold.
     /// A pipeline that needs more fails with error code 292, as MongoDB does
     /// without `allowDiskUse`. The default is 100 MiB, MongoDB's per-stage limit.
+    #[must_use]
     pub fn with_max_pipeline_bytes(mut self, bytes: usize) -> Self {
         self.max_pipeline_bytes = bytes;
         self
@@ -78,6 +79,7 @@ impl MemoryBackend {
     /// pipeline checks this budget as documents flow and fails with a
     /// [`BackendErrorKind::Timeout`](crate::backend::BackendErrorKind::Timeout)
     /// error (MongoDB's `MaxTimeMSExpired`) when it runs out.
+    #[must_use]
     pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
         self.max_time = max_time;
         self
