@@ -75,6 +75,7 @@ impl std::error::Error for BuildError {}
 
 /// Configures a Data API. Every setter takes and returns the builder;
 /// [`build`](Self::build) checks the whole configuration.
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct DataApiBuilder {
     app_id: String,
     versions: Vec<Version>,

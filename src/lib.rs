@@ -46,6 +46,7 @@
 //! | `warp`    | `adapters::warp`, mounting the service as a warp filter |
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod adapters;
 pub mod auth;
 pub mod backend;
@@ -65,16 +66,17 @@ pub mod rules;
 pub mod server;
 mod service;
 
+pub use action::{Action, ActionRequest, Command, Namespace, Reply};
 #[cfg(feature = "memory")]
 pub use backend::MemoryBackend;
-pub use backend::{Backend, BackendError, BackendErrorKind, Namespace};
+pub use backend::{Backend, BackendError, BackendErrorKind};
 #[cfg(feature = "mongodb")]
 pub use backend::{MongoBackend, MongoBackendOptions};
 pub use builder::{BuildError, DataApi, DataApiBuilder};
 pub use cors::AllowedOrigins;
 pub use layer::{DataApiFuture, DataApiLayer, DataApiMiddleware, EitherBody};
 pub use limits::Limits;
-pub use protocol::{ActionRequest, ApiError, Command, ErrorCode, Format, Reply, ResponseBody};
-pub use route::{Action, Version};
+pub use protocol::{ApiError, ErrorCode, Format, ResponseBody};
+pub use route::Version;
 pub use rules::AccessLevel;
 pub use service::DataApiService;

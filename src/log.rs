@@ -8,7 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// What happened to one request.
+///
+/// Non-exhaustive: new fields may be added; build one with
+/// [`RequestLog::new`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RequestLog {
     /// The request id (24 hex digits), also sent as `X-Request-Id` and in error links.
     pub request_id: String,
@@ -38,6 +42,34 @@ pub struct RequestLog {
     pub error: Option<String>,
     /// Documents returned (reads) or affected (writes).
     pub documents: Option<u64>,
+}
+
+impl RequestLog {
+    /// The entry of a request that just arrived: everything the pipeline
+    /// learns later (action, principal, namespace, status, error, count)
+    /// starts empty, with `duration` and `status` zero.
+    pub fn new(
+        request_id: impl Into<String>,
+        method: impl Into<String>,
+        started_at: SystemTime,
+    ) -> Self {
+        Self {
+            request_id: request_id.into(),
+            started_at,
+            duration: Duration::ZERO,
+            method: method.into(),
+            action: None,
+            principal_id: None,
+            principal_name: None,
+            data_source: None,
+            database: None,
+            collection: None,
+            status: 0,
+            error_code: None,
+            error: None,
+            documents: None,
+        }
+    }
 }
 
 /// Receives request logs.

@@ -46,92 +46,6 @@ impl fmt::Display for Version {
     }
 }
 
-/// The ten Data API actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum Action {
-    FindOne,
-    Find,
-    InsertOne,
-    InsertMany,
-    UpdateOne,
-    UpdateMany,
-    ReplaceOne,
-    DeleteOne,
-    DeleteMany,
-    Aggregate,
-}
-
-impl Action {
-    /// Every action, in the order the documentation lists them.
-    pub const ALL: [Action; 10] = [
-        Action::FindOne,
-        Action::Find,
-        Action::InsertOne,
-        Action::InsertMany,
-        Action::UpdateOne,
-        Action::UpdateMany,
-        Action::ReplaceOne,
-        Action::DeleteOne,
-        Action::DeleteMany,
-        Action::Aggregate,
-    ];
-
-    /// The action's name in URLs (case-sensitive camelCase).
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::FindOne => "findOne",
-            Action::Find => "find",
-            Action::InsertOne => "insertOne",
-            Action::InsertMany => "insertMany",
-            Action::UpdateOne => "updateOne",
-            Action::UpdateMany => "updateMany",
-            Action::ReplaceOne => "replaceOne",
-            Action::DeleteOne => "deleteOne",
-            Action::DeleteMany => "deleteMany",
-            Action::Aggregate => "aggregate",
-        }
-    }
-
-    /// Whether the action always writes (`aggregate` writes only with `$out`/`$merge`).
-    pub fn is_write(self) -> bool {
-        !matches!(self, Action::FindOne | Action::Find | Action::Aggregate)
-    }
-
-    /// How error messages name what failed, e.g. "insert document".
-    pub(crate) fn verb(self) -> &'static str {
-        match self {
-            Action::FindOne => "find document",
-            Action::Find => "find documents",
-            Action::InsertOne => "insert document",
-            Action::InsertMany => "insert documents",
-            Action::UpdateOne => "update document",
-            Action::UpdateMany => "update documents",
-            Action::ReplaceOne => "replace document",
-            Action::DeleteOne => "delete document",
-            Action::DeleteMany => "delete documents",
-            Action::Aggregate => "aggregate",
-        }
-    }
-}
-
-impl FromStr for Action {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Action::ALL
-            .into_iter()
-            .find(|action| action.name() == s)
-            .ok_or(())
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// A request path the Data API answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route<'a> {
@@ -288,14 +202,5 @@ mod tests {
             assert_eq!(Route::recognize(other), None, "{other}");
         }
         assert_eq!(ClientRoute::Session.name(), "auth/session");
-    }
-
-    #[test]
-    fn action_names_are_case_sensitive() {
-        assert_eq!("findOne".parse(), Ok(Action::FindOne));
-        assert_eq!("findone".parse::<Action>(), Err(()));
-        for action in Action::ALL {
-            assert_eq!(action.name().parse(), Ok(action));
-        }
     }
 }

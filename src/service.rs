@@ -17,16 +17,17 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use tokio::sync::Semaphore;
 
+use crate::action::{execute, Action, ActionRequest, Reply};
 use crate::auth::{Authentication, ClientReply, Principal};
-use crate::backend::{Backend, CheckedWrite, RequestContext, WriteCheck};
+use crate::backend::{Backend, RequestContext};
 use crate::cors::{Cors, CorsCheck};
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
 use crate::protocol::{
-    decode, empty_response, error_response, parse_body, response, ActionRequest, ApiError, Command,
-    ErrorCode, FindLimits, Format, Reply, ResponseBody,
+    decode, empty_response, error_response, parse_body, response, ApiError, ErrorCode, FindLimits,
+    Format, ResponseBody,
 };
-use crate::route::{Action, ClientRoute, Route, Version};
+use crate::route::{ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
 use crate::Limits;
 
@@ -157,22 +158,11 @@ impl Inner {
         let started = Instant::now();
         let request_id = ObjectId::new().to_hex();
         let mut trace = Trace {
-            log: RequestLog {
-                request_id: request_id.clone(),
-                started_at: SystemTime::now(),
-                duration: Default::default(),
-                method: request.method().to_string(),
-                action: None,
-                principal_id: None,
-                principal_name: None,
-                data_source: None,
-                database: None,
-                collection: None,
-                status: 0,
-                error_code: None,
-                error: None,
-                documents: None,
-            },
+            log: RequestLog::new(
+                request_id.clone(),
+                request.method().as_str(),
+                SystemTime::now(),
+            ),
             format: self.response_format(request.headers()),
         };
         let origin = request.headers().get(http::header::ORIGIN).cloned();
@@ -289,10 +279,7 @@ impl Inner {
             trace.record_request(&request);
             let source = self.data_source(&request.data_source)?;
             check_access(source.access, &request.namespace, &request.command)?;
-            let authorization =
-                source
-                    .rules
-                    .authorize(&principal, &parts, action.name(), &mut request)?;
+            let authorization = source.rules.authorize(&principal, &parts, &mut request)?;
             let reply = execute(
                 source.backend.as_ref(),
                 request,
@@ -379,49 +366,6 @@ impl Trace {
         self.log.database = Some(request.namespace.database.clone());
         self.log.collection = Some(request.namespace.collection.clone());
     }
-}
-
-/// Runs a decoded request on its backend; updates and replacements with a
-/// `check` run through [`Backend::write_checked`].
-async fn execute(
-    backend: &dyn Backend,
-    request: ActionRequest,
-    check: Option<&dyn WriteCheck>,
-) -> Result<Reply, crate::backend::BackendError> {
-    let ns = &request.namespace;
-    Ok(match (request.command, check) {
-        (Command::FindOne(query), _) => Reply::Document(backend.find_one(ns, query).await?),
-        (Command::Find(query), _) => Reply::Documents(backend.find(ns, query).await?),
-        (Command::InsertOne(document), _) => {
-            Reply::InsertedId(backend.insert_one(ns, document).await?)
-        }
-        (Command::InsertMany(documents), _) => {
-            Reply::InsertedIds(backend.insert_many(ns, documents).await?)
-        }
-        (Command::UpdateOne(query), None) => Reply::Updated(backend.update_one(ns, query).await?),
-        (Command::UpdateMany(query), None) => Reply::Updated(backend.update_many(ns, query).await?),
-        (Command::ReplaceOne(query), None) => Reply::Updated(backend.replace_one(ns, query).await?),
-        (Command::UpdateOne(query), Some(check)) => Reply::Updated(
-            backend
-                .write_checked(ns, CheckedWrite::UpdateOne(query), check)
-                .await?,
-        ),
-        (Command::UpdateMany(query), Some(check)) => Reply::Updated(
-            backend
-                .write_checked(ns, CheckedWrite::UpdateMany(query), check)
-                .await?,
-        ),
-        (Command::ReplaceOne(query), Some(check)) => Reply::Updated(
-            backend
-                .write_checked(ns, CheckedWrite::ReplaceOne(query), check)
-                .await?,
-        ),
-        (Command::DeleteOne(filter), _) => Reply::Deleted(backend.delete_one(ns, filter).await?),
-        (Command::DeleteMany(filter), _) => Reply::Deleted(backend.delete_many(ns, filter).await?),
-        (Command::Aggregate(pipeline), _) => {
-            Reply::Documents(backend.aggregate(ns, pipeline).await?)
-        }
-    })
 }
 
 #[cfg(test)]

@@ -140,13 +140,7 @@ fn main() {
         let id = rng.next_below(DOCS);
         async move {
             let found = backend
-                .find_one(
-                    ns,
-                    FindOneQuery {
-                        filter: doc! { "_id": id },
-                        ..FindOneQuery::default()
-                    },
-                )
+                .find_one(ns, FindOneQuery::new(doc! { "_id": id }))
                 .await
                 .expect("findOne");
             black_box(found.expect("present"));
@@ -182,14 +176,7 @@ fn main() {
             let filter = filter.clone();
             async move {
                 let out = backend
-                    .find(
-                        ns,
-                        FindQuery {
-                            filter,
-                            limit: 50_000,
-                            ..FindQuery::default()
-                        },
-                    )
+                    .find(ns, FindQuery::new(filter).with_limit(50_000))
                     .await
                     .expect("find");
                 black_box(out);
@@ -228,15 +215,7 @@ fn main() {
             let (filter, sort) = (filter.clone(), sort.clone());
             async move {
                 let out = backend
-                    .find(
-                        ns,
-                        FindQuery {
-                            filter,
-                            sort: Some(sort),
-                            limit: 10,
-                            ..FindQuery::default()
-                        },
-                    )
+                    .find(ns, FindQuery::new(filter).with_sort(sort).with_limit(10))
                     .await
                     .expect("sorted find");
                 assert_eq!(out.len(), 10);
@@ -274,14 +253,10 @@ fn main() {
                 let outcome = backend
                     .update_one(
                         ns,
-                        UpdateQuery {
-                            filter: doc! { "_id": id },
-                            update: UpdateModifications::Operators(
-                                doc! { "$inc": { "visits": 1 } },
-                            ),
-                            upsert: false,
-                            array_filters: None,
-                        },
+                        UpdateQuery::new(
+                            doc! { "_id": id },
+                            UpdateModifications::Operators(doc! { "$inc": { "visits": 1 } }),
+                        ),
                     )
                     .await
                     .expect("updateOne");
@@ -308,12 +283,10 @@ fn main() {
             let outcome = backend
                 .update_many(
                     ns,
-                    UpdateQuery {
-                        filter: doc! { "group": (i % 10) as i32 },
-                        update: UpdateModifications::Operators(doc! { "$inc": { "n": 1 } }),
-                        upsert: false,
-                        array_filters: None,
-                    },
+                    UpdateQuery::new(
+                        doc! { "group": (i % 10) as i32 },
+                        UpdateModifications::Operators(doc! { "$inc": { "n": 1 } }),
+                    ),
                 )
                 .await
                 .expect("updateMany");

@@ -1103,11 +1103,9 @@ impl Run {
     }
 
     async fn all(&self, ns: &Namespace) -> (Vec<Document>, Vec<Document>) {
-        let q = FindQuery {
-            sort: Some(doc! { "_id": 1 }),
-            limit: 10_000,
-            ..FindQuery::default()
-        };
+        let q = FindQuery::new(doc! {})
+            .with_sort(doc! { "_id": 1 })
+            .with_limit(10_000);
         let m = self
             .memory
             .find(ns, q.clone())
@@ -1140,13 +1138,9 @@ impl Run {
         } else {
             (0, 1000)
         };
-        let query = FindQuery {
-            filter,
-            projection,
-            sort: sort.map(|(s, _)| s),
-            skip,
-            limit,
-        };
+        let mut query = FindQuery::new(filter).with_skip(skip).with_limit(limit);
+        query.projection = projection;
+        query.sort = sort.map(|(s, _)| s);
         self.count(&fam);
         let m = self.memory.find(ns, query.clone()).await;
         let p = self.peer.find(ns, query.clone()).await;
@@ -1225,13 +1219,7 @@ impl Run {
         let invalid = fam.invalid;
         let before = self
             .memory
-            .find(
-                ns,
-                FindQuery {
-                    limit: 10_000,
-                    ..FindQuery::default()
-                },
-            )
+            .find(ns, FindQuery::new(doc! {}).with_limit(10_000))
             .await
             .expect("memory find all");
         let (m, p) = if many {
@@ -1538,12 +1526,8 @@ async fn engine_and_peer_agree_on_generated_cases() {
             let mut fam = Families::default();
             let id = rng.below(DOCS_PER_COLLECTION) as i32;
             let (update, current_date) = update_document(&mut rng, &mut fam);
-            let query = UpdateQuery {
-                filter: doc! { "_id": id },
-                update: UpdateModifications::Operators(update),
-                upsert: false,
-                array_filters: None,
-            };
+            let query =
+                UpdateQuery::new(doc! { "_id": id }, UpdateModifications::Operators(update));
             run.update_case(&ns, round, case, fam, query, false, current_date)
                 .await;
             case += 1;
@@ -1553,12 +1537,7 @@ async fn engine_and_peer_agree_on_generated_cases() {
             let filter = filter(&mut rng, &mut fam, 1);
             fam.add("updateMany");
             let (update, current_date) = update_document(&mut rng, &mut fam);
-            let query = UpdateQuery {
-                filter,
-                update: UpdateModifications::Operators(update),
-                upsert: false,
-                array_filters: None,
-            };
+            let query = UpdateQuery::new(filter, UpdateModifications::Operators(update));
             run.update_case(&ns, round, case, fam, query, true, current_date)
                 .await;
             case += 1;
@@ -1588,12 +1567,8 @@ async fn engine_and_peer_agree_on_generated_cases() {
                 filter.insert(path, cond);
             }
             let (update, current_date) = update_document(&mut rng, &mut fam);
-            let query = UpdateQuery {
-                filter,
-                update: UpdateModifications::Operators(update),
-                upsert: true,
-                array_filters: None,
-            };
+            let query =
+                UpdateQuery::new(filter, UpdateModifications::Operators(update)).with_upsert(true);
             run.update_case(&ns, round, case, fam, query, false, current_date)
                 .await;
             case += 1;

@@ -54,11 +54,9 @@ impl Peer {
         self.backend
             .find(
                 ns,
-                FindQuery {
-                    sort: Some(doc! { "_id": 1 }),
-                    limit: 1000,
-                    ..FindQuery::default()
-                },
+                FindQuery::new(doc! {})
+                    .with_sort(doc! { "_id": 1 })
+                    .with_limit(1000),
             )
             .await
             .expect("find all")
@@ -67,13 +65,7 @@ impl Peer {
     /// The document with `_id` `id`, if any.
     async fn by_id(&self, id: Bson) -> Option<Document> {
         self.backend
-            .find_one(
-                &self.ns,
-                FindOneQuery {
-                    filter: doc! { "_id": id },
-                    ..FindOneQuery::default()
-                },
-            )
+            .find_one(&self.ns, FindOneQuery::new(doc! { "_id": id }))
             .await
             .expect("findOne by _id")
     }
@@ -115,12 +107,7 @@ fn operators(update: Document) -> UpdateModifications {
 }
 
 fn update(filter: Document, update: UpdateModifications, upsert: bool) -> UpdateQuery {
-    UpdateQuery {
-        filter,
-        update,
-        upsert,
-        array_filters: None,
-    }
+    UpdateQuery::new(filter, update).with_upsert(upsert)
 }
 
 #[tokio::test]
@@ -161,11 +148,9 @@ async fn find_one_applies_filter_projection_and_sort() {
         .backend
         .find_one(
             &peer.ns,
-            FindOneQuery {
-                filter: doc! { "kind": "x" },
-                projection: Some(doc! { "n": 1 }),
-                sort: Some(doc! { "n": -1 }),
-            },
+            FindOneQuery::new(doc! { "kind": "x" })
+                .with_projection(doc! { "n": 1 })
+                .with_sort(doc! { "n": -1 }),
         )
         .await
         .expect("findOne");
@@ -173,13 +158,7 @@ async fn find_one_applies_filter_projection_and_sort() {
 
     let none = peer
         .backend
-        .find_one(
-            &peer.ns,
-            FindOneQuery {
-                filter: doc! { "kind": "z" },
-                ..FindOneQuery::default()
-            },
-        )
+        .find_one(&peer.ns, FindOneQuery::new(doc! { "kind": "z" }))
         .await
         .expect("findOne without a match");
     assert_eq!(none, None);
@@ -201,13 +180,11 @@ async fn find_applies_sort_skip_limit_and_projection() {
         .backend
         .find(
             &peer.ns,
-            FindQuery {
-                filter: doc! { "n": { "$gte": 1 } },
-                projection: Some(doc! { "extra": 0 }),
-                sort: Some(doc! { "n": -1, "_id": 1 }),
-                skip: 1,
-                limit: 3,
-            },
+            FindQuery::new(doc! { "n": { "$gte": 1 } })
+                .with_projection(doc! { "extra": 0 })
+                .with_sort(doc! { "n": -1, "_id": 1 })
+                .with_skip(1)
+                .with_limit(3),
         )
         .await
         .expect("find");
@@ -234,11 +211,9 @@ async fn find_collects_more_than_one_batch() {
         .backend
         .find(
             &peer.ns,
-            FindQuery {
-                sort: Some(doc! { "_id": 1 }),
-                limit: 240,
-                ..FindQuery::default()
-            },
+            FindQuery::new(doc! {})
+                .with_sort(doc! { "_id": 1 })
+                .with_limit(240),
         )
         .await
         .expect("find");
@@ -451,12 +426,11 @@ async fn update_with_array_filters() {
         .backend
         .update_one(
             &peer.ns,
-            UpdateQuery {
-                filter: doc! { "_id": 1 },
-                update: operators(doc! { "$set": { "grades.$[high]": 100 } }),
-                upsert: false,
-                array_filters: Some(vec![doc! { "high": { "$gte": 90 } }]),
-            },
+            UpdateQuery::new(
+                doc! { "_id": 1 },
+                operators(doc! { "$set": { "grades.$[high]": 100 } }),
+            )
+            .with_array_filters(vec![doc! { "high": { "$gte": 90 } }]),
         )
         .await
         .expect("arrayFilters update");
@@ -478,11 +452,7 @@ async fn replace_one_and_upsert() {
         .backend
         .replace_one(
             &peer.ns,
-            ReplaceQuery {
-                filter: doc! { "a": 1 },
-                replacement: doc! { "c": 3 },
-                upsert: false,
-            },
+            ReplaceQuery::new(doc! { "a": 1 }, doc! { "c": 3 }),
         )
         .await
         .expect("replaceOne");
@@ -493,11 +463,7 @@ async fn replace_one_and_upsert() {
         .backend
         .replace_one(
             &peer.ns,
-            ReplaceQuery {
-                filter: doc! { "_id": 2 },
-                replacement: doc! { "d": 4 },
-                upsert: true,
-            },
+            ReplaceQuery::new(doc! { "_id": 2 }, doc! { "d": 4 }).with_upsert(true),
         )
         .await
         .expect("replaceOne upsert");
@@ -607,11 +573,7 @@ async fn request_errors_are_invalid_requests() {
     let err = backend
         .find(
             ns,
-            FindQuery {
-                filter: doc! { "a": { "$bogus": 1 } },
-                limit: 10,
-                ..FindQuery::default()
-            },
+            FindQuery::new(doc! { "a": { "$bogus": 1 } }).with_limit(10),
         )
         .await
         .expect_err("unknown query operator");
@@ -639,11 +601,7 @@ async fn request_errors_are_invalid_requests() {
     let err = backend
         .replace_one(
             ns,
-            ReplaceQuery {
-                filter: doc! { "_id": 1 },
-                replacement: doc! { "$set": { "a": 1 } },
-                upsert: false,
-            },
+            ReplaceQuery::new(doc! { "_id": 1 }, doc! { "$set": { "a": 1 } }),
         )
         .await
         .expect_err("replacement with operators");
@@ -780,13 +738,7 @@ async fn unencodable_documents_are_invalid_requests() {
     nul_key.insert("a\0b", 1);
     let err = peer
         .backend
-        .find_one(
-            &peer.ns,
-            FindOneQuery {
-                filter: nul_key.clone(),
-                ..FindOneQuery::default()
-            },
-        )
+        .find_one(&peer.ns, FindOneQuery::new(nul_key.clone()))
         .await
         .expect_err("a NUL byte in a field name");
     assert_eq!(err.kind, BackendErrorKind::InvalidRequest, "{err:?}");
@@ -805,11 +757,7 @@ async fn unencodable_documents_are_invalid_requests() {
         .backend
         .find(
             &peer.ns,
-            FindQuery {
-                skip: u64::MAX,
-                limit: 10,
-                ..FindQuery::default()
-            },
+            FindQuery::new(doc! {}).with_skip(u64::MAX).with_limit(10),
         )
         .await
         .expect("a huge skip");
@@ -934,11 +882,9 @@ async fn checked_writes(backend: &dyn Backend, ns: &Namespace) {
         backend
             .find(
                 ns,
-                FindQuery {
-                    sort: Some(doc! {"_id": 1}),
-                    limit: 100,
-                    ..FindQuery::default()
-                },
+                FindQuery::new(doc! {})
+                    .with_sort(doc! {"_id": 1})
+                    .with_limit(100),
             )
             .await
             .expect("find")
@@ -991,11 +937,10 @@ async fn checked_writes(backend: &dyn Backend, ns: &Namespace) {
         .write_checked(ns, one, &check)
         .await
         .expect("updateOne");
-    let replace = CheckedWrite::ReplaceOne(ReplaceQuery {
-        filter: doc! {"_id": 2},
-        replacement: doc! {"n": 7, "tag": "r"},
-        upsert: false,
-    });
+    let replace = CheckedWrite::ReplaceOne(ReplaceQuery::new(
+        doc! {"_id": 2},
+        doc! {"n": 7, "tag": "r"},
+    ));
     backend
         .write_checked(ns, replace, &check)
         .await
@@ -1029,11 +974,7 @@ async fn checked_writes(backend: &dyn Backend, ns: &Namespace) {
         true,
     ));
     assert!(backend.write_checked(ns, upsert, &check).await.is_err());
-    let replace = CheckedWrite::ReplaceOne(ReplaceQuery {
-        filter: doc! {"_id": 1},
-        replacement: doc! {"n": -5},
-        upsert: false,
-    });
+    let replace = CheckedWrite::ReplaceOne(ReplaceQuery::new(doc! {"_id": 1}, doc! {"n": -5}));
     assert!(backend.write_checked(ns, replace, &check).await.is_err());
     assert_eq!(
         all().await,

@@ -140,6 +140,7 @@ impl JwtProvider {
 
     /// Accepts HS256 tokens signed with this shared secret (32–512 characters
     /// of `[A-Za-z0-9_-]`, as App Services required).
+    #[must_use]
     pub fn hs256_secret(mut self, secret: impl Into<Secret>) -> Self {
         let secret = secret.into();
         let text = secret.expose();
@@ -161,6 +162,7 @@ impl JwtProvider {
 
     /// Accepts RS256 tokens signed by the private half of this PEM public key;
     /// `kid`, when given, must match the token header's.
+    #[must_use]
     pub fn rs256_public_key_pem(mut self, kid: Option<&str>, pem: &str) -> Self {
         match DecodingKey::from_rsa_pem(pem.as_bytes()) {
             Ok(key) => self.keys.push(Key::Rsa {
@@ -176,6 +178,7 @@ impl JwtProvider {
 
     /// Accepts RS256 tokens signed by the RSA keys of a JWK set (JSON text);
     /// every key needs a `kid`.
+    #[must_use]
     pub fn jwk_set(mut self, json: &str) -> Self {
         let set: JwkSet = match serde_json::from_str(json) {
             Ok(set) => set,
@@ -198,6 +201,7 @@ impl JwtProvider {
     }
 
     /// Accepted audiences instead of the app id.
+    #[must_use]
     pub fn audience<S: Into<String>>(mut self, audiences: impl IntoIterator<Item = S>) -> Self {
         self.audiences = audiences.into_iter().map(Into::into).collect();
         self
@@ -205,12 +209,14 @@ impl JwtProvider {
 
     /// With an audience list: `true` requires the token to name every listed
     /// audience, `false` (the default) any one of them.
+    #[must_use]
     pub fn require_all_audiences(mut self, all: bool) -> Self {
         self.require_all = all;
         self
     }
 
     /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
+    #[must_use]
     pub fn leeway_secs(mut self, secs: u64) -> Self {
         self.leeway_secs = secs;
         self.hs256.leeway = secs;
@@ -219,6 +225,7 @@ impl JwtProvider {
     }
 
     /// Copies the payload field at `path` into the user's data as `field_name`.
+    #[must_use]
     pub fn metadata_field(mut self, path: &str, field_name: &str, required: bool) -> Self {
         let segments = split_path(path);
         let field_name = if field_name.is_empty() {

@@ -87,6 +87,7 @@ impl MemoryKeyStore {
     }
 
     /// Adds a key by its plain value (only its digest is kept).
+    #[must_use]
     pub fn with_key(self, name: impl Into<String>, key: impl AsRef<str>) -> Self {
         let digest = Sha256::digest(key.as_ref().as_bytes()).into();
         self.with_digest(name.into(), digest)

@@ -108,24 +108,28 @@ impl Principal {
     }
 
     /// Sets the human name.
+    #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the user data (`%%user.data`).
+    #[must_use]
     pub fn with_data(mut self, data: Document) -> Self {
         self.data = data;
         self
     }
 
     /// Sets the custom user data (`%%user.custom_data`).
+    #[must_use]
     pub fn with_custom_data(mut self, custom_data: Document) -> Self {
         self.custom_data = custom_data;
         self
     }
 
     /// Replaces the identities with one identity `id` of `provider_type`.
+    #[must_use]
     pub fn with_identity(
         mut self,
         id: impl Into<String>,

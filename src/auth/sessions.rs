@@ -90,6 +90,7 @@ impl MemorySessionStore {
     }
 
     /// Changes the caps (each at least 1): total sessions and sessions per user.
+    #[must_use]
     pub fn with_limits(mut self, max_sessions: usize, max_per_user: usize) -> Self {
         self.max_sessions = max_sessions.max(1);
         self.max_per_user = max_per_user.max(1);
@@ -220,18 +221,21 @@ impl SessionSettings {
     /// the others only verify (for rotation). Without any key, a random one
     /// is made at start-up: tokens then die with the process and are not
     /// shared between instances.
+    #[must_use]
     pub fn signing_key(mut self, kid: impl Into<String>, key: impl Into<Secret>) -> Self {
         self.keys.push((kid.into(), key.into()));
         self
     }
 
     /// Access-token lifetime (default 30 minutes).
+    #[must_use]
     pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.access_ttl = lifetime;
         self
     }
 
     /// Refresh-token lifetime (default 60 days).
+    #[must_use]
     pub fn refresh_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.refresh_ttl = lifetime;
         self

@@ -23,106 +23,14 @@ mod memory;
 mod mongo;
 
 pub use context::RequestContext;
+pub use crate::action::{
+    FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateModifications, UpdateOutcome,
+    UpdateQuery,
+};
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
 #[cfg(feature = "mongodb")]
 pub use mongo::{MongoBackend, MongoBackendOptions};
-
-/// A database and collection inside one data source.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Namespace {
-    /// The database name, as sent in the request's `database` field.
-    pub database: String,
-    /// The collection name, as sent in the request's `collection` field.
-    pub collection: String,
-}
-
-impl Namespace {
-    /// A namespace from its two names.
-    pub fn new(database: impl Into<String>, collection: impl Into<String>) -> Self {
-        Self {
-            database: database.into(),
-            collection: collection.into(),
-        }
-    }
-}
-
-impl fmt::Display for Namespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.database, self.collection)
-    }
-}
-
-/// The arguments of `findOne`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FindOneQuery {
-    /// Query filter; `{}` matches every document.
-    pub filter: Document,
-    /// Projection; `None` returns whole documents.
-    pub projection: Option<Document>,
-    /// Sort order applied before the first document is taken (an extension:
-    /// clients such as `@taskless/mongo-data-api` send it).
-    pub sort: Option<Document>,
-}
-
-/// The arguments of `find`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FindQuery {
-    /// Query filter; `{}` matches every document.
-    pub filter: Document,
-    /// Projection; `None` returns whole documents.
-    pub projection: Option<Document>,
-    /// Sort specification; `None` keeps natural order.
-    pub sort: Option<Document>,
-    /// Documents to skip before returning any.
-    pub skip: u64,
-    /// Most documents to return (the service always sets one, 1 to 50,000).
-    pub limit: u64,
-}
-
-/// What an update changes: an operator document or an aggregation pipeline.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UpdateModifications {
-    /// `{"$set": {...}, "$inc": {...}}`.
-    Operators(Document),
-    /// `[{"$set": {...}}, {"$unset": "x"}]` (pipeline-style update).
-    Pipeline(Vec<Document>),
-}
-
-/// The arguments of `updateOne` and `updateMany`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpdateQuery {
-    /// Which documents to update.
-    pub filter: Document,
-    /// The change to apply.
-    pub update: UpdateModifications,
-    /// Insert a document built from the filter and the update when none matches.
-    pub upsert: bool,
-    /// Identifiers for `$[<id>]` positional updates (extension field `arrayFilters`).
-    pub array_filters: Option<Vec<Document>>,
-}
-
-/// The arguments of `replaceOne`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplaceQuery {
-    /// Which document to replace.
-    pub filter: Document,
-    /// The new document (its `_id`, if any, must equal the old one's).
-    pub replacement: Document,
-    /// Insert the replacement when no document matches.
-    pub upsert: bool,
-}
-
-/// The result of `updateOne`, `updateMany` and `replaceOne`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UpdateOutcome {
-    /// Documents the filter matched.
-    pub matched_count: u64,
-    /// Documents actually changed.
-    pub modified_count: u64,
-    /// The `_id` of the document an upsert inserted, if it inserted one.
-    pub upserted_id: Option<Bson>,
-}
 
 /// What went wrong inside a backend; the service turns it into an HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +42,10 @@ pub struct BackendError {
 }
 
 /// Classes of backend failure.
+///
+/// Non-exhaustive: new classes may be added, so a `match` needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendErrorKind {
     /// The request is wrong for MongoDB: bad operator, bad update, bad pipeline,
     /// immutable `_id`, a value of the wrong type (HTTP 400).

@@ -235,6 +235,7 @@ impl ApiError {
     }
 
     /// Adds a response header (such as `Allow` or `Retry-After`).
+    #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.header = Some((name, value));
         self

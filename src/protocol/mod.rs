@@ -1,4 +1,6 @@
-//! The wire format: request decoding, response encoding, Extended JSON and errors.
+//! The wire format, a pure codec: request bytes → a typed
+//! [`ActionRequest`](crate::ActionRequest), a [`Reply`](crate::Reply) →
+//! response bytes, Extended JSON and errors.
 
 mod ejson;
 mod error;
@@ -9,6 +11,9 @@ mod response;
 pub use error::{ApiError, ErrorCode};
 pub use format::Format;
 pub(crate) use request::{decode, parse_body, FindLimits};
-pub use request::{ActionRequest, Command};
+pub use response::ResponseBody;
 pub(crate) use response::{empty_response, error_response, response};
-pub use response::{Reply, ResponseBody};
+
+// The action types moved to `crate::action`; the rules modules still import
+// them from here (to be dropped once the rules split has landed).
+pub(crate) use crate::action::{ActionRequest, Command, Reply};

@@ -7,11 +7,11 @@
 
 use bson::{Bson, Document};
 
-use crate::backend::{
-    FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateModifications, UpdateQuery,
+use crate::action::{
+    Action, ActionRequest, Command, FindOneQuery, FindQuery, Namespace, ReplaceQuery,
+    UpdateModifications, UpdateQuery,
 };
 use crate::protocol::ApiError;
-use crate::route::Action;
 
 /// How `find` treats `limit` (see [`crate::Limits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,43 +20,6 @@ pub(crate) struct FindLimits {
     pub default: u64,
     /// The most one request may return (50,000 as in the original service).
     pub max: u64,
-}
-
-/// A decoded Data API request: where it runs and what it does.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActionRequest {
-    /// The `dataSource` field.
-    pub data_source: String,
-    /// The `database` and `collection` fields.
-    pub namespace: Namespace,
-    /// The action and its arguments.
-    pub command: Command,
-}
-
-/// One action with its typed arguments.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub enum Command {
-    FindOne(FindOneQuery),
-    Find(FindQuery),
-    InsertOne(Document),
-    InsertMany(Vec<Document>),
-    UpdateOne(UpdateQuery),
-    UpdateMany(UpdateQuery),
-    ReplaceOne(ReplaceQuery),
-    DeleteOne(Document),
-    DeleteMany(Document),
-    Aggregate(Vec<Document>),
-}
-
-impl Command {
-    /// The aggregation pipeline, for `aggregate`.
-    pub fn pipeline(&self) -> Option<&[Document]> {
-        match self {
-            Command::Aggregate(pipeline) => Some(pipeline),
-            _ => None,
-        }
-    }
 }
 
 /// Parses a request body as relaxed Extended JSON into a document.
@@ -464,6 +427,17 @@ mod tests {
             r#"{"dataSource":"s","database":"d","collection":"$c"}"#
         )
         .contains("invalid collection name"));
+    }
+
+    #[test]
+    fn decoded_requests_carry_their_action() {
+        let json = r#"{"dataSource":"s","database":"d","collection":"c","filter":{},
+            "document":{},"documents":[{}],"update":{"$set":{"a":1}},"replacement":{},
+            "pipeline":[]}"#;
+        for action in Action::ALL {
+            let request = decode(action, body(json), LIMITS).unwrap();
+            assert_eq!(request.action(), action);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 
-use crate::backend::UpdateOutcome;
+use crate::action::Reply;
 use crate::protocol::{ApiError, Format};
 
 /// The body type of every response the service builds.
@@ -17,44 +17,7 @@ pub type ResponseBody = BoxBody<Bytes, Infallible>;
 /// The header carrying the request id.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
-/// An action's result, before it is rendered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    /// `findOne`: `{"document": …}` (`null` when nothing matched).
-    Document(Option<Document>),
-    /// `find` and `aggregate`: `{"documents": […]}`.
-    Documents(Vec<Document>),
-    /// `insertOne`: `{"insertedId": …}`.
-    InsertedId(Bson),
-    /// `insertMany`: `{"insertedIds": […]}`.
-    InsertedIds(Vec<Bson>),
-    /// `updateOne`, `updateMany`, `replaceOne`:
-    /// `{"matchedCount", "modifiedCount"[, "upsertedId"]}`.
-    Updated(UpdateOutcome),
-    /// `deleteOne`, `deleteMany`: `{"deletedCount": …}`.
-    Deleted(u64),
-}
-
 impl Reply {
-    /// How many documents the reply returned or affected, for the log.
-    pub(crate) fn document_count(&self) -> u64 {
-        match self {
-            Reply::Document(doc) => u64::from(doc.is_some()),
-            Reply::Documents(docs) => docs.len() as u64,
-            Reply::InsertedId(_) => 1,
-            Reply::InsertedIds(ids) => ids.len() as u64,
-            Reply::Updated(outcome) => {
-                outcome.modified_count + u64::from(outcome.upserted_id.is_some())
-            }
-            Reply::Deleted(count) => *count,
-        }
-    }
-
-    /// Whether the reply is for an insert (answered with the insert status).
-    pub(crate) fn is_insert(&self) -> bool {
-        matches!(self, Reply::InsertedId(_) | Reply::InsertedIds(_))
-    }
-
     /// The response body bytes.
     pub(crate) fn render(self, format: Format) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
@@ -162,6 +125,7 @@ pub(crate) fn error_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::UpdateOutcome;
     use bson::{doc, oid::ObjectId};
 
     fn text(reply: Reply, format: Format) -> String {

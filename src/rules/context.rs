@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use bson::{doc, Bson, Document};
 use http::request::Parts;
 
+use crate::action::Action;
 use crate::auth::Principal;
 
 /// Headers never shown to rule expressions or functions: they carry credentials.
@@ -49,7 +50,7 @@ pub(crate) fn user_document(principal: &Principal) -> Document {
 /// out), `httpUserAgent`, `httpReferrer`, `rawQueryString`, and
 /// `remoteIPAddress` when the server put the peer's `SocketAddr` in the
 /// request extensions.
-pub(crate) fn request_document(parts: &Parts, action: &str, data_source: &str) -> Document {
+pub(crate) fn request_document(parts: &Parts, action: Action, data_source: &str) -> Document {
     let mut headers = Document::new();
     for name in parts.headers.keys() {
         let lower = name.as_str().to_ascii_lowercase();
@@ -75,7 +76,7 @@ pub(crate) fn request_document(parts: &Parts, action: &str, data_source: &str) -
     };
     let mut request = doc! {
         "httpMethod": parts.method.as_str(),
-        "action": action,
+        "action": action.name(),
         "service": data_source,
         "requestHeaders": headers,
         "httpUserAgent": header(http::header::USER_AGENT),
@@ -105,7 +106,7 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        let request = request_document(&parts, "find", "mongodb-atlas");
+        let request = request_document(&parts, Action::Find, "mongodb-atlas");
         let headers = request.get_document("requestHeaders").unwrap();
         assert!(!headers.contains_key("apikey"));
         assert_eq!(headers.get_array("x-tenant").unwrap()[0], Bson::from("t1"));

@@ -29,6 +29,7 @@ pub struct Functions {
 
 impl Functions {
     /// Registers `function` as `name`.
+    #[must_use]
     pub fn with(
         mut self,
         name: impl Into<String>,

@@ -112,7 +112,6 @@ mod enforce {
             &self,
             principal: &Principal,
             parts: &Parts,
-            action: &str,
             request: &mut ActionRequest,
         ) -> Result<Authorization, ApiError> {
             let (guard, post_image, hides_fields) = match &self.rules {
@@ -120,7 +119,11 @@ mod enforce {
                     let user = super::context::user_document(principal);
                     // Built only for rules that read it (it copies the headers).
                     let request_doc = if rules.needs_request() {
-                        super::context::request_document(parts, action, &request.data_source)
+                        super::context::request_document(
+                            parts,
+                            request.action(),
+                            &request.data_source,
+                        )
                     } else {
                         Document::new()
                     };
@@ -196,7 +199,6 @@ mod disabled {
             &self,
             _principal: &Principal,
             _parts: &Parts,
-            _action: &str,
             _request: &mut ActionRequest,
         ) -> Result<Authorization, ApiError> {
             Ok(Authorization {

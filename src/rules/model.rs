@@ -77,12 +77,14 @@ impl Rules {
     }
 
     /// Sets the default rule.
+    #[must_use]
     pub fn default_rule(mut self, rule: Rule) -> Self {
         self.default_rule = Some(rule);
         self
     }
 
     /// Adds the rule of collection `database.collection`.
+    #[must_use]
     pub fn collection(
         mut self,
         database: impl Into<String>,
@@ -105,6 +107,7 @@ impl Rules {
     /// it, for every principal, `system` included (the keywords: `Schema`,
     /// feature `memory`). An entry added here has no roles or filters of
     /// its own: the default rule's roles apply to the collection.
+    #[must_use]
     pub fn schema(
         mut self,
         database: impl Into<String>,
@@ -129,12 +132,14 @@ impl Rules {
     }
 
     /// Sets [`allow_hidden_field_queries`](Self::allow_hidden_field_queries).
+    #[must_use]
     pub fn allow_hidden_field_queries(mut self, allow: bool) -> Self {
         self.allow_hidden_field_queries = allow;
         self
     }
 
     /// Replaces the list of operators refused for non-system users.
+    #[must_use]
     pub fn denied_operators(
         mut self,
         operators: impl IntoIterator<Item = impl Into<String>>,
@@ -269,12 +274,14 @@ impl Rule {
     }
 
     /// Appends a role.
+    #[must_use]
     pub fn role(mut self, role: Role) -> Self {
         self.roles.push(role);
         self
     }
 
     /// Appends a filter.
+    #[must_use]
     pub fn filter(mut self, filter: RuleFilter) -> Self {
         self.filters.push(filter);
         self
@@ -360,48 +367,56 @@ impl Role {
     }
 
     /// Sets `apply_when`.
+    #[must_use]
     pub fn apply_when(mut self, expression: Value) -> Self {
         self.apply_when = Some(expression);
         self
     }
 
     /// Sets the document filters.
+    #[must_use]
     pub fn document_filters(mut self, read: Option<Value>, write: Option<Value>) -> Self {
         self.document_filters = Some(DocumentFilters { read, write });
         self
     }
 
     /// Sets document-level read.
+    #[must_use]
     pub fn read(mut self, expression: Value) -> Self {
         self.read = Some(expression);
         self
     }
 
     /// Sets document-level write.
+    #[must_use]
     pub fn write(mut self, expression: Value) -> Self {
         self.write = Some(expression);
         self
     }
 
     /// Sets the insert permission.
+    #[must_use]
     pub fn insert(mut self, expression: Value) -> Self {
         self.insert = Some(expression);
         self
     }
 
     /// Sets the delete permission.
+    #[must_use]
     pub fn delete(mut self, expression: Value) -> Self {
         self.delete = Some(expression);
         self
     }
 
     /// Sets the permission of one field.
+    #[must_use]
     pub fn field(mut self, name: impl Into<String>, permission: FieldPermission) -> Self {
         self.fields.insert(name.into(), permission);
         self
     }
 
     /// Sets the permission of unlisted fields.
+    #[must_use]
     pub fn additional_fields(mut self, permission: FieldPermission) -> Self {
         self.additional_fields = Some(permission);
         self
@@ -462,6 +477,7 @@ impl FieldPermission {
     }
 
     /// Sets the permission of a subfield.
+    #[must_use]
     pub fn field(mut self, name: impl Into<String>, permission: FieldPermission) -> Self {
         self.fields.insert(name.into(), permission);
         self
@@ -498,18 +514,21 @@ impl RuleFilter {
     }
 
     /// Sets `apply_when`.
+    #[must_use]
     pub fn apply_when(mut self, expression: Value) -> Self {
         self.apply_when = Some(expression);
         self
     }
 
     /// Sets the query merged into operations.
+    #[must_use]
     pub fn query(mut self, query: Value) -> Self {
         self.query = Some(query);
         self
     }
 
     /// Sets the projection applied to returned documents.
+    #[must_use]
     pub fn projection(mut self, projection: Value) -> Self {
         self.projection = Some(projection);
         self

@@ -157,6 +157,7 @@ impl MemoryBackend {
     /// `$bucketAuto`, `$facet`, `$setWindowFields`, `$lookup`, …) may hold.
     /// A pipeline that needs more fails with error code 292, as MongoDB does
     /// without `allowDiskUse`. The default is 100 MiB, MongoDB's per-stage limit.
+    #[must_use]
     pub fn with_max_pipeline_bytes(mut self, bytes: usize) -> Self {
         self.max_pipeline_bytes = bytes;
         self
@@ -171,6 +172,7 @@ impl MemoryBackend {
     /// and window accumulators. Over it the request fails with
     /// `ExceededMemoryLimit` (code 146, HTTP 400) instead of exhausting the
     /// process's memory.
+    #[must_use]
     pub fn with_max_request_memory(mut self, bytes: Option<usize>) -> Self {
         self.max_request_memory = bytes;
         self
@@ -180,6 +182,7 @@ impl MemoryBackend {
     /// multi-document writes) run at once (default: the number of CPUs;
     /// at least 1). Others wait for a turn, within their deadline; point
     /// operations never wait.
+    #[must_use]
     pub fn with_max_concurrent_jobs(mut self, jobs: usize) -> Self {
         self.jobs = Arc::new(Semaphore::new(jobs.max(1)));
         self
@@ -191,6 +194,7 @@ impl MemoryBackend {
     /// still waiting every few thousand steps of work and fails with a
     /// [`BackendErrorKind::Timeout`] error (MongoDB's `MaxTimeMSExpired`)
     /// when time runs out.
+    #[must_use]
     pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
         self.max_time = max_time;
         self

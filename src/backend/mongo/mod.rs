@@ -80,30 +80,35 @@ impl Default for MongoBackendOptions {
 
 impl MongoBackendOptions {
     /// Sets [`server_selection_timeout`](Self::server_selection_timeout).
+    #[must_use]
     pub fn with_server_selection_timeout(mut self, timeout: Duration) -> Self {
         self.server_selection_timeout = timeout;
         self
     }
 
     /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Sets [`max_time`](Self::max_time).
+    #[must_use]
     pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
         self.max_time = max_time;
         self
     }
 
     /// Sets [`max_checked_documents`](Self::max_checked_documents).
+    #[must_use]
     pub fn with_max_checked_documents(mut self, documents: usize) -> Self {
         self.max_checked_documents = documents;
         self
     }
 
     /// Sets [`app_name`](Self::app_name).
+    #[must_use]
     pub fn with_app_name(mut self, app_name: impl Into<String>) -> Self {
         self.app_name = Some(app_name.into());
         self
@@ -218,6 +223,7 @@ impl MongoBackend {
 
     /// Sets the server-side time limit of reads and aggregations
     /// (see [`MongoBackendOptions::max_time`]).
+    #[must_use]
     pub fn with_max_time(mut self, max_time: Option<Duration>) -> Self {
         self.max_time = max_time;
         self
