@@ -418,5 +418,4 @@ async fn execute(
 }
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
 pub(crate) mod tests;
