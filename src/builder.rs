@@ -6,14 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use http::StatusCode;
 use tokio::sync::Semaphore;
 
 use crate::auth::{
-    ApiKeys, Authentication, Authenticator, CustomJwt, EmailPassword, JwtProvider, KeyStore,
-    Location, MemoryKeyStore, MemorySessionStore, MemoryUserStore, Principal, RequestValidation,
-    RunAs, RunAsMode, Secret, SessionSettings, SessionStore, Sessions, StoreError, UserStore,
+    AuthSettings, Authenticator, JwtProvider, KeyStore, MemoryUserStore, RequestValidation, RunAs,
+    RunAsMode, Secret, SessionSettings, SessionStore, UserStore,
 };
 use crate::backend::Backend;
 use crate::cors::{AllowedOrigins, Cors};
@@ -81,20 +79,9 @@ pub struct DataApiBuilder {
     versions: Vec<Version>,
     default_format: Format,
     data_sources: Vec<(String, Arc<dyn Backend>, AccessLevel)>,
-    keys: MemoryKeyStore,
-    key_errors: Vec<String>,
-    key_store: Option<Arc<dyn KeyStore>>,
-    users: Option<MemoryUserStore>,
-    user_errors: Vec<String>,
-    user_store: Option<Arc<dyn UserStore>>,
-    jwt: Option<JwtProvider>,
-    authenticators: Vec<Arc<dyn Authenticator>>,
-    sessions: SessionSettings,
-    session_store: Option<Arc<dyn SessionStore>>,
-    anonymous: bool,
-    run_as: Option<RunAsMode>,
-    validation: RequestValidation,
-    location: Location,
+    /// Keys, users, JWT, sessions, run-as, request validation: `auth`
+    /// assembles them into the credential chain.
+    auth: AuthSettings,
     limits: Limits,
     log_sink: Arc<dyn LogSink>,
     insert_status: StatusCode,
@@ -111,24 +98,7 @@ impl Default for DataApiBuilder {
             versions: vec![Version::Beta, Version::V1],
             default_format: Format::Json,
             data_sources: Vec::new(),
-            keys: MemoryKeyStore::new(),
-            key_errors: Vec::new(),
-            key_store: None,
-            users: None,
-            user_errors: Vec::new(),
-            user_store: None,
-            jwt: None,
-            authenticators: Vec::new(),
-            sessions: SessionSettings::default(),
-            session_store: None,
-            anonymous: false,
-            run_as: None,
-            validation: RequestValidation::None,
-            location: Location {
-                base_url: None,
-                location: "US-VA".to_owned(),
-                deployment_model: "GLOBAL".to_owned(),
-            },
+            auth: AuthSettings::default(),
             limits: Limits::default(),
             log_sink: Arc::new(TracingLogSink),
             insert_status: StatusCode::CREATED,
@@ -154,14 +124,14 @@ impl fmt::Debug for DataApiBuilder {
                     .map(|(name, _, access)| (name, access))
                     .collect::<Vec<_>>(),
             )
-            .field("keys", &self.keys)
-            .field("users", &self.users)
-            .field("custom_jwt", &self.jwt)
-            .field("authenticators", &self.authenticators.len())
-            .field("sessions", &self.sessions)
-            .field("anonymous", &self.anonymous)
-            .field("run_as", &self.run_as)
-            .field("validation", &self.validation)
+            .field("keys", &self.auth.keys)
+            .field("users", &self.auth.users)
+            .field("custom_jwt", &self.auth.jwt)
+            .field("authenticators", &self.auth.authenticators.len())
+            .field("sessions", &self.auth.sessions)
+            .field("anonymous", &self.auth.anonymous)
+            .field("run_as", &self.auth.run_as)
+            .field("validation", &self.auth.validation)
             .field("limits", &self.limits)
             .field(
                 "rules",
@@ -254,9 +224,11 @@ impl DataApiBuilder {
         let key = key.into();
         let name = name.into();
         if key.expose().is_empty() {
-            self.key_errors.push(format!("API key '{name}' is empty"));
+            self.auth
+                .key_errors
+                .push(format!("API key '{name}' is empty"));
         } else {
-            self.keys = self.keys.with_key(name, key.expose());
+            self.auth.keys = self.auth.keys.with_key(name, key.expose());
         }
         self
     }
@@ -264,9 +236,17 @@ impl DataApiBuilder {
     /// Accepts the API key whose hex SHA-256 digest is `hex_digest`.
     pub fn api_key_sha256(mut self, name: impl Into<String>, hex_digest: &str) -> Self {
         let name = name.into();
-        match self.keys.clone().with_key_sha256(name.clone(), hex_digest) {
-            Ok(keys) => self.keys = keys,
-            Err(err) => self.key_errors.push(format!("API key '{name}': {err}")),
+        match self
+            .auth
+            .keys
+            .clone()
+            .with_key_sha256(name.clone(), hex_digest)
+        {
+            Ok(keys) => self.auth.keys = keys,
+            Err(err) => self
+                .auth
+                .key_errors
+                .push(format!("API key '{name}': {err}")),
         }
         self
     }
@@ -274,16 +254,16 @@ impl DataApiBuilder {
     /// Looks API keys up in your own store (after the keys added with
     /// [`api_key`](Self::api_key), if any).
     pub fn key_store(mut self, store: impl KeyStore) -> Self {
-        self.key_store = Some(Arc::new(store));
+        self.auth.key_store = Some(Arc::new(store));
         self
     }
 
     /// Adds an email/password user (provider `local-userpass`); only an
     /// argon2id hash of the password is kept.
     pub fn user(mut self, email: &str, password: impl Into<Secret>) -> Self {
-        let users = self.users.get_or_insert_with(MemoryUserStore::new);
+        let users = self.auth.users.get_or_insert_with(MemoryUserStore::new);
         if let Err(err) = users.add_user(email, password) {
-            self.user_errors.push(format!("user '{email}': {err}"));
+            self.auth.user_errors.push(format!("user '{email}': {err}"));
         }
         self
     }
@@ -291,9 +271,9 @@ impl DataApiBuilder {
     /// Adds an email/password user by the argon2 PHC hash of the password
     /// (see [`hash_password`](crate::auth::hash_password)).
     pub fn user_password_hash(mut self, email: &str, phc_hash: &str) -> Self {
-        let users = self.users.get_or_insert_with(MemoryUserStore::new);
+        let users = self.auth.users.get_or_insert_with(MemoryUserStore::new);
         if let Err(err) = users.add_user_with_hash(email, phc_hash) {
-            self.user_errors.push(err.to_string());
+            self.auth.user_errors.push(err.to_string());
         }
         self
     }
@@ -303,13 +283,13 @@ impl DataApiBuilder {
     /// handle kept by the application can add users and change passwords
     /// while the service runs.
     pub fn user_store(mut self, store: impl UserStore) -> Self {
-        self.user_store = Some(Arc::new(store));
+        self.auth.user_store = Some(Arc::new(store));
         self
     }
 
     /// Accepts custom JWTs (`jwtTokenString` header, `custom-token` login).
     pub fn custom_jwt(mut self, provider: JwtProvider) -> Self {
-        self.jwt = Some(provider);
+        self.auth.jwt = Some(provider);
         self
     }
 
@@ -317,38 +297,38 @@ impl DataApiBuilder {
     /// were added, after the bearer-token check and before the built-in
     /// credential headers.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
-        self.authenticators.push(Arc::new(authenticator));
+        self.auth.authenticators.push(Arc::new(authenticator));
         self
     }
 
     /// How bearer sessions are signed and how long their tokens live.
     pub fn session_settings(mut self, settings: SessionSettings) -> Self {
-        self.sessions = settings;
+        self.auth.sessions = settings;
         self
     }
 
     /// Adds a session signing key (see [`SessionSettings::signing_key`]).
     pub fn signing_key(mut self, kid: impl Into<String>, key: impl Into<Secret>) -> Self {
-        self.sessions = self.sessions.signing_key(kid, key);
+        self.auth.sessions = self.auth.sessions.signing_key(kid, key);
         self
     }
 
     /// Where refresh sessions are kept (default: in memory, per process).
     pub fn session_store(mut self, store: impl SessionStore) -> Self {
-        self.session_store = Some(Arc::new(store));
+        self.auth.session_store = Some(Arc::new(store));
         self
     }
 
     /// Enables the `anon-user` login provider (default off).
     pub fn anonymous_users(mut self, enabled: bool) -> Self {
-        self.anonymous = enabled;
+        self.auth.anonymous = enabled;
         self
     }
 
     /// Requests without credentials run as this user or as the system user
     /// instead of failing with 400 (spec §5.4).
     pub fn run_as(mut self, run_as: RunAs) -> Self {
-        self.run_as = Some(RunAsMode::Fixed(run_as));
+        self.auth.run_as = Some(RunAsMode::Fixed(run_as));
         self
     }
 
@@ -371,14 +351,14 @@ impl DataApiBuilder {
         mut self,
         choose: impl Fn(&http::request::Parts) -> RunAs + Send + Sync + 'static,
     ) -> Self {
-        self.run_as = Some(RunAsMode::Function(Arc::new(choose)));
+        self.auth.run_as = Some(RunAsMode::Function(Arc::new(choose)));
         self
     }
 
     /// What requests must prove after authentication (spec §5.5): a
     /// `?secret=` parameter or an `Endpoint-Signature` (default none).
     pub fn request_validation(mut self, validation: RequestValidation) -> Self {
-        self.validation = validation;
+        self.auth.validation = validation;
         self
     }
 
@@ -386,7 +366,7 @@ impl DataApiBuilder {
     /// answered as `hostname` by `GET /api/client/v2.0/app/<id>/location`.
     /// Default: `http://` plus the request's `Host`.
     pub fn client_base_url(mut self, url: impl Into<String>) -> Self {
-        self.location.base_url = Some(url.into().trim_end_matches('/').to_owned());
+        self.auth.location.base_url = Some(url.into().trim_end_matches('/').to_owned());
         self
     }
 
@@ -456,146 +436,22 @@ impl DataApiBuilder {
 
     /// Checks the configuration and builds the service.
     pub fn build(self) -> Result<DataApiService, BuildError> {
-        let fail = |message: String| Err(BuildError(message));
-        if self.app_id.is_empty()
-            || !self
-                .app_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return fail(format!(
-                "app id '{}' must be non-empty and use only letters, digits, '-' and '_'",
-                self.app_id
+        check_app_id(&self.app_id)?;
+        if self.versions.is_empty() {
+            return Err(BuildError(
+                "enable at least one version (beta or v1)".into(),
             ));
         }
-        if self.versions.is_empty() {
-            return fail("enable at least one version (beta or v1)".into());
-        }
-        if let Some(message) = self.key_errors.into_iter().next() {
-            return fail(message);
-        }
-        if let Some(message) = self.user_errors.into_iter().next() {
-            return fail(message);
-        }
-        if let Some(jwt) = &self.jwt {
-            if let Err(err) = jwt.validate() {
-                return fail(err.to_string());
-            }
-        }
-        if let Err(message) = self.sessions.validate() {
-            return fail(message);
-        }
-        if !self.validation.is_valid() {
-            return fail("request validation needs a non-empty secret".into());
-        }
-        if self.data_sources.is_empty() {
-            return fail("add at least one data source".into());
-        }
-        let mut enforcers: HashMap<String, Enforcer> = HashMap::new();
-        for (name, rules) in &self.rules {
-            if !self
-                .data_sources
-                .iter()
-                .any(|(source, _, _)| source == name)
-            {
-                return fail(format!(
-                    "rules for data source '{name}', which is not configured"
-                ));
-            }
-            let enforcer = compile_rules(rules, &self.rule_functions)
-                .map_err(|e| BuildError(format!("data source '{name}': {e}")))?;
-            if enforcers.insert(name.clone(), enforcer).is_some() {
-                return fail(format!(
-                    "rules for data source '{name}' are configured twice"
-                ));
-            }
-        }
-        let mut data_sources = HashMap::new();
-        for (name, backend, access) in self.data_sources {
-            if name.is_empty() {
-                return fail("a data source name must not be empty".into());
-            }
-            let rules = enforcers.remove(&name).unwrap_or_default();
-            if data_sources
-                .insert(
-                    name.clone(),
-                    DataSource {
-                        backend,
-                        access,
-                        rules,
-                    },
-                )
-                .is_some()
-            {
-                return fail(format!("data source '{name}' is configured twice"));
-            }
-        }
-        let mut names: Vec<&str> = self.keys.names().collect();
-        names.sort_unstable();
-        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-            return fail(format!("API key name '{}' is used twice", pair[0]));
-        }
-        if let Err(message) = self.limits.validate() {
-            return fail(message);
-        }
+        self.auth.validate().map_err(BuildError)?;
+        let data_sources = data_sources(self.data_sources, &self.rules, &self.rule_functions)?;
+        self.limits.validate().map_err(BuildError)?;
         if !self.insert_status.is_success() {
-            return fail(format!(
+            return Err(BuildError(format!(
                 "insert status {} is not a success status",
                 self.insert_status
-            ));
+            )));
         }
-        let key_store: Option<Arc<dyn KeyStore>> = match (self.keys.is_empty(), self.key_store) {
-            (true, None) => None,
-            (true, Some(store)) => Some(store),
-            (false, None) => Some(Arc::new(self.keys)),
-            (false, Some(store)) => Some(Arc::new(ChainedKeys(self.keys, store))),
-        };
-        let user_store: Option<Arc<dyn UserStore>> = match (self.users, self.user_store) {
-            (None, store) => store,
-            (Some(users), None) => Some(Arc::new(users)),
-            (Some(users), Some(store)) => Some(Arc::new(ChainedUsers(users, store))),
-        };
-        let jwt = self.jwt.map(Arc::new);
-        let mut authenticators = self.authenticators;
-        if authenticators.is_empty()
-            && key_store.is_none()
-            && user_store.is_none()
-            && jwt.is_none()
-            && self.run_as.is_none()
-            && !self.anonymous
-        {
-            return fail(
-                "no way to authenticate: add an API key (api_key), a key store, users, \
-                 a custom JWT provider, an authenticator, anonymous users or a run-as mode"
-                    .into(),
-            );
-        }
-        if let Some(store) = &key_store {
-            authenticators.push(Arc::new(ApiKeys(store.clone())));
-        }
-        if let Some(store) = &user_store {
-            authenticators.push(Arc::new(EmailPassword(store.clone())));
-        }
-        if let Some(provider) = &jwt {
-            authenticators.push(Arc::new(CustomJwt(provider.clone())));
-        }
-        let session_store = self
-            .session_store
-            .unwrap_or_else(|| Arc::new(MemorySessionStore::new()));
-        let sessions =
-            Sessions::new(self.sessions, session_store, &self.app_id).map_err(BuildError)?;
-        let auth = Authentication {
-            app_id: self.app_id.clone(),
-            sessions,
-            authenticators,
-            key_store,
-            user_store,
-            jwt,
-            anonymous: self.anonymous,
-            run_as: self.run_as,
-            validation: self.validation,
-            location: self.location,
-        };
+        let auth = self.auth.assemble(&self.app_id).map_err(BuildError)?;
         Ok(DataApiService::from_inner(Inner {
             app_id: self.app_id,
             versions: self.versions,
@@ -618,32 +474,65 @@ impl DataApiBuilder {
     }
 }
 
-/// The builder's in-memory keys first, then the adopter's store.
-struct ChainedKeys(MemoryKeyStore, Arc<dyn KeyStore>);
-
-#[async_trait]
-impl KeyStore for ChainedKeys {
-    async fn find_key(&self, key: &Secret) -> Result<Option<Principal>, StoreError> {
-        match self.0.find_key(key).await? {
-            Some(principal) => Ok(Some(principal)),
-            None => self.1.find_key(key).await,
-        }
+/// The app id is non-empty and URL-safe.
+fn check_app_id(app_id: &str) -> Result<(), BuildError> {
+    if app_id.is_empty()
+        || !app_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(BuildError(format!(
+            "app id '{app_id}' must be non-empty and use only letters, digits, '-' and '_'"
+        )));
     }
+    Ok(())
 }
 
-/// The builder's in-memory users first, then the adopter's store.
-struct ChainedUsers(MemoryUserStore, Arc<dyn UserStore>);
-
-#[async_trait]
-impl UserStore for ChainedUsers {
-    async fn verify_password(
-        &self,
-        email: &str,
-        password: &Secret,
-    ) -> Result<Option<Principal>, StoreError> {
-        match self.0.verify_password(email, password).await? {
-            Some(principal) => Ok(Some(principal)),
-            None => self.1.verify_password(email, password).await,
+/// The data sources by name, each with its compiled rules: at least one,
+/// named, none twice, and rules only for configured data sources.
+fn data_sources(
+    configured: Vec<(String, Arc<dyn Backend>, AccessLevel)>,
+    rules: &[(String, Rules)],
+    functions: &Functions,
+) -> Result<HashMap<String, DataSource>, BuildError> {
+    let fail = |message: String| Err(BuildError(message));
+    if configured.is_empty() {
+        return fail("add at least one data source".into());
+    }
+    let mut enforcers: HashMap<String, Enforcer> = HashMap::new();
+    for (name, rules) in rules {
+        if !configured.iter().any(|(source, _, _)| source == name) {
+            return fail(format!(
+                "rules for data source '{name}', which is not configured"
+            ));
+        }
+        let enforcer = compile_rules(rules, functions)
+            .map_err(|e| BuildError(format!("data source '{name}': {e}")))?;
+        if enforcers.insert(name.clone(), enforcer).is_some() {
+            return fail(format!(
+                "rules for data source '{name}' are configured twice"
+            ));
         }
     }
+    let mut data_sources = HashMap::new();
+    for (name, backend, access) in configured {
+        if name.is_empty() {
+            return fail("a data source name must not be empty".into());
+        }
+        let rules = enforcers.remove(&name).unwrap_or_default();
+        if data_sources
+            .insert(
+                name.clone(),
+                DataSource {
+                    backend,
+                    access,
+                    rules,
+                },
+            )
+            .is_some()
+        {
+            return fail(format!("data source '{name}' is configured twice"));
+        }
+    }
+    Ok(data_sources)
 }

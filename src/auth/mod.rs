@@ -23,6 +23,7 @@
 //!
 //! Credentials are wrapped in [`Secret`], whose `Debug` output is redacted.
 
+mod assembly;
 mod authenticator;
 mod credentials;
 mod endpoints;
@@ -59,14 +60,15 @@ pub use users::{
     hash_password, InvalidPassword, MemoryUserStore, UserStore, LOCAL_USERPASS, MIN_PASSWORD_LEN,
 };
 
-pub(crate) use authenticator::{ApiKeys, CustomJwt, EmailPassword};
+pub(crate) use assembly::AuthSettings;
 pub(crate) use endpoints::{ClientReply, Location};
 pub(crate) use run_as::RunAsMode;
 pub(crate) use sessions::Sessions;
 
 use crate::protocol::ApiError;
 
-/// The authentication step of the pipeline, built once by the builder.
+/// The authentication step of the pipeline, assembled once from the
+/// builder's settings by [`AuthSettings::assemble`].
 pub(crate) struct Authentication {
     pub(crate) app_id: String,
     pub(crate) sessions: Sessions,

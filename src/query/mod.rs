@@ -50,7 +50,7 @@ pub mod sort;
 pub mod update;
 
 #[cfg(test)]
-mod properties;
+mod tests;
 
 pub use aggregate::{AggregateContext, Pipeline};
 pub use display::{display_doc, display_value};

@@ -214,10 +214,3 @@ mod disabled {
         }
     }
 }
-
-#[cfg(all(test, feature = "memory"))]
-mod pipeline_tests;
-#[cfg(all(test, feature = "memory"))]
-mod schema_tests;
-#[cfg(all(test, feature = "memory"))]
-mod test_support;

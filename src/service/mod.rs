@@ -369,5 +369,4 @@ impl Trace {
 }
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
 pub(crate) mod tests;

@@ -1,9 +1,12 @@
 use bson::{doc, Bson};
+use http::StatusCode;
 use serde_json::json;
 
+use super::plan::array_filter_paths;
 use super::*;
-use crate::backend::{FindOneQuery, FindQuery, ReplaceQuery, UpdateQuery};
-use crate::rules::model::{FieldPermission, Role, Rule, RuleFilter};
+use crate::backend::{FindOneQuery, FindQuery, ReplaceQuery, UpdateQuery, WriteCheck};
+use crate::protocol::{ErrorCode, Reply};
+use crate::rules::model::{FieldPermission, Role, Rule, RuleFilter, Rules};
 
 fn ns() -> Namespace {
     Namespace::new("db", "c")

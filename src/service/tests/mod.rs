@@ -3,6 +3,9 @@
 //!
 //! [`Scripted`], [`Answer`] and [`send`] are shared with the authentication
 //! tests (`auth::tests`).
+//!
+//! On the embedded engine, `rules` and `schema` run App Services rules and
+//! schema validation through the whole service (`test_support` builds it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -696,3 +699,10 @@ async fn hostile_bodies_and_headers_are_refused_with_4xx() {
         .unwrap();
     send(&svc, request).await.assert_ok();
 }
+
+#[cfg(feature = "memory")]
+mod rules;
+#[cfg(feature = "memory")]
+mod schema;
+#[cfg(feature = "memory")]
+mod test_support;
