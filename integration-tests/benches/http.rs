@@ -2,6 +2,11 @@
 //! a baseline server in the same process (same server loop, a handler that
 //! returns a fixed JSON body), so the ratio shows what the Data API itself costs.
 //!
+//! Also: what handing long work to the blocking pool costs (a one-document
+//! scan, which goes to the pool, beside a findOne by `_id`, which runs
+//! inline), and how findOne latency holds up while two CPU-heavy
+//! aggregations keep the engine's job slots busy.
+//!
 //! ```text
 //! cargo bench -p integration-tests --bench http [-- SECONDS CONCURRENCY]
 //! ```
@@ -266,4 +271,103 @@ async fn main() {
     )
     .await;
     print_row("updateOne by _id ($inc)", &update, base_rate);
+
+    // The hand-off: the same one-document collection, read inline (by _id)
+    // and through the blocking pool (a scan).
+    let client = reqwest::Client::new();
+    let tiny = json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "tiny",
+                      "document": {"_id": 1, "name": "only"}});
+    let seeded = client
+        .post(action_url(api, "insertOne"))
+        .header("apiKey", KEY)
+        .body(tiny.to_string())
+        .send()
+        .await
+        .expect("seed tiny");
+    assert!(seeded.status().is_success(), "seeding tiny failed");
+    let inline = load(
+        action_url(api, "findOne"),
+        duration,
+        concurrency,
+        Arc::new(|_| {
+            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "tiny",
+                   "filter": {"_id": 1}})
+            .to_string()
+        }),
+    )
+    .await;
+    print_row("tiny: findOne by _id (inline)", &inline, base_rate);
+    let pooled = load(
+        action_url(api, "findOne"),
+        duration,
+        concurrency,
+        Arc::new(|_| {
+            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "tiny",
+                   "filter": {"name": "only"}})
+            .to_string()
+        }),
+    )
+    .await;
+    print_row("tiny: findOne by name (pool)", &pooled, base_rate);
+
+    // Responsiveness: findOne by _id alone, then while two heavy
+    // aggregations run back to back for the whole scenario.
+    let quiet = load(
+        action_url(api, "findOne"),
+        duration,
+        concurrency,
+        Arc::new(|i| {
+            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "users",
+                   "filter": {"_id": (i as i64) % SEED_DOCUMENTS}})
+            .to_string()
+        }),
+    )
+    .await;
+    print_row("findOne by _id, quiet", &quiet, base_rate);
+    let stop_at = Instant::now() + duration + Duration::from_secs(1);
+    let mut heavy = Vec::new();
+    for _ in 0..2 {
+        let url = action_url(api, "aggregate");
+        heavy.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let pipeline = json!([{"$project": {"x": {"$reduce": {
+                "input": {"$range": [0, 2000]}, "initialValue": 0,
+                "in": {"$add": ["$$value", {"$reduce": {"input": {"$range": [0, 200]},
+                        "initialValue": 0, "in": {"$add": ["$$value", "$$this"]}}}]}}}}}]);
+            let body = json!({"dataSource": "mongodb-atlas", "database": "bench",
+                              "collection": "users", "pipeline": pipeline})
+            .to_string();
+            let mut runs = 0u32;
+            while Instant::now() < stop_at && runs < 1000 {
+                let _ = client
+                    .post(&url)
+                    .header("apiKey", KEY)
+                    .timeout(Duration::from_secs(120))
+                    .body(body.clone())
+                    .send()
+                    .await;
+                runs += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy = load(
+        action_url(api, "findOne"),
+        duration,
+        concurrency,
+        Arc::new(|i| {
+            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "users",
+                   "filter": {"_id": (i as i64) % SEED_DOCUMENTS}})
+            .to_string()
+        }),
+    )
+    .await;
+    print_row("findOne by _id, 2 heavy aggs", &busy, base_rate);
+    println!(
+        "responsiveness: findOne p99 with two heavy aggregations / without: {:.2}",
+        busy.percentile(0.99) / quiet.percentile(0.99).max(0.001)
+    );
+    for task in heavy {
+        task.abort();
+    }
 }

@@ -53,6 +53,9 @@ pub struct MongoBackendOptions {
     /// Server-side time limit (`maxTimeMS`) for `find`, `findOne` and
     /// `aggregate`; past it the action fails with
     /// [`BackendErrorKind::Timeout`](crate::backend::BackendErrorKind::Timeout).
+    /// Reads always get at most the time left before the request's deadline
+    /// ([`RequestContext`](crate::backend::RequestContext)), so the server
+    /// stops working for a request the service has already answered 504.
     /// Writes are not limited here (the driver sends no `maxTimeMS` with them);
     /// the service's request deadline bounds them. Default: none.
     pub max_time: Option<Duration>,
@@ -179,6 +182,18 @@ impl fmt::Debug for MongoBackend {
 }
 
 impl MongoBackend {
+    /// `maxTimeMS` for a read: the configured limit or the time left before
+    /// the request's deadline, whichever is shorter (never zero, which the
+    /// server reads as "no limit").
+    fn read_time_limit(&self) -> Option<Duration> {
+        let left = crate::backend::RequestContext::current().remaining();
+        let limit = match (self.max_time, left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        limit.map(|t| t.max(Duration::from_millis(1)))
+    }
+
     /// Parses `uri` and creates the driver's client; for `mongodb+srv` URIs the
     /// DNS look-up happens here. No connection is opened yet: a server that is
     /// down shows up on the first action, as
@@ -340,7 +355,7 @@ impl Backend for MongoBackend {
         if let Some(sort) = query.sort {
             action = action.sort(sort);
         }
-        if let Some(max_time) = self.max_time {
+        if let Some(max_time) = self.read_time_limit() {
             action = action.max_time(max_time);
         }
         action.await.map_err(|e| log_and_map(&e, "findOne"))
@@ -365,7 +380,7 @@ impl Backend for MongoBackend {
         if query.limit > 0 {
             action = action.limit(i64::try_from(query.limit).unwrap_or(i64::MAX));
         }
-        if let Some(max_time) = self.max_time {
+        if let Some(max_time) = self.read_time_limit() {
             action = action.max_time(max_time);
         }
         let cursor = action.await.map_err(|e| log_and_map(&e, "find"))?;
@@ -478,7 +493,7 @@ impl Backend for MongoBackend {
         encodable::check_all(&pipeline)?;
         let coll = self.collection(ns);
         let mut action = coll.aggregate(pipeline);
-        if let Some(max_time) = self.max_time {
+        if let Some(max_time) = self.read_time_limit() {
             action = action.max_time(max_time);
         }
         let cursor = action.await.map_err(|e| log_and_map(&e, "aggregate"))?;
