@@ -127,6 +127,28 @@ const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
 /// Inserts of more documents than this run on the blocking pool.
 const INLINE_INSERTS: usize = 1000;
 
+/// Scans of collections up to this size run inline: they take less than
+/// a few hundred microseconds, about what the hand-off to the pool costs.
+const INLINE_SCAN_DOCUMENTS: usize = 1000;
+
+/// Whether a filter uses an operator whose cost per document is unbounded.
+fn mentions_expressions(filter: &Document, depth: usize) -> bool {
+    if depth > 200 {
+        return true;
+    }
+    filter.iter().any(|(key, value)| {
+        matches!(key.as_str(), "$expr" | "$jsonSchema" | "$where" | "$function")
+            || match value {
+                Bson::Document(inner) => mentions_expressions(inner, depth + 1),
+                Bson::Array(items) => items.iter().any(|item| match item {
+                    Bson::Document(inner) => mentions_expressions(inner, depth + 1),
+                    _ => false,
+                }),
+                _ => false,
+            }
+    })
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
@@ -457,8 +479,9 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
+        let long = self.is_long(ns, &filter, &query.filter);
         let ns = ns.clone();
-        self.run(filter.id_equality().is_none(), move |backend| {
+        self.run(long, move |backend| {
             let docs = backend.read_matches(&ns, &filter, sort.as_ref(), 0, 1)?;
             Ok(project(docs, projection.as_ref(), &filter)?
                 .into_iter()
@@ -471,8 +494,9 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
+        let long = self.is_long(ns, &filter, &query.filter);
         let ns = ns.clone();
-        self.run(filter.id_equality().is_none(), move |backend| {
+        self.run(long, move |backend| {
             let docs = backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
             project(docs, projection.as_ref(), &filter)
         })
@@ -588,6 +612,17 @@ impl MemoryBackend {
         }
     }
 
+    /// Whether an operation with this filter may take long, and so runs on
+    /// the blocking pool: filters with expressions (`$expr`, `$jsonSchema`
+    /// can be costly per document), and scans of collections of more than
+    /// [`INLINE_SCAN_DOCUMENTS`]. A filter pinning `_id` reads one document.
+    fn is_long(&self, ns: &Namespace, filter: &Filter, raw: &Document) -> bool {
+        if mentions_expressions(raw, 0) {
+            return true;
+        }
+        filter.id_equality().is_none() && self.count(ns) > INLINE_SCAN_DOCUMENTS
+    }
+
     /// A turn among the backend's long operations.
     async fn job_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, BackendError> {
         self.jobs
@@ -659,7 +694,8 @@ impl MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
             .map_err(to_backend)?;
-        let long = filter.id_equality().is_none();
+        let long = self.is_long(ns, &filter, &query.filter)
+            || matches!(update, ParsedUpdate::Pipeline(_));
         match check {
             None => {
                 let ns = ns.clone();
@@ -716,7 +752,7 @@ impl MemoryBackend {
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let filter = parse_filter(&query.filter)?;
-        let long = filter.id_equality().is_none();
+        let long = self.is_long(ns, &filter, &query.filter);
         match check {
             None => {
                 let ns = ns.clone();
@@ -761,9 +797,10 @@ impl MemoryBackend {
         filter: &Document,
         multi: bool,
     ) -> Result<u64, BackendError> {
+        let long = self.is_long(ns, &parse_filter(filter)?, filter);
         let filter = parse_filter(filter)?;
         let ns = ns.clone();
-        self.run(filter.id_equality().is_none(), move |backend| {
+        self.run(long, move |backend| {
             let Some(slot) = backend.existing(&ns.database, &ns.collection) else {
                 return Ok(0);
             };
