@@ -35,6 +35,7 @@ use crate::rules::pipeline::{rewrite, PrefixFor};
 use crate::rules::policy::{
     filter_paths, find_in_document, forbidden, javascript_operator, paths_overlap, touched_paths,
 };
+use crate::rules::{expr, owner};
 
 /// What [`CompiledRules::authorize`] decided for one request.
 #[derive(Debug)]
@@ -80,6 +81,8 @@ struct CompiledRole {
     write_deps: Arc<BTreeSet<String>>,
     /// Whether a write-side expression reads `%%prevRoot`.
     uses_prev_root: bool,
+    /// Fields compared with per-user values (see `owner.rs`).
+    owners: Vec<owner::Binding>,
 }
 
 #[derive(Debug)]
@@ -458,8 +461,20 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
         fields: compile_fields(&root, &format!("{path}.fields"))?,
         write_deps: Arc::default(),
         uses_prev_root: false,
+        owners: Vec::new(),
     };
-    let mut write_deps = BTreeSet::new();
+    let mut owners = Vec::new();
+    for e in [
+        &compiled.apply_when,
+        &compiled.read_filter,
+        &compiled.write_filter,
+        &compiled.read,
+        &compiled.write,
+    ] {
+        owner::bindings(e, &mut owners);
+    }
+    // Writing an owner field is checked on the written document.
+    let mut write_deps: BTreeSet<String> = owners.iter().map(|b| b.path.clone()).collect();
     for e in [
         &compiled.apply_when,
         &compiled.write_filter,
@@ -478,6 +493,7 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
     Ok(CompiledRole {
         write_deps: Arc::new(write_deps),
         uses_prev_root,
+        owners,
         ..compiled
     })
 }
@@ -568,6 +584,7 @@ impl CompiledRule {
                 fields: role.fields.eval(scope),
                 write_deps: role.write_deps.clone(),
                 written,
+                owners: owner::expand(&role.owners, scope),
             });
             if unconditional {
                 break;
@@ -623,6 +640,8 @@ struct RoleView {
     /// The write-side conditions for a document about to be written, when
     /// they differ from the ones above (the role reads `%%prevRoot`).
     written: Option<Box<WrittenConds>>,
+    /// This user's values of the role's owner fields.
+    owners: Vec<owner::Owned>,
 }
 
 /// A role's write-side conditions under [`PrevRoot::Written`], tested on a
@@ -1014,6 +1033,7 @@ struct PostImageRole {
     write_all: Matcher,
     insert: Matcher,
     fields: FieldAccess,
+    owners: Vec<owner::Owned>,
 }
 
 impl PostImageRules {
@@ -1033,6 +1053,7 @@ impl PostImageRules {
                         write_all: pick(&role.write_all, |w| &w.write_all),
                         insert: pick(&role.insert, |w| &w.insert),
                         fields: role.fields.clone(),
+                        owners: role.owners.clone(),
                     }
                 })
                 .collect(),
@@ -1061,7 +1082,18 @@ impl PostImageRules {
         if !role.insert.matches(&subject) {
             return Err(format!("{verb} not permitted"));
         }
-        Ok(())
+        let authorizes = |masked: &Document| {
+            let masked = expr::subject(masked, None);
+            role.apply.matches(&masked)
+                && role.write_filter.matches(&masked)
+                && role.insert.matches(&masked)
+        };
+        owner::check(&role.owners, None, document, authorizes).map_err(|path| {
+            format!(
+                "{verb} not permitted: field '{path}' would make the document match \
+                 the rules of users other than you"
+            )
+        })
     }
 
     /// The reason the new version of a stored document may not be written.
@@ -1076,6 +1108,15 @@ impl PostImageRules {
         };
         if !role.write_filter.matches(&subject) {
             return Err(denied("would not match the role's write filter"));
+        }
+        let authorizes = |masked: &Document| {
+            let masked = expr::subject(masked, Some(before));
+            role.apply.matches(&masked) && role.write_filter.matches(&masked)
+        };
+        if let Err(path) = owner::check(&role.owners, Some(before), after, authorizes) {
+            return Err(denied(&format!(
+                "would match the rules of users other than you through field '{path}'"
+            )));
         }
         if role.write_all.matches(&subject) {
             return Ok(());
