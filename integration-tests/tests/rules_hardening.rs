@@ -1,7 +1,9 @@
 //! Hardening of rules and checked writes against attempts to slip past
 //! them: upserts whose filter is not deterministic, joins on hidden fields,
 //! schema refusals quoting hidden values, `%%prevRoot` where it cannot
-//! apply, and upserts whose filter repeats what the rules require.
+//! apply, upserts whose filter repeats what the rules require, field names
+//! given to expressions as strings (`$getField`), and owner fields written
+//! as arrays or documents that hand a document to other users.
 //!
 //! Peer tests need DATA_API_TEST_MONGODB_URI (the wire-protocol peer).
 
@@ -14,6 +16,7 @@ use tower_data_api::backend::{Backend, MongoBackend, MongoBackendOptions, Namesp
 
 const ADMIN: &str = "review-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
 const ALICE: &str = "review-alice-key-0123456789abcdefghijklmnopqrstuvwxyz";
+const BOB: &str = "review-bob-key-0123456789abcdefghijklmnopqrstuvwxyz01";
 
 /// - `counter`: everybody reads and writes; `n` is an int of at most 10;
 /// - `levels`: documents with `level < 3` are writable, the others
@@ -21,7 +24,11 @@ const ALICE: &str = "review-alice-key-0123456789abcdefghijklmnopqrstuvwxyz";
 /// - `staff`: alice reads every document but not `salary`;
 /// - `guesses`: everybody reads and writes;
 /// - `profiles`: alice reads `owner` and `name` and writes `name` of her own
-///   documents; `ssn` is hidden from her; the schema constrains `ssn`.
+///   documents; `ssn` is hidden from her; the schema constrains `ssn`;
+/// - `payroll`: alice reads and writes every field but `salary`, which she
+///   can neither read nor write;
+/// - `notes`: App Services' owner pattern, document filters
+///   `{"owner_id": "%%user.name"}` for reads and writes.
 fn rules(db: &str) -> Value {
     json!({
         "collections": [
@@ -53,6 +60,20 @@ fn rules(db: &str) -> Value {
                            "fields": {"owner": {"read": true}, "name": {"write": true}}}],
                 "schema": {"bsonType": "object", "properties": {
                     "ssn": {"bsonType": "string", "pattern": "^[0-9]{9}$"}}}
+            },
+            {
+                "database": db, "collection": "payroll",
+                "roles": [admin_role(),
+                          {"name": "clerk", "fields": {"salary": {}},
+                           "additional_fields": {"read": true, "write": true}}]
+            },
+            {
+                "database": db, "collection": "notes",
+                "roles": [admin_role(),
+                          {"name": "owner",
+                           "document_filters": {"read": {"owner_id": "%%user.name"},
+                                                "write": {"owner_id": "%%user.name"}},
+                           "read": true, "write": true}]
             }
         ]
     })
@@ -60,7 +81,7 @@ fn rules(db: &str) -> Value {
 
 /// A server with [`rules`] and the keys of `admin` and `alice`.
 async fn rig(kind: BackendKind) -> Option<RulesRig> {
-    let keys = [("admin", ADMIN), ("alice", ALICE)];
+    let keys = [("admin", ADMIN), ("alice", ALICE), ("bob", BOB)];
     RulesRig::start("data-review", rules, &keys, kind).await
 }
 
@@ -474,4 +495,307 @@ async fn replace_upserts_take_the_filter_id_memory() {
 #[tokio::test]
 async fn replace_upserts_take_the_filter_id_peer() {
     replace_upserts_take_the_filter_id(BackendKind::Peer).await;
+}
+
+/// Every way an expression names a field counts as reading it: `$getField`
+/// with the name as a string, as `{"field": ...}`, as a `$literal`, or
+/// computed (the whole document), and `$setField`, `$unsetField`,
+/// `$objectToArray` over `$$ROOT`/`$$CURRENT` (the whole document). Each
+/// probe below would otherwise let a binary search recover a salary, from
+/// the documents a read returns or from the counts a write answers with.
+async fn expression_field_names_are_reads(kind: BackendKind) {
+    let Some(rig) = rig(kind).await else {
+        return;
+    };
+    rig.ok(
+        ADMIN,
+        "insertMany",
+        "payroll",
+        json!({"documents": [
+            {"_id": 1, "name": "ann", "salary": 4200},
+            {"_id": 2, "name": "bob", "salary": 9100}
+        ]}),
+    )
+    .await;
+    let salary = "the filter reads field 'salary', which is not readable";
+    let whole = "the filter reads the whole document, which is not readable";
+    let over = |e: Value| json!({"$expr": {"$gt": [e, 5000]}});
+    let probes = [
+        (over(json!({"$getField": "salary"})), salary),
+        (over(json!({"$getField": {"field": "salary"}})), salary),
+        (
+            over(json!({"$getField": {"field": {"$literal": "salary"}}})),
+            salary,
+        ),
+        (over(json!({"$getField": {"$literal": "salary"}})), salary),
+        (
+            over(json!({"$getField": {"field": "salary", "input": "$$CURRENT"}})),
+            salary,
+        ),
+        (
+            over(json!({"$getField": {"$concat": ["sal", "ary"]}})),
+            whole,
+        ),
+        (
+            over(json!({"$getField": {"field": "salary",
+                "input": {"$setField": {"field": "x", "input": "$$ROOT", "value": 1}}}})),
+            whole,
+        ),
+        (
+            over(json!({"$getField": {"field": "salary",
+                "input": {"$unsetField": {"field": "name", "input": "$$ROOT"}}}})),
+            whole,
+        ),
+        (
+            json!({"$expr": {"$in": [{"k": "salary", "v": 9100}, {"$objectToArray": "$$CURRENT"}]}}),
+            whole,
+        ),
+    ];
+    for (filter, reads) in probes {
+        for (action, verb, extra) in [
+            ("find", "find", json!({"filter": filter})),
+            ("findOne", "find", json!({"filter": filter})),
+            (
+                "updateOne",
+                "update",
+                json!({"filter": filter, "update": {"$set": {"seen": 1}}}),
+            ),
+            (
+                "updateMany",
+                "update",
+                json!({"filter": filter, "update": {"$set": {"seen": 1}}}),
+            ),
+            (
+                "replaceOne",
+                "update",
+                json!({"filter": filter, "replacement": {"name": "x"}}),
+            ),
+            ("deleteOne", "delete", json!({"filter": filter})),
+            ("deleteMany", "delete", json!({"filter": filter})),
+        ] {
+            let message = format!("{verb} not permitted: {reads}");
+            rig.rejected(
+                ALICE,
+                action,
+                "payroll",
+                extra,
+                (403, "PermissionDenied", &message),
+            )
+            .await;
+        }
+    }
+    // A name the filter can read stays usable.
+    rig.expect(
+        ALICE,
+        "find",
+        "payroll",
+        json!({"filter": {"$expr": {"$eq": [{"$getField": "name"}, "bob"]}}}),
+        200,
+        json!({"documents": [{"_id": 2, "name": "bob"}]}),
+    )
+    .await;
+    assert_eq!(
+        rig.contents("payroll").await,
+        json!([
+            {"_id": 1, "name": "ann", "salary": 4200},
+            {"_id": 2, "name": "bob", "salary": 9100}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn expression_field_names_are_reads_memory() {
+    expression_field_names_are_reads(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn expression_field_names_are_reads_peer() {
+    expression_field_names_are_reads(BackendKind::Peer).await;
+}
+
+/// With the owner pattern `{"owner_id": "%%user.name"}`, MongoDB's equality
+/// also matches an array holding the name: a document bob writes with
+/// `owner_id: ["bob", "alice"]` would show in alice's finds and let her
+/// update or delete it. A write whose new `owner_id` matches anyone but the
+/// writer, or anyone the stored version did not already match (an array
+/// with other names, a document), is refused; an array of the writer alone,
+/// and writes leaving a shared document's owners as they were, are not.
+async fn owner_fields_cannot_name_other_users(kind: BackendKind) {
+    let Some(rig) = rig(kind).await else {
+        return;
+    };
+    let insert = "insert not permitted: field 'owner_id' would make the document match \
+                  the rules of users other than you";
+    for document in [
+        json!({"_id": 1, "owner_id": ["bob", "alice"], "t": "planted"}),
+        json!({"_id": 1, "owner_id": ["bob", {"id": "alice"}], "t": "planted"}),
+        json!({"_id": 1, "owner_id": ["bob", ["alice"]], "t": "planted"}),
+    ] {
+        rig.rejected(
+            BOB,
+            "insertOne",
+            "notes",
+            json!({ "document": document }),
+            (403, "PermissionDenied", insert),
+        )
+        .await;
+    }
+    // A document alone matches nobody's `owner_id` equality: the write
+    // filter refuses it already.
+    rig.rejected(
+        BOB,
+        "insertOne",
+        "notes",
+        json!({"document": {"_id": 1, "owner_id": {"id": "bob"}}}),
+        (
+            403,
+            "PermissionDenied",
+            "insert not permitted: the document does not match the role's write filter",
+        ),
+    )
+    .await;
+    rig.rejected(
+        BOB,
+        "insertMany",
+        "notes",
+        json!({"documents": [{"_id": 1, "owner_id": "bob"}, {"_id": 2, "owner_id": ["alice", "bob"]}]}),
+        (403, "PermissionDenied", insert),
+    )
+    .await;
+    assert_eq!(rig.contents("notes").await, json!([]));
+    rig.ok(
+        BOB,
+        "insertMany",
+        "notes",
+        json!({"documents": [{"_id": 1, "owner_id": "bob"}, {"_id": 2, "owner_id": ["bob"]}]}),
+    )
+    .await;
+    let update = |id: i32| {
+        format!(
+            "update not permitted: after the update, the document with _id {id} would match \
+             the rules of users other than you through field 'owner_id'"
+        )
+    };
+    for (id, change) in [
+        (1, json!({"$set": {"owner_id": ["bob", "alice"]}})),
+        (1, json!({"$set": {"owner_id": ["bob", {"id": "alice"}]}})),
+        (2, json!({"$push": {"owner_id": "alice"}})),
+        (2, json!({"$addToSet": {"owner_id": {"$each": ["alice"]}}})),
+    ] {
+        rig.rejected(
+            BOB,
+            "updateOne",
+            "notes",
+            json!({"filter": {"_id": id}, "update": change}),
+            (403, "PermissionDenied", &update(id)),
+        )
+        .await;
+    }
+    rig.rejected(
+        BOB,
+        "updateMany",
+        "notes",
+        json!({"filter": {"_id": 1}, "update": [{"$set": {"owner_id": ["bob", "alice"]}}]}),
+        (403, "PermissionDenied", &update(1)),
+    )
+    .await;
+    rig.rejected(
+        BOB,
+        "replaceOne",
+        "notes",
+        json!({"filter": {"_id": 1}, "replacement": {"owner_id": ["alice", "bob"]}}),
+        (403, "PermissionDenied", &update(1)),
+    )
+    .await;
+    rig.rejected(
+        BOB,
+        "updateOne",
+        "notes",
+        json!({"filter": {"_id": 3}, "update": {"$set": {"owner_id": ["bob", "alice"]}},
+               "upsert": true}),
+        (
+            403,
+            "PermissionDenied",
+            "upsert not permitted: field 'owner_id' would make the document match \
+             the rules of users other than you",
+        ),
+    )
+    .await;
+    // Alice sees and changes nothing of bob's.
+    rig.expect(
+        ALICE,
+        "find",
+        "notes",
+        json!({}),
+        200,
+        json!({"documents": []}),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "deleteMany",
+        "notes",
+        json!({"filter": {}}),
+        200,
+        json!({"deletedCount": 0}),
+    )
+    .await;
+    assert_eq!(
+        rig.contents("notes").await,
+        json!([{"_id": 1, "owner_id": "bob"}, {"_id": 2, "owner_id": ["bob"]}])
+    );
+    // A document the admin shared stays shared: its owners may change other
+    // fields and drop names, not add any.
+    rig.ok(
+        ADMIN,
+        "insertOne",
+        "notes",
+        json!({"document": {"_id": 5, "owner_id": ["alice", "bob"]}}),
+    )
+    .await;
+    rig.expect(
+        BOB,
+        "updateOne",
+        "notes",
+        json!({"filter": {"_id": 5}, "update": {"$set": {"t": "hi"}}}),
+        200,
+        json!({"matchedCount": 1, "modifiedCount": 1}),
+    )
+    .await;
+    rig.rejected(
+        BOB,
+        "updateOne",
+        "notes",
+        json!({"filter": {"_id": 5}, "update": {"$push": {"owner_id": "carol"}}}),
+        (403, "PermissionDenied", &update(5)),
+    )
+    .await;
+    rig.expect(
+        ALICE,
+        "updateOne",
+        "notes",
+        json!({"filter": {"_id": 5}, "update": {"$pull": {"owner_id": "bob"}}}),
+        200,
+        json!({"matchedCount": 1, "modifiedCount": 1}),
+    )
+    .await;
+    rig.expect(
+        BOB,
+        "find",
+        "notes",
+        json!({"filter": {"_id": 5}}),
+        200,
+        json!({"documents": []}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn owner_fields_cannot_name_other_users_memory() {
+    owner_fields_cannot_name_other_users(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn owner_fields_cannot_name_other_users_peer() {
+    owner_fields_cannot_name_other_users(BackendKind::Peer).await;
 }

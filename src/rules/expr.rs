@@ -310,7 +310,7 @@ impl Val {
     }
 
     /// The expanded value; `Ok(None)` when it is missing.
-    fn eval(&self, scope: &Scope<'_>) -> Result<Option<Bson>, String> {
+    pub(crate) fn eval(&self, scope: &Scope<'_>) -> Result<Option<Bson>, String> {
         Ok(match self {
             Val::Literal(value) => Some(value.clone()),
             Val::User(path) => lookup(scope.user, path),

@@ -12,12 +12,14 @@
 //! |---|---|
 //! | `model` | the configuration ([`Rules`], [`Rule`], [`Role`], …), serde in App Services' JSON shape |
 //! | `expr` | rule expressions: parsing, `%%user`/`%%request` expansion, conditions |
+//! | `expression_reads` | the fields a filter's `$expr` reads (`$getField` names included) |
 //! | `functions` | `%function`: closures registered by name ([`FunctionCall`]) |
 //! | `fields` | field-level permissions: stripping, write checks, projections |
 //! | `stages` | the aggregation stages the rules know and what each does; others are refused |
 //! | `policy` | denied operators, paths an update writes |
 //! | `pipeline` | aggregation pipelines: refused stages, joins with the joined collection's rules |
 //! | `context` | the `%%user` and `%%request` documents |
+//! | `owner` | owner fields (`{"owner_id": "%%user.id"}`): writes may not hand documents to other users |
 //! | `engine` | compiled rules, role selection, request rewriting |
 //! | `schema_check` | schema validation ([`Schema`], from `query::schema`) of inserts, replacements and update post-images |
 //!
@@ -34,9 +36,13 @@ mod engine;
 #[cfg(feature = "memory")]
 mod expr;
 #[cfg(feature = "memory")]
+mod expression_reads;
+#[cfg(feature = "memory")]
 mod fields;
 mod functions;
 mod model;
+#[cfg(feature = "memory")]
+mod owner;
 #[cfg(feature = "memory")]
 mod pipeline;
 #[cfg(feature = "memory")]

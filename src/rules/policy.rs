@@ -7,6 +7,7 @@ use bson::{Bson, Document};
 use http::StatusCode;
 
 use crate::protocol::{ApiError, ErrorCode};
+use crate::rules::expression_reads::expression_paths;
 
 /// 403 `PermissionDenied` with `message`.
 pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
@@ -103,7 +104,7 @@ fn collect_filter_paths(filter: &Document, prefix: &str, out: &mut Vec<String>) 
                     }
                 }
             }
-            "$expr" => collect_expression_paths(value, prefix, out),
+            "$expr" => expression_paths(value, prefix, out),
             "$comment" => {}
             operator if operator.starts_with('$') => out.push(String::new()),
             field => {
@@ -139,35 +140,6 @@ fn collect_condition_paths(condition: &Document, path: &str, out: &mut Vec<Strin
             }
             _ => {}
         }
-    }
-}
-
-/// The field paths an aggregation expression reads (`"$a.b"`, `"$$ROOT.a"`,
-/// `"$$CURRENT"`); other variables read no field.
-fn collect_expression_paths(value: &Bson, prefix: &str, out: &mut Vec<String>) {
-    match value {
-        Bson::String(text) => {
-            if let Some(variable) = text.strip_prefix("$$") {
-                let (name, rest) = variable.split_once('.').unwrap_or((variable, ""));
-                if name == "ROOT" || name == "CURRENT" {
-                    out.push(format!("{prefix}{rest}"));
-                }
-            } else if let Some(path) = text.strip_prefix('$') {
-                out.push(format!("{prefix}{path}"));
-            }
-        }
-        Bson::Array(items) => items
-            .iter()
-            .for_each(|item| collect_expression_paths(item, prefix, out)),
-        Bson::Document(doc) => {
-            for (key, inner) in doc {
-                if key == "$literal" {
-                    continue;
-                }
-                collect_expression_paths(inner, prefix, out);
-            }
-        }
-        _ => {}
     }
 }
 

@@ -12,6 +12,7 @@ use crate::rules::expr::{json_to_bson, Cond, Expansions, Expr, Scope, Template};
 use crate::rules::fields::FieldAccess;
 use crate::rules::functions::Functions;
 use crate::rules::model::{FieldPermission, Role, Rule, Rules};
+use crate::rules::owner;
 
 #[derive(Debug)]
 pub(super) struct CompiledRule {
@@ -33,6 +34,8 @@ pub(super) struct CompiledRole {
     pub(super) write_deps: Arc<BTreeSet<String>>,
     /// Whether a write-side expression reads `%%prevRoot`.
     pub(super) uses_prev_root: bool,
+    /// Fields compared with per-user values (see `owner.rs`).
+    pub(super) owners: Vec<owner::Binding>,
 }
 
 #[derive(Debug)]
@@ -219,8 +222,20 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
         fields: compile_fields(&root, &format!("{path}.fields"))?,
         write_deps: Arc::default(),
         uses_prev_root: false,
+        owners: Vec::new(),
     };
-    let mut write_deps = BTreeSet::new();
+    let mut owners = Vec::new();
+    for e in [
+        &compiled.apply_when,
+        &compiled.read_filter,
+        &compiled.write_filter,
+        &compiled.read,
+        &compiled.write,
+    ] {
+        owner::bindings(e, &mut owners);
+    }
+    // Writing an owner field is checked on the written document.
+    let mut write_deps: BTreeSet<String> = owners.iter().map(|b| b.path.clone()).collect();
     for e in [
         &compiled.apply_when,
         &compiled.write_filter,
@@ -239,6 +254,7 @@ fn compile_role(role: &Role, path: &str) -> Result<CompiledRole, String> {
     Ok(CompiledRole {
         write_deps: Arc::new(write_deps),
         uses_prev_root,
+        owners,
         ..compiled
     })
 }

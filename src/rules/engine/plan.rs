@@ -17,6 +17,7 @@ use crate::protocol::{ApiError, Command, ErrorCode};
 use crate::query::{Filter, Projection};
 use crate::rules::expr::{Cond, Expr, PrevRoot, Scope};
 use crate::rules::fields::FieldAccess;
+use crate::rules::owner;
 use crate::rules::pipeline::{rewrite, PrefixFor};
 use crate::rules::policy::{
     filter_paths, forbidden, javascript_operator, paths_overlap, touched_paths,
@@ -84,6 +85,7 @@ impl CompiledRule {
                 fields: role.fields.eval(scope),
                 write_deps: role.write_deps.clone(),
                 written,
+                owners: owner::expand(&role.owners, scope),
             });
             if unconditional {
                 break;
@@ -139,6 +141,8 @@ pub(super) struct RoleView {
     /// The write-side conditions for a document about to be written, when
     /// they differ from the ones above (the role reads `%%prevRoot`).
     pub(super) written: Option<Box<WrittenConds>>,
+    /// This user's values of the role's owner fields.
+    pub(super) owners: Vec<owner::Owned>,
 }
 
 /// A role's write-side conditions under [`PrevRoot::Written`], tested on a

@@ -6,7 +6,8 @@ use bson::Document;
 use super::plan::{Plan, WrittenConds};
 use crate::backend::{BackendError, BackendErrorKind, WriteCheck};
 use crate::query::display_value;
-use crate::rules::expr::{subject, Cond, Matcher};
+use crate::rules::expr::{self, subject, Cond, Matcher};
+use crate::rules::owner;
 use crate::rules::fields::FieldAccess;
 
 /// The rules a document about to be written must satisfy, checked by the
@@ -33,6 +34,7 @@ struct PostImageRole {
     write_all: Matcher,
     insert: Matcher,
     fields: FieldAccess,
+    owners: Vec<owner::Owned>,
 }
 
 impl PostImageRules {
@@ -52,6 +54,7 @@ impl PostImageRules {
                         write_all: pick(&role.write_all, |w| &w.write_all),
                         insert: pick(&role.insert, |w| &w.insert),
                         fields: role.fields.clone(),
+                        owners: role.owners.clone(),
                     }
                 })
                 .collect(),
@@ -80,7 +83,18 @@ impl PostImageRules {
         if !role.insert.matches(&subject) {
             return Err(format!("{verb} not permitted"));
         }
-        Ok(())
+        let authorizes = |masked: &Document| {
+            let masked = expr::subject(masked, None);
+            role.apply.matches(&masked)
+                && role.write_filter.matches(&masked)
+                && role.insert.matches(&masked)
+        };
+        owner::check(&role.owners, None, document, authorizes).map_err(|path| {
+            format!(
+                "{verb} not permitted: field '{path}' would make the document match \
+                 the rules of users other than you"
+            )
+        })
     }
 
     /// The reason the new version of a stored document may not be written.
@@ -95,6 +109,15 @@ impl PostImageRules {
         };
         if !role.write_filter.matches(&subject) {
             return Err(denied("would not match the role's write filter"));
+        }
+        let authorizes = |masked: &Document| {
+            let masked = expr::subject(masked, Some(before));
+            role.apply.matches(&masked) && role.write_filter.matches(&masked)
+        };
+        if let Err(path) = owner::check(&role.owners, Some(before), after, authorizes) {
+            return Err(denied(&format!(
+                "would match the rules of users other than you through field '{path}'"
+            )));
         }
         if role.write_all.matches(&subject) {
             return Ok(());
