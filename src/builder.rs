@@ -12,8 +12,9 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{
     ApiKeys, Authentication, Authenticator, CustomJwt, EmailPassword, JwtProvider, KeyStore,
-    Location, MemoryKeyStore, MemorySessionStore, MemoryUserStore, Principal, RequestValidation,
-    RunAs, RunAsMode, Secret, SessionSettings, SessionStore, Sessions, StoreError, UserStore,
+    Location, MemoryKeyStore, MemorySessionStore, MemoryUserStore, PasswordChecks, Principal,
+    RequestValidation, RunAs, RunAsMode, Secret, SessionSettings, SessionStore, Sessions,
+    StoreError, UserStore,
 };
 use crate::backend::Backend;
 use crate::cors::{AllowedOrigins, Cors};
@@ -413,6 +414,19 @@ impl DataApiBuilder {
         self
     }
 
+    /// Time a request body may take to arrive before answering 408 (default 30 s).
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.body_read_timeout = timeout;
+        self
+    }
+
+    /// Password checks running at once before answering 429 (default: the
+    /// number of cores).
+    pub fn max_concurrent_password_checks(mut self, checks: usize) -> Self {
+        self.limits.max_concurrent_password_checks = checks;
+        self
+    }
+
     /// Where request logs go (default [`TracingLogSink`]).
     pub fn log_sink(mut self, sink: impl LogSink) -> Self {
         self.log_sink = Arc::new(sink);
@@ -572,8 +586,12 @@ impl DataApiBuilder {
         if let Some(store) = &key_store {
             authenticators.push(Arc::new(ApiKeys(store.clone())));
         }
+        let password_checks = PasswordChecks::new(self.limits.max_concurrent_password_checks);
         if let Some(store) = &user_store {
-            authenticators.push(Arc::new(EmailPassword(store.clone())));
+            authenticators.push(Arc::new(EmailPassword(
+                store.clone(),
+                password_checks.clone(),
+            )));
         }
         if let Some(provider) = &jwt {
             authenticators.push(Arc::new(CustomJwt(provider.clone())));
@@ -589,6 +607,7 @@ impl DataApiBuilder {
             authenticators,
             key_store,
             user_store,
+            password_checks,
             jwt,
             anonymous: self.anonymous,
             run_as: self.run_as,

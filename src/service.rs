@@ -30,6 +30,10 @@ use crate::route::{Action, ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
 use crate::Limits;
 
+/// The largest client API body: a custom-token login with the longest
+/// accepted JWT, and room for the rest of the JSON.
+const CLIENT_API_MAX_BODY: usize = crate::auth::MAX_TOKEN_LEN + 64 * 1024;
+
 /// The Data API as a tower `Service`: answers every request itself (404 for
 /// paths that are not Data API routes). Cheap to clone.
 ///
@@ -265,25 +269,35 @@ impl Inner {
         }
         let target = self.route(&parts)?;
         trace.log.action = Some(target.name());
-        let _permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::too_many_requests(1))?;
         let deadline = self.limits.request_timeout;
         let work = async {
-            check_content_length(&parts.headers, self.limits.max_body_bytes)?;
             let action = match target {
                 Target::Action(action) => action,
                 Target::Client(route) => {
-                    let body = read_body(body, self.limits.max_body_bytes).await?;
+                    // A login's credentials are in its body, so client API
+                    // bodies (small) are read before a concurrency slot is
+                    // taken: a client trickling one holds no slot.
+                    let limit = self.limits.max_body_bytes.min(CLIENT_API_MAX_BODY);
+                    check_content_length(&parts.headers, limit)?;
+                    let body = read_body(body, limit, self.limits.body_read_timeout).await?;
+                    let _permit = self.permit()?;
                     let reply = self.auth.client_api(route, &parts, &body).await?;
                     return Ok(Answer::Client(Box::new(reply)));
                 }
             };
+            check_content_length(&parts.headers, self.limits.max_body_bytes)?;
+            // Authentication reads the head only (password checks have their
+            // own bounded pool): requests without valid credentials are
+            // refused before they take a slot.
             let principal = self.auth.authenticate(&parts).await?;
             trace.record_principal(&principal);
-            let body = read_body(body, self.limits.max_body_bytes).await?;
+            let _permit = self.permit()?;
+            let body = read_body(
+                body,
+                self.limits.max_body_bytes,
+                self.limits.body_read_timeout,
+            )
+            .await?;
             self.auth.validate_request(&parts, &body)?;
             let mut request = decode(action, parse_body(&body)?, self.find_limits())?;
             trace.record_request(&request);
@@ -305,6 +319,14 @@ impl Inner {
         tokio::time::timeout(deadline, work)
             .await
             .map_err(|_| ApiError::timeout())?
+    }
+
+    /// A concurrency slot, or 429 when all are taken.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::too_many_requests(1))
     }
 
     /// The action a request's URL and method name, or the 404/405 to answer.

@@ -63,6 +63,7 @@ pub(crate) use authenticator::{ApiKeys, CustomJwt, EmailPassword};
 pub(crate) use endpoints::{ClientReply, Location};
 pub(crate) use run_as::RunAsMode;
 pub(crate) use sessions::Sessions;
+pub(crate) use users::PasswordChecks;
 
 use crate::protocol::ApiError;
 
@@ -74,6 +75,8 @@ pub(crate) struct Authentication {
     pub(crate) authenticators: Vec<Arc<dyn Authenticator>>,
     pub(crate) key_store: Option<Arc<dyn KeyStore>>,
     pub(crate) user_store: Option<Arc<dyn UserStore>>,
+    /// Bounds the password checks of `user_store` running at once.
+    pub(crate) password_checks: PasswordChecks,
     pub(crate) jwt: Option<Arc<JwtProvider>>,
     pub(crate) anonymous: bool,
     pub(crate) run_as: Option<RunAsMode>,
