@@ -444,3 +444,45 @@ async fn sigterm_during_a_long_aggregation_exits_within_the_grace_period() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_response_is_cut_off() {
+    bounded(async {
+        let settings = Settings::default();
+        let server = Server::start(&settings);
+        let filler = "x".repeat(400);
+        for _ in 0..2 {
+            let documents: Vec<_> = (0..20_000)
+                .map(|i| serde_json::json!({ "i": i, "filler": filler }))
+                .collect();
+            let (status, _) = server
+                .call(
+                    "insertMany",
+                    &serde_json::json!({"dataSource": "mongodb-atlas", "database": "hostile",
+                        "collection": "big", "documents": documents}),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        let probe = server.probe().await;
+        // A small receive window, and then no reading at all.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4_096).expect("buffer size");
+        let mut reader = socket.connect(server.addr).await.expect("connect");
+        let body = r#"{"dataSource":"mongodb-atlas","database":"hostile","collection":"big","limit":50000}"#;
+        let request = post(server.addr, &action_path("find"), &[("apiKey", KEY)], body);
+        reader.write_all(&request).await.expect("write");
+        let stalled = Duration::from_secs_f64(settings.idle_timeout_secs) + Duration::from_secs(3);
+        tokio::time::sleep(stalled).await;
+        server.assert_healthy();
+        // What arrives now is what the server wrote before giving up.
+        let reply = read_reply(&mut reader, MARGIN).await;
+        assert!(
+            matches!(&reply, Err(message) if message.contains("closed")),
+            "the response was cut off: {:?}",
+            reply.map(|reply| (reply.status, reply.body.len()))
+        );
+        probe.finish().await.assert_served();
+    })
+    .await;
+}
