@@ -246,12 +246,14 @@ impl Inner {
         }
     }
 
-    /// The pipeline: route → limits → authenticate → validate → decode →
-    /// authorize (access level, then rules: the request is rewritten, a
-    /// guard strips unreadable fields from the reply, inserts are checked
-    /// against the collection's schema, and updates get the checks their
-    /// backend runs atomically with the write) → execute. Client API
-    /// requests (login, sessions) leave it after the limits.
+    /// The pipeline: route → authenticate (from the head) → take a
+    /// concurrency slot → read the body (size and time limits) → validate →
+    /// decode → authorize (access level, then rules: the request is
+    /// rewritten, a guard strips unreadable fields from the reply, inserts
+    /// are checked against the collection's schema, and updates get the
+    /// checks their backend runs atomically with the write) → execute.
+    /// Client API requests (login, sessions) read their body, then take a
+    /// slot and leave the pipeline.
     async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
     where
         B: Body + Send + 'static,
