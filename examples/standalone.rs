@@ -7,7 +7,9 @@
 //! Starts on `127.0.0.1:8080` with the embedded engine as data source
 //! `mongodb-atlas` (or a MongoDB when `MONGODB_URI` is set), creates a demo
 //! API key when none is configured, and prints the base URL and the key.
-//! SIGINT or SIGTERM stop it gracefully.
+//! SIGINT or SIGTERM stop it gracefully: it stops accepting at once, lets
+//! requests in flight finish within the `[server]` shutdown grace period
+//! (30 s by default), then exits.
 
 use std::error::Error;
 use std::future::Future;
@@ -128,11 +130,20 @@ pub async fn launch(
         .listen
         .or(config.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let server_options = config
+        .server
+        .options()
+        .map_err(|e| format!("{source_name}: {e}"))?;
     let listener = TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(server::serve(listener, service, shutdown));
+    let task = tokio::spawn(server::serve_with(
+        listener,
+        service,
+        shutdown,
+        server_options,
+    ));
     Ok(Running {
         addr,
         base_url: format!("http://{addr}/app/{app_id}/endpoint/data/v1"),
@@ -189,8 +200,14 @@ async fn main() {
     print!("{}", banner(&running));
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    // Exit as soon as the server returns: it has ended every connection
+    // (after the shutdown grace period at most), and work that never yields,
+    // such as a long aggregation, must not hold the process up.
     match running.task.await {
-        Ok(Ok(())) => eprintln!("stopped"),
+        Ok(Ok(())) => {
+            eprintln!("stopped");
+            std::process::exit(0);
+        }
         Ok(Err(err)) => {
             eprintln!("error: {err}");
             std::process::exit(1);

@@ -394,6 +394,19 @@ impl DataApiBuilder {
         self
     }
 
+    /// Time a request body may take to arrive before answering 408 (default 30 s).
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.body_read_timeout = timeout;
+        self
+    }
+
+    /// Password checks running at once before answering 429 (default: the
+    /// number of cores).
+    pub fn max_concurrent_password_checks(mut self, checks: usize) -> Self {
+        self.limits.max_concurrent_password_checks = checks;
+        self
+    }
+
     /// Where request logs go (default [`TracingLogSink`]).
     pub fn log_sink(mut self, sink: impl LogSink) -> Self {
         self.log_sink = Arc::new(sink);
@@ -451,7 +464,10 @@ impl DataApiBuilder {
                 self.insert_status
             )));
         }
-        let auth = self.auth.assemble(&self.app_id).map_err(BuildError)?;
+        let auth = self
+            .auth
+            .assemble(&self.app_id, self.limits.max_concurrent_password_checks)
+            .map_err(BuildError)?;
         Ok(DataApiService::from_inner(Inner {
             app_id: self.app_id,
             versions: self.versions,

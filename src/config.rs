@@ -39,6 +39,18 @@
 //! validation_method = "NO_VALIDATION"  # SECRET_AS_QUERY_PARAM | VERIFY_PAYLOAD
 //! validation_secret = "..."
 //! client_base_url = "https://api.example.com/data"
+//!
+//! [limits]                           # absent fields keep `Limits::default()`
+//! request_timeout_secs = 90
+//! body_read_timeout_secs = 30        # a body not received in time → 408
+//! max_concurrent_password_checks = 4 # default: the number of cores
+//!
+//! [server]                           # the standalone server's connections
+//! header_read_timeout_secs = 10
+//! idle_timeout_secs = 60
+//! max_connections = 10000            # default: 10,000 or the open-file limit less 64
+//! max_http2_streams = 200
+//! shutdown_grace_secs = 30
 //! ```
 
 use std::fmt;
@@ -99,6 +111,9 @@ pub struct Config {
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Connection handling of the ready server (feature `server`).
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 /// One `[[users]]` entry: an email and exactly one of `password` and
@@ -284,10 +299,62 @@ pub struct LimitsConfig {
     pub max_concurrent_requests: Option<usize>,
     /// Request deadline in seconds.
     pub request_timeout_secs: Option<f64>,
+    /// Time a request body may take to arrive, in seconds.
+    pub body_read_timeout_secs: Option<f64>,
+    /// Password checks running at once.
+    pub max_concurrent_password_checks: Option<usize>,
     /// `find`'s default `limit`.
     pub default_find_limit: Option<u64>,
     /// `find`'s largest `limit`.
     pub max_find_limit: Option<u64>,
+}
+
+/// The `[server]` table; absent fields keep the server's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Time a request head may take to arrive, in seconds.
+    pub header_read_timeout_secs: Option<f64>,
+    /// Time a connection may sit idle between requests, in seconds.
+    pub idle_timeout_secs: Option<f64>,
+    /// Connections open at once.
+    pub max_connections: Option<usize>,
+    /// Concurrent streams per HTTP/2 connection.
+    pub max_http2_streams: Option<u32>,
+    /// Time requests in flight get to finish after shutdown begins, in seconds.
+    pub shutdown_grace_secs: Option<f64>,
+}
+
+#[cfg(feature = "server")]
+impl ServerConfig {
+    /// The server options this table sets, over [`ServerOptions::default`](crate::server::ServerOptions).
+    pub fn options(&self) -> Result<crate::server::ServerOptions, ConfigError> {
+        let mut options = crate::server::ServerOptions::default();
+        if let Some(secs) = self.header_read_timeout_secs {
+            options.header_read_timeout = seconds("server.header_read_timeout_secs", secs)?;
+        }
+        if let Some(secs) = self.idle_timeout_secs {
+            options.idle_timeout = seconds("server.idle_timeout_secs", secs)?;
+        }
+        if let Some(v) = self.max_connections {
+            options.max_connections = v;
+        }
+        if let Some(v) = self.max_http2_streams {
+            options.max_http2_streams = v;
+        }
+        if let Some(secs) = self.shutdown_grace_secs {
+            options.shutdown_grace = seconds("server.shutdown_grace_secs", secs)?;
+        }
+        options
+            .validate()
+            .map_err(|e| ConfigError(format!("server: {e}")))?;
+        Ok(options)
+    }
+}
+
+/// A duration in seconds from the file, or the error naming `field`.
+fn seconds(field: &str, secs: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(secs).map_err(|_| ConfigError(format!("{field}: not a duration")))
 }
 
 /// A configuration problem, naming the file and the field.
@@ -496,8 +563,13 @@ impl LimitsConfig {
             limits.max_concurrent_requests = v;
         }
         if let Some(secs) = self.request_timeout_secs {
-            limits.request_timeout = Duration::try_from_secs_f64(secs)
-                .map_err(|_| ConfigError("limits.request_timeout_secs: not a duration".into()))?;
+            limits.request_timeout = seconds("limits.request_timeout_secs", secs)?;
+        }
+        if let Some(secs) = self.body_read_timeout_secs {
+            limits.body_read_timeout = seconds("limits.body_read_timeout_secs", secs)?;
+        }
+        if let Some(v) = self.max_concurrent_password_checks {
+            limits.max_concurrent_password_checks = v;
         }
         if let Some(v) = self.default_find_limit {
             limits.default_find_limit = v;
@@ -724,6 +796,45 @@ mod tests {
             err.0.contains("data_sources[0] ('a').give at most one"),
             "{err}"
         );
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn server_and_new_limit_fields() {
+        let config = Config::from_toml(
+            "[server]\nheader_read_timeout_secs = 0.5\nidle_timeout_secs = 2\n\
+             max_connections = 7\nmax_http2_streams = 3\nshutdown_grace_secs = 1.5\n\
+             [limits]\nbody_read_timeout_secs = 4\nmax_concurrent_password_checks = 1\n",
+        )
+        .unwrap();
+        let options = config.server.options().unwrap();
+        assert_eq!(options.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(options.idle_timeout, Duration::from_secs(2));
+        assert_eq!(options.max_connections, 7);
+        assert_eq!(options.max_http2_streams, 3);
+        assert_eq!(options.shutdown_grace, Duration::from_millis(1500));
+        let limits = config.limits.apply(Limits::default()).unwrap();
+        assert_eq!(limits.body_read_timeout, Duration::from_secs(4));
+        assert_eq!(limits.max_concurrent_password_checks, 1);
+        let defaults = Config::default().server.options().unwrap();
+        assert_eq!(defaults, crate::server::ServerOptions::default());
+        let err = |text: &str| {
+            Config::from_toml(text)
+                .unwrap()
+                .server
+                .options()
+                .unwrap_err()
+                .0
+        };
+        assert!(err("[server]\nmax_connections = 0").contains("server"));
+        assert!(err("[server]\nidle_timeout_secs = -1").contains("server.idle_timeout_secs"));
+        let err = Config::from_toml("[limits]\nbody_read_timeout_secs = 0")
+            .unwrap()
+            .limits
+            .apply(Limits::default())
+            .unwrap_err();
+        assert!(err.0.contains("body_read_timeout"), "{err}");
+        assert!(Config::from_toml("[server]\nport = 1").is_err());
     }
 
     #[test]

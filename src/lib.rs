@@ -42,7 +42,7 @@
 //! | `memory`  | [`MemoryBackend`], the embedded engine (default) |
 //! | `mongodb` | `MongoBackend` over the official driver (default) |
 //! | `config`  | `Config`, TOML configuration as the standalone binary reads it |
-//! | `server`  | `server::serve`, a ready HTTP/1.1 + HTTP/2 server loop |
+//! | `server`  | `server::serve` / `serve_with`, a ready HTTP/1.1 + HTTP/2 server loop with connection limits and a bounded shutdown |
 //! | `warp`    | `adapters::warp`, mounting the service as a warp filter |
 #![warn(missing_docs)]
 

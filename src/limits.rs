@@ -24,6 +24,14 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Deadline for one request, body reading included (default 90 s); past it → 504.
     pub request_timeout: Duration,
+    /// Time the request body may take to arrive once reading it begins
+    /// (default 30 s); past it → 408 `ExecutionTimeLimitExceeded`, and the
+    /// request's concurrency slot is free again.
+    pub body_read_timeout: Duration,
+    /// Password verifications (argon2, on the blocking pool) running at once
+    /// (default: the number of cores); more → 429 with `Retry-After`, so a
+    /// flood of logins cannot take the CPU from other requests.
+    pub max_concurrent_password_checks: usize,
     /// `find`'s `limit` when the request has none (default 1000).
     pub default_find_limit: u64,
     /// The most documents one `find` returns (default 50,000); larger limits
@@ -37,6 +45,9 @@ impl Default for Limits {
             max_body_bytes: 18 * 1024 * 1024,
             max_concurrent_requests: 10_000,
             request_timeout: Duration::from_secs(90),
+            body_read_timeout: Duration::from_secs(30),
+            max_concurrent_password_checks: std::thread::available_parallelism()
+                .map_or(2, |cores| cores.get()),
             default_find_limit: 1000,
             max_find_limit: 50_000,
         }
@@ -50,6 +61,11 @@ impl Limits {
             ("max_body_bytes", self.max_body_bytes == 0),
             ("max_concurrent_requests", self.max_concurrent_requests == 0),
             ("request_timeout", self.request_timeout.is_zero()),
+            ("body_read_timeout", self.body_read_timeout.is_zero()),
+            (
+                "max_concurrent_password_checks",
+                self.max_concurrent_password_checks == 0,
+            ),
             ("default_find_limit", self.default_find_limit == 0),
             ("max_find_limit", self.max_find_limit == 0),
         ];
@@ -59,8 +75,12 @@ impl Limits {
         if self.default_find_limit > self.max_find_limit {
             return Err("limit default_find_limit must not exceed max_find_limit".into());
         }
-        if self.max_concurrent_requests > tokio::sync::Semaphore::MAX_PERMITS {
+        let max = tokio::sync::Semaphore::MAX_PERMITS;
+        if self.max_concurrent_requests > max {
             return Err("limit max_concurrent_requests is too large".into());
+        }
+        if self.max_concurrent_password_checks > max {
+            return Err("limit max_concurrent_password_checks is too large".into());
         }
         Ok(())
     }
@@ -81,13 +101,21 @@ pub(crate) fn check_content_length(
     }
 }
 
-/// Reads a whole body, stopping with 413 as soon as it passes `limit` bytes.
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+/// Reads a whole body, stopping with 413 as soon as it passes `limit` bytes
+/// and with 408 when it is not complete within `timeout`.
+pub(crate) async fn read_body<B>(
+    body: B,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| body_timeout(timeout))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::payload_too_large(limit))
@@ -96,19 +124,51 @@ where
     }
 }
 
+/// 408: the body did not arrive in time. `ExecutionTimeLimitExceeded` is the
+/// code the Data API uses for its other deadline.
+fn body_timeout(timeout: Duration) -> ApiError {
+    ApiError::new(
+        http::StatusCode::REQUEST_TIMEOUT,
+        crate::protocol::ErrorCode::ExecutionTimeLimitExceeded,
+        format!(
+            "the request body was not received within {} s",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::Full;
 
+    const SOON: Duration = Duration::from_secs(5);
+
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused() {
-        let ok = read_body(Full::new(Bytes::from_static(b"12345")), 5).await;
+        let ok = read_body(Full::new(Bytes::from_static(b"12345")), 5, SOON).await;
         assert_eq!(ok.unwrap(), Bytes::from_static(b"12345"));
-        let err = read_body(Full::new(Bytes::from_static(b"123456")), 5)
+        let err = read_body(Full::new(Bytes::from_static(b"123456")), 5, SOON)
             .await
             .unwrap_err();
         assert_eq!(err.status().as_u16(), 413);
+    }
+
+    #[tokio::test]
+    async fn bodies_that_do_not_arrive_in_time_are_408() {
+        use http_body_util::StreamBody;
+        let trickle = StreamBody::new(futures_util::stream::pending::<
+            Result<http_body::Frame<Bytes>, std::io::Error>,
+        >());
+        let err = read_body(trickle, 100, Duration::from_millis(20))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().as_u16(), 408);
+        assert_eq!(
+            err.code(),
+            crate::protocol::ErrorCode::ExecutionTimeLimitExceeded
+        );
+        assert!(err.message().contains("0.02 s"), "{}", err.message());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::authenticator::{ApiKeys, CustomJwt, EmailPassword};
 use super::{
     Authentication, Authenticator, JwtProvider, KeyStore, Location, MemoryKeyStore,
-    MemorySessionStore, MemoryUserStore, Principal, RequestValidation, RunAsMode, Secret,
-    SessionSettings, SessionStore, Sessions, StoreError, UserStore,
+    MemorySessionStore, MemoryUserStore, PasswordChecks, Principal, RequestValidation, RunAsMode,
+    Secret, SessionSettings, SessionStore, Sessions, StoreError, UserStore,
 };
 
 /// Everything about authentication the builder's setters collect; checked by
@@ -87,7 +87,11 @@ impl AuthSettings {
     /// order: the adopter's authenticators, then API keys, email/password
     /// and custom JWTs. Bearer tokens (checked before the chain) and run-as
     /// (after it) are part of [`Authentication::authenticate`].
-    pub(crate) fn assemble(self, app_id: &str) -> Result<Authentication, String> {
+    pub(crate) fn assemble(
+        self,
+        app_id: &str,
+        max_concurrent_password_checks: usize,
+    ) -> Result<Authentication, String> {
         let mut names: Vec<&str> = self.keys.names().collect();
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
@@ -122,8 +126,12 @@ impl AuthSettings {
         if let Some(store) = &key_store {
             authenticators.push(Arc::new(ApiKeys(store.clone())));
         }
+        let password_checks = PasswordChecks::new(max_concurrent_password_checks);
         if let Some(store) = &user_store {
-            authenticators.push(Arc::new(EmailPassword(store.clone())));
+            authenticators.push(Arc::new(EmailPassword(
+                store.clone(),
+                password_checks.clone(),
+            )));
         }
         if let Some(provider) = &jwt {
             authenticators.push(Arc::new(CustomJwt(provider.clone())));
@@ -138,6 +146,7 @@ impl AuthSettings {
             authenticators,
             key_store,
             user_store,
+            password_checks,
             jwt,
             anonymous: self.anonymous,
             run_as: self.run_as,

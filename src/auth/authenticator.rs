@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use http::request::Parts;
 
 use super::jwt::JwtProvider;
+use super::users::PasswordChecks;
 use super::{Credentials, KeyStore, Principal, StoreError, UserStore};
 use crate::protocol::{ApiError, ErrorCode};
 
@@ -95,18 +96,17 @@ impl Authenticator for ApiKeys {
     }
 }
 
-/// The `email` + `password` headers, checked by a [`UserStore`].
-pub(crate) struct EmailPassword(pub(crate) Arc<dyn UserStore>);
+/// The `email` + `password` headers, checked by a [`UserStore`] within the
+/// service's bound on password checks.
+pub(crate) struct EmailPassword(pub(crate) Arc<dyn UserStore>, pub(crate) PasswordChecks);
 
 #[async_trait]
 impl Authenticator for EmailPassword {
     async fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Option<Principal>, ApiError> {
         match request.credentials {
-            Some(Credentials::EmailPassword { email, password }) => self
-                .0
-                .verify_password(email, password)
-                .await
-                .map_err(store_unavailable),
+            Some(Credentials::EmailPassword { email, password }) => {
+                self.1.verify(self.0.as_ref(), email, password).await
+            }
             _ => Ok(None),
         }
     }

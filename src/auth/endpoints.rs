@@ -138,10 +138,9 @@ impl Authentication {
             (LOCAL_USERPASS, Some(store), _, _) => {
                 let username = field(&body, "username")?;
                 let password = Secret::new(field(&body, "password")?);
-                store
-                    .verify_password(&username, &password)
-                    .await
-                    .map_err(store_unavailable)?
+                self.password_checks
+                    .verify(store.as_ref(), &username, &password)
+                    .await?
                     .ok_or_else(|| {
                         login_failed(ErrorCode::InvalidPassword, "invalid username/password")
                     })?

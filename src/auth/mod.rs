@@ -64,6 +64,7 @@ pub(crate) use assembly::AuthSettings;
 pub(crate) use endpoints::{ClientReply, Location};
 pub(crate) use run_as::RunAsMode;
 pub(crate) use sessions::Sessions;
+pub(crate) use users::PasswordChecks;
 
 use crate::protocol::ApiError;
 
@@ -76,6 +77,8 @@ pub(crate) struct Authentication {
     pub(crate) authenticators: Vec<Arc<dyn Authenticator>>,
     pub(crate) key_store: Option<Arc<dyn KeyStore>>,
     pub(crate) user_store: Option<Arc<dyn UserStore>>,
+    /// Bounds the password checks of `user_store` running at once.
+    pub(crate) password_checks: PasswordChecks,
     pub(crate) jwt: Option<Arc<JwtProvider>>,
     pub(crate) anonymous: bool,
     pub(crate) run_as: Option<RunAsMode>,

@@ -6,12 +6,14 @@ use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordHasher;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
+use subtle::ConstantTimeEq as _;
 
 use super::principal::derived_id;
 use super::{Principal, Secret, StoreError};
+use crate::protocol::{ApiError, ErrorCode};
 
 /// The provider type of email/password users.
 pub const LOCAL_USERPASS: &str = "local-userpass";
@@ -20,7 +22,10 @@ pub const LOCAL_USERPASS: &str = "local-userpass";
 ///
 /// Implementations must take the same time whether the user exists or not
 /// (verify against a dummy hash when it does not), so that response times do
-/// not reveal which emails are registered.
+/// not reveal which emails are registered, and should run CPU-heavy hashing
+/// on the blocking pool (`tokio::task::spawn_blocking`). The service runs at
+/// most [`Limits::max_concurrent_password_checks`](crate::Limits) of them at
+/// once and answers 429 past that.
 ///
 /// ```
 /// use async_trait::async_trait;
@@ -80,8 +85,39 @@ struct Inner {
     hasher: Argon2<'static>,
     dummy: OnceLock<String>,
     /// Bounds the verifications running at once: each takes argon2's memory
-    /// (19 MiB by default), so a login flood must queue, not allocate.
-    running: tokio::sync::Semaphore,
+    /// (19 MiB by default), so a login flood must queue, not allocate. A
+    /// permit lives as long as its blocking task, even when the request
+    /// that asked for it is gone.
+    running: Arc<tokio::sync::Semaphore>,
+    /// argon2's working memory, reused: allocating it afresh for every
+    /// verification lets the allocator keep hundreds of MiB after a flood.
+    memory: WorkingMemory,
+}
+
+/// Reusable argon2 memory buffers: at most one per verification running at
+/// once (the `running` bound), kept between verifications.
+#[derive(Default)]
+struct WorkingMemory(std::sync::Mutex<Vec<Vec<Block>>>);
+
+impl WorkingMemory {
+    /// A buffer of at least `blocks` blocks, from the pool when one fits.
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.iter().position(|buffer| buffer.len() >= blocks) {
+            Some(at) => pool.swap_remove(at),
+            None => {
+                drop(pool);
+                vec![Block::default(); blocks]
+            }
+        }
+    }
+
+    fn give(&self, buffer: Vec<Block>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(buffer);
+    }
 }
 
 #[derive(Clone)]
@@ -113,7 +149,8 @@ impl MemoryUserStore {
                 users: RwLock::new(HashMap::new()),
                 hasher: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
                 dummy: OnceLock::new(),
-                running: tokio::sync::Semaphore::new(parallel_verifications()),
+                running: Arc::new(tokio::sync::Semaphore::new(parallel_verifications())),
+                memory: WorkingMemory::default(),
             }),
         }
     }
@@ -218,13 +255,39 @@ impl MemoryUserStore {
             Some(user) => user.hash.clone(),
             None => self.dummy_hash().to_owned(),
         };
-        let matches = PasswordHash::new(&hash).is_ok_and(|parsed| {
-            self.inner
-                .hasher
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok()
-        });
+        let matches = self.matches(&hash, password.expose().as_bytes());
         stored.filter(|_| matches).map(|user| user.principal)
+    }
+
+    /// Whether `password` hashes to the PHC string `hash`, computed in
+    /// working memory from the store's pool.
+    fn matches(&self, hash: &str, password: &[u8]) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+            return false;
+        };
+        let version = match parsed.version.map(Version::try_from).transpose() {
+            Ok(version) => version.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        let mut memory = self.inner.memory.take(params.block_count());
+        let mut output = vec![0u8; expected.len()];
+        let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password,
+            salt.as_ref(),
+            &mut output,
+            &mut memory[..],
+        );
+        self.inner.memory.give(memory);
+        hashed.is_ok() && bool::from(output.ct_eq(expected.as_ref()))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, StoredUser>> {
@@ -261,15 +324,55 @@ impl UserStore for MemoryUserStore {
         let store = self.clone();
         let email = email.to_owned();
         let password = password.clone();
-        let _permit = self
+        let permit = self
             .inner
             .running
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| StoreError("password verification is shut down".into()))?;
-        tokio::task::spawn_blocking(move || store.verify(&email, &password))
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            store.verify(&email, &password)
+        })
+        .await
+        .map_err(|_| StoreError("password verification task failed".into()))
+    }
+}
+
+/// The service-wide bound on password checks in flight, shared by the
+/// `email`/`password` headers and the client API's login.
+#[derive(Clone)]
+pub(crate) struct PasswordChecks(Arc<tokio::sync::Semaphore>);
+
+impl PasswordChecks {
+    pub(crate) fn new(at_once: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(at_once)))
+    }
+
+    /// `store`'s verdict, or 429 with `Retry-After` when as many checks as
+    /// allowed are already running.
+    pub(crate) async fn verify(
+        &self,
+        store: &dyn UserStore,
+        email: &str,
+        password: &Secret,
+    ) -> Result<Option<Principal>, ApiError> {
+        let _permit = self.0.try_acquire().map_err(|_| {
+            ApiError::new(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyRequests,
+                "too many password checks in progress; retry later",
+            )
+            .with_header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            )
+        })?;
+        store
+            .verify_password(email, password)
             .await
-            .map_err(|_| StoreError("password verification task failed".into()))
+            .map_err(super::authenticator::store_unavailable)
     }
 }
 
@@ -372,6 +475,31 @@ mod tests {
             (0.5..2.0).contains(&ratio),
             "known {known:?} vs unknown {unknown:?}"
         );
+    }
+
+    #[test]
+    fn reused_working_memory_gives_the_same_verdicts() {
+        let users = MemoryUserStore::with_params(cheap_params());
+        users.add_user("a@b.c", "first password").unwrap();
+        let default_hash = hash_password("hashed with defaults").unwrap();
+        users.add_user_with_hash("d@e.f", &default_hash).unwrap();
+        for _ in 0..3 {
+            assert!(users
+                .verify("a@b.c", &Secret::new("first password"))
+                .is_some());
+            assert!(users
+                .verify("a@b.c", &Secret::new("first passworD"))
+                .is_none());
+            assert!(users
+                .verify("d@e.f", &Secret::new("hashed with defaults"))
+                .is_some());
+            assert!(users
+                .verify("d@e.f", &Secret::new("first password"))
+                .is_none());
+        }
+        // One buffer per parameter set serves sequential verifications.
+        let pooled = users.inner.memory.0.lock().unwrap().len();
+        assert_eq!(pooled, 2);
     }
 
     #[test]

@@ -31,6 +31,10 @@ use crate::route::{ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
 use crate::Limits;
 
+/// The largest client API body: a custom-token login with the longest
+/// accepted JWT, and room for the rest of the JSON.
+const CLIENT_API_MAX_BODY: usize = crate::auth::MAX_TOKEN_LEN + 64 * 1024;
+
 /// The Data API as a tower `Service`: answers every request itself (404 for
 /// paths that are not Data API routes). Cheap to clone.
 ///
@@ -232,12 +236,14 @@ impl Inner {
         }
     }
 
-    /// The pipeline: route → limits → authenticate → validate → decode →
-    /// authorize (access level, then rules: the request is rewritten, a
-    /// guard strips unreadable fields from the reply, inserts are checked
-    /// against the collection's schema, and updates get the checks their
-    /// backend runs atomically with the write) → execute. Client API
-    /// requests (login, sessions) leave it after the limits.
+    /// The pipeline: route → authenticate (from the head) → take a
+    /// concurrency slot → read the body (size and time limits) → validate →
+    /// decode → authorize (access level, then rules: the request is
+    /// rewritten, a guard strips unreadable fields from the reply, inserts
+    /// are checked against the collection's schema, and updates get the
+    /// checks their backend runs atomically with the write) → execute.
+    /// Client API requests (login, sessions) read their body, then take a
+    /// slot and leave the pipeline.
     async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
     where
         B: Body + Send + 'static,
@@ -255,25 +261,35 @@ impl Inner {
         }
         let target = self.route(&parts)?;
         trace.log.action = Some(target.name());
-        let _permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::too_many_requests(1))?;
         let deadline = self.limits.request_timeout;
         let work = async {
-            check_content_length(&parts.headers, self.limits.max_body_bytes)?;
             let action = match target {
                 Target::Action(action) => action,
                 Target::Client(route) => {
-                    let body = read_body(body, self.limits.max_body_bytes).await?;
+                    // A login's credentials are in its body, so client API
+                    // bodies (small) are read before a concurrency slot is
+                    // taken: a client trickling one holds no slot.
+                    let limit = self.limits.max_body_bytes.min(CLIENT_API_MAX_BODY);
+                    check_content_length(&parts.headers, limit)?;
+                    let body = read_body(body, limit, self.limits.body_read_timeout).await?;
+                    let _permit = self.permit()?;
                     let reply = self.auth.client_api(route, &parts, &body).await?;
                     return Ok(Answer::Client(Box::new(reply)));
                 }
             };
+            check_content_length(&parts.headers, self.limits.max_body_bytes)?;
+            // Authentication reads the head only (password checks have their
+            // own bounded pool): requests without valid credentials are
+            // refused before they take a slot.
             let principal = self.auth.authenticate(&parts).await?;
             trace.record_principal(&principal);
-            let body = read_body(body, self.limits.max_body_bytes).await?;
+            let _permit = self.permit()?;
+            let body = read_body(
+                body,
+                self.limits.max_body_bytes,
+                self.limits.body_read_timeout,
+            )
+            .await?;
             self.auth.validate_request(&parts, &body)?;
             let mut request = decode(action, parse_body(&body)?, self.find_limits())?;
             trace.record_request(&request);
@@ -299,6 +315,14 @@ impl Inner {
             .map_err(|_| ApiError::timeout())?;
         abandon.disarm();
         outcome
+    }
+
+    /// A concurrency slot, or 429 when all are taken.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::too_many_requests(1))
     }
 
     /// The action a request's URL and method name, or the 404/405 to answer.

@@ -123,7 +123,6 @@ pub struct MemoryBackend {
 /// The default time budget of one operation: the service's default request deadline.
 const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
 
-
 /// Inserts of more documents than this run on the blocking pool.
 const INLINE_INSERTS: usize = 1000;
 
@@ -137,15 +136,17 @@ fn mentions_expressions(filter: &Document, depth: usize) -> bool {
         return true;
     }
     filter.iter().any(|(key, value)| {
-        matches!(key.as_str(), "$expr" | "$jsonSchema" | "$where" | "$function")
-            || match value {
+        matches!(
+            key.as_str(),
+            "$expr" | "$jsonSchema" | "$where" | "$function"
+        ) || match value {
+            Bson::Document(inner) => mentions_expressions(inner, depth + 1),
+            Bson::Array(items) => items.iter().any(|item| match item {
                 Bson::Document(inner) => mentions_expressions(inner, depth + 1),
-                Bson::Array(items) => items.iter().any(|item| match item {
-                    Bson::Document(inner) => mentions_expressions(inner, depth + 1),
-                    _ => false,
-                }),
                 _ => false,
-            }
+            }),
+            _ => false,
+        }
     })
 }
 
@@ -249,7 +250,8 @@ impl MemoryBackend {
 
     /// A snapshot of a collection, if it exists (O(1), no lock kept).
     fn snapshot(&self, database: &str, collection: &str) -> Option<Collection> {
-        self.existing(database, collection).map(|slot| slot.snapshot())
+        self.existing(database, collection)
+            .map(|slot| slot.snapshot())
     }
 
     /// Names of the collections of `database` that exist, sorted.
@@ -497,7 +499,8 @@ impl Backend for MemoryBackend {
         let long = self.is_long(ns, &filter, &query.filter);
         let ns = ns.clone();
         self.run(long, move |backend| {
-            let docs = backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
+            let docs =
+                backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
             project(docs, projection.as_ref(), &filter)
         })
         .await
@@ -694,8 +697,8 @@ impl MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
             .map_err(to_backend)?;
-        let long = self.is_long(ns, &filter, &query.filter)
-            || matches!(update, ParsedUpdate::Pipeline(_));
+        let long =
+            self.is_long(ns, &filter, &query.filter) || matches!(update, ParsedUpdate::Pipeline(_));
         match check {
             None => {
                 let ns = ns.clone();

@@ -7,8 +7,8 @@ use super::plan::{Plan, WrittenConds};
 use crate::backend::{BackendError, BackendErrorKind, WriteCheck};
 use crate::query::display_value;
 use crate::rules::expr::{self, subject, Cond, Matcher};
-use crate::rules::owner;
 use crate::rules::fields::FieldAccess;
+use crate::rules::owner;
 
 /// The rules a document about to be written must satisfy, checked by the
 /// backend atomically with the write ([`WriteCheck`]).

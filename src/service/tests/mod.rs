@@ -700,6 +700,61 @@ async fn hostile_bodies_and_headers_are_refused_with_4xx() {
     send(&svc, request).await.assert_ok();
 }
 
+#[tokio::test]
+async fn trickling_bodies_get_408_and_unauthenticated_ones_hold_no_slot() {
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+    let svc = DataApi::builder()
+        .app_id("data-test")
+        .data_source("mongodb-atlas", Scripted::default())
+        .api_key("ci", KEY)
+        .max_concurrent_requests(1)
+        .body_read_timeout(Duration::from_millis(100))
+        .request_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let never_ends = || {
+        StreamBody::new(futures_util::stream::pending::<
+            Result<Frame<Bytes>, std::io::Error>,
+        >())
+    };
+    let find_one = || {
+        post("findOne")
+            .body(Full::new(Bytes::from(format!(r#"{{{COMMON}}}"#))))
+            .unwrap()
+    };
+    // A login (its credentials are in the body) trickling holds no slot.
+    let login = Request::post("/api/client/v2.0/app/data-test/auth/providers/local-userpass/login")
+        .body(never_ends())
+        .unwrap();
+    let login = tokio::spawn({
+        let svc = svc.clone();
+        async move { send(&svc, login).await }
+    });
+    // Wrong credentials are refused before the body is read.
+    let wrong = Request::post(format!("{BASE}/findOne"))
+        .header("apiKey", "not-the-key-0123456789")
+        .body(never_ends())
+        .unwrap();
+    send(&svc, wrong).await.refused(401, "InvalidSession");
+    send(&svc, find_one()).await.assert_ok();
+    // An authenticated trickle holds the slot until the body timeout.
+    let slow = tokio::spawn({
+        let svc = svc.clone();
+        async move { send(&svc, post("findOne").body(never_ends()).unwrap()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    send(&svc, find_one()).await.refused(429, "TooManyRequests");
+    let slow = slow.await.unwrap();
+    slow.refused(408, "ExecutionTimeLimitExceeded");
+    assert!(slow.json()["error"].as_str().unwrap().contains("body"));
+    send(&svc, find_one()).await.assert_ok();
+    login
+        .await
+        .unwrap()
+        .refused(408, "ExecutionTimeLimitExceeded");
+}
+
 #[cfg(feature = "memory")]
 mod rules;
 #[cfg(feature = "memory")]
