@@ -114,6 +114,29 @@ pub struct Config {
     /// Connection handling of the ready server (feature `server`).
     #[serde(default)]
     pub server: ServerConfig,
+    /// Budgets of the embedded engine's data sources.
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// The `[engine]` table: what one request may spend in an embedded-engine
+/// data source (`uri = "memory"`); absent fields keep
+/// [`MemoryBackend`](crate::MemoryBackend)'s defaults.
+///
+/// ```toml
+/// [engine]
+/// max_request_memory_bytes = 104857600   # 100 MiB; 0: unbounded
+/// max_concurrent_jobs = 2                # long operations at once (default: CPUs)
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The memory one request may hold in the engine; over it: 400
+    /// `ExceededMemoryLimit`. `0` means unbounded.
+    pub max_request_memory_bytes: Option<usize>,
+    /// Long operations (scans, sorts, pipelines, multi-document writes)
+    /// running at once per data source; others wait within their deadline.
+    pub max_concurrent_jobs: Option<usize>,
 }
 
 /// One `[[users]]` entry: an email and exactly one of `password` and
@@ -440,7 +463,7 @@ impl Config {
                     .map_err(|e| ConfigError(format!("{field}.access: {e}")))?,
             };
             let uri = source.uri.as_deref().or(mongodb_uri).unwrap_or("memory");
-            let backend = connect(uri)
+            let backend = connect(uri, &self.engine)
                 .await
                 .map_err(|e| ConfigError(format!("{field}.uri: {e}")))?;
             builder = builder.data_source_with_access(&source.name, backend, access);
@@ -584,11 +607,26 @@ impl LimitsConfig {
     }
 }
 
+impl EngineConfig {
+    /// An embedded-engine backend with these budgets.
+    #[cfg(feature = "memory")]
+    fn backend(&self) -> crate::MemoryBackend {
+        let mut backend = crate::MemoryBackend::new();
+        if let Some(bytes) = self.max_request_memory_bytes {
+            backend = backend.with_max_request_memory((bytes > 0).then_some(bytes));
+        }
+        if let Some(jobs) = self.max_concurrent_jobs {
+            backend = backend.with_max_concurrent_jobs(jobs);
+        }
+        backend
+    }
+}
+
 /// The backend a data source URI names.
-async fn connect(uri: &str) -> Result<Arc<dyn Backend>, String> {
+async fn connect(uri: &str, engine: &EngineConfig) -> Result<Arc<dyn Backend>, String> {
     if uri == "memory" {
         #[cfg(feature = "memory")]
-        return Ok(Arc::new(crate::MemoryBackend::new()));
+        return Ok(Arc::new(engine.backend()));
         #[cfg(not(feature = "memory"))]
         return Err("the embedded engine needs the `memory` feature".into());
     }

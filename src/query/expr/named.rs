@@ -493,7 +493,7 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
             for (i, name) in ["input", "find", "replacement"].iter().enumerate() {
                 match a(i) {
                     None | Some(Bson::Null) | Some(Bson::Undefined) => return Ok(Some(Bson::Null)),
-                    Some(Bson::String(s)) => strs.push(s.clone()),
+                    Some(Bson::String(s)) => strs.push(s.as_str()),
                     Some(other) => {
                         return Err(QueryError::new(
                             51746,
@@ -505,12 +505,19 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
                     }
                 }
             }
+            let (input, find, replacement) = (strs[0], strs[1], strs[2]);
+            if op == "$replaceAll" && !find.is_empty() && replacement.len() > find.len() {
+                // Refuse an expansion the request could not hold before building it.
+                let grows = (replacement.len() - find.len())
+                    .saturating_mul(input.matches(find).count());
+                crate::query::budget::ensure_room(input.len().saturating_add(grows), op)?;
+            }
             let out = if op == "$replaceOne" {
-                strs[0].replacen(strs[1].as_str(), &strs[2], 1)
-            } else if strs[1].is_empty() {
-                strs[0].clone()
+                input.replacen(find, replacement, 1)
+            } else if find.is_empty() {
+                input.to_owned()
             } else {
-                strs[0].replace(strs[1].as_str(), &strs[2])
+                input.replace(find, replacement)
             };
             Ok(Some(Bson::String(out)))
         }

@@ -1,20 +1,11 @@
-//! The standing hostile suite: each attack on the standalone binary (a child
-//! process under a memory cap) as a test asserting the attack's outcome, that
-//! the process is alive within its memory bound, and that a second client's
-//! findOne is answered during the attack.
-//!
-//! To add a probe: start a [`Server`] with the [`Settings`] it needs, start
-//! `server.probe()`, attack, then assert the outcome, `assert_healthy` and
-//! `probe.finish().await.assert_served()`, all inside [`bounded`].
-
-#[path = "hostile/harness.rs"]
-mod harness;
+//! Connection attacks: idle floods, slowloris, connections past the cap,
+//! slow bodies, login floods, shutdown under load.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::*;
+use super::harness::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
