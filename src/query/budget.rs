@@ -24,11 +24,13 @@ use std::time::Instant;
 
 use bson::{Bson, Document};
 
-use super::limits::MAX_TIME_EXPIRED;
 use super::QueryError;
 
 /// MongoDB's `ExceededMemoryLimit` error code.
 pub(crate) const EXCEEDED_MEMORY_LIMIT: i32 = 146;
+
+/// MongoDB's `MaxTimeMSExpired` error code.
+pub const MAX_TIME_EXPIRED: i32 = 50;
 
 /// MongoDB's `Interrupted` error code: the request was abandoned.
 pub(crate) const INTERRUPTED: i32 = 11601;

@@ -13,8 +13,7 @@ use crate::query::QueryError;
 /// MongoDB's per-stage memory limit without `allowDiskUse`: 100 MiB.
 pub const DEFAULT_MAX_PIPELINE_BYTES: usize = 100 * 1024 * 1024;
 
-/// MongoDB's `MaxTimeMSExpired` error code.
-pub const MAX_TIME_EXPIRED: i32 = 50;
+pub use super::budget::MAX_TIME_EXPIRED;
 
 /// MongoDB's `QueryExceededMemoryLimitNoDiskUseAllowed` error code.
 pub const MEMORY_LIMIT_EXCEEDED: i32 = 292;

@@ -508,8 +508,8 @@ pub(super) fn apply(op: &str, args: Vec<Option<Bson>>) -> Result<Option<Bson>, Q
             let (input, find, replacement) = (strs[0], strs[1], strs[2]);
             if op == "$replaceAll" && !find.is_empty() && replacement.len() > find.len() {
                 // Refuse an expansion the request could not hold before building it.
-                let grows = (replacement.len() - find.len())
-                    .saturating_mul(input.matches(find).count());
+                let grows =
+                    (replacement.len() - find.len()).saturating_mul(input.matches(find).count());
                 crate::query::budget::ensure_room(input.len().saturating_add(grows), op)?;
             }
             let out = if op == "$replaceOne" {
