@@ -123,6 +123,19 @@ pub struct MemoryBackend {
 /// The default time budget of one operation: the service's default request deadline.
 const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
 
+/// Where one operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// On the caller's task: bounded and short (one document, a small scan).
+    Inline,
+    /// On the blocking pool: bounded by the collection's size (scans,
+    /// multi-document writes without expressions, large inserts).
+    Pool,
+    /// On the blocking pool once one of the backend's job slots is free:
+    /// cost not bounded by the data (pipelines, expressions, pipeline updates).
+    Heavy,
+}
+
 /// Inserts of more documents than this run on the blocking pool.
 const INLINE_INSERTS: usize = 1000;
 
@@ -481,9 +494,9 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
-        let long = self.is_long(ns, &filter, &query.filter);
+        let class = self.work_for(ns, &filter, &query.filter);
         let ns = ns.clone();
-        self.run(long, move |backend| {
+        self.run(class, move |backend| {
             let docs = backend.read_matches(&ns, &filter, sort.as_ref(), 0, 1)?;
             Ok(project(docs, projection.as_ref(), &filter)?
                 .into_iter()
@@ -496,9 +509,9 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
-        let long = self.is_long(ns, &filter, &query.filter);
+        let class = self.work_for(ns, &filter, &query.filter);
         let ns = ns.clone();
-        self.run(long, move |backend| {
+        self.run(class, move |backend| {
             let docs =
                 backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
             project(docs, projection.as_ref(), &filter)
@@ -508,7 +521,7 @@ impl Backend for MemoryBackend {
 
     async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError> {
         let ns = ns.clone();
-        self.run(false, move |backend| {
+        self.run(Work::Inline, move |backend| {
             let name = ns.to_string();
             backend
                 .create(&ns.database, &ns.collection)
@@ -523,7 +536,12 @@ impl Backend for MemoryBackend {
         documents: Vec<Document>,
     ) -> Result<Vec<Bson>, BackendError> {
         let ns = ns.clone();
-        self.run(documents.len() > INLINE_INSERTS, move |backend| {
+        let class = if documents.len() > INLINE_INSERTS {
+            Work::Pool
+        } else {
+            Work::Inline
+        };
+        self.run(class, move |backend| {
             let name = ns.to_string();
             backend
                 .create(&ns.database, &ns.collection)
@@ -578,8 +596,10 @@ impl Backend for MemoryBackend {
             )));
         }
         let ns = ns.clone();
-        self.run(true, move |backend| backend.run_aggregate(&ns, &parsed))
-            .await
+        self.run(Work::Heavy, move |backend| {
+            backend.run_aggregate(&ns, &parsed)
+        })
+        .await
     }
 
     /// Atomic: the new version of the collection, with every checked
@@ -615,15 +635,18 @@ impl MemoryBackend {
         }
     }
 
-    /// Whether an operation with this filter may take long, and so runs on
-    /// the blocking pool: filters with expressions (`$expr`, `$jsonSchema`
-    /// can be costly per document), and scans of collections of more than
-    /// [`INLINE_SCAN_DOCUMENTS`]. A filter pinning `_id` reads one document.
-    fn is_long(&self, ns: &Namespace, filter: &Filter, raw: &Document) -> bool {
+    /// Where an operation with this filter runs: filters with expressions
+    /// (`$expr`, `$jsonSchema`: unbounded cost per document) are heavy;
+    /// scans of collections of more than [`INLINE_SCAN_DOCUMENTS`] go to the
+    /// pool; a filter pinning `_id` (one document) and small scans run inline.
+    fn work_for(&self, ns: &Namespace, filter: &Filter, raw: &Document) -> Work {
         if mentions_expressions(raw, 0) {
-            return true;
+            Work::Heavy
+        } else if filter.id_equality().is_none() && self.count(ns) > INLINE_SCAN_DOCUMENTS {
+            Work::Pool
+        } else {
+            Work::Inline
         }
-        filter.id_equality().is_none() && self.count(ns) > INLINE_SCAN_DOCUMENTS
     }
 
     /// A turn among the backend's long operations.
@@ -635,19 +658,18 @@ impl MemoryBackend {
             .map_err(|_| BackendError::new(BackendErrorKind::Unavailable, "the engine is closed"))
     }
 
-    /// Runs `work` under the request's meter: inline when `long` is false
-    /// (point operations), else on the blocking pool once one of the
-    /// backend's job slots is free.
-    async fn run<T, W>(&self, long: bool, work: W) -> Result<T, BackendError>
+    /// Runs `work` under the request's meter, where `class` says (see [`Work`]).
+    async fn run<T, W>(&self, class: Work, work: W) -> Result<T, BackendError>
     where
         T: Send + 'static,
         W: FnOnce(&MemoryBackend) -> Result<T, BackendError> + Send + 'static,
     {
         let meter = self.meter();
-        if !long {
-            return budget::metered(meter, || work(self)).0;
-        }
-        let turn = self.job_turn().await?;
+        let turn = match class {
+            Work::Inline => return budget::metered(meter, || work(self)).0,
+            Work::Pool => None,
+            Work::Heavy => Some(self.job_turn().await?),
+        };
         let backend = self.clone();
         let job = tokio::task::spawn_blocking(move || {
             let _turn = turn;
@@ -670,14 +692,15 @@ impl MemoryBackend {
     /// worker) on a multi-threaded runtime, inline on others.
     async fn run_borrowed<T>(
         &self,
-        long: bool,
+        class: Work,
         work: impl FnOnce(&MemoryBackend) -> Result<T, BackendError> + Send,
     ) -> Result<T, BackendError> {
         let meter = self.meter();
-        if !long {
-            return budget::metered(meter, || work(self)).0;
-        }
-        let _turn = self.job_turn().await?;
+        let _turn = match class {
+            Work::Inline => return budget::metered(meter, || work(self)).0,
+            Work::Pool => None,
+            Work::Heavy => Some(self.job_turn().await?),
+        };
         let multi_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if multi_threaded {
@@ -697,18 +720,20 @@ impl MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
             .map_err(to_backend)?;
-        let long =
-            self.is_long(ns, &filter, &query.filter) || matches!(update, ParsedUpdate::Pipeline(_));
+        let class = match update {
+            ParsedUpdate::Pipeline(_) => Work::Heavy,
+            ParsedUpdate::Operators(_) => self.work_for(ns, &filter, &query.filter),
+        };
         match check {
             None => {
                 let ns = ns.clone();
-                self.run(long, move |backend| {
+                self.run(class, move |backend| {
                     backend.run_update(&ns, &query, &filter, &update, multi, None)
                 })
                 .await
             }
             Some(check) => {
-                self.run_borrowed(long, |backend| {
+                self.run_borrowed(class, |backend| {
                     backend.run_update(ns, &query, &filter, &update, multi, Some(check))
                 })
                 .await
@@ -755,17 +780,17 @@ impl MemoryBackend {
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let filter = parse_filter(&query.filter)?;
-        let long = self.is_long(ns, &filter, &query.filter);
+        let class = self.work_for(ns, &filter, &query.filter);
         match check {
             None => {
                 let ns = ns.clone();
-                self.run(long, move |backend| {
+                self.run(class, move |backend| {
                     backend.run_replace(&ns, query, &filter, None)
                 })
                 .await
             }
             Some(check) => {
-                self.run_borrowed(long, |backend| {
+                self.run_borrowed(class, |backend| {
                     backend.run_replace(ns, query, &filter, Some(check))
                 })
                 .await
@@ -800,10 +825,11 @@ impl MemoryBackend {
         filter: &Document,
         multi: bool,
     ) -> Result<u64, BackendError> {
-        let long = self.is_long(ns, &parse_filter(filter)?, filter);
-        let filter = parse_filter(filter)?;
+        let parsed = parse_filter(filter)?;
+        let class = self.work_for(ns, &parsed, filter);
+        let filter = parsed;
         let ns = ns.clone();
-        self.run(long, move |backend| {
+        self.run(class, move |backend| {
             let Some(slot) = backend.existing(&ns.database, &ns.collection) else {
                 return Ok(0);
             };
