@@ -44,6 +44,7 @@
 //! | `config`  | `Config`, TOML configuration as the standalone binary reads it |
 //! | `server`  | `server::serve` / `serve_with`, a ready HTTP/1.1 + HTTP/2 server loop with connection limits and a bounded shutdown |
 //! | `warp`    | `adapters::warp`, mounting the service as a warp filter |
+//! | `fuzzing` | entry points for the fuzz targets in `fuzz/`: not a stable API, for the fuzz targets |
 #![warn(missing_docs)]
 
 pub mod action;
@@ -54,6 +55,9 @@ mod builder;
 #[cfg(feature = "config")]
 pub mod config;
 mod cors;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod layer;
 mod limits;
 pub mod log;
