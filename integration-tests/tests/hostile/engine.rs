@@ -217,6 +217,22 @@ async fn heavy_aggregations_neither_stall_point_reads_nor_bypass_admission() {
             })
             .collect();
         tokio::time::sleep(Duration::from_secs(2)).await;
+        // A scan (2,000 documents: the blocking pool, no job slot) is answered too.
+        let started = Instant::now();
+        let (status, found) = server
+            .call(
+                "find",
+                &json!({"dataSource": "mongodb-atlas", "database": "hostile", "collection": "mid",
+                        "filter": {"n": {"$gt": 1990}}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["documents"].as_array().map(Vec::len), Some(9));
+        assert!(
+            started.elapsed() < ANSWER_BOUND,
+            "the scan waited {:?}",
+            started.elapsed()
+        );
         probe.finish().await.assert_served();
         for heavy in pair {
             let status = heavy.await.expect("task").expect("an answer").status();
