@@ -57,9 +57,7 @@ impl RequestContext {
     /// The context of the request being served by this task, or the default
     /// (no deadline) when called outside one.
     pub fn current() -> RequestContext {
-        CURRENT
-            .try_with(RequestContext::clone)
-            .unwrap_or_default()
+        CURRENT.try_with(RequestContext::clone).unwrap_or_default()
     }
 
     /// Runs `work` with this context as [`RequestContext::current`].

@@ -22,11 +22,11 @@ mod memory;
 #[cfg(feature = "mongodb")]
 mod mongo;
 
-pub use context::RequestContext;
 pub use crate::action::{
     FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateModifications, UpdateOutcome,
     UpdateQuery,
 };
+pub use context::RequestContext;
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
 #[cfg(feature = "mongodb")]

@@ -418,7 +418,11 @@ mod tests {
         });
         let err = result.unwrap_err();
         assert_eq!(err.code, EXCEEDED_MEMORY_LIMIT);
-        assert!(err.message.starts_with("$range used too much memory"), "{}", err.message);
+        assert!(
+            err.message.starts_with("$range used too much memory"),
+            "{}",
+            err.message
+        );
         assert_eq!(usage.peak_bytes, 1200);
     }
 
@@ -441,7 +445,11 @@ mod tests {
             let inner = Scratch::open();
             charge(10_000, "operand").unwrap();
             inner.close(Some(&result), "inner").unwrap();
-            assert_eq!(used(), 100 + value_cost(&result), "operands given back, result charged");
+            assert_eq!(
+                used(),
+                100 + value_cost(&result),
+                "operands given back, result charged"
+            );
             outer.close(Some(&result), "outer").unwrap();
             assert_eq!(used(), 100, "the outermost node leaves nothing charged");
         });

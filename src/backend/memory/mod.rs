@@ -123,7 +123,6 @@ pub struct MemoryBackend {
 /// The default time budget of one operation: the service's default request deadline.
 const DEFAULT_MAX_TIME: Duration = Duration::from_secs(90);
 
-
 /// Inserts of more documents than this run on the blocking pool.
 const INLINE_INSERTS: usize = 1000;
 
@@ -227,7 +226,8 @@ impl MemoryBackend {
 
     /// A snapshot of a collection, if it exists (O(1), no lock kept).
     fn snapshot(&self, database: &str, collection: &str) -> Option<Collection> {
-        self.existing(database, collection).map(|slot| slot.snapshot())
+        self.existing(database, collection)
+            .map(|slot| slot.snapshot())
     }
 
     /// Names of the collections of `database` that exist, sorted.
@@ -473,7 +473,8 @@ impl Backend for MemoryBackend {
         let sort = parse_sort(query.sort.as_ref())?;
         let ns = ns.clone();
         self.run(filter.id_equality().is_none(), move |backend| {
-            let docs = backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
+            let docs =
+                backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
             project(docs, projection.as_ref(), &filter)
         })
         .await

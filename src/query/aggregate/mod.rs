@@ -411,7 +411,12 @@ impl Pipeline {
         input: Vec<Document>,
         ctx: &dyn AggregateContext,
     ) -> Result<Vec<Document>, QueryError> {
-        run_stages(self.stages.get(start..).unwrap_or_default(), input, ctx, &[])
+        run_stages(
+            self.stages.get(start..).unwrap_or_default(),
+            input,
+            ctx,
+            &[],
+        )
     }
 
     /// Whether the first stage reads the collection (`$documents` and

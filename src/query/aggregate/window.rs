@@ -7,8 +7,8 @@
 //! `$expMovingAvg`. Partitions come out ordered by their key, as MongoDB
 //! sorts by `partitionBy` first.
 
-use std::collections::HashMap;
 use crate::query::budget;
+use std::collections::HashMap;
 
 use bson::{Bson, Document};
 
