@@ -44,7 +44,6 @@
 //! | `config`  | `Config`, TOML configuration as the standalone binary reads it |
 //! | `server`  | `server::serve`, a ready HTTP/1.1 + HTTP/2 server loop |
 //! | `warp`    | `adapters::warp`, mounting the service as a warp filter |
-#![warn(missing_docs)]
 
 pub mod action;
 pub mod adapters;
@@ -59,7 +58,7 @@ mod limits;
 pub mod log;
 pub mod protocol;
 #[cfg(feature = "memory")]
-pub mod query;
+pub(crate) mod query;
 mod route;
 pub mod rules;
 #[cfg(feature = "server")]

@@ -1,5 +1,5 @@
 //! The wire format, a pure codec: request bytes → a typed
-//! [`ActionRequest`](crate::ActionRequest), a [`Reply`](crate::Reply) →
+//! [`ActionRequest`], a [`Reply`] →
 //! response bytes, Extended JSON and errors.
 
 mod ejson;
