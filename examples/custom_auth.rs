@@ -34,6 +34,17 @@ pub struct GatewayAuth {
     pub tenants: HashMap<String, String>,
 }
 
+// Debug output must not show credentials: the gateway secret prints redacted,
+// and the tenant tokens (the map's keys) are left out.
+impl std::fmt::Debug for GatewayAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayAuth")
+            .field("gateway_secret", &self.gateway_secret)
+            .field("tenants", &self.tenants.len())
+            .finish_non_exhaustive()
+    }
+}
+
 #[async_trait]
 impl Authenticator for GatewayAuth {
     async fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Option<Principal>, ApiError> {

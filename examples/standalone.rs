@@ -23,7 +23,7 @@ use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig};
 use tower_data_api::server;
 
 /// Command-line options.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Options {
     /// `--listen ADDR`: overrides the file's `listen`.
     pub listen: Option<String>,
@@ -31,6 +31,20 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// The `MONGODB_URI` environment variable.
     pub mongodb_uri: Option<String>,
+}
+
+// `MONGODB_URI` may carry a password: Debug leaves it out.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("listen", &self.listen)
+            .field("config", &self.config)
+            .field(
+                "mongodb_uri",
+                &self.mongodb_uri.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// A started server.
@@ -45,6 +59,17 @@ pub struct Running {
     pub sources: Vec<(String, &'static str)>,
     /// The server task; it ends after the shutdown future completes.
     pub task: JoinHandle<std::io::Result<()>>,
+}
+
+// The demo key is a credential: Debug leaves it out.
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .field("base_url", &self.base_url)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads `--listen` and `--config` (and `--help`).

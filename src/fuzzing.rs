@@ -168,7 +168,6 @@ pub fn projection(
             let _ = sort.top(docs.iter(), 0, 1);
         }
         let parsed = Projection::parse(projection).map_err(|e| e.message)?;
-        let _ = parsed.is_inclusion();
         parsed.apply_with_match(doc, matched).map_err(|e| e.message)
     })
 }
@@ -240,7 +239,6 @@ pub fn pipeline(stages: &[Document], docs: &[Document]) -> Result<Vec<Document>,
         let parsed = Pipeline::parse(stages).map_err(|e| e.message)?;
         let ctx = FuzzCollections { docs };
         let _ = parsed.reads_input();
-        let _ = parsed.writes();
         if let Some(first) = parsed.leading_match() {
             let borrowed: Vec<&Document> = docs.iter().filter(|d| first.matches(d)).collect();
             if let Ok((next, input)) = parsed.run_prefix(1, &borrowed, &ctx) {

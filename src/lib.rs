@@ -45,7 +45,6 @@
 //! | `server`  | `server::serve` / `serve_with`, a ready HTTP/1.1 + HTTP/2 server loop with connection limits and a bounded shutdown |
 //! | `warp`    | `adapters::warp`, mounting the service as a warp filter |
 //! | `fuzzing` | entry points for the fuzz targets in `fuzz/`: not a stable API, for the fuzz targets |
-#![warn(missing_docs)]
 
 pub mod action;
 pub mod adapters;
@@ -63,7 +62,7 @@ mod limits;
 pub mod log;
 pub mod protocol;
 #[cfg(feature = "memory")]
-pub mod query;
+pub(crate) mod query;
 mod route;
 pub mod rules;
 #[cfg(feature = "server")]

@@ -401,8 +401,7 @@ async fn prev_root_alone_is_refused_in_a_filters_apply_when_memory() {
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let error = launch(&config, None, stopped)
         .await
-        .err()
-        .expect("rules with %%prevRoot in a filter's apply_when must not load");
+        .expect_err("rules with %%prevRoot in a filter's apply_when must not load");
     assert!(
         error
             .to_string()

@@ -23,7 +23,7 @@ pub const CUSTOM_TOKEN: &str = "custom-token";
 pub const MAX_TOKEN_LEN: usize = 1_000_000;
 
 /// The longest metadata value kept, in characters of its JSON text.
-pub const MAX_METADATA_LEN: usize = 4096;
+pub(super) const MAX_METADATA_LEN: usize = 4096;
 
 /// A configuration problem in a [`JwtProvider`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,9 +407,9 @@ pub(crate) mod test_keys {
     //! A throwaway RSA key pair for tests, generated for this crate.
 
     /// PKCS#8 private key.
-    pub const RSA_PRIVATE_PEM: &str = include_str!("testdata/rsa_private.pem");
+    pub(crate) const RSA_PRIVATE_PEM: &str = include_str!("testdata/rsa_private.pem");
     /// SubjectPublicKeyInfo public key.
-    pub const RSA_PUBLIC_PEM: &str = include_str!("testdata/rsa_public.pem");
+    pub(crate) const RSA_PUBLIC_PEM: &str = include_str!("testdata/rsa_public.pem");
 }
 
 #[cfg(test)]

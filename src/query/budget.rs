@@ -30,7 +30,7 @@ use super::QueryError;
 pub(crate) const EXCEEDED_MEMORY_LIMIT: i32 = 146;
 
 /// MongoDB's `MaxTimeMSExpired` error code.
-pub const MAX_TIME_EXPIRED: i32 = 50;
+pub(crate) const MAX_TIME_EXPIRED: i32 = 50;
 
 /// MongoDB's `Interrupted` error code: the request was abandoned.
 pub(crate) const INTERRUPTED: i32 = 11601;

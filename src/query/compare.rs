@@ -13,7 +13,7 @@ use super::number::{compare_nums, DecVal, Num};
 /// MongoDB's canonical type rank (`canonicalizeBSONType`): values of
 /// different ranks never compare equal, and `$gt`-style filters only compare
 /// values of the same rank.
-pub fn type_rank(v: &Bson) -> u8 {
+pub(crate) fn type_rank(v: &Bson) -> u8 {
     match v {
         Bson::MinKey => 0,
         Bson::Undefined => 1,
@@ -36,7 +36,7 @@ pub fn type_rank(v: &Bson) -> u8 {
 }
 
 /// Compares two values in MongoDB's order (no collation: strings compare by bytes).
-pub fn compare_values(a: &Bson, b: &Bson) -> Ordering {
+pub(crate) fn compare_values(a: &Bson, b: &Bson) -> Ordering {
     let (ra, rb) = (type_rank(a), type_rank(b));
     if ra != rb {
         return ra.cmp(&rb);
@@ -86,7 +86,7 @@ fn string_of(v: &Bson) -> Option<&str> {
 }
 
 /// Compares documents element by element: type rank, then field name, then value.
-pub fn compare_docs(a: &Document, b: &Document) -> Ordering {
+pub(crate) fn compare_docs(a: &Document, b: &Document) -> Ordering {
     let mut ia = a.iter();
     let mut ib = b.iter();
     loop {
@@ -120,13 +120,13 @@ fn compare_arrays(a: &[Bson], b: &[Bson]) -> Ordering {
 }
 
 /// Whether two values are equal in MongoDB's sense (`1 == 1.0 == NumberLong(1)`).
-pub fn values_equal(a: &Bson, b: &Bson) -> bool {
+pub(crate) fn values_equal(a: &Bson, b: &Bson) -> bool {
     type_rank(a) == type_rank(b) && compare_values(a, b) == Ordering::Equal
 }
 
 /// Whether two values are the same BSON (same types all the way down, doubles
 /// by bit pattern): MongoDB's test for "this update changed nothing".
-pub fn identical(a: &Bson, b: &Bson) -> bool {
+pub(crate) fn identical(a: &Bson, b: &Bson) -> bool {
     match (a, b) {
         (Bson::Double(x), Bson::Double(y)) => {
             x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())
@@ -140,7 +140,7 @@ pub fn identical(a: &Bson, b: &Bson) -> bool {
 }
 
 /// [`identical`] for documents (field order matters).
-pub fn identical_docs(a: &Document, b: &Document) -> bool {
+pub(crate) fn identical_docs(a: &Document, b: &Document) -> bool {
     a.len() == b.len()
         && a.iter()
             .zip(b.iter())
@@ -149,7 +149,7 @@ pub fn identical_docs(a: &Document, b: &Document) -> bool {
 
 /// A byte key with `canonical_key(a) == canonical_key(b)` exactly when
 /// `values_equal(a, b)`; used for the `_id` index, `$group` keys and `$addToSet`.
-pub fn canonical_key(v: &Bson) -> Vec<u8> {
+pub(crate) fn canonical_key(v: &Bson) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     encode(v, &mut out);
     out

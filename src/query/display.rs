@@ -2,7 +2,7 @@
 
 /// Renders a value the way MongoDB's error messages print BSON (relaxed,
 /// shell-like: `{ _id: 1, a: "x" }`).
-pub fn display_value(v: &bson::Bson) -> String {
+pub(crate) fn display_value(v: &bson::Bson) -> String {
     use bson::Bson;
     match v {
         Bson::String(s) => format!("\"{}\"", s),
@@ -35,7 +35,7 @@ pub fn display_value(v: &bson::Bson) -> String {
 }
 
 /// Renders a document like [`display_value`].
-pub fn display_doc(d: &bson::Document) -> String {
+pub(crate) fn display_doc(d: &bson::Document) -> String {
     if d.is_empty() {
         return "{}".to_string();
     }

@@ -13,7 +13,7 @@ use super::QueryError;
 
 /// A parsed query filter.
 #[derive(Debug, Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     root: Node,
 }
 
@@ -68,7 +68,7 @@ enum Pred {
 
 impl Filter {
     /// Parses a filter document such as `{"a.b": {"$gt": 1}, "$or": [...]}`.
-    pub fn parse(filter: &Document) -> Result<Filter, QueryError> {
+    pub(crate) fn parse(filter: &Document) -> Result<Filter, QueryError> {
         Ok(Filter {
             root: parse_doc(filter)?,
         })
@@ -77,7 +77,7 @@ impl Filter {
     /// Parses a condition on a single value as `$pull` and `$elemMatch` use
     /// them: `{"$gte": 5}` applies to the value itself, anything else is a
     /// document filter applied to the value when it is a document.
-    pub fn parse_value_condition(cond: &Document) -> Result<Filter, QueryError> {
+    pub(crate) fn parse_value_condition(cond: &Document) -> Result<Filter, QueryError> {
         if is_operator_doc(cond) && !starts_logical(cond) {
             return Ok(Filter {
                 root: Node::Path {
@@ -91,19 +91,19 @@ impl Filter {
 
     /// Whether `doc` matches (an `$expr` that fails to evaluate does not match;
     /// use [`Filter::try_matches`] to see the error).
-    pub fn matches(&self, doc: &Document) -> bool {
+    pub(crate) fn matches(&self, doc: &Document) -> bool {
         self.root.matches(doc, &[]).unwrap_or(false)
     }
 
     /// Whether `doc` matches; errors come from evaluating `$expr`
     /// (for example "can't $divide by zero"), which fail the whole query.
-    pub fn try_matches(&self, doc: &Document) -> Result<bool, QueryError> {
+    pub(crate) fn try_matches(&self, doc: &Document) -> Result<bool, QueryError> {
         self.root.matches(doc, &[])
     }
 
     /// [`Filter::try_matches`] with user variables visible to `$expr`
     /// (`$lookup`'s `let`).
-    pub fn matches_with_vars(
+    pub(crate) fn matches_with_vars(
         &self,
         doc: &Document,
         vars: &[(String, Bson)],
@@ -115,7 +115,7 @@ impl Filter {
     /// the way `$pull` tests an element: MongoDB wraps the element as
     /// `{"": element}` and matches it as a document, so an array element is
     /// looked into (`{$gte: 5}` matches `[6]`).
-    pub fn matches_value(&self, v: &Bson) -> bool {
+    pub(crate) fn matches_value(&self, v: &Bson) -> bool {
         match (&self.root, v) {
             (Node::Path { path, pred }, _) if path.is_empty() => pred.eval(&[Some(v)]),
             (_, Bson::Document(d)) => self.root.matches(d, &[]).unwrap_or(false),
@@ -128,7 +128,7 @@ impl Filter {
     /// (MongoDB's `matchesSingleElement`): the operator form sees the element
     /// itself, so an element that is an array is not looked into (`{$gte: 5}`
     /// does not match `[6]`).
-    pub fn matches_element(&self, v: &Bson) -> bool {
+    pub(crate) fn matches_element(&self, v: &Bson) -> bool {
         match (&self.root, v) {
             (Node::Path { path, pred }, _) if path.is_empty() => pred.single(v),
             (_, Bson::Document(d)) => self.root.matches(d, &[]).unwrap_or(false),
@@ -138,7 +138,7 @@ impl Filter {
 
     /// `Some(v)` when the filter pins `_id` to one value (`{_id: v}` or
     /// `{_id: {$eq: v}}`, possibly next to other conditions).
-    pub fn id_equality(&self) -> Option<&Bson> {
+    pub(crate) fn id_equality(&self) -> Option<&Bson> {
         fn find(node: &Node) -> Option<&Bson> {
             match node {
                 Node::Path {
@@ -162,7 +162,7 @@ impl Filter {
     /// The index, in the first array met along a matching condition's path,
     /// of the element that satisfied the filter: what the positional `$`
     /// update operator refers to.
-    pub fn matched_array_index(&self, doc: &Document) -> Option<usize> {
+    pub(crate) fn matched_array_index(&self, doc: &Document) -> Option<usize> {
         let mut conds = Vec::new();
         collect_path_conditions(&self.root, &mut conds);
         for (path, pred) in conds {
@@ -421,7 +421,7 @@ fn truthy(v: &Bson) -> bool {
 }
 
 /// BSON type codes by `$type` alias.
-pub fn type_code_by_alias(name: &str) -> Option<i32> {
+pub(crate) fn type_code_by_alias(name: &str) -> Option<i32> {
     Some(match name {
         "double" => 1,
         "string" => 2,
@@ -449,7 +449,7 @@ pub fn type_code_by_alias(name: &str) -> Option<i32> {
 }
 
 /// The BSON type code of a value.
-pub fn type_code(v: &Bson) -> i32 {
+pub(crate) fn type_code(v: &Bson) -> i32 {
     match v {
         Bson::Double(_) => 1,
         Bson::String(_) => 2,

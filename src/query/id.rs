@@ -6,7 +6,7 @@ use crate::query::compare::identical;
 use crate::query::{display_value, QueryError};
 
 /// Rejects `_id` values MongoDB refuses to store (arrays, regexes, undefined).
-pub fn validate_id(id: &Bson) -> Result<(), QueryError> {
+pub(crate) fn validate_id(id: &Bson) -> Result<(), QueryError> {
     if let Bson::Document(fields) = id {
         if let Some(key) = dollar_prefixed_key(fields) {
             return Err(QueryError::new(
@@ -41,7 +41,7 @@ fn dollar_prefixed_key(fields: &Document) -> Option<&str> {
 }
 
 /// Error when a replacement or pipeline update changed the `_id`.
-pub fn check_id_unchanged(old: &Document, new: &Document) -> Result<(), QueryError> {
+pub(crate) fn check_id_unchanged(old: &Document, new: &Document) -> Result<(), QueryError> {
     match (old.get("_id"), new.get("_id")) {
         (Some(a), Some(b)) if !identical(a, b) => {
             Err(QueryError::new(

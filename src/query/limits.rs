@@ -11,19 +11,19 @@ use bson::{Bson, Document};
 use crate::query::QueryError;
 
 /// MongoDB's per-stage memory limit without `allowDiskUse`: 100 MiB.
-pub const DEFAULT_MAX_PIPELINE_BYTES: usize = 100 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_PIPELINE_BYTES: usize = 100 * 1024 * 1024;
 
-pub use super::budget::MAX_TIME_EXPIRED;
+pub(crate) use super::budget::MAX_TIME_EXPIRED;
 
 /// MongoDB's `QueryExceededMemoryLimitNoDiskUseAllowed` error code.
-pub const MEMORY_LIMIT_EXCEEDED: i32 = 292;
+pub(crate) const MEMORY_LIMIT_EXCEEDED: i32 = 292;
 
 /// How many documents pass between two looks at the clock.
 const CLOCK_EVERY: usize = 256;
 
 /// The bounds a pipeline runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The most bytes (estimated BSON size) a blocking stage may hold.
     pub max_bytes: usize,
     /// When the pipeline must give up, if ever.
@@ -41,7 +41,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Limits with a deadline `max_time` from now.
-    pub fn with_max_time(max_bytes: usize, max_time: Option<Duration>) -> Limits {
+    pub(crate) fn with_max_time(max_bytes: usize, max_time: Option<Duration>) -> Limits {
         Limits {
             max_bytes,
             deadline: max_time.and_then(|t| Instant::now().checked_add(t)),
@@ -50,7 +50,7 @@ impl Limits {
 
     /// Fails with `MaxTimeMSExpired` once the deadline has passed, and when
     /// the request's meter says its deadline passed or it was abandoned.
-    pub fn check_time(&self) -> Result<(), QueryError> {
+    pub(crate) fn check_time(&self) -> Result<(), QueryError> {
         super::budget::check()?;
         match self.deadline {
             Some(d) if Instant::now() >= d => Err(QueryError::new(
@@ -62,7 +62,7 @@ impl Limits {
     }
 
     /// [`Limits::check_time`] every few hundred documents: call with a running index.
-    pub fn tick(&self, i: usize) -> Result<(), QueryError> {
+    pub(crate) fn tick(&self, i: usize) -> Result<(), QueryError> {
         if i.is_multiple_of(CLOCK_EVERY) {
             self.check_time()
         } else {
@@ -71,7 +71,7 @@ impl Limits {
     }
 
     /// Fails when `docs`, held at once by `stage`, exceed the memory budget.
-    pub fn check_docs(&self, stage: &str, docs: &[Document]) -> Result<(), QueryError> {
+    pub(crate) fn check_docs(&self, stage: &str, docs: &[Document]) -> Result<(), QueryError> {
         let mut total = 0usize;
         for (i, d) in docs.iter().enumerate() {
             total = total.saturating_add(doc_size(d));
@@ -84,7 +84,7 @@ impl Limits {
     }
 
     /// Fails when `bytes` held by `stage` exceed the memory budget.
-    pub fn check_bytes(&self, stage: &str, bytes: usize) -> Result<(), QueryError> {
+    pub(crate) fn check_bytes(&self, stage: &str, bytes: usize) -> Result<(), QueryError> {
         if bytes > self.max_bytes {
             Err(self.exceeded(stage))
         } else {
@@ -106,7 +106,7 @@ impl Limits {
 }
 
 /// The BSON size of a document, computed without serializing it.
-pub fn doc_size(d: &Document) -> usize {
+pub(crate) fn doc_size(d: &Document) -> usize {
     // int32 length + elements + trailing NUL.
     let mut n = 5usize;
     for (k, v) in d {
@@ -116,7 +116,7 @@ pub fn doc_size(d: &Document) -> usize {
 }
 
 /// The BSON size of a value's payload (an estimate for rare types).
-pub fn value_size(v: &Bson) -> usize {
+pub(crate) fn value_size(v: &Bson) -> usize {
     match v {
         Bson::Double(_) | Bson::Int64(_) | Bson::DateTime(_) | Bson::Timestamp(_) => 8,
         Bson::Int32(_) => 4,
@@ -151,11 +151,11 @@ pub fn value_size(v: &Bson) -> usize {
 /// The deepest nesting of documents and arrays a pipeline (or a value an
 /// expression computes) may have (MongoDB refuses BSON nested beyond 180
 /// levels in commands).
-pub const MAX_NESTING: usize = 180;
+pub(crate) const MAX_NESTING: usize = 180;
 
 /// How [`nesting_exceeds`] counts a document's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keys {
+pub(crate) enum Keys {
     /// A key is one level, dots or not (stored data).
     Plain,
     /// A dotted key, and a dotted string, is as many levels as it has parts
@@ -167,7 +167,7 @@ pub enum Keys {
 
 /// Whether documents and arrays in `values`, each at nesting level `level`,
 /// nest deeper than `limit`, checked without recursion.
-pub fn nesting_exceeds<'a>(
+pub(crate) fn nesting_exceeds<'a>(
     values: impl IntoIterator<Item = &'a Bson>,
     level: usize,
     limit: usize,

@@ -32,30 +32,30 @@
 //! ([`aggregate::Limits`]): a blocking stage that would hold more than the
 //! budget fails with code 292, an expired deadline with code 50.
 
-pub mod aggregate;
+pub(crate) mod aggregate;
 pub(crate) mod budget;
-pub mod compare;
+pub(crate) mod compare;
 mod display;
 mod error;
-pub mod expr;
-pub mod filter;
+pub(crate) mod expr;
+pub(crate) mod filter;
 mod id;
 pub(crate) mod limits;
-pub mod number;
-pub mod path;
-pub mod pattern;
-pub mod projection;
-pub mod schema;
-pub mod sort;
-pub mod update;
+pub(crate) mod number;
+pub(crate) mod path;
+pub(crate) mod pattern;
+pub(crate) mod projection;
+pub(crate) mod schema;
+pub(crate) mod sort;
+pub(crate) mod update;
 
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{AggregateContext, Pipeline};
-pub use display::{display_doc, display_value};
-pub use error::QueryError;
-pub use filter::Filter;
-pub use projection::Projection;
-pub use sort::SortSpec;
-pub use update::UpdateDoc;
+pub(crate) use aggregate::Pipeline;
+pub(crate) use display::{display_doc, display_value};
+pub(crate) use error::QueryError;
+pub(crate) use filter::Filter;
+pub(crate) use projection::Projection;
+pub(crate) use sort::SortSpec;
+pub(crate) use update::UpdateDoc;

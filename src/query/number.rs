@@ -12,7 +12,7 @@ use bson::{Bson, Decimal128};
 
 /// One of MongoDB's numeric BSON values.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Num {
+pub(crate) enum Num {
     /// `int`.
     Int32(i32),
     /// `long`.
@@ -25,7 +25,7 @@ pub enum Num {
 
 impl Num {
     /// The number held by `v`, if `v` is numeric.
-    pub fn from_bson(v: &Bson) -> Option<Num> {
+    pub(crate) fn from_bson(v: &Bson) -> Option<Num> {
         match v {
             Bson::Int32(i) => Some(Num::Int32(*i)),
             Bson::Int64(i) => Some(Num::Int64(*i)),
@@ -36,7 +36,7 @@ impl Num {
     }
 
     /// The number as a BSON value of the same type.
-    pub fn to_bson(self) -> Bson {
+    pub(crate) fn to_bson(self) -> Bson {
         match self {
             Num::Int32(i) => Bson::Int32(i),
             Num::Int64(i) => Bson::Int64(i),
@@ -46,7 +46,7 @@ impl Num {
     }
 
     /// The value as a double (Decimal128 through its string form).
-    pub fn to_f64(self) -> f64 {
+    pub(crate) fn to_f64(self) -> f64 {
         match self {
             Num::Int32(i) => f64::from(i),
             Num::Int64(i) => i as f64,
@@ -56,7 +56,7 @@ impl Num {
     }
 
     /// The value as an `i64` when it is integral and in range.
-    pub fn to_i64_exact(self) -> Option<i64> {
+    pub(crate) fn to_i64_exact(self) -> Option<i64> {
         match self {
             Num::Int32(i) => Some(i64::from(i)),
             Num::Int64(i) => Some(i),
@@ -74,7 +74,7 @@ impl Num {
     }
 
     /// The value truncated toward zero to an `i64` (saturating; NaN gives `None`).
-    pub fn to_i64_trunc(self) -> Option<i64> {
+    pub(crate) fn to_i64_trunc(self) -> Option<i64> {
         match self {
             Num::Int32(i) => Some(i64::from(i)),
             Num::Int64(i) => Some(i),
@@ -90,7 +90,7 @@ impl Num {
     }
 
     /// Whether the value is a NaN.
-    pub fn is_nan(self) -> bool {
+    pub(crate) fn is_nan(self) -> bool {
         match self {
             Num::Double(d) => d.is_nan(),
             Num::Decimal(d) => matches!(DecVal::from_decimal(&d), DecVal::NaN),
@@ -99,7 +99,7 @@ impl Num {
     }
 
     /// Whether the value is zero.
-    pub fn is_zero(self) -> bool {
+    pub(crate) fn is_zero(self) -> bool {
         match self {
             Num::Int32(i) => i == 0,
             Num::Int64(i) => i == 0,
@@ -119,7 +119,7 @@ impl Num {
 }
 
 /// The double value of a Decimal128.
-pub fn decimal_to_f64(d: &Decimal128) -> f64 {
+pub(crate) fn decimal_to_f64(d: &Decimal128) -> f64 {
     let s = d.to_string();
     match s.as_str() {
         "NaN" => f64::NAN,
@@ -130,7 +130,7 @@ pub fn decimal_to_f64(d: &Decimal128) -> f64 {
 }
 
 /// A Decimal128 holding `d` (through its shortest round-trip form).
-pub fn f64_to_decimal(d: f64) -> Decimal128 {
+pub(crate) fn f64_to_decimal(d: f64) -> Decimal128 {
     let s = if d.is_nan() {
         "NaN".to_string()
     } else if d.is_infinite() {
@@ -143,7 +143,7 @@ pub fn f64_to_decimal(d: f64) -> Decimal128 {
 
 /// An exact decimal value used to compare and key numbers of every type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecVal {
+pub(crate) enum DecVal {
     /// Not a number (lowest of all numbers).
     NaN,
     /// Infinity; `true` for negative infinity.
@@ -162,7 +162,7 @@ pub enum DecVal {
 
 impl DecVal {
     /// Parses a decimal string such as `-1.25E+3`, `NaN` or `Infinity`.
-    pub fn parse(s: &str) -> Option<DecVal> {
+    pub(crate) fn parse(s: &str) -> Option<DecVal> {
         let (neg, body) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -212,7 +212,7 @@ impl DecVal {
     }
 
     /// The exact value of an integer.
-    pub fn from_i64(i: i64) -> DecVal {
+    pub(crate) fn from_i64(i: i64) -> DecVal {
         let neg = i < 0;
         let digits = i
             .unsigned_abs()
@@ -225,7 +225,7 @@ impl DecVal {
 
     /// The value of a double: exact for integral values within the `i64`
     /// range, otherwise its shortest round-trip decimal form.
-    pub fn from_f64(d: f64) -> DecVal {
+    pub(crate) fn from_f64(d: f64) -> DecVal {
         if d.is_nan() {
             return DecVal::NaN;
         }
@@ -239,12 +239,12 @@ impl DecVal {
     }
 
     /// The value of a Decimal128.
-    pub fn from_decimal(d: &Decimal128) -> DecVal {
+    pub(crate) fn from_decimal(d: &Decimal128) -> DecVal {
         Self::parse(&d.to_string()).unwrap_or(DecVal::NaN)
     }
 
     /// The value of any number.
-    pub fn from_num(n: Num) -> DecVal {
+    pub(crate) fn from_num(n: Num) -> DecVal {
         match n {
             Num::Int32(i) => Self::from_i64(i64::from(i)),
             Num::Int64(i) => Self::from_i64(i),
@@ -254,12 +254,12 @@ impl DecVal {
     }
 
     /// Whether this is zero.
-    pub fn is_zero(&self) -> bool {
+    pub(crate) fn is_zero(&self) -> bool {
         matches!(self, DecVal::Finite { digits, .. } if digits.is_empty())
     }
 
     /// Total order: NaN lowest, then -∞, finite values, +∞.
-    pub fn cmp_total(&self, other: &DecVal) -> Ordering {
+    pub(crate) fn cmp_total(&self, other: &DecVal) -> Ordering {
         use DecVal::*;
         match (self, other) {
             (NaN, NaN) => Ordering::Equal,
@@ -327,7 +327,7 @@ impl DecVal {
     }
 
     /// The value with its sign flipped.
-    pub fn negate(&self) -> DecVal {
+    pub(crate) fn negate(&self) -> DecVal {
         match self {
             DecVal::NaN => DecVal::NaN,
             DecVal::Inf(neg) => DecVal::Inf(!neg),
@@ -336,7 +336,7 @@ impl DecVal {
     }
 
     /// Exact sum.
-    pub fn add(&self, other: &DecVal) -> DecVal {
+    pub(crate) fn add(&self, other: &DecVal) -> DecVal {
         use DecVal::*;
         match (self, other) {
             (NaN, _) | (_, NaN) => NaN,
@@ -384,7 +384,7 @@ impl DecVal {
     }
 
     /// Exact product.
-    pub fn mul(&self, other: &DecVal) -> DecVal {
+    pub(crate) fn mul(&self, other: &DecVal) -> DecVal {
         use DecVal::*;
         match (self, other) {
             (NaN, _) | (_, NaN) => NaN,
@@ -434,7 +434,7 @@ impl DecVal {
     }
 
     /// The nearest Decimal128 (34 significant digits), if in range.
-    pub fn to_decimal128(&self) -> Option<Decimal128> {
+    pub(crate) fn to_decimal128(&self) -> Option<Decimal128> {
         let s = match self {
             DecVal::NaN => "NaN".to_string(),
             DecVal::Inf(neg) => if *neg { "-Infinity" } else { "Infinity" }.to_string(),
@@ -450,7 +450,7 @@ impl DecVal {
     /// The Decimal128 of this exact value written with exponent `exp` when
     /// that needs no rounding and at most 34 digits (`negative_zero` gives a
     /// zero its sign); `None` otherwise.
-    pub fn to_decimal128_at(&self, exp: i64, negative_zero: bool) -> Option<Decimal128> {
+    pub(crate) fn to_decimal128_at(&self, exp: i64, negative_zero: bool) -> Option<Decimal128> {
         let DecVal::Finite {
             neg,
             digits,
@@ -477,7 +477,7 @@ impl DecVal {
     }
 
     /// Appends an injective byte encoding of the value to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
             DecVal::NaN => out.push(0),
             DecVal::Inf(neg) => out.extend_from_slice(&[1, u8::from(*neg)]),
@@ -548,7 +548,7 @@ fn sub_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 /// Compares two numbers by value across types (NaN lowest, -0 equals 0).
-pub fn compare_nums(a: Num, b: Num) -> Ordering {
+pub(crate) fn compare_nums(a: Num, b: Num) -> Ordering {
     match (a, b) {
         (Num::Decimal(_), _) | (_, Num::Decimal(_)) => {
             DecVal::from_num(a).cmp_total(&DecVal::from_num(b))
@@ -593,7 +593,7 @@ fn cmp_f64_i64(x: f64, i: i64) -> Ordering {
 
 /// The exponent a Decimal128 is stored with (`1.0` → -1, `1E+3` → 3);
 /// `None` for NaN and the infinities.
-pub fn decimal_exponent(d: &Decimal128) -> Option<i64> {
+pub(crate) fn decimal_exponent(d: &Decimal128) -> Option<i64> {
     let b = d.bytes();
     let mut high_bytes = [0u8; 8];
     high_bytes.copy_from_slice(&b[8..16]);
@@ -672,7 +672,7 @@ fn float_result(v: f64, rank: u8) -> Num {
 
 /// Which way integer overflow is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
+pub(crate) enum Overflow {
     /// int64 overflow becomes a double (aggregation expressions, `$sum`).
     ToDouble,
     /// int64 overflow is an error (`$inc`, `$mul`).
@@ -738,23 +738,23 @@ fn int_op(
 }
 
 /// `a + b` with MongoDB's widening; `None` only for an int64 overflow under [`Overflow::Fail`].
-pub fn add(a: Num, b: Num, overflow: Overflow) -> Option<Num> {
+pub(crate) fn add(a: Num, b: Num, overflow: Overflow) -> Option<Num> {
     int_op(a, b, overflow, i64::checked_add, |x, y| x + y, DecOp::Add)
 }
 
 /// `a - b` with MongoDB's widening.
-pub fn sub(a: Num, b: Num, overflow: Overflow) -> Option<Num> {
+pub(crate) fn sub(a: Num, b: Num, overflow: Overflow) -> Option<Num> {
     int_op(a, b, overflow, i64::checked_sub, |x, y| x - y, DecOp::Sub)
 }
 
 /// `a × b` with MongoDB's widening.
-pub fn mul(a: Num, b: Num, overflow: Overflow) -> Option<Num> {
+pub(crate) fn mul(a: Num, b: Num, overflow: Overflow) -> Option<Num> {
     int_op(a, b, overflow, i64::checked_mul, |x, y| x * y, DecOp::Mul)
 }
 
 /// `a / b` as `$divide` computes it: a double (or a decimal if either is one).
 /// The caller rejects a zero divisor.
-pub fn div(a: Num, b: Num) -> Num {
+pub(crate) fn div(a: Num, b: Num) -> Num {
     float_result(
         a.to_f64() / b.to_f64(),
         if wider(a, b) == 3 { 3 } else { 2 },
@@ -762,7 +762,7 @@ pub fn div(a: Num, b: Num) -> Num {
 }
 
 /// `a mod b` as `$mod` computes it (sign of the dividend). The caller rejects a zero divisor.
-pub fn rem(a: Num, b: Num) -> Num {
+pub(crate) fn rem(a: Num, b: Num) -> Num {
     let rank = wider(a, b);
     if rank <= 1 {
         let (x, y) = (as_i64(a), as_i64(b));
@@ -772,7 +772,7 @@ pub fn rem(a: Num, b: Num) -> Num {
 }
 
 /// `|a|`, widening `int32::MIN` to int64 and `int64::MIN` to double.
-pub fn abs(a: Num) -> Num {
+pub(crate) fn abs(a: Num) -> Num {
     match a {
         Num::Int32(i) => i
             .checked_abs()

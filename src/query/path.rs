@@ -28,12 +28,12 @@ pub(crate) fn check_parts(path: &str) -> Result<(), QueryError> {
 }
 
 /// Splits a dotted path into its segments.
-pub fn split(path: &str) -> Vec<String> {
+pub(crate) fn split(path: &str) -> Vec<String> {
     path.split('.').map(str::to_string).collect()
 }
 
 /// Whether `seg` is an array index as MongoDB reads one (ASCII digits only).
-pub fn array_index(seg: &str) -> Option<usize> {
+pub(crate) fn array_index(seg: &str) -> Option<usize> {
     if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -46,7 +46,7 @@ pub fn array_index(seg: &str) -> Option<usize> {
 /// The values a query predicate sees at `path`; `None` stands for "missing".
 /// The final value itself is returned even when it is an array: predicates
 /// decide whether to look inside it.
-pub fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a Bson>> {
+pub(crate) fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a Bson>> {
     let mut out = Vec::new();
     match path.split_first() {
         None => {}
@@ -59,7 +59,7 @@ pub fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a B
 }
 
 /// Like [`filter_leaves`] starting from any value.
-pub fn filter_leaves_of<'a>(value: &'a Bson, path: &[String]) -> Vec<Option<&'a Bson>> {
+pub(crate) fn filter_leaves_of<'a>(value: &'a Bson, path: &[String]) -> Vec<Option<&'a Bson>> {
     let mut out = Vec::new();
     walk(value, path, &mut out);
     out
@@ -96,7 +96,7 @@ fn walk<'a>(v: &'a Bson, rest: &[String], out: &mut Vec<Option<&'a Bson>>) {
 }
 
 /// The single value at `path`, indexing arrays with numeric segments only.
-pub fn get_exact<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
+pub(crate) fn get_exact<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
     let (first, rest) = path.split_first()?;
     let mut cur = doc.get(first)?;
     for seg in rest {
@@ -111,7 +111,7 @@ pub fn get_exact<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
 
 /// An aggregation field path (`$a.b`): through arrays it collects the values
 /// of every element, recursively, skipping elements where the path is missing.
-pub fn expr_get(value: &Bson, path: &[String]) -> Option<Bson> {
+pub(crate) fn expr_get(value: &Bson, path: &[String]) -> Option<Bson> {
     let Some((seg, rest)) = path.split_first() else {
         return Some(value.clone());
     };
@@ -129,7 +129,7 @@ pub fn expr_get(value: &Bson, path: &[String]) -> Option<Bson> {
 }
 
 /// [`expr_get`] starting at a document (no copy of the document is made).
-pub fn expr_get_doc(doc: &Document, path: &[String]) -> Option<Bson> {
+pub(crate) fn expr_get_doc(doc: &Document, path: &[String]) -> Option<Bson> {
     match path.split_first() {
         None => Some(Bson::Document(doc.clone())),
         Some((first, rest)) => expr_get(doc.get(first)?, rest),
@@ -138,7 +138,7 @@ pub fn expr_get_doc(doc: &Document, path: &[String]) -> Option<Bson> {
 
 /// The values a sort key sees at `path`: the leaves of [`filter_leaves`] with
 /// arrays flattened one level; an empty result means the key is missing.
-pub fn sort_values<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a Bson>> {
+pub(crate) fn sort_values<'a>(doc: &'a Document, path: &[String]) -> Vec<Option<&'a Bson>> {
     let mut out = Vec::new();
     for leaf in filter_leaves(doc, path) {
         match leaf {

@@ -7,7 +7,7 @@ use super::QueryError;
 
 /// A compiled `$regex` with its original pattern and options.
 #[derive(Debug, Clone)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     /// The pattern as the client sent it.
     pub source: String,
     /// The options (`i`, `m`, `s`, `x`, `u`).
@@ -17,7 +17,7 @@ pub struct Pattern {
 
 impl Pattern {
     /// Compiles `pattern` with MongoDB/PCRE `options` (`i m s x u`).
-    pub fn new(pattern: &str, options: &str) -> Result<Pattern, QueryError> {
+    pub(crate) fn new(pattern: &str, options: &str) -> Result<Pattern, QueryError> {
         let mut builder = RegexBuilder::new(pattern);
         for c in options.chars() {
             match c {
@@ -53,23 +53,23 @@ impl Pattern {
     }
 
     /// Compiles a BSON regular expression value.
-    pub fn from_regex(r: &bson::Regex) -> Result<Pattern, QueryError> {
+    pub(crate) fn from_regex(r: &bson::Regex) -> Result<Pattern, QueryError> {
         Pattern::new(&r.pattern, &r.options)
     }
 
     /// Whether the pattern matches somewhere in `s`.
-    pub fn is_match(&self, s: &str) -> bool {
+    pub(crate) fn is_match(&self, s: &str) -> bool {
         self.regex.is_match(s)
     }
 
     /// The compiled regex.
-    pub fn regex(&self) -> &Regex {
+    pub(crate) fn regex(&self) -> &Regex {
         &self.regex
     }
 
     /// Whether a single value matches: strings and symbols by search, a regex
     /// value by being the same regex.
-    pub fn matches_value(&self, v: &Bson) -> bool {
+    pub(crate) fn matches_value(&self, v: &Bson) -> bool {
         match v {
             Bson::String(s) | Bson::Symbol(s) => self.is_match(s),
             Bson::RegularExpression(r) => {

@@ -10,7 +10,7 @@ use super::QueryError;
 
 /// A parsed projection.
 #[derive(Debug, Clone)]
-pub struct Projection {
+pub(crate) struct Projection {
     mode: Mode,
     fields: Vec<(String, Spec)>,
     include_id: bool,
@@ -47,12 +47,12 @@ enum Context {
 
 impl Projection {
     /// Parses a `find` projection (`{}` returns whole documents).
-    pub fn parse(projection: &Document) -> Result<Projection, QueryError> {
+    pub(crate) fn parse(projection: &Document) -> Result<Projection, QueryError> {
         Self::parse_in(projection, Context::Find)
     }
 
     /// Parses a `$project` stage specification.
-    pub fn parse_aggregate(projection: &Document) -> Result<Projection, QueryError> {
+    pub(crate) fn parse_aggregate(projection: &Document) -> Result<Projection, QueryError> {
         if projection.is_empty() {
             return Err(QueryError::new(
                 51272,
@@ -63,7 +63,7 @@ impl Projection {
     }
 
     /// An exclusion projection removing `paths` (`$unset`).
-    pub fn exclusion(paths: &[String]) -> Result<Projection, QueryError> {
+    pub(crate) fn exclusion(paths: &[String]) -> Result<Projection, QueryError> {
         let spec: Document = paths.iter().map(|p| (p.clone(), Bson::Int32(0))).collect();
         Self::parse_in(&spec, Context::Aggregate)
     }
@@ -165,25 +165,20 @@ impl Projection {
         }
     }
 
-    /// Whether the projection is an inclusion (or computing) projection.
-    pub fn is_inclusion(&self) -> bool {
-        self.mode == Mode::Inclusion
-    }
-
     /// Whether the projection uses the positional `$` operator (`"a.$": 1`),
     /// which needs [`Projection::apply_with_match`].
-    pub fn uses_positional(&self) -> bool {
+    pub(crate) fn uses_positional(&self) -> bool {
         self.positional
     }
 
     /// Applies the projection to one document.
-    pub fn apply(&self, doc: &Document) -> Result<Document, QueryError> {
+    pub(crate) fn apply(&self, doc: &Document) -> Result<Document, QueryError> {
         self.apply_with_match(doc, None)
     }
 
     /// Applies the projection with the array index the query matched
     /// ([`crate::query::Filter::matched_array_index`]) for `"a.$": 1`.
-    pub fn apply_with_match(
+    pub(crate) fn apply_with_match(
         &self,
         doc: &Document,
         matched: Option<usize>,

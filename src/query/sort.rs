@@ -14,14 +14,14 @@ use super::QueryError;
 
 /// A parsed sort specification.
 #[derive(Debug, Clone, Default)]
-pub struct SortSpec {
+pub(crate) struct SortSpec {
     keys: Vec<(Vec<String>, bool)>,
     natural: Option<bool>,
 }
 
 impl SortSpec {
     /// Parses `{field: 1 | -1, ...}`; `{}` sorts nothing.
-    pub fn parse(sort: &Document) -> Result<SortSpec, QueryError> {
+    pub(crate) fn parse(sort: &Document) -> Result<SortSpec, QueryError> {
         let mut keys = Vec::with_capacity(sort.len());
         let mut natural = None;
         for (field, dir) in sort {
@@ -61,18 +61,18 @@ impl SortSpec {
     }
 
     /// Whether the specification has no keys.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
     /// `Some(ascending)` for `{$natural: 1 | -1}` (insertion order or its
     /// reverse), which only a collection scan can honour.
-    pub fn natural(&self) -> Option<bool> {
+    pub(crate) fn natural(&self) -> Option<bool> {
         self.natural
     }
 
     /// Compares two documents.
-    pub fn compare(&self, a: &Document, b: &Document) -> Ordering {
+    pub(crate) fn compare(&self, a: &Document, b: &Document) -> Ordering {
         for (path, ascending) in &self.keys {
             let (ka, kb) = (key(a, path, *ascending), key(b, path, *ascending));
             let o = compare_values(&ka, &kb);
@@ -84,7 +84,7 @@ impl SortSpec {
     }
 
     /// Sorts documents stably, computing each sort key once.
-    pub fn sort(&self, docs: &mut Vec<Document>) {
+    pub(crate) fn sort(&self, docs: &mut Vec<Document>) {
         if self.keys.is_empty() {
             return;
         }
@@ -95,12 +95,12 @@ impl SortSpec {
     }
 
     /// The sort key of a document: one value per key of the specification.
-    pub fn sort_key(&self, doc: &Document) -> Vec<Bson> {
+    pub(crate) fn sort_key(&self, doc: &Document) -> Vec<Bson> {
         self.keys.iter().map(|(p, asc)| key(doc, p, *asc)).collect()
     }
 
     /// Compares two keys from [`SortSpec::sort_key`].
-    pub fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+    pub(crate) fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
         for ((x, y), (_, ascending)) in a.iter().zip(b.iter()).zip(self.keys.iter()) {
             let o = compare_values(x, y);
             if o != Ordering::Equal {
@@ -113,7 +113,7 @@ impl SortSpec {
     /// The positions in `docs` of the documents a stable sort would put at
     /// `skip..skip + limit`, in that order, without moving or copying any
     /// document: only the first `skip + limit` are fully sorted.
-    pub fn top<'a, I>(&self, docs: I, skip: usize, limit: usize) -> Vec<usize>
+    pub(crate) fn top<'a, I>(&self, docs: I, skip: usize, limit: usize) -> Vec<usize>
     where
         I: IntoIterator<Item = &'a Document>,
     {

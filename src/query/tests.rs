@@ -703,7 +703,7 @@ impl Gen {
 
 struct OtherCollection(Vec<Document>);
 
-impl super::AggregateContext for OtherCollection {
+impl super::aggregate::AggregateContext for OtherCollection {
     fn collection(&self, _name: &str) -> Vec<Document> {
         self.0.clone()
     }

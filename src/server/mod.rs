@@ -110,16 +110,9 @@ fn default_max_connections() -> usize {
 
 #[cfg(unix)]
 fn open_file_limit() -> Option<usize> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `getrlimit` only writes the struct it is given.
-    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if result != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
-        return None;
-    }
-    usize::try_from(limit.rlim_cur).ok()
+    // `None` is RLIM_INFINITY.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current.and_then(|n| usize::try_from(n).ok())
 }
 
 #[cfg(not(unix))]

@@ -102,6 +102,15 @@ impl Slot {
 /// stages that hold documents also keep MongoDB's per-stage limit
 /// ([`MemoryBackend::with_max_pipeline_bytes`]).
 ///
+/// Known differences from MongoDB: no collation (strings compare by bytes);
+/// Decimal128 division goes through `f64`; regexes are those of the `regex`
+/// crate (no backreferences or lookaround); `$text`, `$where`, geo operators,
+/// `$function` and a few stages (`$geoNear`, `$search`, …) are not
+/// implemented (they fail with code 238, `NotImplemented`); `$bucketAuto` has
+/// no `granularity`; `$collStats` reports `count` and `storageStats` only.
+/// Time zones are UTC, fixed offsets or the IANA zones of the bundled time
+/// zone database.
+///
 /// ```
 /// use std::time::Duration;
 /// use tower_data_api::MemoryBackend;

@@ -21,15 +21,15 @@ use super::projection::Projection;
 use super::sort::SortSpec;
 use super::QueryError;
 
-pub use crate::query::limits::{
-    doc_size, Limits, DEFAULT_MAX_PIPELINE_BYTES, MAX_TIME_EXPIRED, MEMORY_LIMIT_EXCEEDED,
+pub(crate) use crate::query::limits::{
+    doc_size, Limits, DEFAULT_MAX_PIPELINE_BYTES, MAX_TIME_EXPIRED,
 };
 use crate::query::limits::{nesting_exceeds, Keys, MAX_NESTING};
-pub use output::MergeSpec;
-pub use sources::CollectionStats;
+pub(crate) use output::MergeSpec;
+pub(crate) use sources::CollectionStats;
 
 /// Access to the other collections of the database a pipeline runs in.
-pub trait AggregateContext {
+pub(crate) trait AggregateContext {
     /// The documents of collection `name` (empty when it does not exist), in natural order.
     fn collection(&self, name: &str) -> Vec<Document>;
 
@@ -55,7 +55,7 @@ pub trait AggregateContext {
 
 /// A context without collections (pipeline-style updates, tests).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoCollections;
+pub(crate) struct NoCollections;
 
 impl AggregateContext for NoCollections {
     fn collection(&self, _name: &str) -> Vec<Document> {
@@ -65,7 +65,7 @@ impl AggregateContext for NoCollections {
 
 /// A parsed aggregation pipeline.
 #[derive(Debug, Clone)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     stages: Vec<Stage>,
 }
 
@@ -143,7 +143,7 @@ fn wrap(stage: &str, e: QueryError) -> QueryError {
 
 impl Pipeline {
     /// Parses the stages of a pipeline.
-    pub fn parse(stages: &[Document]) -> Result<Pipeline, QueryError> {
+    pub(crate) fn parse(stages: &[Document]) -> Result<Pipeline, QueryError> {
         // Parsing and evaluation recurse with the nesting of the stages: a
         // bound on it keeps untrusted pipelines from exhausting the stack.
         if nesting_exceeds(
@@ -340,7 +340,7 @@ impl Pipeline {
     }
 
     /// Runs the pipeline over `input`.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         input: Vec<Document>,
         ctx: &dyn AggregateContext,
@@ -349,7 +349,7 @@ impl Pipeline {
     }
 
     /// Runs the pipeline with user variables bound (`$lookup`'s `let`).
-    pub fn run_with_vars(
+    pub(crate) fn run_with_vars(
         &self,
         input: Vec<Document>,
         ctx: &dyn AggregateContext,
@@ -359,22 +359,13 @@ impl Pipeline {
     }
 
     /// The filter of a leading `$match` stage, which a backend may apply
-    /// while reading the collection (then run with [`Pipeline::run_after_match`]).
-    pub fn leading_match(&self) -> Option<&Filter> {
+    /// while reading the collection (then runs the rest from stage 1 with
+    /// [`Pipeline::run_prefix`] and [`Pipeline::run_from`]).
+    pub(crate) fn leading_match(&self) -> Option<&Filter> {
         match self.stages.first() {
             Some(Stage::Match(f)) => Some(f),
             _ => None,
         }
-    }
-
-    /// Runs every stage after the leading `$match` (see [`Pipeline::leading_match`]).
-    pub fn run_after_match(
-        &self,
-        input: Vec<Document>,
-        ctx: &dyn AggregateContext,
-    ) -> Result<Vec<Document>, QueryError> {
-        let skip = usize::from(self.leading_match().is_some());
-        run_stages(&self.stages[skip..], input, ctx, &[])
     }
 
     /// Runs, over documents borrowed from the collection, what can run without
@@ -382,7 +373,7 @@ impl Pipeline {
     /// after a leading `$match` the caller applied while reading). Otherwise
     /// copies the documents. Returns the index of the next stage to run and its
     /// input, for [`Pipeline::run_from`].
-    pub fn run_prefix(
+    pub(crate) fn run_prefix(
         &self,
         start: usize,
         docs: &[&Document],
@@ -405,7 +396,7 @@ impl Pipeline {
     }
 
     /// Runs the stages from index `start` on (see [`Pipeline::run_prefix`]).
-    pub fn run_from(
+    pub(crate) fn run_from(
         &self,
         start: usize,
         input: Vec<Document>,
@@ -421,7 +412,7 @@ impl Pipeline {
 
     /// Whether the first stage reads the collection (`$documents` and
     /// `$collStats` make their own documents).
-    pub fn reads_input(&self) -> bool {
+    pub(crate) fn reads_input(&self) -> bool {
         !matches!(
             self.stages.first(),
             Some(Stage::Documents(_) | Stage::CollStats(_))
@@ -430,12 +421,13 @@ impl Pipeline {
 
     /// Whether the first stage is `$documents`, which MongoDB runs only in
     /// a collection-less aggregate or a `$lookup`/`$unionWith` sub-pipeline.
-    pub fn starts_with_documents(&self) -> bool {
+    pub(crate) fn starts_with_documents(&self) -> bool {
         matches!(self.stages.first(), Some(Stage::Documents(_)))
     }
 
     /// Whether the pipeline ends with `$out` or `$merge`.
-    pub fn writes(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn writes(&self) -> bool {
         matches!(self.stages.last(), Some(Stage::Out(_) | Stage::Merge(_)))
     }
 }

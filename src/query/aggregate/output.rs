@@ -102,7 +102,7 @@ enum WhenNotMatched {
 
 /// A parsed `$merge` stage.
 #[derive(Debug, Clone)]
-pub struct MergeSpec {
+pub(crate) struct MergeSpec {
     into: String,
     on: Vec<Vec<String>>,
     matched: WhenMatched,
@@ -114,7 +114,7 @@ pub struct MergeSpec {
 
 impl MergeSpec {
     /// Parses `"coll"` or `{into, on, whenMatched, whenNotMatched}`.
-    pub fn parse(arg: &Bson) -> Result<MergeSpec, QueryError> {
+    pub(crate) fn parse(arg: &Bson) -> Result<MergeSpec, QueryError> {
         let mut spec = MergeSpec {
             into: String::new(),
             on: vec![vec!["_id".to_string()]],

@@ -5,12 +5,13 @@ use bson::{Bson, Document};
 
 use super::AggregateContext;
 use crate::query::expr::{type_name, Expr, Vars};
+#[cfg(test)]
 use crate::query::limits::doc_size;
 use crate::query::QueryError;
 
 /// What `$collStats` reports about the collection a pipeline reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectionStats {
+pub(crate) struct CollectionStats {
     /// `database.collection`.
     pub ns: String,
     /// Number of documents.
@@ -21,7 +22,8 @@ pub struct CollectionStats {
 
 impl CollectionStats {
     /// Stats for `ns` computed from its documents.
-    pub fn of(ns: String, docs: &[Document]) -> CollectionStats {
+    #[cfg(test)]
+    pub(crate) fn of(ns: String, docs: &[Document]) -> CollectionStats {
         CollectionStats {
             ns,
             count: docs.len() as u64,

@@ -2,6 +2,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::*;
+use crate::query::limits::MEMORY_LIMIT_EXCEEDED;
 use bson::{bson, doc};
 
 struct Ctx(RefCell<HashMap<String, Vec<Document>>>);

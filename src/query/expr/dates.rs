@@ -22,7 +22,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month 1..=12, day) → days since 1970-01-01, proleptic Gregorian.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -33,7 +33,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// Number of days in a month.
-pub fn days_in_month(y: i64, m: u32) -> i64 {
+pub(super) fn days_in_month(y: i64, m: u32) -> i64 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -44,7 +44,7 @@ pub fn days_in_month(y: i64, m: u32) -> i64 {
 
 /// Parses ISO-8601 dates such as `2024-02-29`, `2024-02-29T13:45:30.123Z`
 /// or `2024-02-29 13:45:30+01:00`; without a zone in the string, `zone` applies.
-pub fn parse_iso(s: &str, zone: &Zone) -> Option<i64> {
+pub(super) fn parse_iso(s: &str, zone: &Zone) -> Option<i64> {
     let b = s.trim().as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
@@ -113,7 +113,7 @@ pub fn parse_iso(s: &str, zone: &Zone) -> Option<i64> {
 }
 
 /// Parses `s` with `$dateFromString` format specifiers (`%Y %m %d %H %M %S %L %z %Z %%`).
-pub fn parse_with_format(s: &str, format: &str) -> Option<i64> {
+pub(super) fn parse_with_format(s: &str, format: &str) -> Option<i64> {
     let (mut y, mut mo, mut d, mut h, mut mi, mut sec, mut ms, mut off) =
         (1970i64, 1i64, 1i64, 0i64, 0i64, 0i64, 0i64, 0i64);
     let input: Vec<char> = s.chars().collect();
@@ -200,7 +200,7 @@ fn is_leap(y: i64) -> bool {
 
 /// Broken-down UTC time of a millisecond timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateParts {
+pub(crate) struct DateParts {
     /// Year.
     pub year: i64,
     /// Month, 1..=12.
@@ -222,7 +222,7 @@ pub struct DateParts {
 }
 
 /// Splits milliseconds since the epoch into calendar fields.
-pub fn date_parts(millis: i64) -> DateParts {
+pub(crate) fn date_parts(millis: i64) -> DateParts {
     let days = millis.div_euclid(86_400_000);
     let ms = millis.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
@@ -258,7 +258,7 @@ fn iso_week(p: &DateParts, millis: i64) -> (i64, u32, u32) {
 }
 
 /// The value of `$year`, `$month`, … for a (timezone-adjusted) timestamp.
-pub fn date_part(name: &str, millis: i64) -> Bson {
+pub(super) fn date_part(name: &str, millis: i64) -> Bson {
     let p = date_parts(millis);
     let v = match name {
         "$year" => return Bson::Int32(p.year as i32),
@@ -280,7 +280,11 @@ pub fn date_part(name: &str, millis: i64) -> Bson {
 
 /// Formats with `$dateToString` specifiers (`%Y %m %d %H %M %S %L %j %w %u %U %V %G %z %Z %%`).
 /// `millis` is already shifted by `offset_minutes`.
-pub fn format_date(millis: i64, format: &str, offset_minutes: i64) -> Result<String, QueryError> {
+pub(crate) fn format_date(
+    millis: i64,
+    format: &str,
+    offset_minutes: i64,
+) -> Result<String, QueryError> {
     let p = date_parts(millis);
     let mut out = String::with_capacity(format.len() + 8);
     let mut chars = format.chars();
@@ -331,7 +335,7 @@ pub fn format_date(millis: i64, format: &str, offset_minutes: i64) -> Result<Str
 }
 
 /// Milliseconds of a date-like value (date, timestamp, ObjectId).
-pub fn as_millis(v: Option<&Bson>, _op: &str) -> Result<i64, QueryError> {
+pub(super) fn as_millis(v: Option<&Bson>, _op: &str) -> Result<i64, QueryError> {
     match v {
         Some(Bson::DateTime(d)) => Ok(d.timestamp_millis()),
         Some(Bson::Timestamp(t)) => Ok(i64::from(t.time) * 1000),
@@ -346,7 +350,7 @@ pub fn as_millis(v: Option<&Bson>, _op: &str) -> Result<i64, QueryError> {
 /// The `timezone` argument of a date operator: UTC, a fixed offset or a
 /// named IANA zone whose offset depends on the instant.
 #[derive(Debug, Clone)]
-pub enum Zone {
+pub(super) enum Zone {
     /// A fixed offset in minutes east of UTC (UTC itself is `Fixed(0)`).
     Fixed(i64),
     /// A zone of the bundled time zone database, such as `Europe/Paris`.
@@ -355,11 +359,11 @@ pub enum Zone {
 
 impl Zone {
     /// UTC.
-    pub const UTC: Zone = Zone::Fixed(0);
+    pub(super) const UTC: Zone = Zone::Fixed(0);
 
     /// Parses a `timezone` argument: missing or null is UTC; otherwise
     /// `UTC`, `Z`, `±HH:MM`, `±HHMM`, `±HH` or an Olson identifier.
-    pub fn parse(tz: Option<Bson>) -> Result<Zone, QueryError> {
+    pub(super) fn parse(tz: Option<Bson>) -> Result<Zone, QueryError> {
         let s = match tz {
             None | Some(Bson::Null) => return Ok(Zone::UTC),
             Some(Bson::String(s)) => s,
@@ -393,7 +397,7 @@ impl Zone {
     }
 
     /// The offset from UTC, in minutes, at the instant `utc_millis`.
-    pub fn offset_at(&self, utc_millis: i64) -> i64 {
+    pub(super) fn offset_at(&self, utc_millis: i64) -> i64 {
         match self {
             Zone::Fixed(m) => *m,
             Zone::Named(tz) => {
@@ -407,7 +411,7 @@ impl Zone {
     }
 
     /// The local wall-clock time (as milliseconds) of the instant `utc_millis`.
-    pub fn to_local(&self, utc_millis: i64) -> i64 {
+    pub(super) fn to_local(&self, utc_millis: i64) -> i64 {
         utc_millis.saturating_add(self.offset_at(utc_millis).saturating_mul(60_000))
     }
 
@@ -415,7 +419,7 @@ impl Zone {
     /// offset in force just before the transition applies (as MongoDB's
     /// time library does): 02:30 in a spring-forward gap reads as 03:30 of
     /// the new offset, and an ambiguous 02:30 in autumn is the first one.
-    pub fn to_utc(&self, local_millis: i64) -> i64 {
+    pub(super) fn to_utc(&self, local_millis: i64) -> i64 {
         match self {
             Zone::Fixed(m) => local_millis.saturating_sub(m.saturating_mul(60_000)),
             Zone::Named(_) => {

@@ -22,12 +22,12 @@ mod dates;
 mod named;
 mod ops;
 
-pub use dates::{date_parts, format_date, DateParts};
-pub use named::add_units_utc;
+pub(crate) use dates::format_date;
+pub(crate) use named::add_units_utc;
 
 /// A parsed aggregation expression.
 #[derive(Debug, Clone)]
-pub enum Expr {
+pub(crate) enum Expr {
     /// A constant.
     Literal(Bson),
     /// `"$a.b"`: a path in `$$CURRENT`.
@@ -46,7 +46,7 @@ pub enum Expr {
 
 /// Operators that need control over argument evaluation or named arguments.
 #[derive(Debug, Clone)]
-pub enum Special {
+pub(crate) enum Special {
     /// `$cond`.
     Cond(Expr, Expr, Expr),
     /// `$and`.
@@ -105,7 +105,7 @@ pub enum Special {
 
 /// Variables visible to an expression: `$$ROOT`, `$$CURRENT` and user variables.
 #[derive(Debug, Clone)]
-pub struct Vars<'a> {
+pub(crate) struct Vars<'a> {
     root: &'a Document,
     current: Option<Bson>,
     locals: Vec<(String, Bson)>,
@@ -113,7 +113,7 @@ pub struct Vars<'a> {
 
 impl<'a> Vars<'a> {
     /// Variables for evaluating against `root` (also `$$CURRENT`).
-    pub fn new(root: &'a Document) -> Vars<'a> {
+    pub(crate) fn new(root: &'a Document) -> Vars<'a> {
         Vars {
             root,
             current: None,
@@ -122,7 +122,7 @@ impl<'a> Vars<'a> {
     }
 
     /// Variables for `root` with user variables already bound.
-    pub fn with_bindings(root: &'a Document, bindings: &[(String, Bson)]) -> Vars<'a> {
+    pub(crate) fn with_bindings(root: &'a Document, bindings: &[(String, Bson)]) -> Vars<'a> {
         let mut v = Vars::new(root);
         for (name, value) in bindings {
             v.bind(name, value.clone());
@@ -131,14 +131,14 @@ impl<'a> Vars<'a> {
     }
 
     /// A copy with one more user variable bound.
-    pub fn with(&self, name: &str, value: Bson) -> Vars<'a> {
+    pub(crate) fn with(&self, name: &str, value: Bson) -> Vars<'a> {
         let mut v = self.clone();
         v.bind(name, value);
         v
     }
 
     /// Binds a user variable in place (`$lookup`'s `let`).
-    pub fn bind(&mut self, name: &str, value: Bson) {
+    pub(crate) fn bind(&mut self, name: &str, value: Bson) {
         if name == "CURRENT" {
             self.current = Some(value);
         } else {
@@ -176,7 +176,7 @@ impl<'a> Vars<'a> {
 }
 
 /// Truthiness in expressions: false, null, undefined, missing and zero are false.
-pub fn truthy(v: Option<&Bson>) -> bool {
+pub(crate) fn truthy(v: Option<&Bson>) -> bool {
     match v {
         None | Some(Bson::Null) | Some(Bson::Undefined) | Some(Bson::Boolean(false)) => false,
         Some(other) => Num::from_bson(other).is_none_or(|n| !n.is_zero()),
@@ -184,7 +184,7 @@ pub fn truthy(v: Option<&Bson>) -> bool {
 }
 
 /// MongoDB's type name for a value (`$type` expression, error messages).
-pub fn type_name(v: Option<&Bson>) -> &'static str {
+pub(crate) fn type_name(v: Option<&Bson>) -> &'static str {
     match v {
         None => "missing",
         Some(v) => match v {
@@ -246,7 +246,7 @@ fn check_accumulator(acc: &Bson) -> Result<(), QueryError> {
 }
 
 /// Whether the value is null, undefined or missing.
-pub fn nullish(v: Option<&Bson>) -> bool {
+pub(crate) fn nullish(v: Option<&Bson>) -> bool {
     matches!(v, None | Some(Bson::Null) | Some(Bson::Undefined))
 }
 
@@ -294,7 +294,7 @@ fn parse_field_path(s: &str) -> Result<Expr, QueryError> {
 
 impl Expr {
     /// Parses an expression.
-    pub fn parse(v: &Bson) -> Result<Expr, QueryError> {
+    pub(crate) fn parse(v: &Bson) -> Result<Expr, QueryError> {
         match v {
             Bson::String(s) if s.starts_with('$') => parse_field_path(s),
             Bson::Array(items) => Ok(Expr::Array(
@@ -337,7 +337,8 @@ impl Expr {
     }
 
     /// Evaluates the expression against a document.
-    pub fn eval_doc(&self, doc: &Document) -> Result<Option<Bson>, QueryError> {
+    #[cfg(test)]
+    pub(crate) fn eval_doc(&self, doc: &Document) -> Result<Option<Bson>, QueryError> {
         self.eval(&Vars::new(doc))
     }
 
@@ -346,7 +347,7 @@ impl Expr {
     /// Metered (see `query::budget`): every node is a step of work, and each
     /// node's result is charged to the request's memory budget while its
     /// parent node works with it.
-    pub fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
+    pub(crate) fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
         budget::step()?;
         let scratch = budget::Scratch::open();
         let value = self.eval_node(vars)?;
@@ -392,11 +393,6 @@ impl Expr {
             }
             Expr::Special(s) => s.eval(vars),
         }
-    }
-
-    /// Whether this is a constant (after parsing).
-    pub fn is_literal(&self) -> bool {
-        matches!(self, Expr::Literal(_))
     }
 }
 
@@ -615,18 +611,18 @@ impl Special {
 }
 
 /// Compares two evaluated values, missing ordering below null.
-pub fn compare_opt(a: Option<&Bson>, b: Option<&Bson>) -> Ordering {
+pub(crate) fn compare_opt(a: Option<&Bson>, b: Option<&Bson>) -> Ordering {
     let undefined = Bson::Undefined;
     compare_values(a.unwrap_or(&undefined), b.unwrap_or(&undefined))
 }
 
 /// Numeric addition used by `$add` and `$sum` (int64 overflow widens to double).
-pub fn add_nums(a: Num, b: Num) -> Num {
+pub(crate) fn add_nums(a: Num, b: Num) -> Num {
     number::add(a, b, Overflow::ToDouble).unwrap_or(Num::Double(a.to_f64() + b.to_f64()))
 }
 
 /// Deduplicates values by MongoDB equality, keeping first occurrences.
-pub fn dedup(values: Vec<Bson>) -> Vec<Bson> {
+pub(crate) fn dedup(values: Vec<Bson>) -> Vec<Bson> {
     let mut seen = std::collections::HashSet::new();
     values
         .into_iter()

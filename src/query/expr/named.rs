@@ -174,7 +174,7 @@ fn add_months(millis: i64, months: i64) -> i64 {
 
 /// `millis` plus `amount` time units (`year` … `millisecond`) in UTC, as
 /// `$dateAdd` computes it; `None` for an unknown unit.
-pub fn add_units_utc(millis: i64, unit: &str, amount: i64) -> Option<i64> {
+pub(crate) fn add_units_utc(millis: i64, unit: &str, amount: i64) -> Option<i64> {
     match unit {
         "year" => Some(add_months(millis, amount.saturating_mul(12))),
         "quarter" => Some(add_months(millis, amount.saturating_mul(3))),

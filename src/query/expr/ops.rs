@@ -1084,7 +1084,7 @@ fn set_op(name: &str, args: &[Val]) -> Res {
 
 /// `$sum`, `$avg`, `$min`, `$max`, `$stdDevPop`, `$stdDevSamp` over a list
 /// (non-numeric values ignored for the numeric ones; null/missing ignored for min/max).
-pub fn fold_values(name: &str, list: &[Bson]) -> Bson {
+pub(super) fn fold_values(name: &str, list: &[Bson]) -> Bson {
     match name {
         "$max" | "$min" => {
             let mut best: Option<&Bson> = None;
@@ -1162,7 +1162,7 @@ fn to_string_value(v: &Bson) -> Option<String> {
 }
 
 /// How MongoDB prints a double in `$toString`.
-pub fn format_double(d: f64) -> String {
+pub(super) fn format_double(d: f64) -> String {
     if d.is_nan() {
         "NaN".into()
     } else if d.is_infinite() {

@@ -16,7 +16,7 @@ use super::pattern::Pattern;
 use super::sort::SortSpec;
 use super::{display_value, QueryError};
 
-pub use crate::query::id::{check_id_unchanged, validate_id};
+pub(crate) use crate::query::id::{check_id_unchanged, validate_id};
 
 /// One segment of an update path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +88,7 @@ struct FieldOp {
 
 /// A parsed update-operator document.
 #[derive(Debug, Clone)]
-pub struct UpdateDoc {
+pub(crate) struct UpdateDoc {
     ops: Vec<FieldOp>,
     array_filters: Vec<(String, Filter)>,
     positional: bool,
@@ -461,7 +461,7 @@ fn conflict_key(path: &[Seg]) -> Vec<String> {
 
 impl UpdateDoc {
     /// Parses an update-operator document; `array_filters` serve `$[<id>]`.
-    pub fn parse(
+    pub(crate) fn parse(
         update: &Document,
         array_filters: Option<&[Document]>,
     ) -> Result<UpdateDoc, QueryError> {
@@ -582,18 +582,22 @@ impl UpdateDoc {
 
     /// Whether the update uses the positional `$` operator (which needs
     /// [`Filter::matched_array_index`]).
-    pub fn uses_positional(&self) -> bool {
+    pub(crate) fn uses_positional(&self) -> bool {
         self.positional
     }
 
     /// Applies the update; returns whether the document changed. On error
     /// the document may be partly modified: callers apply to a copy.
-    pub fn apply(&self, doc: &mut Document, is_upsert_insert: bool) -> Result<bool, QueryError> {
+    pub(crate) fn apply(
+        &self,
+        doc: &mut Document,
+        is_upsert_insert: bool,
+    ) -> Result<bool, QueryError> {
         self.apply_with_match(doc, is_upsert_insert, None)
     }
 
     /// [`UpdateDoc::apply`] with the array index the query matched, for `$`.
-    pub fn apply_with_match(
+    pub(crate) fn apply_with_match(
         &self,
         doc: &mut Document,
         is_upsert_insert: bool,
@@ -732,7 +736,7 @@ fn is_array_filter_segment(seg: &str) -> bool {
 /// order: MongoDB collects the equalities of the canonicalised query into an
 /// ordered map keyed by path before it writes them (`_id` still goes first,
 /// as in every stored document).
-pub fn upsert_seed(filter: &Document) -> Result<Document, QueryError> {
+pub(crate) fn upsert_seed(filter: &Document) -> Result<Document, QueryError> {
     let mut equalities = Vec::new();
     seed_from(filter, &mut equalities);
     equalities.sort_by(|(a, _), (b, _)| a.cmp(b));
@@ -818,7 +822,7 @@ const UPDATE_STAGES: &[&str] = &[
 ];
 
 /// Parses a pipeline-style update, rejecting stages an update may not use.
-pub fn parse_pipeline_update(pipeline: &[Document]) -> Result<Pipeline, QueryError> {
+pub(crate) fn parse_pipeline_update(pipeline: &[Document]) -> Result<Pipeline, QueryError> {
     for stage in pipeline {
         if let Some(name) = stage.keys().next() {
             if !UPDATE_STAGES.contains(&name.as_str()) {
@@ -834,7 +838,7 @@ pub fn parse_pipeline_update(pipeline: &[Document]) -> Result<Pipeline, QueryErr
 
 /// Applies a pipeline-style update (`[{$set: …}, {$unset: …}]`) to a document.
 /// The `_id` is restored when the pipeline drops it.
-pub fn apply_pipeline_update(
+pub(crate) fn apply_pipeline_update(
     pipeline: &[Document],
     doc: &Document,
 ) -> Result<Document, QueryError> {
@@ -842,7 +846,7 @@ pub fn apply_pipeline_update(
 }
 
 /// [`apply_pipeline_update`] with a pipeline from [`parse_pipeline_update`].
-pub fn apply_parsed_pipeline_update(
+pub(crate) fn apply_parsed_pipeline_update(
     parsed: &Pipeline,
     doc: &Document,
 ) -> Result<Document, QueryError> {
@@ -858,7 +862,7 @@ pub fn apply_parsed_pipeline_update(
 }
 
 /// Checks a replacement document: no `$`-prefixed top-level fields, a valid `_id`.
-pub fn validate_replacement(replacement: &Document) -> Result<(), QueryError> {
+pub(crate) fn validate_replacement(replacement: &Document) -> Result<(), QueryError> {
     for key in replacement.keys() {
         if key.starts_with('$') {
             return Err(QueryError::new(
