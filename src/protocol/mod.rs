@@ -12,7 +12,3 @@ pub use format::Format;
 pub(crate) use request::{decode, parse_body, FindLimits};
 pub use response::ResponseBody;
 pub(crate) use response::{empty_response, error_response, response};
-
-// The action types moved to `crate::action`; the rules modules still import
-// them from here (to be dropped once the rules split has landed).
-pub(crate) use crate::action::{ActionRequest, Command, Reply};

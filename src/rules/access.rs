@@ -5,8 +5,9 @@ use std::str::FromStr;
 use bson::{Bson, Document};
 use http::StatusCode;
 
+use crate::action::Command;
 use crate::backend::Namespace;
-use crate::protocol::{ApiError, Command, ErrorCode};
+use crate::protocol::{ApiError, ErrorCode};
 use crate::rules::stages::{self, Kind};
 
 /// What a data source allows.

@@ -86,9 +86,10 @@ mod enforce {
     use super::expr::Scope;
     use super::schema_check::{SchemaCheck, Schemas};
     use super::{Authorization, Functions, Rules};
+    use crate::action::ActionRequest;
     use crate::auth::Principal;
     use crate::backend::{BackendError, WriteCheck};
-    use crate::protocol::{ActionRequest, ApiError};
+    use crate::protocol::ApiError;
 
     /// The rules of one data source, if it has any, and its collections'
     /// JSON schemas.
@@ -190,8 +191,9 @@ mod disabled {
     use http::request::Parts;
 
     use super::Authorization;
+    use crate::action::{ActionRequest, Reply};
     use crate::auth::Principal;
-    use crate::protocol::{ActionRequest, ApiError, Reply};
+    use crate::protocol::ApiError;
 
     /// No rules.
     #[derive(Debug, Clone, Default)]

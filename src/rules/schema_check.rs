@@ -26,8 +26,9 @@ use bson::{doc, Bson, Document};
 use http::StatusCode;
 
 use super::Rules;
+use crate::action::Command;
 use crate::backend::{BackendError, BackendErrorKind, Namespace, WriteCheck};
-use crate::protocol::{ApiError, Command, ErrorCode};
+use crate::protocol::{ApiError, ErrorCode};
 use crate::query::display_value;
 use crate::query::schema::Schema;
 

@@ -5,7 +5,8 @@ use bson::Document;
 
 use super::invalid;
 use super::plan::RoleView;
-use crate::protocol::{ApiError, Reply};
+use crate::action::Reply;
+use crate::protocol::ApiError;
 use crate::query::{Filter, Projection};
 use crate::rules::expr::Matcher;
 use crate::rules::fields::FieldAccess;

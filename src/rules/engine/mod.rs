@@ -33,8 +33,9 @@ use std::collections::HashMap;
 
 use bson::{doc, Document};
 
+use crate::action::Command;
 use crate::backend::{BackendError, BackendErrorKind, Namespace, UpdateModifications};
-use crate::protocol::{ApiError, Command};
+use crate::protocol::ApiError;
 use crate::query::QueryError;
 use crate::rules::expr::Scope;
 use crate::rules::functions::Functions;

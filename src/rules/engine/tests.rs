@@ -4,8 +4,9 @@ use serde_json::json;
 
 use super::plan::array_filter_paths;
 use super::*;
+use crate::action::Reply;
 use crate::backend::{FindOneQuery, FindQuery, ReplaceQuery, UpdateQuery, WriteCheck};
-use crate::protocol::{ErrorCode, Reply};
+use crate::protocol::ErrorCode;
 use crate::rules::model::{FieldPermission, Role, Rule, RuleFilter, Rules};
 
 fn ns() -> Namespace {
