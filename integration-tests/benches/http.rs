@@ -99,6 +99,13 @@ impl tower_data_api::log::LogSink for NoLogs {
     fn record(&self, _log: &tower_data_api::log::RequestLog) {}
 }
 
+/// The body of the i-th findOne by `_id` over the seeded users.
+fn find_one_by_id(i: usize) -> String {
+    json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "users",
+           "filter": {"_id": (i as i64) % SEED_DOCUMENTS}})
+    .to_string()
+}
+
 fn action_url(addr: SocketAddr, action: &str) -> String {
     format!("http://{addr}/app/data-local/endpoint/data/v1/action/{action}")
 }
@@ -224,11 +231,7 @@ async fn main() {
         action_url(api, "findOne"),
         duration,
         concurrency,
-        Arc::new(|i| {
-            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "users",
-                   "filter": {"_id": (i as i64) % SEED_DOCUMENTS}})
-            .to_string()
-        }),
+        Arc::new(find_one_by_id),
     )
     .await;
     print_row("findOne by _id", &by_id, base_rate);
@@ -316,11 +319,7 @@ async fn main() {
         action_url(api, "findOne"),
         duration,
         concurrency,
-        Arc::new(|i| {
-            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "users",
-                   "filter": {"_id": (i as i64) % SEED_DOCUMENTS}})
-            .to_string()
-        }),
+        Arc::new(find_one_by_id),
     )
     .await;
     print_row("findOne by _id, quiet", &quiet, base_rate);
@@ -355,11 +354,7 @@ async fn main() {
         action_url(api, "findOne"),
         duration,
         concurrency,
-        Arc::new(|i| {
-            json!({"dataSource": "mongodb-atlas", "database": "bench", "collection": "users",
-                   "filter": {"_id": (i as i64) % SEED_DOCUMENTS}})
-            .to_string()
-        }),
+        Arc::new(find_one_by_id),
     )
     .await;
     print_row("findOne by _id, 2 heavy aggs", &busy, base_rate);
