@@ -1,5 +1,5 @@
-//! The wire format, a pure codec: request bytes → a typed [`ActionRequest`],
-//! a [`Reply`] → response bytes; Extended JSON and errors.
+//! The wire format, a pure codec: request bytes → a typed [`ActionRequest`](crate::action::ActionRequest),
+//! a [`Reply`](crate::action::Reply) → response bytes; Extended JSON and errors.
 
 mod ejson;
 mod error;
