@@ -72,11 +72,7 @@ impl Slot {
         &self,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = self.snapshot();
-        let out = write(&mut next)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
-        Ok(out)
+        self.publish(write, false)
     }
 
     /// [`Slot::write`] for writes that keep what they did before failing
@@ -85,10 +81,20 @@ impl Slot {
         &self,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
+        self.publish(write, true)
+    }
+
+    fn publish<T>(
+        &self,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+        keep_on_error: bool,
+    ) -> Result<T, BackendError> {
         let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = self.snapshot();
         let out = write(&mut next);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        if out.is_ok() || keep_on_error {
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        }
         out
     }
 }
@@ -658,12 +664,20 @@ impl MemoryBackend {
         }
     }
 
-    /// A turn among the backend's long operations.
-    async fn job_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, BackendError> {
+    /// A turn among the backend's heavy operations (`None` for the other
+    /// classes, which need none).
+    async fn job_turn(
+        &self,
+        class: Work,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, BackendError> {
+        if class != Work::Heavy {
+            return Ok(None);
+        }
         self.jobs
             .clone()
             .acquire_owned()
             .await
+            .map(Some)
             .map_err(|_| BackendError::new(BackendErrorKind::Unavailable, "the engine is closed"))
     }
 
@@ -674,11 +688,10 @@ impl MemoryBackend {
         W: FnOnce(&MemoryBackend) -> Result<T, BackendError> + Send + 'static,
     {
         let meter = self.meter();
-        let turn = match class {
-            Work::Inline => return budget::metered(meter, || work(self)).0,
-            Work::Pool => None,
-            Work::Heavy => Some(self.job_turn().await?),
-        };
+        if class == Work::Inline {
+            return budget::metered(meter, || work(self)).0;
+        }
+        let turn = self.job_turn(class).await?;
         let backend = self.clone();
         let job = tokio::task::spawn_blocking(move || {
             let _turn = turn;
@@ -705,11 +718,10 @@ impl MemoryBackend {
         work: impl FnOnce(&MemoryBackend) -> Result<T, BackendError> + Send,
     ) -> Result<T, BackendError> {
         let meter = self.meter();
-        let _turn = match class {
-            Work::Inline => return budget::metered(meter, || work(self)).0,
-            Work::Pool => None,
-            Work::Heavy => Some(self.job_turn().await?),
-        };
+        if class == Work::Inline {
+            return budget::metered(meter, || work(self)).0;
+        }
+        let _turn = self.job_turn(class).await?;
         let multi_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if multi_threaded {
@@ -831,12 +843,11 @@ impl MemoryBackend {
     async fn delete(
         &self,
         ns: &Namespace,
-        filter: &Document,
+        raw_filter: &Document,
         multi: bool,
     ) -> Result<u64, BackendError> {
-        let parsed = parse_filter(filter)?;
-        let class = self.work_for(ns, &parsed, filter);
-        let filter = parsed;
+        let filter = parse_filter(raw_filter)?;
+        let class = self.work_for(ns, &filter, raw_filter);
         let ns = ns.clone();
         self.run(class, move |backend| {
             let Some(slot) = backend.existing(&ns.database, &ns.collection) else {
