@@ -72,7 +72,7 @@ mod service;
 pub use action::{Action, ActionRequest, Command, Namespace, Reply};
 #[cfg(feature = "memory")]
 pub use backend::MemoryBackend;
-pub use backend::{Backend, BackendError, BackendErrorKind};
+pub use backend::{Backend, BackendError, BackendErrorKind, IndexSpec};
 #[cfg(feature = "mongodb")]
 pub use backend::{MongoBackend, MongoBackendOptions};
 pub use builder::{BuildError, DataApi, DataApiBuilder};

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use bson::{Bson, Document};
 
 mod context;
+mod index;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "mongodb")]
@@ -27,6 +28,7 @@ pub use crate::action::{
     UpdateQuery,
 };
 pub use context::RequestContext;
+pub use index::{IndexDirection, IndexSpec, IndexSpecError};
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
 #[cfg(feature = "mongodb")]
@@ -199,6 +201,21 @@ pub trait Backend: Send + Sync + 'static {
         ns: &Namespace,
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, BackendError>;
+
+    /// Makes sure the collection has these secondary indexes (creating the
+    /// missing ones), as set up at start-up from the configuration. The
+    /// default refuses (400): a backend without indexes says so.
+    async fn ensure_indexes(
+        &self,
+        ns: &Namespace,
+        indexes: &[IndexSpec],
+    ) -> Result<(), BackendError> {
+        let _ = (ns, indexes);
+        Err(BackendError::new(
+            BackendErrorKind::Unsupported,
+            "this data source does not support declared indexes",
+        ))
+    }
 
     /// Runs `write` like [`update_one`](Backend::update_one),
     /// [`update_many`](Backend::update_many) or

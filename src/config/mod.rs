@@ -255,6 +255,76 @@ pub struct DataSourceConfig {
     /// An App Services export of the data source's rules: a directory with
     /// `default_rule.json` and `<db>/<coll>/rules.json`.
     pub rules_dir: Option<PathBuf>,
+    /// Secondary indexes (`[[data_sources.indexes]]`): kept by the embedded
+    /// engine, created on MongoDB at start-up.
+    #[serde(default)]
+    pub indexes: Vec<IndexConfig>,
+}
+
+/// One `[[data_sources.indexes]]` entry:
+///
+/// ```toml
+/// [[data_sources.indexes]]
+/// database = "shop"
+/// collection = "orders"
+/// keys = { owner_id = 1, created = -1 }   # in order; 1 or -1
+/// unique = false
+/// name = "by_owner"                       # default: owner_id_1_created_-1
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// The database.
+    pub database: String,
+    /// The collection.
+    pub collection: String,
+    /// The fields and directions, in the order written.
+    pub keys: IndexKeys,
+    /// Whether no two documents may share a key.
+    #[serde(default)]
+    pub unique: bool,
+    /// The index's name; MongoDB's generated name when absent.
+    pub name: Option<String>,
+}
+
+/// An index's key pattern as written in TOML, order kept.
+#[derive(Debug, Clone, Default)]
+pub struct IndexKeys(pub Vec<(String, i64)>);
+
+impl<'de> Deserialize<'de> for IndexKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pattern;
+        impl<'de> serde::de::Visitor<'de> for Pattern {
+            type Value = IndexKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of field = 1 or -1")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IndexKeys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((field, direction)) = map.next_entry::<String, i64>()? {
+                    keys.push((field, direction));
+                }
+                Ok(IndexKeys(keys))
+            }
+        }
+        deserializer.deserialize_map(Pattern)
+    }
+}
+
+impl IndexConfig {
+    /// The index this entry declares.
+    pub fn spec(&self) -> Result<crate::backend::IndexSpec, String> {
+        let spec = crate::backend::IndexSpec::new(self.keys.0.iter().cloned())
+            .map_err(|e| format!("keys: {e}"))?
+            .unique(self.unique);
+        match &self.name {
+            Some(name) => spec.named(name).map_err(|e| format!("name: {e}")),
+            None => Ok(spec),
+        }
+    }
 }
 
 impl DataSourceConfig {
@@ -268,6 +338,7 @@ impl DataSourceConfig {
             rules: None,
             rules_file: None,
             rules_dir: None,
+            indexes: Vec::new(),
         }
     }
 
@@ -302,6 +373,7 @@ impl fmt::Debug for DataSourceConfig {
             .field("rules", &self.rules.is_some())
             .field("rules_file", &self.rules_file)
             .field("rules_dir", &self.rules_dir)
+            .field("indexes", &self.indexes)
             .finish()
     }
 }
@@ -480,6 +552,17 @@ impl Config {
             let backend = connect(uri, &self.engine)
                 .await
                 .map_err(|e| ConfigError(format!("{field}.uri: {e}")))?;
+            for (j, index) in source.indexes.iter().enumerate() {
+                let field = format!("{field}.indexes[{j}]");
+                let spec = index
+                    .spec()
+                    .map_err(|e| ConfigError(format!("{field}.{e}")))?;
+                let ns = crate::Namespace::new(&index.database, &index.collection);
+                backend
+                    .ensure_indexes(&ns, &[spec])
+                    .await
+                    .map_err(|e| ConfigError(format!("{field}: {}", e.message)))?;
+            }
             builder = builder.data_source_with_access(&source.name, backend, access);
             if let Some(rules) = source
                 .load_rules()

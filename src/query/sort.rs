@@ -65,6 +65,11 @@ impl SortSpec {
         self.keys.is_empty()
     }
 
+    /// The sort's paths and whether each is ascending, in order.
+    pub(crate) fn keys(&self) -> &[(Vec<String>, bool)] {
+        &self.keys
+    }
+
     /// `Some(ascending)` for `{$natural: 1 | -1}` (insertion order or its
     /// reverse), which only a collection scan can honour.
     pub(crate) fn natural(&self) -> Option<bool> {

@@ -1,10 +1,12 @@
-//! One in-memory collection: documents in natural (insertion) order plus a
-//! unique `_id` index keyed by [`canonical_key`].
+//! One in-memory collection: documents in natural (insertion) order, a
+//! unique `_id` index keyed by [`canonical_key`], and the secondary indexes
+//! declared for it ([`super::index`]).
 //!
-//! Both live in persistent (structurally shared) maps, so cloning a
+//! All live in persistent (structurally shared) maps, so cloning a
 //! collection is O(1): readers take a snapshot under the lock, drop the lock
 //! and work on the snapshot while writers go on; a writer's change copies
-//! only the tree nodes it touches.
+//! only the tree nodes it touches. Every write keeps the indexes in step
+//! with the documents, or changes nothing.
 
 use std::sync::Arc;
 
@@ -12,35 +14,60 @@ use imbl::{HashMap, OrdMap};
 
 use bson::{Bson, Document};
 
+use crate::backend::IndexSpec;
 use crate::query::compare::canonical_key;
-use crate::query::{Filter, QueryError};
+use crate::query::{Filter, QueryError, SortSpec};
+
+use super::index::{IndexViolation, Indexes, Plan};
 
 /// Documents of one collection.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Collection {
     docs: OrdMap<u64, Arc<Document>>,
     ids: HashMap<Vec<u8>, u64>,
+    indexes: Indexes,
     next: u64,
 }
 
-/// A write refused by the `_id` index; holds the duplicate `_id`.
-#[derive(Debug, Clone)]
-pub(super) struct DuplicateId(pub Bson);
-
 impl Collection {
+    /// An empty collection with these secondary indexes.
+    pub(super) fn with_indexes(specs: &[IndexSpec]) -> Self {
+        Collection {
+            indexes: Indexes::declared(specs),
+            ..Collection::default()
+        }
+    }
+
+    /// The secondary indexes' declarations.
+    pub(super) fn index_specs(&self) -> Vec<IndexSpec> {
+        self.indexes.specs().cloned().collect()
+    }
+
+    /// Builds a secondary index over the documents; changes nothing when a
+    /// document breaks it (a duplicate key in a unique index).
+    pub(super) fn add_index(&mut self, spec: IndexSpec) -> Result<(), IndexViolation> {
+        let docs = self.docs.iter().map(|(seq, doc)| (*seq, &**doc));
+        self.indexes.add_index(spec, docs)
+    }
+
     /// Number of documents.
     pub(super) fn len(&self) -> usize {
         self.docs.len()
     }
 
-    /// Appends a document (which must carry an `_id`).
-    pub(super) fn insert(&mut self, doc: Document) -> Result<(), DuplicateId> {
+    /// Appends a document (which must carry an `_id`); refused, changing
+    /// nothing, by a duplicate `_id` or an index.
+    pub(super) fn insert(&mut self, doc: Document) -> Result<(), IndexViolation> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let key = canonical_key(&id);
         if self.ids.contains_key(&key) {
-            return Err(DuplicateId(id));
+            return Err(IndexViolation::Duplicate {
+                index: "_id_".into(),
+                key: vec![("_id".into(), id)],
+            });
         }
         let seq = self.next;
+        self.indexes.put(seq, None, &doc)?;
         self.next += 1;
         self.ids.insert(key, seq);
         self.docs.insert(seq, Arc::new(doc));
@@ -52,11 +79,15 @@ impl Collection {
         self.docs.get(&seq).map(|doc| &**doc)
     }
 
-    /// Replaces the document at a position; its `_id` must not change.
-    pub(super) fn replace(&mut self, seq: u64, doc: Document) {
-        if let Some(slot) = self.docs.get_mut(&seq) {
-            *slot = Arc::new(doc);
-        }
+    /// Replaces the document at a position (its `_id` must not change);
+    /// refused, changing nothing, by an index.
+    pub(super) fn replace(&mut self, seq: u64, doc: Document) -> Result<(), IndexViolation> {
+        let Some(old) = self.docs.get(&seq).cloned() else {
+            return Ok(());
+        };
+        self.indexes.put(seq, Some(&old), &doc)?;
+        self.docs.insert(seq, Arc::new(doc));
+        Ok(())
     }
 
     /// Removes the document at a position.
@@ -64,6 +95,7 @@ impl Collection {
         if let Some(doc) = self.docs.remove(&seq) {
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
             self.ids.remove(&canonical_key(&id));
+            self.indexes.remove(seq, &doc);
         }
     }
 
@@ -73,8 +105,9 @@ impl Collection {
     }
 
     /// Positions of the documents matching `filter`, in natural order,
-    /// stopping after `limit`. Uses the `_id` index when the filter pins `_id`.
-    /// Fails when a `$expr` in the filter fails to evaluate.
+    /// stopping after `limit`. Reads only the candidates an index gives
+    /// when one serves the filter (the `_id` index when the filter pins
+    /// `_id`). Fails when a `$expr` in the filter fails to evaluate.
     pub(super) fn matching(
         &self,
         filter: &Filter,
@@ -94,10 +127,19 @@ impl Collection {
             }
             return Ok(out);
         }
-        for (seq, d) in &self.docs {
+        let candidates: Box<dyn Iterator<Item = u64> + '_> = match self.indexes.plan(filter, None) {
+            Plan::Ranges { index, ranges } => {
+                Box::new(self.indexes.positions(index, &ranges).into_iter())
+            }
+            Plan::Scan | Plan::Ordered { .. } => Box::new(self.docs.keys().copied()),
+        };
+        for seq in candidates {
             crate::query::budget::step()?;
+            let Some(d) = self.docs.get(&seq) else {
+                continue;
+            };
             if filter.try_matches(d)? {
-                out.push(*seq);
+                out.push(seq);
                 if limit.is_some_and(|n| out.len() >= n) {
                     break;
                 }
@@ -106,9 +148,71 @@ impl Collection {
         Ok(out)
     }
 
-    /// Replaces the whole content (`$out`); fails on a duplicate `_id` without changing anything.
-    pub(super) fn reset(&mut self, docs: Vec<Document>) -> Result<(), DuplicateId> {
-        let mut fresh = Collection::default();
+    /// The positions of `sort`'s first `skip + limit` matches of `filter`,
+    /// in order, less the first `skip`, when an index gives the order;
+    /// `None` when the caller must sort.
+    pub(super) fn sorted_matching(
+        &self,
+        filter: &Filter,
+        sort: &SortSpec,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, QueryError> {
+        if filter.id_equality().is_some() {
+            return Ok(None);
+        }
+        let Plan::Ordered {
+            index,
+            range,
+            reverse,
+        } = self.indexes.plan(filter, Some(sort.keys()))
+        else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for seq in self.indexes.ordered(index, &range, reverse) {
+            if out.len() >= limit {
+                break;
+            }
+            crate::query::budget::step()?;
+            let Some(d) = self.docs.get(&seq) else {
+                continue;
+            };
+            if filter.try_matches(d)? {
+                if skipped < skip {
+                    skipped += 1;
+                } else {
+                    out.push(seq);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The plan a query with this filter and sort would follow.
+    #[cfg(test)]
+    pub(super) fn explain(&self, filter: &Filter, sort: Option<&SortSpec>) -> Plan {
+        self.indexes.plan(filter, sort.map(SortSpec::keys))
+    }
+
+    /// Whether finding `filter`'s matches reads at most `documents`
+    /// documents (a point lookup, a narrow index range or a small
+    /// collection): cheap enough to run without a hand-off.
+    pub(super) fn reads_at_most(&self, filter: &Filter, documents: usize) -> bool {
+        if filter.id_equality().is_some() || self.len() <= documents {
+            return true;
+        }
+        match self.indexes.plan(filter, None) {
+            Plan::Ranges { index, ranges } => self.indexes.at_most(index, &ranges, documents),
+            Plan::Scan | Plan::Ordered { .. } => false,
+        }
+    }
+
+    /// Replaces the whole content (`$out`), keeping the indexes' declarations;
+    /// fails on a duplicate key without changing anything.
+    pub(super) fn reset(&mut self, docs: Vec<Document>) -> Result<(), IndexViolation> {
+        let mut fresh = Collection::with_indexes(&self.index_specs());
         for d in docs {
             fresh.insert(d)?;
         }

@@ -25,6 +25,7 @@
 //! over the memory budget with `ExceededMemoryLimit` (code 146, HTTP 400).
 
 mod collection;
+mod index;
 mod write;
 
 use std::collections::HashMap;
@@ -36,8 +37,8 @@ use bson::{Bson, Document};
 use tokio::sync::Semaphore;
 
 use crate::backend::{
-    Backend, BackendError, BackendErrorKind, CheckedWrite, FindOneQuery, FindQuery, Namespace,
-    ReplaceQuery, RequestContext, UpdateOutcome, UpdateQuery, WriteCheck,
+    Backend, BackendError, BackendErrorKind, CheckedWrite, FindOneQuery, FindQuery, IndexSpec,
+    Namespace, ReplaceQuery, RequestContext, UpdateOutcome, UpdateQuery, WriteCheck,
 };
 use crate::query::aggregate::{
     doc_size, AggregateContext, CollectionStats, Limits, DEFAULT_MAX_PIPELINE_BYTES,
@@ -46,7 +47,7 @@ use crate::query::budget::{self, Meter};
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
-use write::{duplicate_message, to_backend, ParsedUpdate, WriteSpec};
+use write::{to_backend, ParsedUpdate, WriteSpec};
 
 type Shared<T> = Arc<RwLock<T>>;
 
@@ -129,6 +130,9 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub struct MemoryBackend {
     databases: Shared<HashMap<String, HashMap<String, Arc<Slot>>>>,
+    /// Secondary indexes per `(database, collection)`, applied whenever the
+    /// collection exists.
+    indexes: Shared<HashMap<(String, String), Vec<IndexSpec>>>,
     max_pipeline_bytes: usize,
     max_request_memory: Option<usize>,
     max_time: Option<Duration>,
@@ -186,6 +190,7 @@ impl Default for MemoryBackend {
     fn default() -> Self {
         MemoryBackend {
             databases: Shared::default(),
+            indexes: Shared::default(),
             max_pipeline_bytes: DEFAULT_MAX_PIPELINE_BYTES,
             max_request_memory: Some(MemoryBackend::DEFAULT_MAX_REQUEST_MEMORY),
             max_time: Some(DEFAULT_MAX_TIME),
@@ -251,6 +256,82 @@ impl MemoryBackend {
         self
     }
 
+    /// Declares a secondary index on `database.collection` (see
+    /// [`IndexSpec`]), for a backend being set up: the collection gets it
+    /// whenever it exists, and every write keeps it up to date. On a backend
+    /// that already holds data use [`MemoryBackend::create_index`], which
+    /// checks the documents.
+    ///
+    /// ```
+    /// use tower_data_api::{backend::IndexSpec, MemoryBackend};
+    ///
+    /// let backend = MemoryBackend::new()
+    ///     .with_index("shop", "orders", IndexSpec::new([("owner_id", 1), ("created", -1)])?)
+    ///     .with_index("shop", "users", IndexSpec::new([("email", 1)])?.unique(true));
+    /// # Ok::<(), tower_data_api::backend::IndexSpecError>(())
+    /// ```
+    #[must_use]
+    pub fn with_index(self, database: &str, collection: &str, spec: IndexSpec) -> Self {
+        let ns = Namespace::new(database, collection);
+        if let Err(err) = self.add_index(&ns, spec) {
+            // Only a conflicting name can fail on an empty collection.
+            tracing::warn!(error = %err.message, "index not declared");
+        }
+        self
+    }
+
+    /// Creates a secondary index on a collection, building it over the
+    /// documents it holds (the collection gets it whenever it exists).
+    /// Creating an index that exists with the same keys is a no-op; fails
+    /// when another index has the name (400) or a document breaks the index
+    /// (a duplicate key in a unique index, parallel arrays: 400, nothing
+    /// created).
+    pub fn create_index(&self, ns: &Namespace, spec: IndexSpec) -> Result<(), BackendError> {
+        self.add_index(ns, spec)
+    }
+
+    /// The secondary indexes declared on a collection.
+    pub fn index_specs(&self, ns: &Namespace) -> Vec<IndexSpec> {
+        self.indexes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(ns.database.clone(), ns.collection.clone()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn add_index(&self, ns: &Namespace, spec: IndexSpec) -> Result<(), BackendError> {
+        let key = (ns.database.clone(), ns.collection.clone());
+        // Declarations change under the catalogue's lock, so a collection
+        // created meanwhile starts with the right indexes.
+        let mut indexes = self.indexes.write().unwrap_or_else(PoisonError::into_inner);
+        let declared = indexes.entry(key).or_default();
+        if let Some(existing) = declared.iter().find(|s| s.name() == spec.name()) {
+            if existing.same_index(&spec) {
+                return Ok(());
+            }
+            return Err(BackendError::new(
+                BackendErrorKind::InvalidRequest,
+                format!(
+                    "An existing index has the same name as the requested index: {}",
+                    spec.name()
+                ),
+            ));
+        }
+        if declared.iter().any(|s| s.same_index(&spec)) {
+            return Ok(());
+        }
+        if let Some(slot) = self.existing(&ns.database, &ns.collection) {
+            let name = ns.to_string();
+            slot.write(|coll| {
+                coll.add_index(spec.clone())
+                    .map_err(|v| write::refused(&name, v))
+            })?;
+        }
+        declared.push(spec);
+        Ok(())
+    }
+
     /// The collection if it exists.
     fn existing(&self, database: &str, collection: &str) -> Option<Arc<Slot>> {
         let dbs = self
@@ -265,6 +346,7 @@ impl MemoryBackend {
         if let Some(c) = self.existing(database, collection) {
             return c;
         }
+        let indexes = self.indexes.read().unwrap_or_else(PoisonError::into_inner);
         let mut dbs = self
             .databases
             .write()
@@ -272,7 +354,15 @@ impl MemoryBackend {
         dbs.entry(database.to_string())
             .or_default()
             .entry(collection.to_string())
-            .or_default()
+            .or_insert_with(|| {
+                let specs = indexes
+                    .get(&(database.to_string(), collection.to_string()))
+                    .map_or(&[][..], Vec::as_slice);
+                Arc::new(Slot {
+                    current: RwLock::new(Collection::with_indexes(specs)),
+                    writer: Mutex::default(),
+                })
+            })
             .clone()
     }
 
@@ -357,6 +447,15 @@ impl MemoryBackend {
                     .collect())
             }
             Some(spec) => {
+                if let Some(seqs) = coll
+                    .sorted_matching(filter, spec, skip, limit)
+                    .map_err(to_backend)?
+                {
+                    return Ok(seqs
+                        .into_iter()
+                        .filter_map(|s| coll.get(s).cloned())
+                        .collect());
+                }
                 // Sort references and copy only the documents returned.
                 let matched: Vec<&Document> = coll
                     .matching(filter, None)
@@ -487,15 +586,13 @@ impl AggregateContext for DatabaseContext<'_> {
         let ns = format!("{}.{name}", self.database);
         self.backend
             .create(self.database, name)
-            .write(|coll| {
-                coll.reset(docs).map_err(|dup| {
-                    BackendError::new(
-                        BackendErrorKind::DuplicateKey,
-                        duplicate_message(&ns, &dup.0),
-                    )
-                })
+            .write(|coll| coll.reset(docs).map_err(|v| write::refused(&ns, v)))
+            .map_err(|err| match err.kind {
+                BackendErrorKind::DuplicateKey => {
+                    QueryError::new(QueryError::DUPLICATE_KEY, err.message)
+                }
+                _ => QueryError::new(171, err.message),
             })
-            .map_err(|err| QueryError::new(QueryError::DUPLICATE_KEY, err.message))
     }
 }
 
@@ -617,6 +714,30 @@ impl Backend for MemoryBackend {
         .await
     }
 
+    /// Creates each index with [`MemoryBackend::create_index`].
+    async fn ensure_indexes(
+        &self,
+        ns: &Namespace,
+        indexes: &[IndexSpec],
+    ) -> Result<(), BackendError> {
+        let backend = self.clone();
+        let ns = ns.clone();
+        let indexes = indexes.to_vec();
+        // Building over a large collection takes a while: not on a worker.
+        tokio::task::spawn_blocking(move || {
+            indexes
+                .into_iter()
+                .try_for_each(|spec| backend.create_index(&ns, spec))
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                "index creation stopped",
+            ))
+        })
+    }
+
     /// Atomic: the new version of the collection, with every checked
     /// document, is published at once or not at all.
     async fn write_checked(
@@ -652,15 +773,20 @@ impl MemoryBackend {
 
     /// Where an operation with this filter runs: filters with expressions
     /// (`$expr`, `$jsonSchema`: unbounded cost per document) are heavy;
-    /// scans of collections of more than [`INLINE_SCAN_DOCUMENTS`] go to the
-    /// pool; a filter pinning `_id` (one document) and small scans run inline.
+    /// reads of more than [`INLINE_SCAN_DOCUMENTS`] documents (scans of
+    /// larger collections, wide index ranges) go to the pool; a filter
+    /// pinning `_id`, narrow index ranges and small scans run inline.
     fn work_for(&self, ns: &Namespace, filter: &Filter, raw: &Document) -> Work {
         if mentions_expressions(raw, 0) {
-            Work::Heavy
-        } else if filter.id_equality().is_none() && self.count(ns) > INLINE_SCAN_DOCUMENTS {
-            Work::Pool
-        } else {
+            return Work::Heavy;
+        }
+        let cheap = self
+            .snapshot(&ns.database, &ns.collection)
+            .is_none_or(|coll| coll.reads_at_most(filter, INLINE_SCAN_DOCUMENTS));
+        if cheap {
             Work::Inline
+        } else {
+            Work::Pool
         }
     }
 

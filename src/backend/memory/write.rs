@@ -19,7 +19,8 @@ use crate::query::update::{
 };
 use crate::query::{display_value, Filter, Pipeline, QueryError, UpdateDoc};
 
-use super::collection::{Collection, DuplicateId};
+use super::collection::Collection;
+use super::index::IndexViolation;
 
 /// Maps an engine error to a backend error of the matching kind.
 pub(super) fn to_backend(e: QueryError) -> BackendError {
@@ -33,16 +34,30 @@ pub(super) fn to_backend(e: QueryError) -> BackendError {
     BackendError::new(kind, e.message)
 }
 
-/// MongoDB's duplicate key message for the `_id_` index.
-pub(super) fn duplicate_message(ns: &str, id: &Bson) -> String {
+/// MongoDB's duplicate key message: `E11000 duplicate key error collection:
+/// db.coll index: a_1 dup key: { a: 1 }`.
+pub(super) fn duplicate_message(ns: &str, index: &str, key: &[(String, Bson)]) -> String {
+    let fields: Vec<String> = key
+        .iter()
+        .map(|(field, value)| format!("{field}: {}", display_value(value)))
+        .collect();
     format!(
-        "E11000 duplicate key error collection: {ns} index: _id_ dup key: {{ _id: {} }}",
-        display_value(id)
+        "E11000 duplicate key error collection: {ns} index: {index} dup key: {{ {} }}",
+        fields.join(", ")
     )
 }
 
-fn duplicate(ns: &str, DuplicateId(id): DuplicateId) -> BackendError {
-    BackendError::new(BackendErrorKind::DuplicateKey, duplicate_message(ns, &id))
+/// The error of a write an index refused.
+pub(super) fn refused(ns: &str, violation: IndexViolation) -> BackendError {
+    match violation {
+        IndexViolation::Duplicate { index, key } => BackendError::new(
+            BackendErrorKind::DuplicateKey,
+            duplicate_message(ns, &index, &key),
+        ),
+        IndexViolation::ParallelArrays(message) => {
+            BackendError::new(BackendErrorKind::InvalidRequest, message)
+        }
+    }
 }
 
 /// MongoDB's largest document: 16 MiB.
@@ -116,7 +131,7 @@ pub(super) fn prepare_insert(
 pub(super) fn insert(coll: &mut Collection, ns: &str, doc: Document) -> Result<Bson, BackendError> {
     let doc = prepare_insert(doc, None).map_err(to_backend)?;
     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-    coll.insert(doc).map_err(|d| duplicate(ns, d))?;
+    coll.insert(doc).map_err(|v| refused(ns, v))?;
     Ok(id)
 }
 
@@ -254,7 +269,7 @@ pub(super) fn update(
         let doc = prepare_insert(new, None).map_err(to_backend)?;
         spec.check(None, &doc)?;
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        coll.insert(doc).map_err(|d| duplicate(ns, d))?;
+        coll.insert(doc).map_err(|v| refused(ns, v))?;
         return Ok(UpdateOutcome {
             matched_count: 0,
             modified_count: 0,
@@ -274,7 +289,7 @@ pub(super) fn update(
     }
     let modified = changes.len() as u64;
     for (seq, new) in changes {
-        coll.replace(seq, new);
+        coll.replace(seq, new).map_err(|v| refused(ns, v))?;
     }
     Ok(UpdateOutcome {
         matched_count: matches.len() as u64,
@@ -313,7 +328,7 @@ pub(super) fn replace(
         let doc = prepare_insert(replacement, seed_id).map_err(to_backend)?;
         spec.check(None, &doc)?;
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        coll.insert(doc).map_err(|d| duplicate(ns, d))?;
+        coll.insert(doc).map_err(|v| refused(ns, v))?;
         return Ok(UpdateOutcome {
             matched_count: 0,
             modified_count: 0,
@@ -332,7 +347,7 @@ pub(super) fn replace(
     if changed {
         check_update_size(&new).map_err(to_backend)?;
         spec.check(Some(old), &new)?;
-        coll.replace(seq, new);
+        coll.replace(seq, new).map_err(|v| refused(ns, v))?;
     }
     Ok(UpdateOutcome {
         matched_count: 1,

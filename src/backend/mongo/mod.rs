@@ -475,6 +475,34 @@ impl Backend for MongoBackend {
         Ok(result.deleted_count)
     }
 
+    /// Creates the indexes with one `createIndexes` command; the server
+    /// keeps an existing index with the same keys and options as it is.
+    async fn ensure_indexes(
+        &self,
+        ns: &Namespace,
+        indexes: &[crate::backend::IndexSpec],
+    ) -> Result<(), BackendError> {
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        let models = indexes.iter().map(|spec| {
+            mongodb::IndexModel::builder()
+                .keys(spec.key_document())
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .name(spec.name().to_string())
+                        .unique(spec.is_unique())
+                        .build(),
+                )
+                .build()
+        });
+        self.collection(ns)
+            .create_indexes(models)
+            .await
+            .map_err(|e| log_and_map(&e, "createIndexes"))?;
+        Ok(())
+    }
+
     async fn delete_many(&self, ns: &Namespace, filter: Document) -> Result<u64, BackendError> {
         encodable::check(&filter)?;
         let result = self

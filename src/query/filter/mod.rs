@@ -174,6 +174,70 @@ impl Filter {
     }
 }
 
+/// A condition of a filter's top-level conjunction that an index can
+/// narrow: every document the filter matches has, at the condition's path,
+/// a value (or an array element) that satisfies it.
+#[derive(Debug, Clone)]
+pub(crate) enum IndexableCondition<'a> {
+    /// `{path: v}` or `{path: {$eq: v}}`.
+    Equals(&'a Bson),
+    /// `{path: {$in: [v, …]}}` without regexes.
+    In(Vec<&'a Bson>),
+    /// `{path: {$gt: v}}` or `$gte`.
+    AtLeast(&'a Bson),
+    /// `{path: {$lt: v}}` or `$lte`.
+    AtMost(&'a Bson),
+}
+
+impl Filter {
+    /// The conditions of the filter's top-level conjunction (the filter's
+    /// own fields and `$and`) that an index can serve, with their paths.
+    /// Which values an index may use is the index's decision.
+    pub(crate) fn indexable_conditions(&self) -> Vec<(&[String], IndexableCondition<'_>)> {
+        fn from_pred<'a>(
+            path: &'a [String],
+            pred: &'a Pred,
+            out: &mut Vec<(&'a [String], IndexableCondition<'a>)>,
+        ) {
+            match pred {
+                Pred::Eq(v) => out.push((path, IndexableCondition::Equals(v))),
+                Pred::Cmp(CmpOp::Gt | CmpOp::Gte, v) => {
+                    out.push((path, IndexableCondition::AtLeast(v)));
+                }
+                Pred::Cmp(CmpOp::Lt | CmpOp::Lte, v) => {
+                    out.push((path, IndexableCondition::AtMost(v)));
+                }
+                Pred::In(items) => {
+                    let values: Option<Vec<&Bson>> = items
+                        .iter()
+                        .map(|p| match p {
+                            Pred::Eq(v) => Some(v),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(values) = values {
+                        out.push((path, IndexableCondition::In(values)));
+                    }
+                }
+                Pred::All(ps) | Pred::AllOf(ps) => {
+                    ps.iter().for_each(|p| from_pred(path, p, out));
+                }
+                _ => {}
+            }
+        }
+        fn walk<'a>(node: &'a Node, out: &mut Vec<(&'a [String], IndexableCondition<'a>)>) {
+            match node {
+                Node::And(children) => children.iter().for_each(|c| walk(c, out)),
+                Node::Path { path, pred } if !path.is_empty() => from_pred(path, pred, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
 fn collect_path_conditions<'a>(node: &'a Node, out: &mut Vec<(&'a [String], &'a Pred)>) {
     match node {
         Node::And(children) => children
