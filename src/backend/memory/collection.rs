@@ -104,6 +104,16 @@ impl Collection {
         self.docs.iter().map(|(k, v)| (*k, &**v))
     }
 
+    /// How a query with this filter (and sort, for reads that have one)
+    /// finds its candidates: the `_id` index when the filter pins `_id`,
+    /// else the planner's choice (see [`super::index`]).
+    pub(super) fn plan(&self, filter: &Filter, sort: Option<&SortSpec>) -> Plan {
+        if filter.id_equality().is_some() {
+            return Plan::Id;
+        }
+        self.indexes.plan(filter, sort.map(SortSpec::keys))
+    }
+
     /// Positions of the documents matching `filter`, in natural order,
     /// stopping after `limit`. Reads only the candidates an index gives
     /// when one serves the filter (the `_id` index when the filter pins
@@ -113,24 +123,29 @@ impl Collection {
         filter: &Filter,
         limit: Option<usize>,
     ) -> Result<Vec<u64>, QueryError> {
+        self.matching_planned(&self.plan(filter, None), filter, limit)
+    }
+
+    /// [`Collection::matching`] following `plan`, made by [`Collection::plan`]
+    /// on this collection.
+    pub(super) fn matching_planned(
+        &self,
+        plan: &Plan,
+        filter: &Filter,
+        limit: Option<usize>,
+    ) -> Result<Vec<u64>, QueryError> {
         let mut out = Vec::new();
         if limit == Some(0) {
             return Ok(out);
         }
-        if let Some(id) = filter.id_equality() {
-            if let Some(seq) = self.ids.get(&canonical_key(id)) {
-                if let Some(d) = self.docs.get(seq) {
-                    if filter.try_matches(d)? {
-                        out.push(*seq);
-                    }
-                }
+        let candidates: Box<dyn Iterator<Item = u64> + '_> = match plan {
+            Plan::Id => {
+                let seq = filter
+                    .id_equality()
+                    .and_then(|id| self.ids.get(&canonical_key(id)));
+                Box::new(seq.copied().into_iter())
             }
-            return Ok(out);
-        }
-        let candidates: Box<dyn Iterator<Item = u64> + '_> = match self.indexes.plan(filter, None) {
-            Plan::Ranges { index, ranges } => {
-                Box::new(self.indexes.positions(index, &ranges).into_iter())
-            }
+            Plan::Ranges { index, ranges } => self.indexes.positions(*index, ranges),
             Plan::Scan | Plan::Ordered { .. } => Box::new(self.docs.keys().copied()),
         };
         for seq in candidates {
@@ -148,30 +163,27 @@ impl Collection {
         Ok(out)
     }
 
-    /// The positions of `sort`'s first `skip + limit` matches of `filter`,
-    /// in order, less the first `skip`, when an index gives the order;
-    /// `None` when the caller must sort.
-    pub(super) fn sorted_matching(
+    /// When `plan` reads an index in a sort's order: the positions of the
+    /// first `skip + limit` matches of `filter` in that order, less the
+    /// first `skip`. `None` when the caller must sort.
+    pub(super) fn sorted_planned(
         &self,
+        plan: &Plan,
         filter: &Filter,
-        sort: &SortSpec,
         skip: usize,
         limit: usize,
     ) -> Result<Option<Vec<u64>>, QueryError> {
-        if filter.id_equality().is_some() {
-            return Ok(None);
-        }
         let Plan::Ordered {
             index,
             range,
             reverse,
-        } = self.indexes.plan(filter, Some(sort.keys()))
+        } = plan
         else {
             return Ok(None);
         };
         let mut out = Vec::new();
         let mut skipped = 0;
-        for seq in self.indexes.ordered(index, &range, reverse) {
+        for seq in self.indexes.ordered(*index, range, *reverse) {
             if out.len() >= limit {
                 break;
             }
@@ -190,21 +202,16 @@ impl Collection {
         Ok(Some(out))
     }
 
-    /// The plan a query with this filter and sort would follow.
-    #[cfg(test)]
-    pub(super) fn explain(&self, filter: &Filter, sort: Option<&SortSpec>) -> Plan {
-        self.indexes.plan(filter, sort.map(SortSpec::keys))
-    }
-
-    /// Whether finding `filter`'s matches reads at most `documents`
-    /// documents (a point lookup, a narrow index range or a small
-    /// collection): cheap enough to run without a hand-off.
-    pub(super) fn reads_at_most(&self, filter: &Filter, documents: usize) -> bool {
-        if filter.id_equality().is_some() || self.len() <= documents {
+    /// Whether following `plan` reads at most `documents` documents (a
+    /// point lookup, a narrow index range, a small collection): cheap
+    /// enough to run without a hand-off.
+    pub(super) fn reads_at_most(&self, plan: &Plan, documents: usize) -> bool {
+        if self.len() <= documents {
             return true;
         }
-        match self.indexes.plan(filter, None) {
-            Plan::Ranges { index, ranges } => self.indexes.at_most(index, &ranges, documents),
+        match plan {
+            Plan::Id => true,
+            Plan::Ranges { index, ranges } => self.indexes.at_most(*index, ranges, documents),
             Plan::Scan | Plan::Ordered { .. } => false,
         }
     }

@@ -47,6 +47,7 @@ use crate::query::budget::{self, Meter};
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
+use index::Plan;
 use write::{to_backend, ParsedUpdate, WriteSpec};
 
 type Shared<T> = Arc<RwLock<T>>;
@@ -408,68 +409,27 @@ impl MemoryBackend {
             .map_or(0, |c| c.len())
     }
 
-    fn read_matches(
+    /// A read's snapshot and plan, and where it runs: like
+    /// [`MemoryBackend::work_for`], planned once on the snapshot it reads.
+    fn plan_read(
         &self,
         ns: &Namespace,
         filter: &Filter,
+        raw: &Document,
         sort: Option<&SortSpec>,
-        skip: u64,
-        limit: u64,
-    ) -> Result<Vec<Document>, BackendError> {
+    ) -> (Work, Option<(Collection, Plan)>) {
         let Some(coll) = self.snapshot(&ns.database, &ns.collection) else {
-            return Ok(Vec::new());
+            return (Work::Inline, None);
         };
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        let limit = if limit == 0 {
-            usize::MAX
+        let plan = coll.plan(filter, sort);
+        let class = if mentions_expressions(raw, 0) {
+            Work::Heavy
+        } else if coll.reads_at_most(&plan, INLINE_SCAN_DOCUMENTS) {
+            Work::Inline
         } else {
-            usize::try_from(limit).unwrap_or(usize::MAX)
+            Work::Pool
         };
-        if sort.and_then(SortSpec::natural) == Some(false) {
-            let seqs = coll.matching(filter, None).map_err(to_backend)?;
-            return Ok(seqs
-                .into_iter()
-                .rev()
-                .skip(skip)
-                .take(limit)
-                .filter_map(|s| coll.get(s).cloned())
-                .collect());
-        }
-        match sort.filter(|s| !s.is_empty()) {
-            None => {
-                let seqs = coll
-                    .matching(filter, Some(skip.saturating_add(limit)))
-                    .map_err(to_backend)?;
-                Ok(seqs
-                    .into_iter()
-                    .skip(skip)
-                    .filter_map(|s| coll.get(s).cloned())
-                    .collect())
-            }
-            Some(spec) => {
-                if let Some(seqs) = coll
-                    .sorted_matching(filter, spec, skip, limit)
-                    .map_err(to_backend)?
-                {
-                    return Ok(seqs
-                        .into_iter()
-                        .filter_map(|s| coll.get(s).cloned())
-                        .collect());
-                }
-                // Sort references and copy only the documents returned.
-                let matched: Vec<&Document> = coll
-                    .matching(filter, None)
-                    .map_err(to_backend)?
-                    .into_iter()
-                    .filter_map(|s| coll.get(s))
-                    .collect();
-                Ok(spec
-                    .top(matched.iter().copied(), skip, limit)
-                    .into_iter()
-                    .map(|i| matched[i].clone())
-                    .collect())
-            }
-        }
+        (class, Some((coll, plan)))
     }
 
     fn run_aggregate(
@@ -505,6 +465,67 @@ impl MemoryBackend {
             }
         };
         parsed.run_from(next, input, &ctx).map_err(to_backend)
+    }
+}
+
+/// The documents of a find: `filter`'s matches in `plan`'s snapshot, after
+/// `sort`, `skip` and `limit` (0: no limit).
+fn read_matches(
+    read: Option<(Collection, Plan)>,
+    filter: &Filter,
+    sort: Option<&SortSpec>,
+    skip: u64,
+    limit: u64,
+) -> Result<Vec<Document>, BackendError> {
+    let Some((coll, plan)) = read else {
+        return Ok(Vec::new());
+    };
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+    let limit = if limit == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    };
+    let copies = |seqs: Vec<u64>| -> Vec<Document> {
+        seqs.into_iter()
+            .filter_map(|s| coll.get(s).cloned())
+            .collect()
+    };
+    if sort.and_then(SortSpec::natural) == Some(false) {
+        let seqs = coll
+            .matching_planned(&plan, filter, None)
+            .map_err(to_backend)?;
+        return Ok(copies(
+            seqs.into_iter().rev().skip(skip).take(limit).collect(),
+        ));
+    }
+    match sort.filter(|s| !s.is_empty()) {
+        None => {
+            let seqs = coll
+                .matching_planned(&plan, filter, Some(skip.saturating_add(limit)))
+                .map_err(to_backend)?;
+            Ok(copies(seqs.into_iter().skip(skip).collect()))
+        }
+        Some(spec) => {
+            if let Some(seqs) = coll
+                .sorted_planned(&plan, filter, skip, limit)
+                .map_err(to_backend)?
+            {
+                return Ok(copies(seqs));
+            }
+            // Sort references and copy only the documents returned.
+            let matched: Vec<&Document> = coll
+                .matching_planned(&plan, filter, None)
+                .map_err(to_backend)?
+                .into_iter()
+                .filter_map(|s| coll.get(s))
+                .collect();
+            Ok(spec
+                .top(matched.iter().copied(), skip, limit)
+                .into_iter()
+                .map(|i| matched[i].clone())
+                .collect())
+        }
     }
 }
 
@@ -606,10 +627,9 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
-        let class = self.work_for(ns, &filter, &query.filter);
-        let ns = ns.clone();
-        self.run(class, move |backend| {
-            let docs = backend.read_matches(&ns, &filter, sort.as_ref(), 0, 1)?;
+        let (class, read) = self.plan_read(ns, &filter, &query.filter, sort.as_ref());
+        self.run(class, move |_| {
+            let docs = read_matches(read, &filter, sort.as_ref(), 0, 1)?;
             Ok(project(docs, projection.as_ref(), &filter)?
                 .into_iter()
                 .next())
@@ -621,11 +641,9 @@ impl Backend for MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
-        let class = self.work_for(ns, &filter, &query.filter);
-        let ns = ns.clone();
-        self.run(class, move |backend| {
-            let docs =
-                backend.read_matches(&ns, &filter, sort.as_ref(), query.skip, query.limit)?;
+        let (class, read) = self.plan_read(ns, &filter, &query.filter, sort.as_ref());
+        self.run(class, move |_| {
+            let docs = read_matches(read, &filter, sort.as_ref(), query.skip, query.limit)?;
             project(docs, projection.as_ref(), &filter)
         })
         .await
@@ -782,7 +800,7 @@ impl MemoryBackend {
         }
         let cheap = self
             .snapshot(&ns.database, &ns.collection)
-            .is_none_or(|coll| coll.reads_at_most(filter, INLINE_SCAN_DOCUMENTS));
+            .is_none_or(|coll| coll.reads_at_most(&coll.plan(filter, None), INLINE_SCAN_DOCUMENTS));
         if cheap {
             Work::Inline
         } else {

@@ -220,21 +220,29 @@ impl Index {
     /// index. Returns its keys for [`Index::add`].
     fn admit(&self, seq: u64, doc: &Document) -> Result<DocumentKeys, IndexViolation> {
         let keys = self.keys_of(doc)?;
-        if self.definition.spec.is_unique() {
-            for key in &keys.keys {
-                let holder = self
-                    .entries
-                    .range((key.clone(), 0)..=(key.clone(), u64::MAX))
-                    .find(|(_, s)| *s != seq);
-                if holder.is_some() {
-                    return Err(IndexViolation::Duplicate {
-                        index: self.definition.spec.name().to_string(),
-                        key: self.key_fields(key),
-                    });
-                }
+        self.check_unique(seq, &keys.keys)?;
+        Ok(keys)
+    }
+
+    /// In a unique index, fails when a document other than the one at
+    /// `seq` holds one of `keys`.
+    fn check_unique(&self, seq: u64, keys: &[Key]) -> Result<(), IndexViolation> {
+        if !self.definition.spec.is_unique() {
+            return Ok(());
+        }
+        for key in keys {
+            let holder = self
+                .entries
+                .range((key.clone(), 0)..=(key.clone(), u64::MAX))
+                .find(|(_, s)| *s != seq);
+            if holder.is_some() {
+                return Err(IndexViolation::Duplicate {
+                    index: self.definition.spec.name().to_string(),
+                    key: self.key_fields(key),
+                });
             }
         }
-        Ok(keys)
+        Ok(())
     }
 
     fn key_fields(&self, key: &Key) -> Vec<(String, Bson)> {
@@ -265,10 +273,13 @@ impl Index {
     fn remove(&mut self, seq: u64, doc: &Document) {
         // Stored documents were admitted, so their keys are computable; a
         // failure here would mean an index added without its check.
-        let keys = match self.keys_of(doc) {
-            Ok(keys) => keys,
-            Err(_) => return self.remove_by_scan(seq),
-        };
+        match self.keys_of(doc) {
+            Ok(keys) => self.drop_keys(seq, keys),
+            Err(_) => self.remove_by_scan(seq),
+        }
+    }
+
+    fn drop_keys(&mut self, seq: u64, keys: DocumentKeys) {
         if keys.multikey {
             self.multikey_documents = self.multikey_documents.saturating_sub(1);
         }
@@ -354,7 +365,8 @@ impl Indexes {
     }
 
     /// Adds `doc` at `seq` to every index, or to none when one refuses it.
-    /// `old` is the document `doc` replaces at the same position.
+    /// `old` is the document `doc` replaces at the same position; indexes
+    /// whose keys the change leaves as they were are not touched.
     pub(super) fn put(
         &mut self,
         seq: u64,
@@ -364,15 +376,28 @@ impl Indexes {
         if self.list.is_empty() {
             return Ok(());
         }
-        let admitted = self
-            .list
-            .iter()
-            .map(|index| index.admit(seq, doc))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut changes = Vec::with_capacity(self.list.len());
+        for (i, index) in self.list.iter().enumerate() {
+            let keys = index.keys_of(doc)?;
+            let previous = old.and_then(|old| index.keys_of(old).ok());
+            if let Some(previous) = &previous {
+                if previous.keys == keys.keys && previous.multikey == keys.multikey {
+                    continue;
+                }
+            }
+            index.check_unique(seq, &keys.keys)?;
+            changes.push((i, previous, keys));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
         let list = Arc::make_mut(&mut self.list);
-        for (index, keys) in list.iter_mut().zip(admitted) {
-            if let Some(old) = old {
-                index.remove(seq, old);
+        for (i, previous, keys) in changes {
+            let index = &mut list[i];
+            match (previous, old) {
+                (Some(previous), _) => index.drop_keys(seq, previous),
+                (None, Some(old)) => index.remove(seq, old),
+                (None, None) => {}
             }
             index.add(seq, keys);
         }
@@ -413,7 +438,7 @@ impl Indexes {
         PLANS_USED.with(|used| {
             let mut counts = used.get();
             counts[match plan {
-                Plan::Scan => 0,
+                Plan::Scan | Plan::Id => 0,
                 Plan::Ranges { .. } => 1,
                 Plan::Ordered { .. } => 2,
             }] += 1;
@@ -480,9 +505,24 @@ impl Indexes {
         }
     }
 
-    /// Positions in the index's ranges, sorted and without repeats.
-    pub(super) fn positions(&self, index: usize, ranges: &[(Key, Key)]) -> Vec<u64> {
+    /// Positions in the index's ranges in ascending order, without
+    /// repeats. One point range (every field pinned to one value) is read
+    /// as it is: its entries are already in position order.
+    pub(super) fn positions(
+        &self,
+        index: usize,
+        ranges: &[(Key, Key)],
+    ) -> Box<dyn Iterator<Item = u64> + '_> {
         let entries = &self.list[index].entries;
+        if let [(lo, hi)] = ranges {
+            if lo == hi {
+                return Box::new(
+                    entries
+                        .range((lo.clone(), 0)..=(hi.clone(), u64::MAX))
+                        .map(|(_, seq)| *seq),
+                );
+            }
+        }
         let mut out: Vec<u64> = Vec::new();
         for (lo, hi) in ranges {
             out.extend(
@@ -493,11 +533,16 @@ impl Indexes {
         }
         out.sort_unstable();
         out.dedup();
-        out
+        Box::new(out.into_iter())
     }
 
-    /// Whether the index's ranges hold at most `limit` entries.
+    /// Whether the index's ranges hold at most `limit` entries; a unique
+    /// index read at single keys holds at most one per key.
     pub(super) fn at_most(&self, index: usize, ranges: &[(Key, Key)], limit: usize) -> bool {
+        let unique = self.list[index].spec().is_unique();
+        if unique && ranges.len() <= limit && ranges.iter().all(|(lo, hi)| lo == hi) {
+            return true;
+        }
         let entries = &self.list[index].entries;
         let mut seen = 0usize;
         for (lo, hi) in ranges {
@@ -572,6 +617,8 @@ thread_local! {
 /// How to read a query's candidates.
 #[derive(Debug)]
 pub(super) enum Plan {
+    /// The document the filter's `_id` names (chosen by the collection).
+    Id,
     /// Every document.
     Scan,
     /// The union of key ranges of one index.
