@@ -167,7 +167,9 @@ async fn bad_index_declarations_stop_start_up_naming_the_entry() {
                 keys = { a = 2 }\n\
                 [[api_keys]]\nname = \"k\"\nkey = \"k\"\n";
     let config = tower_data_api::config::Config::from_toml(toml).expect("parses");
-    let err = config.builder(None).await.err().expect("refused");
+    let Err(err) = config.builder(None).await else {
+        panic!("a direction of 2 must be refused");
+    };
     assert_eq!(
         err.to_string(),
         "data_sources[0] ('mongodb-atlas').indexes[0].keys: the direction of 'a' must be 1 or -1, not 2"
