@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_data_api::auth::generate_api_key;
 use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig};
+use tower_data_api::metrics::Metrics;
 use tower_data_api::server;
 
 /// Command-line options.
@@ -31,6 +32,30 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// The `MONGODB_URI` environment variable.
     pub mongodb_uri: Option<String>,
+    /// `--log-format text|json` (or the `LOG_FORMAT` environment variable).
+    pub log_format: LogFormat,
+}
+
+/// How the standalone writes its logs (to standard error).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event; colours only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format '{other}' is neither 'text' nor 'json'")),
+        }
+    }
 }
 
 // `MONGODB_URI` may carry a password: Debug leaves it out.
@@ -39,6 +64,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("listen", &self.listen)
             .field("config", &self.config)
+            .field("log_format", &self.log_format)
             .field(
                 "mongodb_uri",
                 &self.mongodb_uri.as_ref().map(|_| "[redacted]"),
@@ -57,6 +83,8 @@ pub struct Running {
     pub demo_key: Option<String>,
     /// Where each data source points (`memory` or `mongodb`), for the banner.
     pub sources: Vec<(String, &'static str)>,
+    /// `http://<metrics_listen>/metrics`, when metrics are on.
+    pub metrics_url: Option<String>,
     /// The server task; it ends after the shutdown future completes.
     pub task: JoinHandle<std::io::Result<()>>,
 }
@@ -72,12 +100,16 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Reads `--listen` and `--config` (and `--help`).
+/// Reads `--listen`, `--config` and `--log-format` (and `--help`).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         mongodb_uri: std::env::var("MONGODB_URI")
             .ok()
             .filter(|uri| !uri.is_empty()),
+        log_format: match std::env::var("LOG_FORMAT") {
+            Ok(format) if !format.is_empty() => format.parse()?,
+            _ => LogFormat::Text,
+        },
         ..Options::default()
     };
     let mut args = args.into_iter();
@@ -95,10 +127,14 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
         match flag.as_str() {
             "--listen" => options.listen = Some(value("--listen")?),
             "--config" => options.config = Some(PathBuf::from(value("--config")?)),
+            "--log-format" => options.log_format = value("--log-format")?.parse()?,
             "-h" | "--help" => {
-                return Err("usage: standalone [--listen ADDR] [--config FILE]\n\
-                     environment: MONGODB_URI fronts a MongoDB instead of the embedded engine"
-                    .into())
+                return Err(
+                    "usage: standalone [--listen ADDR] [--config FILE] [--log-format text|json]\n\
+                     environment: MONGODB_URI fronts a MongoDB instead of the embedded engine;\n\
+                     RUST_LOG sets the log level (default info); LOG_FORMAT as --log-format"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
@@ -145,12 +181,19 @@ pub async fn launch(
         Some(path) => path.display().to_string(),
         None => "configuration".to_owned(),
     };
-    let service = config
+    let metrics = config.metrics_listen.as_ref().map(|_| Metrics::new());
+    let mut builder = config
         .builder(options.mongodb_uri.as_deref())
         .await
-        .map_err(|e| format!("{source_name}: {e}"))?
-        .build()
         .map_err(|e| format!("{source_name}: {e}"))?;
+    if let Some(metrics) = &metrics {
+        builder = builder.metrics(metrics.clone());
+    }
+    let service = builder.build().map_err(|e| format!("{source_name}: {e}"))?;
+    let metrics_url = match (&config.metrics_listen, metrics) {
+        (Some(address), Some(metrics)) => Some(serve_metrics(address, metrics).await?),
+        _ => None,
+    };
     let listen = options
         .listen
         .or(config.listen)
@@ -174,8 +217,41 @@ pub async fn launch(
         base_url: format!("http://{addr}/app/{app_id}/endpoint/data/v1"),
         demo_key,
         sources,
+        metrics_url,
         task,
     })
+}
+
+/// Serves `GET /metrics` on its own listener (kept apart from the public
+/// one), for as long as the process runs; returns its URL.
+async fn serve_metrics(address: &str, metrics: Metrics) -> Result<String, Box<dyn Error>> {
+    use http_body_util::Full;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address} (metrics_listen): {e}"))?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let scrape = tower::service_fn(move |request: http::Request<_>| {
+        let metrics = metrics.clone();
+        async move {
+            let response =
+                if request.uri().path() == "/metrics" && request.method() == http::Method::GET {
+                    http::Response::builder()
+                        .header(http::header::CONTENT_TYPE, Metrics::CONTENT_TYPE)
+                        .body(Full::new(bytes::Bytes::from(metrics.encode())))
+                } else {
+                    http::Response::builder()
+                        .status(http::StatusCode::NOT_FOUND)
+                        .body(Full::new(bytes::Bytes::new()))
+                };
+            Ok::<_, std::convert::Infallible>(response.unwrap_or_default())
+        }
+    });
+    tokio::spawn(server::serve(
+        listener,
+        scrape,
+        std::future::pending::<()>(),
+    ));
+    Ok(url)
 }
 
 fn banner(running: &Running) -> String {
@@ -191,6 +267,9 @@ fn banner(running: &Running) -> String {
         };
         text.push_str(&format!("  data source:       {name} ({what})\n"));
     }
+    if let Some(url) = &running.metrics_url {
+        text.push_str(&format!("  metrics:           {url}\n"));
+    }
     if let Some(key) = &running.demo_key {
         text.push_str(&format!(
             "  demo API key:      {key}\n\nTry it:\n  curl -s {}/action/insertOne -H 'apiKey: {key}' \\\n    -d '{{\"dataSource\":\"mongodb-atlas\",\"database\":\"todo\",\"collection\":\"tasks\",\"document\":{{\"text\":\"Do the dishes\"}}}}'\n",
@@ -200,14 +279,29 @@ fn banner(running: &Running) -> String {
     text
 }
 
+/// Sends `tracing` events to standard error through a background writer
+/// thread (a slow terminal or pipe never holds a request up; when the
+/// writer falls far behind, lines are dropped, not requests slowed), in
+/// `format`, at the level `RUST_LOG` sets (default `info`), with colours
+/// only when standard error is a terminal. Keep the guard until exit: it
+/// flushes what is still queued.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal as _;
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    guard
+}
+
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
@@ -215,11 +309,12 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let logs = init_logging(options.log_format);
     let running = match launch(options, server::shutdown_signal()).await {
         Ok(running) => running,
         Err(err) => {
             eprintln!("error: {err}");
-            std::process::exit(1);
+            exit(logs, 1);
         }
     };
     print!("{}", banner(&running));
@@ -231,15 +326,22 @@ async fn main() {
     match running.task.await {
         Ok(Ok(())) => {
             eprintln!("stopped");
-            std::process::exit(0);
+            exit(logs, 0);
         }
         Ok(Err(err)) => {
             eprintln!("error: {err}");
-            std::process::exit(1);
+            exit(logs, 1);
         }
         Err(err) => {
             eprintln!("error: {err}");
-            std::process::exit(1);
+            exit(logs, 1);
         }
     }
+}
+
+/// Ends the process: `std::process::exit` skips destructors, so the log
+/// lines still queued are flushed first.
+fn exit(logs: tracing_appender::non_blocking::WorkerGuard, code: i32) -> ! {
+    drop(logs);
+    std::process::exit(code)
 }

@@ -17,6 +17,7 @@ use crate::backend::Backend;
 use crate::cors::{AllowedOrigins, Cors};
 use crate::layer::DataApiLayer;
 use crate::log::{LogSink, TracingLogSink};
+use crate::metrics::Metrics;
 use crate::protocol::Format;
 use crate::route::Version;
 use crate::rules::{AccessLevel, Enforcer, Functions, Rules};
@@ -87,6 +88,8 @@ pub struct DataApiBuilder {
     insert_status: StatusCode,
     error_link_base: String,
     cors: Option<AllowedOrigins>,
+    health_endpoints: bool,
+    metrics: Option<Metrics>,
     rules: Vec<(String, Rules)>,
     rule_functions: Functions,
 }
@@ -104,6 +107,8 @@ impl Default for DataApiBuilder {
             insert_status: StatusCode::CREATED,
             error_link_base: "/logs".to_owned(),
             cors: None,
+            health_endpoints: false,
+            metrics: None,
             rules: Vec::new(),
             rule_functions: Functions::default(),
         }
@@ -400,6 +405,13 @@ impl DataApiBuilder {
         self
     }
 
+    /// Largest encoded response before answering 400
+    /// `ReadSizeLimitExceeded` (default 16 MiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_response_bytes = bytes;
+        self
+    }
+
     /// Password checks running at once before answering 429 (default: the
     /// number of cores).
     pub fn max_concurrent_password_checks(mut self, checks: usize) -> Self {
@@ -437,6 +449,49 @@ impl DataApiBuilder {
     /// ```
     pub fn cors(mut self, origins: AllowedOrigins) -> Self {
         self.cors = Some(origins);
+        self
+    }
+
+    /// Whether the service answers the health probes under its mount point:
+    /// `GET /health` (liveness: 200 without credentials or backend calls)
+    /// and `GET /ready` (readiness: 200 when every data source and the
+    /// session store answer within 2 s, 503 naming the one that did not).
+    /// Off by default, so an application behind a
+    /// [`DataApiLayer`](crate::DataApiLayer) keeps its own `/health`; the
+    /// TOML configuration (and so the standalone server) turns them on
+    /// unless `health_endpoints = false`.
+    ///
+    /// ```
+    /// use tower_data_api::{DataApi, MemoryBackend};
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .api_key("ci", "key")
+    ///     .health_endpoints(true)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(service.handles_path("/health"));
+    /// ```
+    pub fn health_endpoints(mut self, enabled: bool) -> Self {
+        self.health_endpoints = enabled;
+        self
+    }
+
+    /// Counts every request in `metrics` (off by default). Keep a clone to
+    /// expose them: [`Metrics::encode`] for a `/metrics` endpoint, or
+    /// [`Metrics::register`] into the application's own registry.
+    ///
+    /// ```
+    /// use tower_data_api::{metrics::Metrics, DataApi, MemoryBackend};
+    /// let metrics = Metrics::new();
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .api_key("ci", "key")
+    ///     .metrics(metrics.clone())
+    ///     .build();
+    /// assert!(service.is_ok());
+    /// ```
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -480,6 +535,8 @@ impl DataApiBuilder {
             insert_status: self.insert_status,
             error_link_base: self.error_link_base,
             cors: self.cors.map(Cors::new),
+            health_endpoints: self.health_endpoints,
+            metrics: self.metrics,
         }))
     }
 

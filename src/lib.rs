@@ -57,9 +57,11 @@ mod cors;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod health;
 mod layer;
 mod limits;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 #[cfg(feature = "memory")]
 pub(crate) mod query;

@@ -37,6 +37,11 @@ pub struct Limits {
     /// The most documents one `find` returns (default 50,000); larger limits
     /// (and `limit: 0`) are clamped to it.
     pub max_find_limit: u64,
+    /// Largest encoded response (default 16 MiB, the Atlas Data API's
+    /// limit); a `find`, `findOne` or `aggregate` whose answer would be
+    /// larger fails with 400 `ReadSizeLimitExceeded`, and encoding stops as
+    /// soon as it passes the limit.
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +55,7 @@ impl Default for Limits {
                 .map_or(2, |cores| cores.get()),
             default_find_limit: 1000,
             max_find_limit: 50_000,
+            max_response_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -68,6 +74,7 @@ impl Limits {
             ),
             ("default_find_limit", self.default_find_limit == 0),
             ("max_find_limit", self.max_find_limit == 0),
+            ("max_response_bytes", self.max_response_bytes == 0),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(format!("limit {name} must be greater than zero"));

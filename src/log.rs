@@ -42,6 +42,13 @@ pub struct RequestLog {
     pub error: Option<String>,
     /// Documents returned (reads) or affected (writes).
     pub documents: Option<u64>,
+    /// How the caller authenticated (`api-key`, `local-userpass`,
+    /// `custom-token`, …), or the scheme it tried when authentication failed.
+    pub auth_scheme: Option<String>,
+    /// Request body bytes read.
+    pub request_bytes: Option<u64>,
+    /// Response body bytes sent.
+    pub response_bytes: Option<u64>,
 }
 
 impl RequestLog {
@@ -68,6 +75,9 @@ impl RequestLog {
             error_code: None,
             error: None,
             documents: None,
+            auth_scheme: None,
+            request_bytes: None,
+            response_bytes: None,
         }
     }
 }
@@ -105,6 +115,9 @@ impl LogSink for TracingLogSink {
                     error_code = log.error_code,
                     error = log.error.as_deref(),
                     documents = log.documents,
+                    auth_scheme = log.auth_scheme.as_deref(),
+                    request_bytes = log.request_bytes,
+                    response_bytes = log.response_bytes,
                     duration_ms = log.duration.as_secs_f64() * 1000.0,
                     "data api request"
                 )
@@ -176,20 +189,9 @@ mod tests {
 
     fn entry(status: u16) -> RequestLog {
         RequestLog {
-            request_id: "r".into(),
-            started_at: SystemTime::UNIX_EPOCH,
-            duration: Duration::ZERO,
-            method: "POST".into(),
             action: Some("find"),
-            principal_id: None,
-            principal_name: None,
-            data_source: None,
-            database: None,
-            collection: None,
             status,
-            error_code: None,
-            error: None,
-            documents: None,
+            ..RequestLog::new("r", "POST", SystemTime::UNIX_EPOCH)
         }
     }
 

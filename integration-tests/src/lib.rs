@@ -122,6 +122,7 @@ pub async fn launch(
         listen: Some("127.0.0.1:0".into()),
         config: Some(temp_file("config.toml", toml)),
         mongodb_uri,
+        ..standalone::Options::default()
     };
     standalone::launch(options, async {
         let _ = stop.await;

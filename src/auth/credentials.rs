@@ -52,6 +52,26 @@ pub fn extract(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
     Ok(None)
 }
 
+/// The scheme of the credential headers in `headers`, in evaluation order,
+/// without reading their values: for logs and metrics of failed requests.
+pub(crate) fn scheme(headers: &HeaderMap) -> Option<&'static str> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().get(..7))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "));
+    if bearer {
+        Some("bearer")
+    } else if headers.contains_key("apikey") || headers.contains_key("api-key") {
+        Some("api-key")
+    } else if headers.contains_key("email") || headers.contains_key("password") {
+        Some("local-userpass")
+    } else if headers.contains_key("jwttokenstring") {
+        Some("custom-token")
+    } else {
+        None
+    }
+}
+
 /// A header's value as text. A value that is not visible ASCII is kept as a
 /// lossy string so it fails authentication rather than looking absent.
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

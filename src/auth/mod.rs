@@ -44,6 +44,7 @@ use http::request::Parts;
 /// `async-trait` crate, so adopters need no extra dependency).
 pub use async_trait::async_trait;
 pub use authenticator::{AuthRequest, Authenticator};
+pub(crate) use credentials::scheme as credential_scheme;
 pub use credentials::{extract as extract_credentials, Credentials};
 pub use jwt::{JwtConfigError, JwtProvider, MetadataField, CUSTOM_TOKEN, MAX_TOKEN_LEN};
 pub use key_store::{

@@ -33,6 +33,7 @@ tokio::task_local! {
 pub struct RequestContext {
     deadline: Option<Instant>,
     abandoned: Arc<AtomicBool>,
+    response_limit: Option<usize>,
 }
 
 impl Default for RequestContext {
@@ -41,6 +42,7 @@ impl Default for RequestContext {
         RequestContext {
             deadline: None,
             abandoned: Arc::new(AtomicBool::new(false)),
+            response_limit: None,
         }
     }
 }
@@ -63,6 +65,21 @@ impl RequestContext {
     /// Runs `work` with this context as [`RequestContext::current`].
     pub async fn scope<F: Future>(self, work: F) -> F::Output {
         CURRENT.scope(self, work).await
+    }
+
+    /// The same context with a response size limit: the most bytes the
+    /// encoded answer may have ([`Limits::max_response_bytes`](crate::Limits::max_response_bytes)).
+    #[must_use]
+    pub fn with_response_limit(mut self, bytes: usize) -> Self {
+        self.response_limit = Some(bytes);
+        self
+    }
+
+    /// The response size limit, if any. The service checks the encoded
+    /// answer itself; a backend may use this to stop reading a result early
+    /// that is certain to exceed it (see [`BackendErrorKind::ResponseTooLarge`](crate::backend::BackendErrorKind::ResponseTooLarge)).
+    pub fn response_limit(&self) -> Option<usize> {
+        self.response_limit
     }
 
     /// When the request must be answered, if ever.

@@ -65,6 +65,9 @@ pub enum BackendErrorKind {
     /// A [`WriteCheck`] refused a document on permission grounds (HTTP 403);
     /// the message is shown as it is.
     PermissionDenied,
+    /// The result is too large to send (HTTP 400 `ReadSizeLimitExceeded`);
+    /// the message is shown as it is.
+    ResponseTooLarge,
     /// Anything else (HTTP 500); the message is generic.
     Internal,
 }
@@ -201,6 +204,14 @@ pub trait Backend: Send + Sync + 'static {
         ns: &Namespace,
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, BackendError>;
+
+    /// Checks that the data source answers, for the readiness probe
+    /// (`GET <mount>/ready`). The default answers at once: a backend in
+    /// the process is as ready as the process. The error's message is
+    /// shown to the caller of the probe: no hosts or URIs.
+    async fn ping(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 
     /// Makes sure the collection has these secondary indexes (creating the
     /// missing ones), as set up at start-up from the configuration. The

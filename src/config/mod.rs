@@ -83,6 +83,12 @@ pub struct Config {
     pub error_link_base: Option<String>,
     /// Origins browsers may call from (CORS); `["*"]` for any. Absent: CORS off.
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Address of a separate listener serving `GET /metrics` (Prometheus /
+    /// OpenMetrics text) for the standalone server; absent: no metrics.
+    pub metrics_listen: Option<String>,
+    /// Whether `/health` and `/ready` are answered (default true here; see
+    /// [`DataApiBuilder::health_endpoints`](crate::DataApiBuilder::health_endpoints)).
+    pub health_endpoints: Option<bool>,
     /// Data sources, by the name clients send as `dataSource`.
     #[serde(default)]
     pub data_sources: Vec<DataSourceConfig>,
@@ -416,6 +422,8 @@ pub struct LimitsConfig {
     pub default_find_limit: Option<u64>,
     /// `find`'s largest `limit`.
     pub max_find_limit: Option<u64>,
+    /// Largest encoded response in bytes.
+    pub max_response_bytes: Option<usize>,
 }
 
 /// The `[server]` table; absent fields keep the server's defaults.
@@ -540,6 +548,7 @@ impl Config {
                 crate::AllowedOrigins::List(origins.clone())
             });
         }
+        builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
         for (i, source) in self.data_sources.iter().enumerate() {
             let field = format!("data_sources[{i}] ('{}')", source.name);
             let access: AccessLevel = match &source.access {
@@ -696,6 +705,9 @@ impl LimitsConfig {
         }
         if let Some(v) = self.max_find_limit {
             limits.max_find_limit = v;
+        }
+        if let Some(v) = self.max_response_bytes {
+            limits.max_response_bytes = v;
         }
         limits
             .validate()

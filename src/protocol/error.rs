@@ -45,6 +45,8 @@ pub enum ErrorCode {
     SchemaValidationFailedWrite,
     /// The request body is larger than the configured limit.
     PayloadTooLarge,
+    /// The response would be larger than the configured limit.
+    ReadSizeLimitExceeded,
     /// Too many requests are in flight.
     TooManyRequests,
     /// The request did not finish within its deadline.
@@ -74,6 +76,7 @@ impl ErrorCode {
             Self::MongoDBError => "MongoDBError",
             Self::SchemaValidationFailedWrite => "SchemaValidationFailedWrite",
             Self::PayloadTooLarge => "PayloadTooLarge",
+            Self::ReadSizeLimitExceeded => "ReadSizeLimitExceeded",
             Self::TooManyRequests => "TooManyRequests",
             Self::ExecutionTimeLimitExceeded => "ExecutionTimeLimitExceeded",
             Self::ServiceUnavailable => "ServiceUnavailable",
@@ -102,6 +105,15 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     header: Option<(HeaderName, HeaderValue)>,
+}
+
+/// The message of [`ApiError::response_too_large`], also used by backends
+/// that stop reading a result early.
+pub(crate) fn response_too_large_message(limit: usize) -> String {
+    format!(
+        "read size limit exceeded: the response would be larger than {limit} bytes; \
+         ask for fewer documents (filter, limit) or fewer fields (projection)"
+    )
 }
 
 /// The three authentication failures, worded exactly as the original service.
@@ -203,6 +215,23 @@ impl ApiError {
         )
     }
 
+    /// 400 `ReadSizeLimitExceeded`: the answer would be larger than
+    /// `limit` bytes ([`Limits::max_response_bytes`](crate::Limits::max_response_bytes)).
+    ///
+    /// ```
+    /// use tower_data_api::{ApiError, ErrorCode};
+    /// let err = ApiError::response_too_large(16 * 1024 * 1024);
+    /// assert_eq!(err.status().as_u16(), 400);
+    /// assert_eq!(err.code(), ErrorCode::ReadSizeLimitExceeded);
+    /// ```
+    pub fn response_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ReadSizeLimitExceeded,
+            response_too_large_message(limit),
+        )
+    }
+
     /// 429 with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Self::new(
@@ -284,6 +313,13 @@ impl ApiError {
                 return Self::new(
                     StatusCode::FORBIDDEN,
                     ErrorCode::PermissionDenied,
+                    err.message,
+                )
+            }
+            BackendErrorKind::ResponseTooLarge => {
+                return Self::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::ReadSizeLimitExceeded,
                     err.message,
                 )
             }

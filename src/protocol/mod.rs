@@ -7,6 +7,7 @@ mod format;
 mod request;
 mod response;
 
+pub(crate) use error::{response_too_large_message, INCOMPLETE_AUTH, NO_AUTH_METHODS};
 pub use error::{ApiError, ErrorCode};
 pub use format::Format;
 pub(crate) use request::{decode, parse_body, FindLimits};

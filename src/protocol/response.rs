@@ -18,8 +18,10 @@ pub type ResponseBody = BoxBody<Bytes, Infallible>;
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 impl Reply {
-    /// The response body bytes.
-    pub(crate) fn render(self, format: Format) -> Vec<u8> {
+    /// The response body bytes, or [`ApiError::response_too_large`] as soon
+    /// as they pass `max_bytes` (the rest is never encoded).
+    pub(crate) fn render(self, format: Format, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
+        let too_large = |out: &Vec<u8>| out.len() > max_bytes;
         let mut out = Vec::with_capacity(256);
         match self {
             Reply::Document(doc) => {
@@ -37,6 +39,9 @@ impl Reply {
                         out.push(b',');
                     }
                     format.write_document(doc, &mut out);
+                    if too_large(&out) {
+                        return Err(ApiError::response_too_large(max_bytes));
+                    }
                 }
                 out.extend_from_slice(b"]}");
             }
@@ -65,7 +70,10 @@ impl Reply {
                 format.write_document(&wrapper, &mut out);
             }
         }
-        out
+        if too_large(&out) {
+            return Err(ApiError::response_too_large(max_bytes));
+        }
+        Ok(out)
     }
 }
 
@@ -129,7 +137,7 @@ mod tests {
     use bson::{doc, oid::ObjectId};
 
     fn text(reply: Reply, format: Format) -> String {
-        String::from_utf8(reply.render(format)).unwrap()
+        String::from_utf8(reply.render(format, usize::MAX).unwrap()).unwrap()
     }
 
     #[test]

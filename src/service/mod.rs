@@ -21,8 +21,10 @@ use crate::action::{execute, Action, ActionRequest, Reply};
 use crate::auth::{Authentication, ClientReply, Principal};
 use crate::backend::{Backend, RequestContext};
 use crate::cors::{Cors, CorsCheck};
+use crate::health::{self, Probe, ProbeAnswer};
 use crate::limits::{check_content_length, read_body};
 use crate::log::{LogSink, RequestLog};
+use crate::metrics::Metrics;
 use crate::protocol::{
     decode, empty_response, error_response, parse_body, response, ApiError, ErrorCode, FindLimits,
     Format, ResponseBody,
@@ -67,6 +69,10 @@ pub(crate) struct Inner {
     pub(crate) insert_status: StatusCode,
     pub(crate) error_link_base: String,
     pub(crate) cors: Option<Cors>,
+    /// Whether `/health` and `/ready` are answered (see [`crate::health`]).
+    pub(crate) health_endpoints: bool,
+    /// Where requests are counted, when metrics are on.
+    pub(crate) metrics: Option<Metrics>,
 }
 
 impl DataApiService {
@@ -80,6 +86,7 @@ impl DataApiService {
     /// route (`/api/client/v2.0/...`) under its mount point.
     pub fn handles_path(&self, path: &str) -> bool {
         Route::recognize(path).is_some()
+            || (self.inner.health_endpoints && Probe::at(path).is_some())
     }
 
     /// Answers one request.
@@ -122,10 +129,12 @@ where
     }
 }
 
-/// What a request asks for: a Data API action or a client API endpoint.
+/// What a request asks for: a Data API action, a client API endpoint or a
+/// health probe.
 enum Target<'a> {
     Action(Action),
     Client(ClientRoute<'a>),
+    Probe(Probe),
 }
 
 impl Target<'_> {
@@ -133,6 +142,7 @@ impl Target<'_> {
         match self {
             Target::Action(action) => action.name(),
             Target::Client(route) => route.name(),
+            Target::Probe(probe) => probe.name(),
         }
     }
 }
@@ -143,6 +153,8 @@ enum Answer {
     Client(Box<ClientReply>),
     /// A CORS preflight, answered 204 with these headers.
     Preflight(http::HeaderMap),
+    /// A health probe's answer.
+    Probe(ProbeAnswer),
 }
 
 /// What the pipeline learnt about a request, for its log entry.
@@ -160,6 +172,7 @@ impl Inner {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = Instant::now();
+        let _in_flight = self.metrics.as_ref().map(Metrics::begin);
         let request_id = ObjectId::new().to_hex();
         let mut trace = Trace {
             log: RequestLog::new(
@@ -169,6 +182,9 @@ impl Inner {
             ),
             format: self.response_format(request.headers()),
         };
+        // What the caller tried; the principal's provider replaces it once
+        // authentication succeeds.
+        trace.log.auth_scheme = crate::auth::credential_scheme(request.headers()).map(Into::into);
         let origin = request.headers().get(http::header::ORIGIN).cloned();
         // A panic is a bug, never the client's fault: answer 500 and keep serving.
         let outcome = AssertUnwindSafe(self.run(request, &mut trace))
@@ -183,8 +199,12 @@ impl Inner {
             cors.decorate(origin.as_ref(), response.headers_mut());
         }
         trace.log.status = response.status().as_u16();
+        trace.log.response_bytes = http_body::Body::size_hint(response.body()).exact();
         trace.log.duration = started.elapsed();
         self.log_sink.record(&trace.log);
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&trace.log);
+        }
         response
     }
 
@@ -200,6 +220,10 @@ impl Inner {
                 let mut answer = empty_response(StatusCode::NO_CONTENT, request_id);
                 answer.headers_mut().extend(headers);
                 answer
+            }
+            Ok(Answer::Probe(answer)) => {
+                let body = serde_json::to_vec(&answer.body).unwrap_or_default();
+                response(answer.status, "application/json", body, request_id)
             }
             Ok(Answer::Client(reply)) => {
                 if let Some(principal) = &reply.principal {
@@ -219,13 +243,14 @@ impl Inner {
                 } else {
                     StatusCode::OK
                 };
-                trace.log.documents = Some(reply.document_count());
-                response(
-                    status,
-                    trace.format.content_type(),
-                    reply.render(trace.format),
-                    request_id,
-                )
+                let documents = reply.document_count();
+                match reply.render(trace.format, self.limits.max_response_bytes) {
+                    Ok(body) => {
+                        trace.log.documents = Some(documents);
+                        response(status, trace.format.content_type(), body, request_id)
+                    }
+                    Err(error) => self.respond(Err(error), trace, request_id),
+                }
             }
             Err(error) => {
                 trace.log.error_code = Some(error.code().as_str());
@@ -265,6 +290,7 @@ impl Inner {
         let work = async {
             let action = match target {
                 Target::Action(action) => action,
+                Target::Probe(probe) => return Ok(Answer::Probe(self.probe(probe).await)),
                 Target::Client(route) => {
                     // A login's credentials are in its body, so client API
                     // bodies (small) are read before a concurrency slot is
@@ -272,6 +298,7 @@ impl Inner {
                     let limit = self.limits.max_body_bytes.min(CLIENT_API_MAX_BODY);
                     check_content_length(&parts.headers, limit)?;
                     let body = read_body(body, limit, self.limits.body_read_timeout).await?;
+                    trace.log.request_bytes = Some(body.len() as u64);
                     let _permit = self.permit()?;
                     let reply = self.auth.client_api(route, &parts, &body).await?;
                     return Ok(Answer::Client(Box::new(reply)));
@@ -290,6 +317,7 @@ impl Inner {
                 self.limits.body_read_timeout,
             )
             .await?;
+            trace.log.request_bytes = Some(body.len() as u64);
             self.auth.validate_request(&parts, &body)?;
             let mut request = decode(action, parse_body(&body)?, self.find_limits())?;
             trace.record_request(&request);
@@ -308,7 +336,8 @@ impl Inner {
         // Backends see the deadline; dropping this future (the client left)
         // or the deadline passing marks the request abandoned, so engine
         // work still running for it stops at its next check.
-        let context = RequestContext::with_timeout(deadline);
+        let context = RequestContext::with_timeout(deadline)
+            .with_response_limit(self.limits.max_response_bytes);
         let abandon = context.abandon_on_drop();
         let outcome = tokio::time::timeout(deadline, context.scope(work))
             .await
@@ -325,6 +354,16 @@ impl Inner {
             .map_err(|_| ApiError::too_many_requests(1))
     }
 
+    /// Answers a health probe (no credentials, no concurrency slot).
+    async fn probe(&self, probe: Probe) -> ProbeAnswer {
+        match probe {
+            Probe::Live => health::live(),
+            Probe::Ready => {
+                health::ready(&self.data_sources, self.auth.sessions.store.as_ref()).await
+            }
+        }
+    }
+
     /// The action a request's URL and method name, or the 404/405 to answer.
     fn route<'a>(&self, parts: &'a Parts) -> Result<Target<'a>, ApiError> {
         let (app_id, version, action) = match Route::recognize(parts.uri.path()) {
@@ -334,7 +373,13 @@ impl Inner {
                 action,
             }) => (app_id, version, action),
             Some(Route::Client(route)) => return Ok(Target::Client(route)),
-            None => return Err(ApiError::not_found()),
+            None => match Probe::at(parts.uri.path()).filter(|_| self.health_endpoints) {
+                Some(probe) if parts.method == Method::GET || parts.method == Method::HEAD => {
+                    return Ok(Target::Probe(probe))
+                }
+                Some(_) => return Err(ApiError::method_not_allowed(&parts.method)),
+                None => return Err(ApiError::not_found()),
+            },
         };
         if app_id != self.app_id {
             return Err(ApiError::app_not_found(app_id));
@@ -381,6 +426,7 @@ impl Inner {
 
 impl Trace {
     fn record_principal(&mut self, principal: &Principal) {
+        self.log.auth_scheme = Some(principal.provider.clone());
         self.log.principal_id = Some(principal.id.clone());
         self.log.principal_name = principal.name.clone();
     }

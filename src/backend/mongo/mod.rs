@@ -19,8 +19,8 @@ use mongodb::options::{ClientOptions, UpdateModifications as DriverUpdate};
 use mongodb::{Client, Collection, Cursor};
 
 use crate::backend::{
-    Backend, BackendError, CheckedWrite, FindOneQuery, FindQuery, Namespace, ReplaceQuery,
-    UpdateModifications, UpdateOutcome, UpdateQuery, WriteCheck,
+    Backend, BackendError, BackendErrorKind, CheckedWrite, FindOneQuery, FindQuery, Namespace,
+    ReplaceQuery, UpdateModifications, UpdateOutcome, UpdateQuery, WriteCheck,
 };
 
 use errors::log_and_map;
@@ -304,13 +304,55 @@ fn check_query(
     projection.iter().chain(sort).try_for_each(encodable::check)
 }
 
-/// Reads every document of a cursor.
-async fn collect(mut cursor: Cursor<Document>) -> mongodb::error::Result<Vec<Document>> {
+/// How many BSON bytes of results a read may hold per byte of the response
+/// limit before it stops: no encoded value is more than this many times
+/// smaller in JSON than in BSON (the worst case, a double in an array, is
+/// 11 bytes of BSON for 2 of JSON), so a read stopped here could never have
+/// been sent, and the exact check stays the encoder's.
+const BSON_BYTES_PER_RESPONSE_BYTE: usize = 8;
+
+/// Reads every document of a cursor, stopping with
+/// [`BackendErrorKind::ResponseTooLarge`] once the documents read could
+/// never fit in the request's response limit.
+async fn collect(mut cursor: Cursor<Document>) -> Result<Vec<Document>, CollectError> {
+    let budget = crate::backend::RequestContext::current()
+        .response_limit()
+        .map(|limit| limit.saturating_mul(BSON_BYTES_PER_RESPONSE_BYTE));
     let mut documents = Vec::new();
+    let mut bytes = 0usize;
     while cursor.advance().await? {
+        bytes = bytes.saturating_add(cursor.current().as_bytes().len());
+        if let Some(budget) = budget.filter(|budget| bytes > *budget) {
+            let limit = budget / BSON_BYTES_PER_RESPONSE_BYTE;
+            return Err(CollectError::TooLarge(BackendError::new(
+                BackendErrorKind::ResponseTooLarge,
+                crate::protocol::response_too_large_message(limit),
+            )));
+        }
         documents.push(cursor.deserialize_current()?);
     }
     Ok(documents)
+}
+
+/// Why [`collect`] stopped.
+enum CollectError {
+    Driver(mongodb::error::Error),
+    TooLarge(BackendError),
+}
+
+impl From<mongodb::error::Error> for CollectError {
+    fn from(error: mongodb::error::Error) -> Self {
+        CollectError::Driver(error)
+    }
+}
+
+impl CollectError {
+    fn into_backend(self, operation: &'static str) -> BackendError {
+        match self {
+            CollectError::Driver(error) => log_and_map(&error, operation),
+            CollectError::TooLarge(error) => error,
+        }
+    }
 }
 
 /// Gives `document` an ObjectId `_id` (as its first field) when it has none,
@@ -384,7 +426,7 @@ impl Backend for MongoBackend {
             action = action.max_time(max_time);
         }
         let cursor = action.await.map_err(|e| log_and_map(&e, "find"))?;
-        collect(cursor).await.map_err(|e| log_and_map(&e, "find"))
+        collect(cursor).await.map_err(|e| e.into_backend("find"))
     }
 
     async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError> {
@@ -527,7 +569,17 @@ impl Backend for MongoBackend {
         let cursor = action.await.map_err(|e| log_and_map(&e, "aggregate"))?;
         collect(cursor)
             .await
-            .map_err(|e| log_and_map(&e, "aggregate"))
+            .map_err(|e| e.into_backend("aggregate"))
+    }
+
+    /// Runs the `ping` command on the `admin` database.
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.client
+            .database("admin")
+            .run_command(bson::doc! { "ping": 1 })
+            .await
+            .map(drop)
+            .map_err(|e| log_and_map(&e, "ping"))
     }
 
     /// One transaction per attempt, retried on write conflicts; needs a

@@ -25,6 +25,20 @@ use crate::{AccessLevel, DataApi, DataApiService};
 #[derive(Default)]
 pub(crate) struct Scripted {
     pub(crate) delay: Option<Duration>,
+    /// `ping` fails (after `delay`, when set).
+    pub(crate) down: bool,
+    /// `find` and `aggregate` answer this many documents of about 1 KiB.
+    pub(crate) kib_documents: usize,
+}
+
+impl Scripted {
+    fn kib_documents(&self) -> Option<Vec<Document>> {
+        (self.kib_documents > 0).then(|| {
+            (0..self.kib_documents)
+                .map(|i| doc! {"_id": i as i64, "pad": "x".repeat(1000)})
+                .collect()
+        })
+    }
 }
 
 #[async_trait]
@@ -40,7 +54,9 @@ impl Backend for Scripted {
         Ok((!q.filter.contains_key("missing")).then(|| doc! {"_id": 1, "echo": q.filter}))
     }
     async fn find(&self, _: &Namespace, q: FindQuery) -> Result<Vec<Document>, BackendError> {
-        Ok(vec![doc! {"limit": q.limit as i64, "skip": q.skip as i64}])
+        Ok(self
+            .kib_documents()
+            .unwrap_or_else(|| vec![doc! {"limit": q.limit as i64, "skip": q.skip as i64}]))
     }
     async fn insert_one(&self, _: &Namespace, d: Document) -> Result<Bson, BackendError> {
         if d.contains_key("dup") {
@@ -103,7 +119,21 @@ impl Backend for Scripted {
         _: &Namespace,
         p: Vec<Document>,
     ) -> Result<Vec<Document>, BackendError> {
-        Ok(vec![doc! {"stages": p.len() as i32}])
+        Ok(self
+            .kib_documents()
+            .unwrap_or_else(|| vec![doc! {"stages": p.len() as i32}]))
+    }
+    async fn ping(&self) -> Result<(), BackendError> {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if self.down {
+            return Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                "the data source is unavailable",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -402,6 +432,7 @@ async fn limits_answer_413_429_and_504() {
     let slow = service_with(
         Scripted {
             delay: Some(Duration::from_secs(5)),
+            ..Scripted::default()
         },
         MemoryLogSink::new(4),
     );
@@ -420,6 +451,7 @@ async fn limits_answer_413_429_and_504() {
             "mongodb-atlas",
             Scripted {
                 delay: Some(Duration::from_millis(300)),
+                ..Scripted::default()
             },
         )
         .api_key("ci", KEY)
@@ -755,6 +787,7 @@ async fn trickling_bodies_get_408_and_unauthenticated_ones_hold_no_slot() {
         .refused(408, "ExecutionTimeLimitExceeded");
 }
 
+mod operations;
 #[cfg(feature = "memory")]
 mod rules;
 #[cfg(feature = "memory")]
