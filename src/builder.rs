@@ -19,6 +19,7 @@ use crate::layer::DataApiLayer;
 use crate::log::{LogSink, TracingLogSink};
 use crate::metrics::Metrics;
 use crate::protocol::Format;
+use crate::rate_limit::{RateLimit, RateLimitSettings, RateLimits, DEFAULT_FAILED_AUTH_LIMIT};
 use crate::route::Version;
 use crate::rules::{AccessLevel, Enforcer, Functions, Rules};
 use crate::service::{DataApiService, DataSource, Inner};
@@ -90,6 +91,7 @@ pub struct DataApiBuilder {
     cors: Option<AllowedOrigins>,
     health_endpoints: bool,
     metrics: Option<Metrics>,
+    rate_limits: RateLimitSettings,
     rules: Vec<(String, Rules)>,
     rule_functions: Functions,
 }
@@ -109,6 +111,7 @@ impl Default for DataApiBuilder {
             cors: None,
             health_endpoints: false,
             metrics: None,
+            rate_limits: RateLimitSettings::default(),
             rules: Vec::new(),
             rule_functions: Functions::default(),
         }
@@ -495,6 +498,44 @@ impl DataApiBuilder {
         self
     }
 
+    /// A token bucket for every API key and user (off by default): past it,
+    /// 429 `TooManyRequests` with `Retry-After`. Keys and users named in
+    /// [`rate_limit_for`](Self::rate_limit_for) use their own bucket instead.
+    ///
+    /// ```
+    /// use tower_data_api::{DataApi, MemoryBackend, RateLimit};
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .api_key("ci", "key")
+    ///     .rate_limit(RateLimit::per_second(50.0).burst(100))
+    ///     .rate_limit_for("ci", RateLimit::per_second(500.0))
+    ///     .build();
+    /// assert!(service.is_ok());
+    /// ```
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limits.default = Some(limit);
+        self
+    }
+
+    /// The bucket of the API key or user called `name` (the key's name, the
+    /// user's email), instead of [`rate_limit`](Self::rate_limit)'s.
+    pub fn rate_limit_for(mut self, name: impl Into<String>, limit: RateLimit) -> Self {
+        self.rate_limits.by_name.push((name.into(), limit));
+        self
+    }
+
+    /// Slows brute force (off by default): each refused credential takes a
+    /// token from its client address's bucket and, for email/password
+    /// headers, from the email's; a failure that finds its bucket empty
+    /// blocks the address or email, and requests with credentials from it
+    /// get 429 until a token returns. `None` takes the default policy: 20
+    /// failures at once, then one every 3 s.
+    /// See the policy in the crate's README (Operations).
+    pub fn failed_auth_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limits.failed_auth = Some(limit.unwrap_or(DEFAULT_FAILED_AUTH_LIMIT));
+        self
+    }
+
     /// The base of the `link` in error bodies; the request id is appended as
     /// `?co_id=<id>`. Point it at your log viewer. Default `/logs`.
     pub fn error_link_base(mut self, base: impl Into<String>) -> Self {
@@ -513,6 +554,7 @@ impl DataApiBuilder {
         self.auth.validate().map_err(BuildError)?;
         let data_sources = data_sources(self.data_sources, &self.rules, &self.rule_functions)?;
         self.limits.validate().map_err(BuildError)?;
+        let rate_limits = RateLimits::new(&self.rate_limits).map_err(BuildError)?;
         if !self.insert_status.is_success() {
             return Err(BuildError(format!(
                 "insert status {} is not a success status",
@@ -537,6 +579,7 @@ impl DataApiBuilder {
             cors: self.cors.map(Cors::new),
             health_endpoints: self.health_endpoints,
             metrics: self.metrics,
+            rate_limits,
         }))
     }
 

@@ -65,6 +65,7 @@ pub mod metrics;
 pub mod protocol;
 #[cfg(feature = "memory")]
 pub(crate) mod query;
+mod rate_limit;
 mod route;
 pub mod rules;
 #[cfg(feature = "server")]
@@ -82,6 +83,7 @@ pub use cors::AllowedOrigins;
 pub use layer::{DataApiFuture, DataApiLayer, DataApiMiddleware, EitherBody};
 pub use limits::Limits;
 pub use protocol::{ApiError, ErrorCode, Format, ResponseBody};
+pub use rate_limit::RateLimit;
 pub use route::Version;
 pub use rules::AccessLevel;
 pub use service::DataApiService;

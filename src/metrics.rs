@@ -18,7 +18,7 @@
 //! | `data_api_errors_total` | `error_code` (backend errors: `MongoDBError`, `ServiceUnavailable`, …) |
 //! | `data_api_rule_denials_total` | `data_source` |
 //! | `data_api_auth_failures_total` | `scheme` |
-//! | `data_api_rejected_total` (429s) | `reason` (`concurrency`, `password_checks`) |
+//! | `data_api_rejected_total` (429s) | `reason` (`concurrency`, `rate_limit`, `failed_auth`, `password_checks`) |
 //! | `data_api_usage_requests_total`, `data_api_usage_seconds_total`, `data_api_usage_response_bytes_total` | `principal` |
 //!
 //! ```
@@ -258,8 +258,13 @@ impl Metrics {
                     .inc();
             }
             "TooManyRequests" => {
-                let reason = if log.error.as_deref().is_some_and(|e| e.contains("password")) {
+                let message = log.error.as_deref().unwrap_or_default();
+                let reason = if message.contains("password checks") {
                     "password_checks"
+                } else if message.contains("failed authentication") {
+                    "failed_auth"
+                } else if message.contains("rate limit") {
+                    "rate_limit"
                 } else {
                     "concurrency"
                 };

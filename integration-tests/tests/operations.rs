@@ -254,3 +254,96 @@ async fn a_response_over_the_limit_is_refused() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error_code"], "ReadSizeLimitExceeded");
 }
+
+const LIMITED: &str = r#"
+app_id = "data-ops"
+
+[[data_sources]]
+name = "mongodb-atlas"
+uri = "memory"
+
+[[api_keys]]
+name = "slow-key"
+key = "slow-key-0123456789abcdefghijklmnopqrstu"
+
+[[api_keys]]
+name = "fast-key"
+key = "fast-key-0123456789abcdefghijklmnopqrstu"
+
+[rate_limits]
+requests_per_second = 1
+burst = 3
+failed_auth_per_minute = 60
+failed_auth_burst = 3
+
+[rate_limits.keys.fast-key]
+requests_per_second = 1000
+"#;
+
+async fn start_limited() -> Server {
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = launch(LIMITED, None, stopped).await.expect("starts");
+    Server {
+        base: running.base_url.clone(),
+        root: format!("http://{}", running.addr),
+        metrics: String::new(),
+        _stop: stop,
+    }
+}
+
+async fn find_one(server: &Server, key: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/action/findOne", server.base))
+        .header("apiKey", key)
+        .header("content-type", "application/json")
+        .body(r#"{"dataSource":"mongodb-atlas","database":"d","collection":"c"}"#)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_limit_waits_while_others_go_on() {
+    let server = start_limited().await;
+    let slow = "slow-key-0123456789abcdefghijklmnopqrstu";
+    let fast = "fast-key-0123456789abcdefghijklmnopqrstu";
+    for _ in 0..3 {
+        assert_eq!(find_one(&server, slow).await.status(), 200);
+    }
+    let refused = find_one(&server, slow).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert_eq!(body["error_code"], "TooManyRequests");
+    assert_eq!(body["error"], "rate limit exceeded for this caller");
+    for _ in 0..20 {
+        assert_eq!(find_one(&server, fast).await.status(), 200, "unaffected");
+    }
+    // One token a second (the test's requests take far less).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(find_one(&server, slow).await.status(), 200, "refilled");
+}
+
+#[tokio::test]
+async fn failed_authentication_is_slowed_then_released() {
+    let server = start_limited().await;
+    // Three failures fit the bucket; the fourth finds it empty and blocks.
+    for _ in 0..4 {
+        assert_eq!(find_one(&server, "wrong").await.status(), 401);
+    }
+    let blocked = find_one(&server, "wrong").await;
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers().contains_key("retry-after"));
+    let body: Value = serde_json::from_str(&blocked.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body["error"],
+        "too many failed authentication attempts; retry later"
+    );
+    // The same address with a right key is slowed too, briefly.
+    let slow = "slow-key-0123456789abcdefghijklmnopqrstu";
+    assert_eq!(find_one(&server, slow).await.status(), 429);
+    // 60 failures a minute: a token returns every second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(find_one(&server, slow).await.status(), 200, "released");
+    let _ = &server.root;
+}

@@ -83,6 +83,9 @@ pub struct Config {
     pub error_link_base: Option<String>,
     /// Origins browsers may call from (CORS); `["*"]` for any. Absent: CORS off.
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Rate limits per API key / user and for failed authentication.
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     /// Address of a separate listener serving `GET /metrics` (Prometheus /
     /// OpenMetrics text) for the standalone server; absent: no metrics.
     pub metrics_listen: Option<String>,
@@ -404,6 +407,68 @@ impl fmt::Debug for ApiKeyConfig {
     }
 }
 
+/// The `[rate_limits]` table: all limits off unless set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Requests per second for every API key and user.
+    pub requests_per_second: Option<f64>,
+    /// Requests at once (default: one second's worth).
+    pub burst: Option<u32>,
+    /// Buckets of named keys and users (`[rate_limits.keys.<name>]`).
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, RateLimitConfig>,
+    /// Failed authentication attempts per minute per client address (and
+    /// per email); absent: not limited.
+    pub failed_auth_per_minute: Option<f64>,
+    /// Failures at once before the address or email is slowed (default 20).
+    pub failed_auth_burst: Option<u32>,
+}
+
+/// One named bucket of `[rate_limits.keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second.
+    pub requests_per_second: f64,
+    /// Requests at once (default: one second's worth).
+    pub burst: Option<u32>,
+}
+
+impl RateLimitsConfig {
+    fn apply(&self, mut builder: DataApiBuilder) -> Result<DataApiBuilder, ConfigError> {
+        let bucket = |rate: f64, burst: Option<u32>| {
+            let limit = crate::RateLimit::per_second(rate);
+            burst.map_or(limit, |burst| limit.burst(burst))
+        };
+        match (self.requests_per_second, self.burst) {
+            (Some(rate), burst) => builder = builder.rate_limit(bucket(rate, burst)),
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "rate_limits.burst needs rate_limits.requests_per_second".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        for (name, limit) in &self.keys {
+            builder = builder.rate_limit_for(name, bucket(limit.requests_per_second, limit.burst));
+        }
+        match (self.failed_auth_per_minute, self.failed_auth_burst) {
+            (Some(rate), burst) => {
+                let limit = crate::RateLimit::per_minute(rate).burst(burst.unwrap_or(20));
+                builder = builder.failed_auth_limit(Some(limit));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "rate_limits.failed_auth_burst needs rate_limits.failed_auth_per_minute".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        Ok(builder)
+    }
+}
+
 /// The `[limits]` table; absent fields keep [`Limits::default`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -549,6 +614,7 @@ impl Config {
             });
         }
         builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
+        builder = self.rate_limits.apply(builder)?;
         for (i, source) in self.data_sources.iter().enumerate() {
             let field = format!("data_sources[{i}] ('{}')", source.name);
             let access: AccessLevel = match &source.access {

@@ -29,6 +29,7 @@ use crate::protocol::{
     decode, empty_response, error_response, parse_body, response, ApiError, ErrorCode, FindLimits,
     Format, ResponseBody,
 };
+use crate::rate_limit::RateLimits;
 use crate::route::{ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
 use crate::Limits;
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) health_endpoints: bool,
     /// Where requests are counted, when metrics are on.
     pub(crate) metrics: Option<Metrics>,
+    /// Buckets per principal and for failed authentication.
+    pub(crate) rate_limits: RateLimits,
 }
 
 impl DataApiService {
@@ -299,8 +302,13 @@ impl Inner {
                     check_content_length(&parts.headers, limit)?;
                     let body = read_body(body, limit, self.limits.body_read_timeout).await?;
                     trace.log.request_bytes = Some(body.len() as u64);
+                    self.rate_limits.refuse_blocked(&parts)?;
                     let _permit = self.permit()?;
-                    let reply = self.auth.client_api(route, &parts, &body).await?;
+                    let reply = self
+                        .auth
+                        .client_api(route, &parts, &body)
+                        .await
+                        .inspect_err(|err| self.note_auth_failure(err, &parts))?;
                     return Ok(Answer::Client(Box::new(reply)));
                 }
             };
@@ -308,8 +316,14 @@ impl Inner {
             // Authentication reads the head only (password checks have their
             // own bounded pool): requests without valid credentials are
             // refused before they take a slot.
-            let principal = self.auth.authenticate(&parts).await?;
+            self.rate_limits.refuse_blocked(&parts)?;
+            let principal = self
+                .auth
+                .authenticate(&parts)
+                .await
+                .inspect_err(|err| self.note_auth_failure(err, &parts))?;
             trace.record_principal(&principal);
+            self.rate_limits.check(&principal)?;
             let _permit = self.permit()?;
             let body = read_body(
                 body,
@@ -344,6 +358,14 @@ impl Inner {
             .map_err(|_| ApiError::timeout())?;
         abandon.disarm();
         outcome
+    }
+
+    /// Counts a refused credential (401) against the request's address
+    /// and email, for the failed-authentication limit.
+    fn note_auth_failure(&self, err: &ApiError, parts: &Parts) {
+        if err.status() == StatusCode::UNAUTHORIZED {
+            self.rate_limits.record_failure(parts);
+        }
     }
 
     /// A concurrency slot, or 429 when all are taken.
