@@ -187,13 +187,13 @@ enum BodyKind<B> {
 }
 
 impl<B> EitherBody<B> {
-    fn data_api(body: ResponseBody) -> Self {
+    pub(crate) fn data_api(body: ResponseBody) -> Self {
         Self {
             kind: BodyKind::DataApi { body },
         }
     }
 
-    fn inner(body: B) -> Self {
+    pub(crate) fn inner(body: B) -> Self {
         Self {
             kind: BodyKind::Inner { body },
         }

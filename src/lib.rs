@@ -66,6 +66,7 @@ pub mod protocol;
 #[cfg(feature = "memory")]
 pub(crate) mod query;
 mod rate_limit;
+pub mod require_auth;
 mod route;
 pub mod rules;
 #[cfg(feature = "server")]

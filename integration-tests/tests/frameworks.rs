@@ -70,6 +70,35 @@ async fn mounted_beside_the_apps_route(server: TestServer) {
 }
 
 #[tokio::test]
+async fn axum_custom_endpoint_is_behind_the_data_apis_authentication() {
+    let server = axum_app().await;
+    let me = |key: Option<&'static str>| {
+        let mut request = server.client.get(format!("http://{}/me", server.addr));
+        if let Some(key) = key {
+            request = request.header("apiKey", key);
+        }
+        request.send()
+    };
+    let answer = me(Some(KEY)).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let body: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["name"], "demo");
+    assert_eq!(body["provider"], "api-key");
+    assert!(body["id"].as_str().is_some_and(|id| !id.is_empty()));
+
+    let refused = me(Some("wrong")).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let body: serde_json::Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body["error"],
+        "invalid session: error finding user for endpoint"
+    );
+    assert_eq!(body["error_code"], "InvalidSession");
+    let none = me(None).await.unwrap();
+    assert_eq!(none.status().as_u16(), 400);
+}
+
+#[tokio::test]
 async fn axum_example() {
     mounted_beside_the_apps_route(axum_app().await).await;
 }

@@ -125,6 +125,12 @@ impl Authentication {
             .ok_or_else(ApiError::invalid_session)
     }
 
+    /// Whether [`validate_request`](Self::validate_request) needs the body
+    /// (`VERIFY_PAYLOAD`).
+    pub(crate) fn validates_body(&self) -> bool {
+        matches!(self.validation, RequestValidation::VerifyPayload(_))
+    }
+
     /// §5.5: the secret or payload signature, once the body has been read.
     pub(crate) fn validate_request(&self, parts: &Parts, body: &[u8]) -> Result<(), ApiError> {
         self.validation.check(parts, body)

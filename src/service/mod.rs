@@ -85,6 +85,11 @@ impl DataApiService {
         }
     }
 
+    /// The validated configuration this service runs on.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Whether this service answers `path`: a Data API route or a client API
     /// route (`/api/client/v2.0/...`) under its mount point.
     pub fn handles_path(&self, path: &str) -> bool {
