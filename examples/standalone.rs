@@ -267,6 +267,10 @@ fn banner(running: &Running) -> String {
         };
         text.push_str(&format!("  data source:       {name} ({what})\n"));
     }
+    text.push_str(&format!(
+        "  OpenAPI:           {}/openapi.json\n",
+        running.base_url
+    ));
     if let Some(url) = &running.metrics_url {
         text.push_str(&format!("  metrics:           {url}\n"));
     }

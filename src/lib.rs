@@ -62,6 +62,7 @@ mod layer;
 mod limits;
 pub mod log;
 pub mod metrics;
+mod openapi;
 pub mod protocol;
 #[cfg(feature = "memory")]
 pub(crate) mod query;

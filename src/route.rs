@@ -58,6 +58,9 @@ pub(crate) enum Route<'a> {
     },
     /// `/api/client/v2.0/...`: token issuance and sessions.
     Client(ClientRoute<'a>),
+    /// `/app/<app_id>/endpoint/data/<version>/openapi.json`: the OpenAPI
+    /// description of that version.
+    OpenApi { app_id: &'a str, version: &'a str },
 }
 
 /// A path of the App Services client API (spec §6), relative to the mount point.
@@ -129,6 +132,11 @@ impl<'a> Route<'a> {
                     action,
                 })
             }
+            (Some("endpoint"), Some("data"), Some(version), Some("openapi.json"), None, None)
+                if !app_id.is_empty() =>
+            {
+                Some(Route::OpenApi { app_id, version })
+            }
             _ => None,
         }
     }
@@ -156,9 +164,17 @@ mod tests {
                 action: "nope"
             })
         );
+        assert_eq!(
+            Route::recognize("/app/x/endpoint/data/v1/openapi.json"),
+            Some(Route::OpenApi {
+                app_id: "x",
+                version: "v1"
+            })
+        );
         for other in [
             "/",
             "/health",
+            "/app/x/endpoint/data/v1/openapi.yaml",
             "/app/x/endpoint/data/v1/action/find/extra",
             "/app//endpoint/data/v1/action/find",
             "/app/x/endpoint/hello",

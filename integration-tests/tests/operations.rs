@@ -347,3 +347,40 @@ async fn failed_authentication_is_slowed_then_released() {
     assert_eq!(find_one(&server, slow).await.status(), 200, "released");
     let _ = &server.root;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_what_is_served() {
+    let server = start().await;
+    let url = format!("{}/openapi.json", server.base);
+    let answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let document: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["info"]["version"], "v1");
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 10);
+    let insert = &paths["/action/insertOne"]["post"];
+    assert!(insert["responses"]["201"].is_object(), "{insert}");
+    assert_eq!(
+        insert["requestBody"]["content"]["application/json"]["schema"]["properties"]["dataSource"]
+            ["enum"],
+        json!(["mongodb-atlas"])
+    );
+    let schemes = document["components"]["securitySchemes"]
+        .as_object()
+        .unwrap();
+    assert!(schemes.contains_key("apiKey") && schemes.contains_key("bearer"));
+    assert!(
+        !schemes.contains_key("jwtTokenString"),
+        "no custom JWT configured"
+    );
+
+    let post = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    let beta = reqwest::get(url.replace("/v1/", "/v9/")).await.unwrap();
+    assert_eq!(beta.status(), 404);
+    let other_app = reqwest::get(url.replace("data-ops", "data-nope"))
+        .await
+        .unwrap();
+    assert_eq!(other_app.status(), 404);
+}

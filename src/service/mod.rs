@@ -143,6 +143,7 @@ enum Target<'a> {
     Action(Action),
     Client(ClientRoute<'a>),
     Probe(Probe),
+    OpenApi(Version),
 }
 
 impl Target<'_> {
@@ -151,6 +152,7 @@ impl Target<'_> {
             Target::Action(action) => action.name(),
             Target::Client(route) => route.name(),
             Target::Probe(probe) => probe.name(),
+            Target::OpenApi(_) => "openapi",
         }
     }
 }
@@ -161,8 +163,8 @@ enum Answer {
     Client(Box<ClientReply>),
     /// A CORS preflight, answered 204 with these headers.
     Preflight(http::HeaderMap),
-    /// A health probe's answer.
-    Probe(ProbeAnswer),
+    /// A JSON answer of the service's own: a health probe, the OpenAPI document.
+    Json(ProbeAnswer),
 }
 
 /// What the pipeline learnt about a request, for its log entry.
@@ -229,7 +231,7 @@ impl Inner {
                 answer.headers_mut().extend(headers);
                 answer
             }
-            Ok(Answer::Probe(answer)) => {
+            Ok(Answer::Json(answer)) => {
                 let body = serde_json::to_vec(&answer.body).unwrap_or_default();
                 response(answer.status, "application/json", body, request_id)
             }
@@ -298,7 +300,13 @@ impl Inner {
         let work = async {
             let action = match target {
                 Target::Action(action) => action,
-                Target::Probe(probe) => return Ok(Answer::Probe(self.probe(probe).await)),
+                Target::Probe(probe) => return Ok(Answer::Json(self.probe(probe).await)),
+                Target::OpenApi(version) => {
+                    return Ok(Answer::Json(ProbeAnswer {
+                        status: StatusCode::OK,
+                        body: crate::openapi::document(self, version),
+                    }))
+                }
                 Target::Client(route) => {
                     // A login's credentials are in its body, so client API
                     // bodies (small) are read before a concurrency slot is
@@ -400,6 +408,9 @@ impl Inner {
                 action,
             }) => (app_id, version, action),
             Some(Route::Client(route)) => return Ok(Target::Client(route)),
+            Some(Route::OpenApi { app_id, version }) => {
+                return self.openapi_route(parts, app_id, version)
+            }
             None => match Probe::at(parts.uri.path()).filter(|_| self.health_endpoints) {
                 Some(probe) if parts.method == Method::GET || parts.method == Method::HEAD => {
                     return Ok(Target::Probe(probe))
@@ -422,6 +433,27 @@ impl Inner {
             return Err(ApiError::method_not_allowed(&parts.method));
         }
         Ok(Target::Action(action))
+    }
+
+    /// The version whose OpenAPI document a GET asks for, or the 404/405.
+    fn openapi_route<'a>(
+        &self,
+        parts: &Parts,
+        app_id: &str,
+        version: &str,
+    ) -> Result<Target<'a>, ApiError> {
+        if app_id != self.app_id {
+            return Err(ApiError::app_not_found(app_id));
+        }
+        let version = version
+            .parse::<Version>()
+            .ok()
+            .filter(|version| self.versions.contains(version))
+            .ok_or_else(ApiError::not_found)?;
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            return Err(ApiError::method_not_allowed(&parts.method));
+        }
+        Ok(Target::OpenApi(version))
     }
 
     fn data_source(&self, name: &str) -> Result<&DataSource, ApiError> {
