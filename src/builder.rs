@@ -92,6 +92,7 @@ pub struct DataApiBuilder {
     health_endpoints: bool,
     metrics: Option<Metrics>,
     rate_limits: RateLimitSettings,
+    state_database: String,
     rules: Vec<(String, Rules)>,
     rule_functions: Functions,
 }
@@ -112,6 +113,7 @@ impl Default for DataApiBuilder {
             health_endpoints: false,
             metrics: None,
             rate_limits: RateLimitSettings::default(),
+            state_database: crate::state::DEFAULT_STATE_DATABASE.to_owned(),
             rules: Vec::new(),
             rule_functions: Functions::default(),
         }
@@ -536,6 +538,14 @@ impl DataApiBuilder {
         self
     }
 
+    /// The name of the state database (default `__data_api`): where
+    /// [`state`](crate::state) stores keep the service's own state, and a
+    /// name no request may use, as its `database` or in a pipeline (403).
+    pub fn state_database(mut self, name: impl Into<String>) -> Self {
+        self.state_database = name.into();
+        self
+    }
+
     /// The base of the `link` in error bodies; the request id is appended as
     /// `?co_id=<id>`. Point it at your log viewer. Default `/logs`.
     pub fn error_link_base(mut self, base: impl Into<String>) -> Self {
@@ -580,6 +590,7 @@ impl DataApiBuilder {
             health_endpoints: self.health_endpoints,
             metrics: self.metrics,
             rate_limits,
+            state_database: self.state_database,
         }))
     }
 

@@ -73,6 +73,7 @@ pub mod rules;
 #[cfg(feature = "server")]
 pub mod server;
 mod service;
+pub mod state;
 
 pub use action::{Action, ActionRequest, Command, Namespace, Reply};
 #[cfg(feature = "memory")]

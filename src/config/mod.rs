@@ -83,6 +83,9 @@ pub struct Config {
     pub error_link_base: Option<String>,
     /// Origins browsers may call from (CORS); `["*"]` for any. Absent: CORS off.
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Where the service keeps its own state (bearer sessions), shared by
+    /// every instance using the same `[state]`; absent: in process memory.
+    pub state: Option<StateConfig>,
     /// Rate limits per API key / user and for failed authentication.
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
@@ -407,6 +410,16 @@ impl fmt::Debug for ApiKeyConfig {
     }
 }
 
+/// The `[state]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The backend of the state database: `memory` or a MongoDB URI.
+    pub uri: String,
+    /// The state database's name (default `__data_api`); no request may use it.
+    pub database: Option<String>,
+}
+
 /// The `[rate_limits]` table: all limits off unless set.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -615,6 +628,21 @@ impl Config {
         }
         builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
         builder = self.rate_limits.apply(builder)?;
+        if let Some(state) = &self.state {
+            let database = state
+                .database
+                .as_deref()
+                .unwrap_or(crate::state::DEFAULT_STATE_DATABASE);
+            let backend = connect(&state.uri, &self.engine)
+                .await
+                .map_err(|e| ConfigError(format!("state.uri: {e}")))?;
+            let sessions = crate::state::BackendSessionStore::from_arc(backend, database);
+            sessions
+                .ensure_indexes()
+                .await
+                .map_err(|e| ConfigError(format!("state: {e}")))?;
+            builder = builder.session_store(sessions).state_database(database);
+        }
         for (i, source) in self.data_sources.iter().enumerate() {
             let field = format!("data_sources[{i}] ('{}')", source.name);
             let access: AccessLevel = match &source.access {

@@ -32,6 +32,7 @@ use crate::protocol::{
 use crate::rate_limit::RateLimits;
 use crate::route::{ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
+use crate::state::refuse_state_database;
 use crate::Limits;
 
 /// The largest client API body: a custom-token login with the longest
@@ -76,6 +77,9 @@ pub(crate) struct Inner {
     pub(crate) metrics: Option<Metrics>,
     /// Buckets per principal and for failed authentication.
     pub(crate) rate_limits: RateLimits,
+    /// The database the service's own state may live in: never reachable
+    /// through the actions.
+    pub(crate) state_database: String,
 }
 
 impl DataApiService {
@@ -348,6 +352,7 @@ impl Inner {
             self.auth.validate_request(&parts, &body)?;
             let mut request = decode(action, parse_body(&body)?, self.find_limits())?;
             trace.record_request(&request);
+            refuse_state_database(&request, &self.state_database)?;
             let source = self.data_source(&request.data_source)?;
             check_access(source.access, &request.namespace, &request.command)?;
             let authorization = source.rules.authorize(&principal, &parts, &mut request)?;

@@ -1,0 +1,154 @@
+//! Two standalone instances over one state store (`[state]` on the peer):
+//! a login on one is honoured, refreshed and ended on the other, and the
+//! state database cannot be reached through the Data API.
+
+use integration_tests::{launch, peer_uri, unique_db};
+use serde_json::{json, Value};
+
+const EMAIL: &str = "state-user@example.com";
+const PASSWORD: &str = "a-long-enough-password";
+
+fn config(peer: &str, state_db: &str) -> String {
+    format!(
+        r#"
+app_id = "data-state"
+[[data_sources]]
+name = "mongodb-atlas"
+uri = "memory"
+[[users]]
+email = "{EMAIL}"
+password = "{PASSWORD}"
+[sessions]
+signing_keys = [{{ kid = "state-1", key = "a-signing-key-shared-by-both-instances" }}]
+[state]
+uri = "{peer}"
+database = "{state_db}"
+"#
+    )
+}
+
+struct Instance {
+    root: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn instance(toml: &str) -> Instance {
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = launch(toml, None, stopped).await.expect("starts");
+    Instance {
+        root: format!("http://{}", running.addr),
+        _stop: stop,
+    }
+}
+
+async fn send(method: &str, url: String, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method.parse().unwrap(), url);
+    if let Some(token) = auth {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn find(instance: &Instance, access: &str, database: &str) -> (u16, Value) {
+    send(
+        "POST",
+        format!(
+            "{}/app/data-state/endpoint/data/v1/action/find",
+            instance.root
+        ),
+        Some(access),
+        Some(json!({"dataSource": "mongodb-atlas", "database": database, "collection": "c"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_login_on_one_instance_is_honoured_refreshed_and_ended_on_the_other() {
+    let Some(peer) = peer_uri() else { return };
+    let state_db = unique_db("state");
+    let toml = config(&peer, &state_db);
+    let a = instance(&toml).await;
+    let b = instance(&toml).await;
+
+    let (status, login) = send(
+        "POST",
+        format!(
+            "{}/api/client/v2.0/app/data-state/auth/providers/local-userpass/login",
+            a.root
+        ),
+        None,
+        Some(json!({"username": EMAIL, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+
+    assert_eq!(
+        find(&b, &access, "app").await.0,
+        200,
+        "A's token works on B"
+    );
+    let session = |instance: &Instance| format!("{}/api/client/v2.0/auth/session", instance.root);
+    let (status, refreshed) = send("POST", session(&b), Some(&refresh), None).await;
+    assert_eq!(status, 201, "{refreshed}");
+    let fresh = refreshed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        find(&a, &fresh, "app").await.0,
+        200,
+        "B's refresh works on A"
+    );
+
+    let (status, _) = send("DELETE", session(&a), Some(&refresh), None).await;
+    assert_eq!(status, 204, "logout on A");
+    let (status, _) = send("POST", session(&b), Some(&refresh), None).await;
+    assert_eq!(status, 401, "the refresh token is dead on B");
+    assert_eq!(
+        find(&b, &fresh, "app").await.0,
+        401,
+        "its access tokens too"
+    );
+
+    // The state database is out of reach, by name and from a pipeline.
+    let (status, login) = send(
+        "POST",
+        format!(
+            "{}/api/client/v2.0/app/data-state/auth/providers/local-userpass/login",
+            b.root
+        ),
+        None,
+        Some(json!({"username": EMAIL, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let access = login["access_token"].as_str().unwrap();
+    let (status, body) = find(&a, access, &state_db).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error_code"], "PermissionDenied");
+    let (status, body) = send(
+        "POST",
+        format!(
+            "{}/app/data-state/endpoint/data/v1/action/aggregate",
+            a.root
+        ),
+        Some(access),
+        Some(json!({
+            "dataSource": "mongodb-atlas", "database": "app", "collection": "c",
+            "pipeline": [{"$unionWith": {"db": state_db, "coll": "sessions"}}],
+        })),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+}

@@ -1,0 +1,134 @@
+//! The service's own state kept in a database of a backend (the *state
+//! database*), shared by every instance that uses the same backend, and the
+//! guard that keeps that database out of the Data API's reach.
+//!
+//! [`BackendSessionStore`] keeps bearer sessions there: two instances over
+//! one state backend honour each other's logins, refreshes and logouts, and
+//! sessions outlive a restart when the backend does (MongoDB, or the
+//! durable embedded engine). It works on any [`Backend`](crate::Backend),
+//! through the same ten actions the Data API serves, so one implementation
+//! covers MongoDB and the embedded engine.
+//!
+//! Whatever holds state, the state database's name (default
+//! [`DEFAULT_STATE_DATABASE`], see
+//! [`DataApiBuilder::state_database`](crate::DataApiBuilder::state_database))
+//! is refused with 403 as a request's `database` and as a `db` anywhere in
+//! a pipeline (`$lookup`, `$unionWith`, `$out`, `$merge`), so a data source
+//! on the same cluster cannot read or write it.
+
+mod sessions;
+
+use bson::{Bson, Document};
+use http::StatusCode;
+
+use crate::action::{ActionRequest, Command};
+use crate::protocol::{ApiError, ErrorCode};
+
+pub use sessions::BackendSessionStore;
+
+/// The state database's default name.
+pub const DEFAULT_STATE_DATABASE: &str = "__data_api";
+
+/// 403 when `request` names the state database, as its `database` or as a
+/// `db` in its pipeline or update pipeline.
+pub(crate) fn refuse_state_database(
+    request: &ActionRequest,
+    state_database: &str,
+) -> Result<(), ApiError> {
+    let named = request
+        .namespace
+        .database
+        .eq_ignore_ascii_case(state_database)
+        || pipeline(&request.command).is_some_and(|stages| {
+            stages
+                .iter()
+                .any(|stage| names_database(stage, state_database, 0))
+        });
+    if named {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::PermissionDenied,
+            format!(
+                "the database '{state_database}' holds the service's own state and cannot be \
+                 used through the Data API"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn pipeline(command: &Command) -> Option<&[Document]> {
+    match command {
+        Command::Aggregate(stages) => Some(stages),
+        _ => None,
+    }
+}
+
+/// Deep enough for any pipeline the decoder accepts; deeper is refused too.
+const MAX_DEPTH: usize = 200;
+
+/// Whether `document` holds `db: <name>` at any depth (`$lookup` and
+/// `$unionWith` sub-pipelines, `$facet`, `$out`, `$merge.into`).
+fn names_database(document: &Document, name: &str, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return true;
+    }
+    document.iter().any(|(key, value)| {
+        (key == "db" && matches!(value, Bson::String(db) if db.eq_ignore_ascii_case(name)))
+            || value_names_database(value, name, depth + 1)
+    })
+}
+
+fn value_names_database(value: &Bson, name: &str, depth: usize) -> bool {
+    match value {
+        Bson::Document(inner) => names_database(inner, name, depth),
+        Bson::Array(items) => items
+            .iter()
+            .any(|item| value_names_database(item, name, depth + 1)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+    use crate::action::{FindOneQuery, Namespace};
+
+    fn request(database: &str, command: Command) -> ActionRequest {
+        ActionRequest {
+            data_source: "s".into(),
+            namespace: Namespace::new(database, "c"),
+            command,
+        }
+    }
+
+    #[test]
+    fn the_state_database_is_refused_by_name_and_in_pipelines() {
+        let find = Command::FindOne(FindOneQuery::new(doc! {}));
+        let err =
+            refuse_state_database(&request("__data_api", find.clone()), "__data_api").unwrap_err();
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert!(err.message().contains("'__data_api'"), "{}", err.message());
+        assert!(refuse_state_database(&request("__DATA_API", find.clone()), "__data_api").is_err());
+        assert!(refuse_state_database(&request("app", find), "__data_api").is_ok());
+        for stage in [
+            doc! {"$lookup": {"from": {"db": "__data_api", "coll": "sessions"}, "as": "x", "pipeline": []}},
+            doc! {"$unionWith": {"coll": "sessions", "db": "__data_api"}},
+            doc! {"$out": {"db": "__data_api", "coll": "keys"}},
+            doc! {"$merge": {"into": {"db": "__data_api", "coll": "keys"}}},
+            doc! {"$facet": {"a": [{"$unionWith": {"db": "__data_api", "coll": "x"}}]}},
+        ] {
+            let aggregate = Command::Aggregate(vec![doc! {"$match": {}}, stage.clone()]);
+            assert!(
+                refuse_state_database(&request("app", aggregate), "__data_api").is_err(),
+                "{stage}"
+            );
+        }
+        let coarse = Command::Aggregate(vec![doc! {"$match": {"db": "__data_api"}}]);
+        // A field called `db` in a filter is refused too: the check is
+        // deliberately coarse, and such a filter on the state name is rare.
+        assert!(refuse_state_database(&request("app", coarse), "__data_api").is_err());
+    }
+}
