@@ -14,7 +14,6 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::backend::Backend;
-use crate::service::DataSource;
 
 /// How long one readiness check may take before it counts as failed.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,12 +64,12 @@ pub(crate) fn live() -> ProbeAnswer {
 /// Readiness: pings every data source and reads from the session store, all
 /// at once, each within [`READY_TIMEOUT`].
 pub(crate) async fn ready<'a>(
-    data_sources: impl IntoIterator<Item = (&'a String, &'a DataSource)>,
+    data_sources: impl IntoIterator<Item = (&'a str, &'a dyn Backend)>,
     sessions: &dyn crate::auth::SessionStore,
 ) -> ProbeAnswer {
-    let pings = data_sources.into_iter().map(|(name, source)| async move {
-        (name.clone(), check(ping(source.backend.as_ref())).await)
-    });
+    let pings = data_sources
+        .into_iter()
+        .map(|(name, backend)| async move { (name.to_owned(), check(ping(backend)).await) });
     let (sources, store) = futures_util::future::join(
         futures_util::future::join_all(pings),
         check(async {

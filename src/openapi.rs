@@ -13,25 +13,40 @@
 use serde_json::{json, Map, Value};
 
 use crate::action::Action;
+use crate::auth::Authentication;
 use crate::route::Version;
-use crate::service::Inner;
 
-/// The document for `version`.
-pub(crate) fn document(inner: &Inner, version: Version) -> Value {
-    let mut data_sources: Vec<&String> = inner.data_sources.keys().collect();
-    data_sources.sort();
+/// What the document describes: the service's configuration.
+pub(crate) struct Served<'a> {
+    pub(crate) app_id: &'a str,
+    pub(crate) version: Version,
+    /// The data source names, sorted.
+    pub(crate) data_sources: Vec<&'a str>,
+    pub(crate) insert_status: u16,
+    pub(crate) auth: &'a Authentication,
+}
+
+/// The document for one version of the service.
+pub(crate) fn document(served: &Served<'_>) -> Value {
+    let Served {
+        app_id,
+        version,
+        ref data_sources,
+        insert_status,
+        auth,
+    } = *served;
     let mut paths = Map::new();
     for action in Action::ALL {
         paths.insert(
             format!("/action/{}", action.name()),
-            operation(action, inner.insert_status.as_u16(), &data_sources),
+            operation(action, insert_status, data_sources),
         );
     }
-    let (schemes, security) = security(inner);
+    let (schemes, security) = security(auth);
     json!({
         "openapi": "3.1.0",
         "info": {
-            "title": format!("Data API of app {}", inner.app_id),
+            "title": format!("Data API of app {app_id}"),
             "version": version.as_str(),
             "description": "A MongoDB Atlas Data API served by tower-data-api. \
                 Request bodies are relaxed Extended JSON; answers are JSON, or canonical \
@@ -40,8 +55,7 @@ pub(crate) fn document(inner: &Inner, version: Version) -> Value {
         "servers": [{
             "url": "./",
             "description": format!(
-                "this document's directory: /app/{}/endpoint/data/{}",
-                inner.app_id,
+                "this document's directory: /app/{app_id}/endpoint/data/{}",
                 version.as_str()
             ),
         }],
@@ -55,8 +69,7 @@ pub(crate) fn document(inner: &Inner, version: Version) -> Value {
 }
 
 /// The security schemes this service accepts, and the requirement (any one).
-fn security(inner: &Inner) -> (Map<String, Value>, Vec<Value>) {
-    let auth = &inner.auth;
+fn security(auth: &Authentication) -> (Map<String, Value>, Vec<Value>) {
     let header = |name: &str, what: &str| json!({ "type": "apiKey", "in": "header", "name": name, "description": what });
     let mut schemes = Map::new();
     let mut security = Vec::new();
@@ -106,7 +119,7 @@ fn security(inner: &Inner) -> (Map<String, Value>, Vec<Value>) {
 }
 
 /// One action's POST operation.
-fn operation(action: Action, insert_status: u16, data_sources: &[&String]) -> Value {
+fn operation(action: Action, insert_status: u16, data_sources: &[&str]) -> Value {
     let name = action.name();
     let (fields, required): (Value, Vec<&str>) = match action {
         Action::FindOne => (

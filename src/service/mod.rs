@@ -308,7 +308,7 @@ impl Inner {
                 Target::OpenApi(version) => {
                     return Ok(Answer::Json(ProbeAnswer {
                         status: StatusCode::OK,
-                        body: crate::openapi::document(self, version),
+                        body: self.openapi(version),
                     }))
                 }
                 Target::Client(route) => {
@@ -399,7 +399,11 @@ impl Inner {
         match probe {
             Probe::Live => health::live(),
             Probe::Ready => {
-                health::ready(&self.data_sources, self.auth.sessions.store.as_ref()).await
+                let sources = self
+                    .data_sources
+                    .iter()
+                    .map(|(name, source)| (name.as_str(), source.backend.as_ref()));
+                health::ready(sources, self.auth.sessions.store.as_ref()).await
             }
         }
     }
@@ -438,6 +442,19 @@ impl Inner {
             return Err(ApiError::method_not_allowed(&parts.method));
         }
         Ok(Target::Action(action))
+    }
+
+    /// The OpenAPI description of `version` as this service serves it.
+    fn openapi(&self, version: Version) -> serde_json::Value {
+        let mut data_sources: Vec<&str> = self.data_sources.keys().map(String::as_str).collect();
+        data_sources.sort_unstable();
+        crate::openapi::document(&crate::openapi::Served {
+            app_id: &self.app_id,
+            version,
+            data_sources,
+            insert_status: self.insert_status.as_u16(),
+            auth: &self.auth,
+        })
     }
 
     /// The version whose OpenAPI document a GET asks for, or the 404/405.
