@@ -15,6 +15,9 @@ app_id = "data-state"
 [[data_sources]]
 name = "mongodb-atlas"
 uri = "memory"
+[[api_keys]]
+name = "file-key"
+key = "file-key-0123456789abcdefghijklmnopqrstuvwxyz"
 [[users]]
 email = "{EMAIL}"
 password = "{PASSWORD}"
@@ -39,6 +42,62 @@ async fn instance(toml: &str) -> Instance {
         root: format!("http://{}", running.addr),
         _stop: stop,
     }
+}
+
+async fn find_with_key(instance: &Instance, key: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/app/data-state/endpoint/data/v1/action/find",
+            instance.root
+        ))
+        .header("apiKey", key)
+        .header("content-type", "application/json")
+        .body(r#"{"dataSource":"mongodb-atlas","database":"app","collection":"c"}"#)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn keys_made_at_run_time_work_on_every_instance_until_deleted() {
+    let Some(peer) = peer_uri() else { return };
+    let state_db = unique_db("keys");
+    let toml = config(&peer, &state_db);
+    let a = instance(&toml).await;
+    let b = instance(&toml).await;
+    let file_key = "file-key-0123456789abcdefghijklmnopqrstuvwxyz";
+    assert_eq!(
+        find_with_key(&a, file_key).await,
+        200,
+        "the file's key, seeded"
+    );
+    assert_eq!(find_with_key(&b, file_key).await, 200);
+
+    let state = tower_data_api::MongoBackend::connect(&peer, Default::default())
+        .await
+        .unwrap();
+    let keys = tower_data_api::state::BackendKeyStore::new(state, &state_db);
+    let made = keys.create("made-at-run-time").await.unwrap();
+    assert_eq!(find_with_key(&a, &made).await, 200, "no restart needed");
+    assert_eq!(find_with_key(&b, &made).await, 200);
+    let names: Vec<String> = keys
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["file-key", "made-at-run-time"]);
+
+    keys.delete("made-at-run-time").await.unwrap();
+    tokio::time::sleep(
+        tower_data_api::state::KEY_CACHE_TTL + std::time::Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(find_with_key(&a, &made).await, 401, "deleted: refused on a");
+    assert_eq!(find_with_key(&b, &made).await, 401, "and on b");
 }
 
 async fn send(method: &str, url: String, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {

@@ -159,7 +159,7 @@ impl KeyStore for MemoryKeyStore {
 }
 
 /// A stable 24-hex-digit user id for the key called `name`.
-fn key_user_id(name: &str) -> String {
+pub(crate) fn key_user_id(name: &str) -> String {
     super::principal::derived_id("api-key", name)
 }
 

@@ -63,6 +63,7 @@ pub use users::{
 
 pub(crate) use assembly::AuthSettings;
 pub(crate) use endpoints::{ClientReply, Location};
+pub(crate) use key_store::key_user_id;
 pub(crate) use run_as::RunAsMode;
 pub(crate) use sessions::Sessions;
 pub(crate) use users::PasswordChecks;

@@ -420,6 +420,21 @@ pub struct StateConfig {
     pub database: Option<String>,
 }
 
+impl ApiKeyConfig {
+    /// The SHA-256 digest of the key (given as `key` or `key_sha256`).
+    fn digest(&self) -> Result<[u8; 32], String> {
+        use sha2::Digest as _;
+        match (&self.key, &self.key_sha256) {
+            (Some(value), None) => Ok(sha2::Sha256::digest(value.as_bytes()).into()),
+            (None, Some(hex_digest)) => hex::decode(hex_digest.trim())
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .ok_or_else(|| "key_sha256 must be 64 hexadecimal digits".to_owned()),
+            _ => Err("give exactly one of key and key_sha256".to_owned()),
+        }
+    }
+}
+
 /// The `[rate_limits]` table: all limits off unless set.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -628,6 +643,7 @@ impl Config {
         }
         builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
         builder = self.rate_limits.apply(builder)?;
+        let mut state_keys = None;
         if let Some(state) = &self.state {
             let database = state
                 .database
@@ -636,12 +652,20 @@ impl Config {
             let backend = connect(&state.uri, &self.engine)
                 .await
                 .map_err(|e| ConfigError(format!("state.uri: {e}")))?;
-            let sessions = crate::state::BackendSessionStore::from_arc(backend, database);
+            let sessions = crate::state::BackendSessionStore::from_arc(backend.clone(), database);
+            let keys = crate::state::BackendKeyStore::from_arc(backend, database);
             sessions
                 .ensure_indexes()
                 .await
                 .map_err(|e| ConfigError(format!("state: {e}")))?;
-            builder = builder.session_store(sessions).state_database(database);
+            keys.ensure_indexes()
+                .await
+                .map_err(|e| ConfigError(format!("state: {e}")))?;
+            builder = builder
+                .session_store(sessions)
+                .key_store(keys.clone())
+                .state_database(database);
+            state_keys = Some(keys);
         }
         for (i, source) in self.data_sources.iter().enumerate() {
             let field = format!("data_sources[{i}] ('{}')", source.name);
@@ -676,6 +700,17 @@ impl Config {
         }
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}] ('{}')", key.name);
+            if let Some(store) = &state_keys {
+                // Seeded into the shared store, where run-time changes apply.
+                let digest = key
+                    .digest()
+                    .map_err(|e| ConfigError(format!("{field}: {e}")))?;
+                store
+                    .seed(&key.name, digest)
+                    .await
+                    .map_err(|e| ConfigError(format!("{field}: {e}")))?;
+                continue;
+            }
             builder = match (&key.key, &key.key_sha256) {
                 (Some(value), None) => builder.api_key(&key.name, value.as_str()),
                 (None, Some(digest)) => builder.api_key_sha256(&key.name, digest),

@@ -16,6 +16,7 @@
 //! a pipeline (`$lookup`, `$unionWith`, `$out`, `$merge`), so a data source
 //! on the same cluster cannot read or write it.
 
+mod keys;
 mod sessions;
 
 use bson::{Bson, Document};
@@ -24,6 +25,7 @@ use http::StatusCode;
 use crate::action::{ActionRequest, Command};
 use crate::protocol::{ApiError, ErrorCode};
 
+pub use keys::{BackendKeyStore, KeyError, KeyInfo, KEY_CACHE_TTL};
 pub use sessions::BackendSessionStore;
 
 /// The state database's default name.
