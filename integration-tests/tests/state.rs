@@ -98,6 +98,26 @@ async fn keys_made_at_run_time_work_on_every_instance_until_deleted() {
     .await;
     assert_eq!(find_with_key(&a, &made).await, 401, "deleted: refused on a");
     assert_eq!(find_with_key(&b, &made).await, 401, "and on b");
+
+    // Both instances' request logs are in the state database.
+    let state = tower_data_api::MongoBackend::connect(&peer, Default::default())
+        .await
+        .unwrap();
+    let logs = tower_data_api::state::BackendLogSink::new(state, &state_db);
+    let mut filter = tower_data_api::state::LogFilter::default();
+    filter.status = Some(401);
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        refused = logs.find(&filter).await.unwrap();
+        if refused.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused
+        .iter()
+        .all(|entry| entry.get_str("action") == Ok("find")));
 }
 
 async fn send(method: &str, url: String, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {

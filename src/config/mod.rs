@@ -418,6 +418,8 @@ pub struct StateConfig {
     pub uri: String,
     /// The state database's name (default `__data_api`); no request may use it.
     pub database: Option<String>,
+    /// Days request logs are kept in the state database (default 30).
+    pub log_retention_days: Option<f64>,
 }
 
 impl ApiKeyConfig {
@@ -653,7 +655,18 @@ impl Config {
                 .await
                 .map_err(|e| ConfigError(format!("state.uri: {e}")))?;
             let sessions = crate::state::BackendSessionStore::from_arc(backend.clone(), database);
-            let keys = crate::state::BackendKeyStore::from_arc(backend, database);
+            let keys = crate::state::BackendKeyStore::from_arc(backend.clone(), database);
+            let retention = seconds(
+                "state.log_retention_days",
+                state.log_retention_days.unwrap_or(30.0) * 86_400.0,
+            )?;
+            let logs = crate::state::BackendLogSink::from_arc(backend, database, retention);
+            logs.ensure_indexes()
+                .await
+                .map_err(|e| ConfigError(format!("state: {e}")))?;
+            let sinks: Vec<Arc<dyn crate::log::LogSink>> =
+                vec![Arc::new(crate::log::TracingLogSink), Arc::new(logs)];
+            builder = builder.log_sink(sinks);
             sessions
                 .ensure_indexes()
                 .await

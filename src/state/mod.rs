@@ -2,7 +2,8 @@
 //! database*), shared by every instance that uses the same backend, and the
 //! guard that keeps that database out of the Data API's reach.
 //!
-//! [`BackendSessionStore`] keeps bearer sessions there: two instances over
+//! [`BackendSessionStore`], [`BackendKeyStore`] and [`BackendLogSink`] keep
+//! bearer sessions, API keys and request logs there: two instances over
 //! one state backend honour each other's logins, refreshes and logouts, and
 //! sessions outlive a restart when the backend does (MongoDB, or the
 //! durable embedded engine). It works on any [`Backend`](crate::Backend),
@@ -17,6 +18,7 @@
 //! on the same cluster cannot read or write it.
 
 mod keys;
+mod logs;
 mod sessions;
 
 use bson::{Bson, Document};
@@ -26,6 +28,7 @@ use crate::action::{ActionRequest, Command};
 use crate::protocol::{ApiError, ErrorCode};
 
 pub use keys::{BackendKeyStore, KeyError, KeyInfo, KEY_CACHE_TTL};
+pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
 
 /// The state database's default name.
