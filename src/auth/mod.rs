@@ -66,7 +66,7 @@ pub(crate) use endpoints::{ClientReply, Location};
 pub(crate) use key_store::key_user_id;
 pub(crate) use run_as::RunAsMode;
 pub(crate) use sessions::Sessions;
-pub(crate) use users::PasswordChecks;
+pub(crate) use users::{PasswordChecks, Passwords};
 
 use crate::protocol::ApiError;
 

@@ -82,6 +82,13 @@ pub struct MemoryUserStore {
 
 struct Inner {
     users: RwLock<HashMap<String, StoredUser>>,
+    passwords: Arc<Passwords>,
+}
+
+/// argon2id hashing and verification shared by the user stores: checks run
+/// on the blocking pool, a bounded number at once, in reused memory, and
+/// unknown users cost one full verification too (against a dummy hash).
+pub(crate) struct Passwords {
     hasher: Argon2<'static>,
     dummy: OnceLock<String>,
     /// Bounds the verifications running at once: each takes argon2's memory
@@ -92,6 +99,96 @@ struct Inner {
     /// argon2's working memory, reused: allocating it afresh for every
     /// verification lets the allocator keep hundreds of MiB after a flood.
     memory: WorkingMemory,
+}
+
+impl Passwords {
+    /// Hashing and checks with these argon2id parameters.
+    pub(crate) fn new(params: Params) -> Self {
+        Self {
+            hasher: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            dummy: OnceLock::new(),
+            running: Arc::new(tokio::sync::Semaphore::new(parallel_verifications())),
+            memory: WorkingMemory::default(),
+        }
+    }
+
+    /// The PHC hash of a new password (at least [`MIN_PASSWORD_LEN`] characters).
+    pub(crate) fn hash(&self, password: &Secret) -> Result<String, InvalidPassword> {
+        if password.expose().chars().count() < MIN_PASSWORD_LEN {
+            return Err(InvalidPassword(format!(
+                "a password needs at least {MIN_PASSWORD_LEN} characters"
+            )));
+        }
+        hash_with(&self.hasher, password)
+    }
+
+    /// A hash nobody's password matches, with these parameters, so that
+    /// unknown emails cost one full verification too.
+    pub(crate) fn dummy_hash(&self) -> &str {
+        self.dummy.get_or_init(|| {
+            let random = super::generate_api_key();
+            hash_with(&self.hasher, &Secret::new(random)).unwrap_or_default()
+        })
+    }
+
+    /// Whether `password` matches `hash` (`None`: an unknown user, checked
+    /// against the dummy hash and never matching), on the blocking pool.
+    pub(crate) async fn verify(
+        self: &Arc<Self>,
+        hash: Option<String>,
+        password: &Secret,
+    ) -> Result<bool, StoreError> {
+        // argon2 is CPU-bound for tens of milliseconds: keep it off the reactor.
+        let passwords = self.clone();
+        let password = password.clone();
+        let permit = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError("password verification is shut down".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| passwords.dummy_hash().to_owned());
+            // Always one full verification, whether the user exists or not.
+            let matches = passwords.matches(&hash, password.expose().as_bytes());
+            known && matches
+        })
+        .await
+        .map_err(|_| StoreError("password verification task failed".into()))
+    }
+
+    /// Whether `password` hashes to the PHC string `hash`, computed in
+    /// working memory from the pool.
+    fn matches(&self, hash: &str, password: &[u8]) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+            return false;
+        };
+        let version = match parsed.version.map(Version::try_from).transpose() {
+            Ok(version) => version.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        let mut memory = self.memory.take(params.block_count());
+        let mut output = vec![0u8; expected.len()];
+        let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password,
+            salt.as_ref(),
+            &mut output,
+            &mut memory[..],
+        );
+        self.memory.give(memory);
+        hashed.is_ok() && bool::from(output.ct_eq(expected.as_ref()))
+    }
 }
 
 /// Reusable argon2 memory buffers: at most one per verification running at
@@ -147,10 +244,7 @@ impl MemoryUserStore {
         Self {
             inner: Arc::new(Inner {
                 users: RwLock::new(HashMap::new()),
-                hasher: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-                dummy: OnceLock::new(),
-                running: Arc::new(tokio::sync::Semaphore::new(parallel_verifications())),
-                memory: WorkingMemory::default(),
+                passwords: Arc::new(Passwords::new(params)),
             }),
         }
     }
@@ -232,62 +326,25 @@ impl MemoryUserStore {
     }
 
     fn hash(&self, password: &Secret) -> Result<String, InvalidPassword> {
-        if password.expose().chars().count() < MIN_PASSWORD_LEN {
-            return Err(InvalidPassword(format!(
-                "a password needs at least {MIN_PASSWORD_LEN} characters"
-            )));
-        }
-        hash_with(&self.inner.hasher, password)
+        self.inner.passwords.hash(password)
     }
 
-    /// A hash nobody's password matches, with the store's parameters, so that
-    /// unknown emails cost one full verification too.
     fn dummy_hash(&self) -> &str {
-        self.inner.dummy.get_or_init(|| {
-            let random = super::generate_api_key();
-            hash_with(&self.inner.hasher, &Secret::new(random)).unwrap_or_default()
-        })
+        self.inner.passwords.dummy_hash()
     }
 
+    /// [`UserStore::verify_password`] in place, for tests that time it.
+    #[cfg(test)]
     fn verify(&self, email: &str, password: &Secret) -> Option<Principal> {
         let stored = self.read().get(&normalize(email)).cloned();
-        let hash = match &stored {
-            Some(user) => user.hash.clone(),
-            None => self.dummy_hash().to_owned(),
-        };
-        let matches = self.matches(&hash, password.expose().as_bytes());
+        let hash = stored
+            .as_ref()
+            .map_or_else(|| self.dummy_hash().to_owned(), |user| user.hash.clone());
+        let matches = self
+            .inner
+            .passwords
+            .matches(&hash, password.expose().as_bytes());
         stored.filter(|_| matches).map(|user| user.principal)
-    }
-
-    /// Whether `password` hashes to the PHC string `hash`, computed in
-    /// working memory from the store's pool.
-    fn matches(&self, hash: &str, password: &[u8]) -> bool {
-        let Ok(parsed) = PasswordHash::new(hash) else {
-            return false;
-        };
-        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
-            return false;
-        };
-        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
-            return false;
-        };
-        let version = match parsed.version.map(Version::try_from).transpose() {
-            Ok(version) => version.unwrap_or_default(),
-            Err(_) => return false,
-        };
-        let Ok(params) = Params::try_from(&parsed) else {
-            return false;
-        };
-        let mut memory = self.inner.memory.take(params.block_count());
-        let mut output = vec![0u8; expected.len()];
-        let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-            password,
-            salt.as_ref(),
-            &mut output,
-            &mut memory[..],
-        );
-        self.inner.memory.give(memory);
-        hashed.is_ok() && bool::from(output.ct_eq(expected.as_ref()))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, StoredUser>> {
@@ -320,23 +377,10 @@ impl UserStore for MemoryUserStore {
         email: &str,
         password: &Secret,
     ) -> Result<Option<Principal>, StoreError> {
-        // argon2 is CPU-bound for tens of milliseconds: keep it off the reactor.
-        let store = self.clone();
-        let email = email.to_owned();
-        let password = password.clone();
-        let permit = self
-            .inner
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError("password verification is shut down".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            store.verify(&email, &password)
-        })
-        .await
-        .map_err(|_| StoreError("password verification task failed".into()))
+        let stored = self.read().get(&normalize(email)).cloned();
+        let hash = stored.as_ref().map(|user| user.hash.clone());
+        let matches = self.inner.passwords.verify(hash, password).await?;
+        Ok(stored.filter(|_| matches).map(|user| user.principal))
     }
 }
 
@@ -498,7 +542,7 @@ mod tests {
                 .is_none());
         }
         // One buffer per parameter set serves sequential verifications.
-        let pooled = users.inner.memory.0.lock().unwrap().len();
+        let pooled = users.inner.passwords.memory.0.lock().unwrap().len();
         assert_eq!(pooled, 2);
     }
 

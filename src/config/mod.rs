@@ -646,6 +646,7 @@ impl Config {
         builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
         builder = self.rate_limits.apply(builder)?;
         let mut state_keys = None;
+        let mut state_users = None;
         if let Some(state) = &self.state {
             let database = state
                 .database
@@ -655,6 +656,7 @@ impl Config {
                 .await
                 .map_err(|e| ConfigError(format!("state.uri: {e}")))?;
             let sessions = crate::state::BackendSessionStore::from_arc(backend.clone(), database);
+            let backend_for_users = backend.clone();
             let keys = crate::state::BackendKeyStore::from_arc(backend.clone(), database);
             let retention = seconds(
                 "state.log_retention_days",
@@ -674,11 +676,19 @@ impl Config {
             keys.ensure_indexes()
                 .await
                 .map_err(|e| ConfigError(format!("state: {e}")))?;
+            let users = crate::state::BackendUserStore::from_arc(backend_for_users, database)
+                .with_sessions(sessions.clone());
+            users
+                .ensure_indexes()
+                .await
+                .map_err(|e| ConfigError(format!("state: {e}")))?;
             builder = builder
                 .session_store(sessions)
                 .key_store(keys.clone())
+                .user_store(users.clone())
                 .state_database(database);
             state_keys = Some(keys);
+            state_users = Some(users);
         }
         for (i, source) in self.data_sources.iter().enumerate() {
             let field = format!("data_sources[{i}] ('{}')", source.name);
@@ -734,14 +744,46 @@ impl Config {
                 }
             };
         }
-        builder = self.apply_auth(builder)?;
+        if let Some(store) = &state_users {
+            // Seeded into the shared store, where run-time changes apply.
+            self.seed_users(store).await?;
+        }
+        builder = self.apply_auth(builder, state_users.is_none())?;
         builder = builder.limits(self.limits.apply(Limits::default())?);
         Ok(builder)
     }
 
-    /// Users, custom JWT, sessions, run-as and request validation.
-    fn apply_auth(&self, mut builder: DataApiBuilder) -> Result<DataApiBuilder, ConfigError> {
+    /// Seeds the file's users into the state database's user store.
+    async fn seed_users(&self, store: &crate::state::BackendUserStore) -> Result<(), ConfigError> {
         for (i, user) in self.users.iter().enumerate() {
+            let field = format!("users[{i}] ('{}')", user.email);
+            let hash = match (&user.password, &user.password_hash) {
+                (Some(password), None) => crate::auth::hash_password(password.expose())
+                    .map_err(|e| ConfigError(format!("{field}: {e}")))?,
+                (None, Some(hash)) => hash.clone(),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{field}: give exactly one of password and password_hash"
+                    )))
+                }
+            };
+            store
+                .seed(&user.email, &hash)
+                .await
+                .map_err(|e| ConfigError(format!("{field}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Users (unless they live in the state database), custom JWT,
+    /// sessions, run-as and request validation.
+    fn apply_auth(
+        &self,
+        mut builder: DataApiBuilder,
+        with_users: bool,
+    ) -> Result<DataApiBuilder, ConfigError> {
+        let users = if with_users { &self.users[..] } else { &[] };
+        for (i, user) in users.iter().enumerate() {
             builder = match (&user.password, &user.password_hash) {
                 (Some(password), None) => builder.user(&user.email, password.clone()),
                 (None, Some(hash)) => builder.user_password_hash(&user.email, hash),

@@ -56,7 +56,7 @@ async fn authentication_tables() {
     ] {
         assert!(!debug.contains(secret), "{debug}");
     }
-    let builder = config.apply_auth(DataApi::builder()).unwrap();
+    let builder = config.apply_auth(DataApi::builder(), true).unwrap();
     let debug = format!("{builder:?}");
     assert!(
         debug.contains("VERIFY_PAYLOAD") && debug.contains("System"),
@@ -66,7 +66,7 @@ async fn authentication_tables() {
     let err = |text: &str| {
         Config::from_toml(text)
             .unwrap()
-            .apply_auth(DataApi::builder())
+            .apply_auth(DataApi::builder(), true)
             .err()
             .unwrap()
             .0

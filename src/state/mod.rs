@@ -2,8 +2,9 @@
 //! database*), shared by every instance that uses the same backend, and the
 //! guard that keeps that database out of the Data API's reach.
 //!
-//! [`BackendSessionStore`], [`BackendKeyStore`] and [`BackendLogSink`] keep
-//! bearer sessions, API keys and request logs there: two instances over
+//! [`BackendSessionStore`], [`BackendKeyStore`], [`BackendUserStore`] and
+//! [`BackendLogSink`] keep bearer sessions, API keys, email/password users
+//! and request logs there: two instances over
 //! one state backend honour each other's logins, refreshes and logouts, and
 //! sessions outlive a restart when the backend does (MongoDB, or the
 //! durable embedded engine). It works on any [`Backend`](crate::Backend),
@@ -20,6 +21,7 @@
 mod keys;
 mod logs;
 mod sessions;
+mod users;
 
 use bson::{Bson, Document};
 use http::StatusCode;
@@ -30,6 +32,7 @@ use crate::protocol::{ApiError, ErrorCode};
 pub use keys::{BackendKeyStore, KeyError, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
+pub use users::{BackendUserStore, UserError, UserInfo};
 
 /// The state database's default name.
 pub const DEFAULT_STATE_DATABASE: &str = "__data_api";
