@@ -96,6 +96,23 @@ pub fn unique_db(prefix: &str) -> String {
     format!("{prefix}_{pid}_{nanos}_{n}")
 }
 
+/// `target/<profile>/examples/standalone`, next to this test's own binary.
+pub fn standalone_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile directory");
+    let binary = profile_dir.join("examples").join("standalone");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --example standalone` \
+         (cargo test --workspace --all-features builds it)",
+        binary.display()
+    );
+    binary
+}
+
 /// A new, empty temporary directory.
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(unique_db("tda"));
