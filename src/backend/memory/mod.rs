@@ -17,6 +17,12 @@
 //! [`MemoryBackend::with_max_concurrent_jobs`] at a time, so the async
 //! workers keep serving other requests.
 //!
+//! **Durability.** [`MemoryBackend::open`] keeps the data in a directory
+//! (module `storage`, on redb): loaded into memory at start-up, every write
+//! committed (with concurrent ones: group commit) before it is published
+//! to readers or acknowledged; such writes wait for the disk on the
+//! blocking pool. [`MemoryBackend::new`] keeps everything in memory only.
+//!
 //! **Budgets.** Each operation runs under a meter (`query::budget`): the
 //! request's deadline and abandonment flag (from
 //! [`RequestContext`](crate::backend::RequestContext)) and a memory budget
