@@ -67,7 +67,8 @@ pub enum SyncMode {
     /// durable commit follows at least every second. A crash (of the
     /// machine, not only of the process) may lose the last second of
     /// acknowledged writes, never part of one, and the files stay
-    /// consistent.
+    /// consistent. After an I/O error the same holds for the writes since
+    /// the last durable commit.
     Periodic,
 }
 
@@ -234,7 +235,7 @@ pub(super) fn open(dir: &Path, sync: SyncMode) -> Result<(Loaded, Closer), OpenE
     let thread_shared = shared.clone();
     let handle = std::thread::Builder::new()
         .name("data-api-storage".into())
-        .spawn(move || commit_loop(db, receiver, sync, &thread_shared))
+        .spawn(move || commit_loop(db, &path, receiver, sync, &thread_shared))
         .map_err(|e| open_error(dir, format!("cannot start the storage thread: {e}")))?;
     Ok((
         Loaded {
@@ -266,27 +267,31 @@ fn open_database(path: &Path) -> Result<Opened, OpenError> {
             .open(path)
             .map_err(|e| open_error(path, format!("cannot open: {e}")))?;
     }
-    let db = Database::builder()
-        .set_cache_size(CACHE_BYTES)
-        .set_check_integrity_on_open(true)
-        .create(path)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => open_error(
-                path,
-                "in use by another process (only one server may open a data directory)",
-            ),
-            redb::DatabaseError::UpgradeRequired(v) => open_error(
-                path,
-                format!("written in redb file format {v}, which this build cannot read"),
-            ),
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)) => {
-                open_error(path, format!("corrupt database file: {what}"))
-            }
-            other => open_error(path, format!("cannot open: {other}")),
-        })?;
+    let db = open_file(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => open_error(
+            path,
+            "in use by another process (only one server may open a data directory)",
+        ),
+        redb::DatabaseError::UpgradeRequired(v) => open_error(
+            path,
+            format!("written in redb file format {v}, which this build cannot read"),
+        ),
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)) => {
+            open_error(path, format!("corrupt database file: {what}"))
+        }
+        other => open_error(path, format!("cannot open: {other}")),
+    })?;
     check_format(&db).map_err(|e| open_error(path, e))?;
     let (collections, documents) = load(&db).map_err(|e| open_error(path, e))?;
     Ok((db, collections, documents))
+}
+
+/// Opens (or creates) the database file, checking every page.
+fn open_file(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .set_check_integrity_on_open(true)
+        .create(path)
 }
 
 /// Writes the format version into a new file; refuses a newer one.
@@ -349,7 +354,20 @@ fn load(db: &Database) -> Result<Collections, String> {
 
 /// The committer: takes every waiting batch, commits them together, then
 /// publishes and answers.
-fn commit_loop(db: Database, receiver: Receiver<Batch>, sync: SyncMode, shared: &Shared) {
+///
+/// redb refuses every write after an I/O error until the file is opened
+/// again, so after a failed commit the committer closes the file and opens
+/// it again (redb's repair restores the last commit, which is what readers
+/// see), at once and then before each later commit until it succeeds: once
+/// the disk has room again, writes go on without a restart.
+fn commit_loop(
+    db: Database,
+    path: &Path,
+    receiver: Receiver<Batch>,
+    sync: SyncMode,
+    shared: &Shared,
+) {
+    let mut db = Some(db);
     let mut last_sync = Instant::now();
     let mut unsynced = false;
     loop {
@@ -357,7 +375,7 @@ fn commit_loop(db: Database, receiver: Receiver<Batch>, sync: SyncMode, shared: 
             match receiver.recv_timeout(PERIODIC_SYNC) {
                 Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) => {
-                    if flush(&db).is_ok() {
+                    if db.as_ref().is_some_and(|db| flush(db).is_ok()) {
                         unsynced = false;
                         last_sync = Instant::now();
                     }
@@ -395,7 +413,16 @@ fn commit_loop(db: Database, receiver: Receiver<Batch>, sync: SyncMode, shared: 
         };
         let committed = {
             let _gate = shared.gate.lock().unwrap_or_else(PoisonError::into_inner);
-            commit(&db, &group, durable, shared)
+            if db.is_none() {
+                db = reopen(path, shared);
+            }
+            match &db {
+                Some(db) => commit(db, &group, durable, shared),
+                None => Err(redb::StorageError::Io(std::io::Error::other(
+                    "the database file could not be opened again",
+                ))
+                .into()),
+            }
         };
         match committed {
             Ok(()) => {
@@ -429,12 +456,40 @@ fn commit_loop(db: Database, receiver: Receiver<Batch>, sync: SyncMode, shared: 
                     batch.slot.answered();
                     let _ = batch.reply.send(Err(storage_error()));
                 }
+                // Close (releasing the lock) before opening again.
+                drop(db.take());
+                db = reopen(path, shared);
+                unsynced = false;
             }
         }
     }
+    let Some(db) = db else { return };
     if unsynced {
         if let Err(err) = flush(&db) {
             tracing::error!(error = %err, "storage: the last writes could not be made durable");
+        }
+    }
+}
+
+/// The database file opened again after a failed commit (`None`, logged,
+/// when that fails too).
+fn reopen(path: &Path, shared: &Shared) -> Option<Database> {
+    if shared.fail.load(Ordering::Relaxed) {
+        return None;
+    }
+    match std::panic::catch_unwind(|| open_file(path)) {
+        Ok(Ok(db)) => Some(db),
+        Err(_) => {
+            tracing::error!(directory = %shared.dir.display(), "storage: the database file is corrupt");
+            None
+        }
+        Ok(Err(err)) => {
+            tracing::error!(
+                directory = %shared.dir.display(),
+                error = %err,
+                "storage: the database file could not be opened again"
+            );
+            None
         }
     }
 }
