@@ -11,7 +11,7 @@
 //!    fresh process opening the directory (RAM per document).
 //!
 //! ```text
-//! cargo bench -p integration-tests --bench durable [-- SECONDS DOCUMENTS]
+//! cargo bench -p integration-tests --bench durable [-- SECONDS DOCUMENTS]   # SECONDS 0: no HTTP part
 //! ```
 //!
 //! Writes only to a temporary directory it removes; talks to 127.0.0.1 only.
@@ -219,6 +219,33 @@ fn load_only(dir: &Path) {
     );
 }
 
+/// In a fresh process: the same documents in an in-memory backend, for
+/// the RAM per document of the engine itself.
+fn memory_only(documents: i64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let before = rss_bytes();
+    let backend = MemoryBackend::new();
+    runtime.block_on(async {
+        for start in (0..documents).step_by(10_000) {
+            backend
+                .insert_many(&Namespace::new("bench", "docs"), docs(start, documents))
+                .await
+                .expect("insert");
+        }
+    });
+    println!("MEMORY {documents} {before} {}", rss_bytes());
+}
+
+/// Documents `start..start + 10,000` (at most `end`).
+fn docs(start: i64, end: i64) -> Vec<bson::Document> {
+    (start..(start + 10_000).min(end))
+        .map(|i| doc! {"_id": i, "k": i, "name": format!("user{i}"), "group": i % 100, "score": (i * 37) % 1000})
+        .collect()
+}
+
 async fn large_figures(documents: i64) {
     const CHUNK: i64 = 10_000;
     let dir = temp_dir("large");
@@ -234,10 +261,10 @@ async fn large_figures(documents: i64) {
         );
         let started = Instant::now();
         for start in (0..documents).step_by(CHUNK as usize) {
-            let docs: Vec<_> = (start..(start + CHUNK).min(documents))
-                .map(|i| doc! {"_id": i, "k": i, "name": format!("user{i}"), "group": i % 100, "score": (i * 37) % 1000})
-                .collect();
-            backend.insert_many(&ns, docs).await.expect("insert");
+            backend
+                .insert_many(&ns, docs(start, documents))
+                .await
+                .expect("insert");
         }
         let took = started.elapsed().as_secs_f64();
         let size = file_size(&dir);
@@ -278,6 +305,27 @@ async fn large_figures(documents: i64) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    let output = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .arg("--memory-only")
+        .arg(documents.to_string())
+        .output()
+        .expect("memory process");
+    let text = String::from_utf8_lossy(&output.stdout);
+    if let Some(line) = text.lines().find(|l| l.starts_with("MEMORY ")) {
+        let v: Vec<u64> = line[7..]
+            .split(' ')
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if let [docs, before, after] = v[..] {
+            println!(
+                "in-memory mode for comparison (fresh process, inserted, no secondary index): \
+                 RSS {:.0} MiB -> {:.0} MiB, {:.0} bytes of RAM per document",
+                mib(before),
+                mib(after),
+                (after - before) as f64 / docs as f64
+            );
+        }
+    }
     let backend = MemoryBackend::open(&dir).expect("open").with_index(
         "bench",
         "docs",
@@ -314,10 +362,10 @@ async fn large_figures(documents: i64) {
     // Space freed by deletes is reused: the same inserts again.
     let started = Instant::now();
     for start in (0..documents).step_by(CHUNK as usize) {
-        let docs: Vec<_> = (start..(start + CHUNK).min(documents))
-            .map(|i| doc! {"_id": i, "k": i, "name": format!("user{i}"), "group": i % 100, "score": (i * 37) % 1000})
-            .collect();
-        backend.insert_many(&ns, docs).await.expect("insert");
+        backend
+            .insert_many(&ns, docs(start, documents))
+            .await
+            .expect("insert");
     }
     let size = file_size(&dir);
     println!(
@@ -339,6 +387,10 @@ fn main() {
         load_only(Path::new(&args[1]));
         return;
     }
+    if args.first().map(String::as_str) == Some("--memory-only") {
+        memory_only(args[1].parse().expect("documents"));
+        return;
+    }
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     let documents: i64 = args
         .get(1)
@@ -349,7 +401,9 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        http_figures(seconds).await;
+        if seconds > 0 {
+            http_figures(seconds).await;
+        }
         large_figures(documents).await;
     });
 }
