@@ -257,7 +257,8 @@ pub struct DataSourceConfig {
     pub uri: Option<String>,
     /// For `file:` data sources: `always` (default: every write is on disk
     /// before it is acknowledged) or `periodic` (writes reach the disk
-    /// within a second; see [`SyncMode`](crate::backend::SyncMode)).
+    /// within a second, a crash may lose that second; see
+    /// [`SyncMode`](crate::backend::SyncMode)).
     pub sync: Option<String>,
     /// `read-write` (default), `read-only` or `no-access`.
     pub access: Option<String>,

@@ -63,12 +63,12 @@ pub enum SyncMode {
     /// acknowledged; concurrent writes share one commit. The default.
     #[default]
     Always,
-    /// Writes are committed in order without waiting for the disk; a
-    /// durable commit follows at least every second. A crash (of the
-    /// machine, not only of the process) may lose the last second of
-    /// acknowledged writes, never part of one, and the files stay
-    /// consistent. After an I/O error the same holds for the writes since
-    /// the last durable commit.
+    /// Writes are committed in order without waiting for the disk (redb's
+    /// `Durability::None`); a durable commit follows at least every second.
+    /// A crash (of the process too: redb keeps such commits in memory until
+    /// the next durable one) may lose the writes acknowledged in the last
+    /// second, never part of one, and the files stay consistent. The same
+    /// holds after an I/O error.
     Periodic,
 }
 
