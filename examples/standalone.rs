@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Starts on `127.0.0.1:8080` with the embedded engine as data source
-//! `mongodb-atlas` (or a MongoDB when `MONGODB_URI` is set), creates a demo
+//! `mongodb-atlas`, durable in `./data-api-data` (or a MongoDB when
+//! `MONGODB_URI` is set), creates a demo
 //! API key when none is configured, and prints the base URL and the key.
 //! SIGINT or SIGTERM stop it gracefully: it stops accepting at once, lets
 //! requests in flight finish within the `[server]` shutdown grace period
@@ -22,6 +23,10 @@ use tower_data_api::auth::generate_api_key;
 use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig};
 use tower_data_api::metrics::Metrics;
 use tower_data_api::server;
+
+/// Where the embedded engine keeps its data when there is no configuration
+/// file and no `MONGODB_URI`.
+pub const DEFAULT_DATA_DIR: &str = "./data-api-data";
 
 /// Command-line options.
 #[derive(Default, Clone)]
@@ -81,8 +86,9 @@ pub struct Running {
     pub base_url: String,
     /// The generated key, when the configuration had none.
     pub demo_key: Option<String>,
-    /// Where each data source points (`memory` or `mongodb`), for the banner.
-    pub sources: Vec<(String, &'static str)>,
+    /// Where each data source points, for the banner: `memory`,
+    /// `file:<dir>` (the directory made absolute) or `mongodb`.
+    pub sources: Vec<(String, String)>,
     /// `http://<metrics_listen>/metrics`, when metrics are on.
     pub metrics_url: Option<String>,
     /// The server task; it ends after the shutdown future completes.
@@ -152,9 +158,12 @@ pub async fn launch(
         None => Config::default(),
     };
     if config.data_sources.is_empty() {
-        config
-            .data_sources
-            .push(DataSourceConfig::named("mongodb-atlas"));
+        let mut source = DataSourceConfig::named("mongodb-atlas");
+        if options.mongodb_uri.is_none() {
+            // Without a configuration the embedded engine keeps its data.
+            source.uri = Some(format!("file:{DEFAULT_DATA_DIR}"));
+        }
+        config.data_sources.push(source);
     }
     let demo_key = config.api_keys.is_empty().then(generate_api_key);
     if let Some(key) = &demo_key {
@@ -170,8 +179,17 @@ pub async fn launch(
         .map(|source| {
             let uri = source.uri.as_deref().or(options.mongodb_uri.as_deref());
             let kind = match uri {
-                Some(uri) if uri != "memory" => "mongodb",
-                _ => "memory",
+                Some(uri) if uri.starts_with("file:") => {
+                    let dir = PathBuf::from(&uri["file:".len()..]);
+                    let dir = match &config.base_dir {
+                        Some(base) if dir.is_relative() => base.join(dir),
+                        _ => dir,
+                    };
+                    let dir = std::path::absolute(&dir).unwrap_or(dir);
+                    format!("file:{}", dir.display())
+                }
+                Some(uri) if uri != "memory" => "mongodb".to_owned(),
+                _ => "memory".to_owned(),
             };
             (source.name.clone(), kind)
         })
@@ -260,10 +278,10 @@ fn banner(running: &Running) -> String {
         running.addr, running.base_url
     );
     for (name, kind) in &running.sources {
-        let what = if *kind == "memory" {
-            "embedded engine"
-        } else {
-            "MongoDB"
+        let what = match kind.strip_prefix("file:") {
+            Some(dir) => format!("embedded engine, data in {dir}"),
+            None if kind == "memory" => "embedded engine, in memory only".to_owned(),
+            None => "MongoDB".to_owned(),
         };
         text.push_str(&format!("  data source:       {name} ({what})\n"));
     }

@@ -39,7 +39,7 @@
 //!
 //! | feature   | what it adds |
 //! |-----------|--------------|
-//! | `memory`  | [`MemoryBackend`], the embedded engine (default) |
+//! | `memory`  | [`MemoryBackend`], the embedded engine, in memory or durable in a directory (redb) (default) |
 //! | `mongodb` | `MongoBackend` over the official driver (default) |
 //! | `config`  | `Config`, TOML configuration as the standalone binary reads it |
 //! | `server`  | `server::serve` / `serve_with`, a ready HTTP/1.1 + HTTP/2 server loop with connection limits and a bounded shutdown |

@@ -43,6 +43,9 @@ pub enum BackendKind {
     Memory,
     /// The official driver against the wire-protocol peer.
     Peer,
+    /// The embedded engine, durable: every data source without a `uri`
+    /// gets `uri = "file:<a new temporary directory>"`.
+    Durable,
 }
 
 /// The peer's URI from `DATA_API_TEST_MONGODB_URI`.
@@ -73,6 +76,8 @@ pub struct TestServer {
     /// The HTTP client.
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+    /// A durable server's data directory, removed with the server.
+    data_dir: Option<PathBuf>,
 }
 
 impl Drop for TestServer {
@@ -80,7 +85,37 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(dir) = self.data_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// `toml` with `uri = "file:<dir>/<n>"` in every `[[data_sources]]` table
+/// that names no `uri`, for [`BackendKind::Durable`].
+pub fn durable_toml(toml: &str, dir: &Path) -> String {
+    let lines: Vec<&str> = toml.lines().collect();
+    let mut out = String::new();
+    let mut n = 0;
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() != "[[data_sources]]" {
+            continue;
+        }
+        let has_uri = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .any(|l| l.trim_start().starts_with("uri"));
+        if !has_uri {
+            out.push_str(&format!(
+                "uri = \"file:{}\"\n",
+                dir.join(n.to_string()).display()
+            ));
+            n += 1;
+        }
+    }
+    out
 }
 
 /// A unique database name, so tests sharing the peer never see each other's data.
@@ -94,6 +129,23 @@ pub fn unique_db(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{prefix}_{pid}_{nanos}_{n}")
+}
+
+/// `target/<profile>/examples/standalone`, next to this test's own binary.
+pub fn standalone_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile directory");
+    let binary = profile_dir.join("examples").join("standalone");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --example standalone` \
+         (cargo test --workspace --all-features builds it)",
+        binary.display()
+    );
+    binary
 }
 
 /// A new, empty temporary directory.
@@ -133,18 +185,33 @@ pub async fn launch(
 /// Starts the standalone server with a config file.
 pub async fn standalone_with(toml: &str, kind: BackendKind) -> Option<TestServer> {
     let mongodb_uri = match kind {
-        BackendKind::Memory => None,
+        BackendKind::Memory | BackendKind::Durable => None,
         BackendKind::Peer => Some(peer_uri()?),
     };
+    let (toml, data_dir) = match kind {
+        BackendKind::Durable => {
+            let dir = temp_dir();
+            (durable_toml(toml, &dir), Some(dir))
+        }
+        _ => (toml.to_owned(), None),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let running = launch(toml, mongodb_uri, stopped)
+    let running = launch(&toml, mongodb_uri, stopped)
         .await
         .expect("standalone server starts");
+    if kind == BackendKind::Durable {
+        assert!(
+            running.sources.iter().any(|(_, s)| s.starts_with("file:")),
+            "not durable: {:?}",
+            running.sources
+        );
+    }
     Some(TestServer {
         addr: running.addr,
         base: running.base_url,
         client: client(),
         stop: Some(stop),
+        data_dir,
     })
 }
 
@@ -414,6 +481,7 @@ fn framework_server(addr: SocketAddr, stop: oneshot::Sender<()>) -> TestServer {
         base: format!("http://{addr}/data/app/data-local/endpoint/data/v1"),
         client: client(),
         stop: Some(stop),
+        data_dir: None,
     }
 }
 

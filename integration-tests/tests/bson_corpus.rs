@@ -184,6 +184,11 @@ async fn extended_json_round_trips_through_the_embedded_engine() {
 }
 
 #[tokio::test]
+async fn extended_json_round_trips_through_the_durable_embedded_engine() {
+    corpus(BackendKind::Durable, "durable").await;
+}
+
+#[tokio::test]
 async fn extended_json_round_trips_through_the_driver_backend() {
     corpus(BackendKind::Peer, "peer").await;
 }

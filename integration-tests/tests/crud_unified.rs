@@ -561,6 +561,11 @@ async fn unified_crud_on_the_embedded_engine() {
 }
 
 #[tokio::test]
+async fn unified_crud_on_the_durable_embedded_engine() {
+    conformance(BackendKind::Durable, "durable").await;
+}
+
+#[tokio::test]
 async fn unified_crud_on_the_driver_backend() {
     conformance(BackendKind::Peer, "peer").await;
 }

@@ -176,3 +176,15 @@ async fn memory_and_driver_backends_answer_alike() {
         mismatches.join("\n")
     );
 }
+
+/// The durable mode answers exactly as the in-memory mode: same scenario,
+/// same statuses and bodies.
+#[tokio::test]
+async fn durable_and_memory_modes_answer_alike() {
+    let memory = standalone(BackendKind::Memory).await.unwrap();
+    let durable = standalone(BackendKind::Durable).await.unwrap();
+    let db = unique_db("diff_durable");
+    let expected = run(&memory, &db).await;
+    let actual = run(&durable, &db).await;
+    assert_eq!(expected, actual);
+}

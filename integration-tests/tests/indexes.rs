@@ -186,3 +186,12 @@ async fn bad_index_declarations_stop_start_up_naming_the_entry() {
         "the keys keep the order written"
     );
 }
+
+/// Declared indexes apply to the durable mode as to the in-memory one.
+#[tokio::test]
+async fn unique_indexes_answer_alike_on_the_durable_mode() {
+    let db = unique_db("indexes_durable");
+    let memory = run(BackendKind::Memory, &db).await.expect("memory runs");
+    let durable = run(BackendKind::Durable, &db).await.expect("durable runs");
+    assert_eq!(memory, durable);
+}

@@ -4,7 +4,7 @@
 use integration_tests::{body, raw, standalone, unique_db, BackendKind, TestServer, KEY};
 use serde_json::{json, Value};
 
-/// Runs each scenario on both backends.
+/// Runs each scenario on both backends, and on the embedded engine's durable mode.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -23,6 +23,15 @@ macro_rules! on_both_backends {
                     if let Some(server) = super::standalone(super::BackendKind::Peer).await {
                         super::$name(&server).await;
                     }
+                }
+            )*
+        }
+        mod durable {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let server = super::standalone(super::BackendKind::Durable).await.unwrap();
+                    super::$name(&server).await;
                 }
             )*
         }

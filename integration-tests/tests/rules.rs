@@ -536,6 +536,11 @@ async fn matrix_on_the_embedded_engine() {
 }
 
 #[tokio::test]
+async fn matrix_on_the_durable_embedded_engine() {
+    matrix(BackendKind::Durable).await;
+}
+
+#[tokio::test]
 async fn matrix_on_the_peer() {
     matrix(BackendKind::Peer).await;
 }
@@ -722,6 +727,11 @@ async fn graph_lookup(kind: BackendKind) {
 #[tokio::test]
 async fn graph_lookup_on_the_embedded_engine() {
     graph_lookup(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn graph_lookup_on_the_durable_embedded_engine() {
+    graph_lookup(BackendKind::Durable).await;
 }
 
 #[tokio::test]

@@ -322,6 +322,11 @@ async fn hidden_fields_cannot_be_probed_memory() {
 }
 
 #[tokio::test]
+async fn hidden_fields_cannot_be_probed_durable() {
+    hidden_fields_cannot_be_probed(BackendKind::Durable).await;
+}
+
+#[tokio::test]
 async fn hidden_fields_cannot_be_probed_peer() {
     hidden_fields_cannot_be_probed(BackendKind::Peer).await;
 }
@@ -492,6 +497,11 @@ async fn replace_upserts_take_the_filter_id_memory() {
 }
 
 #[tokio::test]
+async fn replace_upserts_take_the_filter_id_durable() {
+    replace_upserts_take_the_filter_id(BackendKind::Durable).await;
+}
+
+#[tokio::test]
 async fn replace_upserts_take_the_filter_id_peer() {
     replace_upserts_take_the_filter_id(BackendKind::Peer).await;
 }
@@ -605,6 +615,11 @@ async fn expression_field_names_are_reads(kind: BackendKind) {
 #[tokio::test]
 async fn expression_field_names_are_reads_memory() {
     expression_field_names_are_reads(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn expression_field_names_are_reads_durable() {
+    expression_field_names_are_reads(BackendKind::Durable).await;
 }
 
 #[tokio::test]
@@ -792,6 +807,11 @@ async fn owner_fields_cannot_name_other_users(kind: BackendKind) {
 #[tokio::test]
 async fn owner_fields_cannot_name_other_users_memory() {
     owner_fields_cannot_name_other_users(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn owner_fields_cannot_name_other_users_durable() {
+    owner_fields_cannot_name_other_users(BackendKind::Durable).await;
 }
 
 #[tokio::test]

@@ -186,6 +186,11 @@ async fn schema_validated_writes_memory() {
 }
 
 #[tokio::test]
+async fn schema_validated_writes_durable() {
+    schema_validated_writes(BackendKind::Durable).await;
+}
+
+#[tokio::test]
 async fn schema_validated_writes_peer() {
     schema_validated_writes(BackendKind::Peer).await;
 }

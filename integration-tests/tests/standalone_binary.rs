@@ -2,31 +2,18 @@
 //! send a request with the printed key, stop with SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// `target/<profile>/examples/standalone`, next to this test's own binary.
-fn standalone_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile directory");
-    let binary = profile_dir.join("examples").join("standalone");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build --example standalone` \
-         (cargo test --workspace --all-features builds it)",
-        binary.display()
-    );
-    binary
-}
+use integration_tests::{standalone_binary, temp_dir};
 
-#[tokio::test]
-async fn starts_prints_url_and_key_serves_and_stops_on_sigterm() {
+/// Starts the binary without configuration in `cwd` (a temporary directory:
+/// it writes `./data-api-data` there) and reads its banner.
+async fn start_in(cwd: &Path) -> (Child, Vec<String>) {
     let mut child = Command::new(standalone_binary())
         .args(["--listen", "127.0.0.1:0"])
+        .current_dir(cwd)
         .env_remove("MONGODB_URI")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -49,21 +36,46 @@ async fn starts_prints_url_and_key_serves_and_stops_on_sigterm() {
         .await
         .expect("banner in time")
         .expect("banner read");
-    let value_of = |label: &str| {
-        lines
-            .iter()
-            .find_map(|line| line.split_once(label).map(|(_, v)| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("no '{label}' in banner: {lines:?}"))
-    };
-    let base = value_of("Data API base URL:");
-    let key = value_of("demo API key:");
+    (child, lines)
+}
+
+fn value_of(lines: &[String], label: &str) -> String {
+    lines
+        .iter()
+        .find_map(|line| line.split_once(label).map(|(_, v)| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no '{label}' in banner: {lines:?}"))
+}
+
+fn stop(child: &mut Child) {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn starts_prints_url_and_key_serves_and_stops_on_sigterm() {
+    let cwd = temp_dir();
+    let (mut child, lines) = start_in(&cwd).await;
+    let base = value_of(&lines, "Data API base URL:");
+    let key = value_of(&lines, "demo API key:");
     assert!(
         base.starts_with("http://127.0.0.1:") && base.ends_with("/app/data-local/endpoint/data/v1")
     );
     assert_eq!(key.len(), 64);
-    assert!(lines
-        .iter()
-        .any(|l| l.contains("mongodb-atlas (embedded engine)")));
+    let data_dir = std::path::absolute(cwd.join("data-api-data")).expect("absolute");
+    let expected = format!(
+        "mongodb-atlas (embedded engine, data in {})",
+        data_dir.display()
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&expected)),
+        "{expected} not in {lines:?}"
+    );
 
     let client = reqwest::Client::new();
     let response = client
@@ -74,18 +86,46 @@ async fn starts_prints_url_and_key_serves_and_stops_on_sigterm() {
         .await
         .expect("request");
     assert_eq!(response.status().as_u16(), 201);
-
-    let pid = child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    tokio::task::spawn_blocking(move || stop(&mut child))
         .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        .expect("stopped");
+    assert!(data_dir.join("data.redb").is_file());
+
+    // A restart in the same directory finds the document.
+    let (mut child, lines) = start_in(&cwd).await;
+    let base = value_of(&lines, "Data API base URL:");
+    let key = value_of(&lines, "demo API key:");
+    let response = client
+        .post(format!("{base}/action/find"))
+        .header("apiKey", &key)
+        .body(
+            r#"{"dataSource":"mongodb-atlas","database":"todo","collection":"tasks","filter":{}}"#,
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let found: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
+    assert_eq!(found["documents"][0]["text"], "Do the dishes", "{found}");
+
+    // A second server on the same directory stops with the path named.
+    let second = Command::new(standalone_binary())
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(&cwd)
+        .env_remove("MONGODB_URI")
+        .output()
+        .expect("second server runs");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("data-api-data") && stderr.contains("in use by another process"),
+        "{stderr}"
+    );
+    tokio::task::spawn_blocking(move || stop(&mut child))
+        .await
+        .expect("stopped");
+    let _ = std::fs::remove_dir_all(&cwd);
 }
 
 #[test]

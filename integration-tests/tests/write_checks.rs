@@ -369,6 +369,11 @@ async fn schema_checks_are_atomic_memory() {
 }
 
 #[tokio::test]
+async fn schema_checks_are_atomic_durable() {
+    schema_checks_are_atomic(BackendKind::Durable).await;
+}
+
+#[tokio::test]
 async fn schema_checks_are_atomic_peer() {
     schema_checks_are_atomic(BackendKind::Peer).await;
 }
@@ -379,6 +384,11 @@ async fn post_images_are_rechecked_memory() {
 }
 
 #[tokio::test]
+async fn post_images_are_rechecked_durable() {
+    post_images_are_rechecked(BackendKind::Durable).await;
+}
+
+#[tokio::test]
 async fn post_images_are_rechecked_peer() {
     post_images_are_rechecked(BackendKind::Peer).await;
 }
@@ -386,6 +396,11 @@ async fn post_images_are_rechecked_peer() {
 #[tokio::test]
 async fn prev_root_hands_over_memory() {
     prev_root_hands_over(BackendKind::Memory).await;
+}
+
+#[tokio::test]
+async fn prev_root_hands_over_durable() {
+    prev_root_hands_over(BackendKind::Durable).await;
 }
 
 #[tokio::test]

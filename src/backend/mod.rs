@@ -30,7 +30,7 @@ pub use crate::action::{
 pub use context::RequestContext;
 pub use index::{IndexDirection, IndexSpec, IndexSpecError};
 #[cfg(feature = "memory")]
-pub use memory::MemoryBackend;
+pub use memory::{MemoryBackend, OpenError, StorageInfo, StorageStats, SyncMode};
 #[cfg(feature = "mongodb")]
 pub use mongo::{MongoBackend, MongoBackendOptions};
 

@@ -7,7 +7,9 @@
 //!
 //! [[data_sources]]
 //! name = "mongodb-atlas"
-//! uri = "memory"                     # or a mongodb:// or mongodb+srv:// URI
+//! uri = "memory"                     # or "file:<dir>" (durable embedded engine),
+//!                                    # or a mongodb:// or mongodb+srv:// URI
+//! # sync = "always"                   # file: sources; or "periodic"
 //! access = "read-write"              # "read-only" | "no-access"
 //! # App Services-style rules (optional; at most one of the three):
 //! # rules_file = "rules.json"         # JSON in the `Rules` shape
@@ -129,6 +131,11 @@ pub struct Config {
     /// Budgets of the embedded engine's data sources.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// The directory relative `file:` data directories are resolved
+    /// against: set by [`Config::load`] to the file's directory; `None`:
+    /// the working directory.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// The `[engine]` table: what one request may spend in an embedded-engine
@@ -255,9 +262,16 @@ pub struct SigningKeyConfig {
 pub struct DataSourceConfig {
     /// The name clients send as `dataSource`.
     pub name: String,
-    /// `memory`, or a `mongodb://` / `mongodb+srv://` URI. When absent, the
-    /// `MONGODB_URI` environment variable if set, else `memory`.
+    /// `memory`, `file:<dir>` (the embedded engine, durable in `<dir>`;
+    /// a relative path is relative to the configuration file), or a
+    /// `mongodb://` / `mongodb+srv://` URI. When absent, the `MONGODB_URI`
+    /// environment variable if set, else `memory`.
     pub uri: Option<String>,
+    /// For `file:` data sources: `always` (default: every write is on disk
+    /// before it is acknowledged) or `periodic` (writes reach the disk
+    /// within a second, a crash may lose that second; see
+    /// [`SyncMode`](crate::backend::SyncMode)).
+    pub sync: Option<String>,
     /// `read-write` (default), `read-only` or `no-access`.
     pub access: Option<String>,
     /// App Services-style rules as a TOML table (the [`Rules`] shape).
@@ -346,6 +360,7 @@ impl DataSourceConfig {
         Self {
             name: name.into(),
             uri: None,
+            sync: None,
             access: None,
             rules: None,
             rules_file: None,
@@ -381,6 +396,7 @@ impl fmt::Debug for DataSourceConfig {
         f.debug_struct("DataSourceConfig")
             .field("name", &self.name)
             .field("uri_scheme", &scheme)
+            .field("sync", &self.sync)
             .field("access", &self.access)
             .field("rules", &self.rules.is_some())
             .field("rules_file", &self.rules_file)
@@ -586,7 +602,14 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        let mut config = Self::from_toml(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+        config.base_dir = Some(
+            path.parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        );
+        Ok(config)
     }
 
     /// Parses TOML text.
@@ -645,6 +668,44 @@ impl Config {
         }
         builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
         builder = self.rate_limits.apply(builder)?;
+        let mut opened: Vec<(String, Arc<dyn Backend>)> = Vec::new();
+        for (i, source) in self.data_sources.iter().enumerate() {
+            let field = format!("data_sources[{i}] ('{}')", source.name);
+            let access: AccessLevel = match &source.access {
+                None => AccessLevel::ReadWrite,
+                Some(text) => text
+                    .parse()
+                    .map_err(|e| ConfigError(format!("{field}.access: {e}")))?,
+            };
+            let uri = source.uri.as_deref().or(mongodb_uri).unwrap_or("memory");
+            let target = Target {
+                uri,
+                sync: source.sync.as_deref(),
+                base_dir: self.base_dir.as_deref(),
+            };
+            let backend = connect(target, &self.engine)
+                .await
+                .map_err(|e| ConfigError(format!("{field}.uri: {e}")))?;
+            opened.push((uri.to_owned(), backend.clone()));
+            for (j, index) in source.indexes.iter().enumerate() {
+                let field = format!("{field}.indexes[{j}]");
+                let spec = index
+                    .spec()
+                    .map_err(|e| ConfigError(format!("{field}.{e}")))?;
+                let ns = crate::Namespace::new(&index.database, &index.collection);
+                backend
+                    .ensure_indexes(&ns, &[spec])
+                    .await
+                    .map_err(|e| ConfigError(format!("{field}: {}", e.message)))?;
+            }
+            builder = builder.data_source_with_access(&source.name, backend, access);
+            if let Some(rules) = source
+                .load_rules()
+                .map_err(|e| ConfigError(format!("{field}.{e}")))?
+            {
+                builder = builder.rules(&source.name, rules);
+            }
+        }
         let mut state_keys = None;
         let mut state_users = None;
         if let Some(state) = &self.state {
@@ -652,9 +713,21 @@ impl Config {
                 .database
                 .as_deref()
                 .unwrap_or(crate::state::DEFAULT_STATE_DATABASE);
-            let backend = connect(&state.uri, &self.engine)
-                .await
-                .map_err(|e| ConfigError(format!("state.uri: {e}")))?;
+            // A data source on the same URI (one `file:` directory can be
+            // opened once) lends its backend.
+            let backend = match opened.iter().find(|(uri, _)| *uri == state.uri) {
+                Some((_, backend)) => backend.clone(),
+                None => {
+                    let target = Target {
+                        uri: &state.uri,
+                        sync: None,
+                        base_dir: self.base_dir.as_deref(),
+                    };
+                    connect(target, &self.engine)
+                        .await
+                        .map_err(|e| ConfigError(format!("state.uri: {e}")))?
+                }
+            };
             let sessions = crate::state::BackendSessionStore::from_arc(backend.clone(), database);
             let backend_for_users = backend.clone();
             let keys = crate::state::BackendKeyStore::from_arc(backend.clone(), database);
@@ -689,37 +762,6 @@ impl Config {
                 .state_database(database);
             state_keys = Some(keys);
             state_users = Some(users);
-        }
-        for (i, source) in self.data_sources.iter().enumerate() {
-            let field = format!("data_sources[{i}] ('{}')", source.name);
-            let access: AccessLevel = match &source.access {
-                None => AccessLevel::ReadWrite,
-                Some(text) => text
-                    .parse()
-                    .map_err(|e| ConfigError(format!("{field}.access: {e}")))?,
-            };
-            let uri = source.uri.as_deref().or(mongodb_uri).unwrap_or("memory");
-            let backend = connect(uri, &self.engine)
-                .await
-                .map_err(|e| ConfigError(format!("{field}.uri: {e}")))?;
-            for (j, index) in source.indexes.iter().enumerate() {
-                let field = format!("{field}.indexes[{j}]");
-                let spec = index
-                    .spec()
-                    .map_err(|e| ConfigError(format!("{field}.{e}")))?;
-                let ns = crate::Namespace::new(&index.database, &index.collection);
-                backend
-                    .ensure_indexes(&ns, &[spec])
-                    .await
-                    .map_err(|e| ConfigError(format!("{field}: {}", e.message)))?;
-            }
-            builder = builder.data_source_with_access(&source.name, backend, access);
-            if let Some(rules) = source
-                .load_rules()
-                .map_err(|e| ConfigError(format!("{field}.{e}")))?
-            {
-                builder = builder.rules(&source.name, rules);
-            }
         }
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}] ('{}')", key.name);
@@ -901,10 +943,9 @@ impl LimitsConfig {
 }
 
 impl EngineConfig {
-    /// An embedded-engine backend with these budgets.
+    /// `backend` with these budgets.
     #[cfg(feature = "memory")]
-    fn backend(&self) -> crate::MemoryBackend {
-        let mut backend = crate::MemoryBackend::new();
+    fn apply(&self, mut backend: crate::MemoryBackend) -> crate::MemoryBackend {
         if let Some(bytes) = self.max_request_memory_bytes {
             backend = backend.with_max_request_memory((bytes > 0).then_some(bytes));
         }
@@ -915,11 +956,25 @@ impl EngineConfig {
     }
 }
 
+/// What a data source connects to.
+struct Target<'a> {
+    uri: &'a str,
+    sync: Option<&'a str>,
+    base_dir: Option<&'a Path>,
+}
+
 /// The backend a data source URI names.
-async fn connect(uri: &str, engine: &EngineConfig) -> Result<Arc<dyn Backend>, String> {
+async fn connect(target: Target<'_>, engine: &EngineConfig) -> Result<Arc<dyn Backend>, String> {
+    let uri = target.uri;
+    if let Some(dir) = uri.strip_prefix("file:") {
+        return open_file(dir, &target, engine).await;
+    }
+    if target.sync.is_some() {
+        return Err("sync applies to file: data sources only".into());
+    }
     if uri == "memory" {
         #[cfg(feature = "memory")]
-        return Ok(Arc::new(engine.backend()));
+        return Ok(Arc::new(engine.apply(crate::MemoryBackend::new())));
         #[cfg(not(feature = "memory"))]
         return Err("the embedded engine needs the `memory` feature".into());
     }
@@ -932,7 +987,46 @@ async fn connect(uri: &str, engine: &EngineConfig) -> Result<Arc<dyn Backend>, S
         #[cfg(not(feature = "mongodb"))]
         return Err("MongoDB URIs need the `mongodb` feature".into());
     }
-    Err("expected \"memory\" or a mongodb:// or mongodb+srv:// URI".into())
+    Err("expected \"memory\", \"file:<dir>\" or a mongodb:// or mongodb+srv:// URI".into())
+}
+
+/// The durable embedded engine in `dir` (`file:<dir>`).
+#[cfg_attr(not(feature = "memory"), allow(unused_variables))]
+async fn open_file(
+    dir: &str,
+    target: &Target<'_>,
+    engine: &EngineConfig,
+) -> Result<Arc<dyn Backend>, String> {
+    #[cfg(feature = "memory")]
+    {
+        use crate::backend::SyncMode;
+        if dir.is_empty() {
+            return Err("file: needs a directory, e.g. \"file:./data-api-data\"".into());
+        }
+        let sync = match target.sync {
+            None | Some("always") => SyncMode::Always,
+            Some("periodic") => SyncMode::Periodic,
+            Some(other) => {
+                return Err(format!(
+                    "unknown sync '{other}', expected \"always\" or \"periodic\""
+                ))
+            }
+        };
+        let path = Path::new(dir);
+        let path = match target.base_dir {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path.to_path_buf(),
+        };
+        // Loading reads the whole directory: not on an async worker.
+        let opened =
+            tokio::task::spawn_blocking(move || crate::MemoryBackend::open_with(&path, sync))
+                .await
+                .map_err(|_| "loading stopped".to_owned())?;
+        let backend = opened.map_err(|e| e.0)?;
+        Ok(Arc::new(engine.apply(backend)))
+    }
+    #[cfg(not(feature = "memory"))]
+    Err("the embedded engine needs the `memory` feature".into())
 }
 
 #[cfg(test)]

@@ -260,3 +260,55 @@ async fn field_errors_name_the_field() {
         .contains("api_keys[0] ('k')"));
     assert!(err("[limits]\nmax_find_limit = 0").await.contains("limits"));
 }
+
+#[cfg(feature = "memory")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_uris_are_relative_to_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("tda-config-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data-api.toml");
+    std::fs::write(
+        &path,
+        "[[data_sources]]\nname = \"a\"\nuri = \"file:store\"\nsync = \"periodic\"\n",
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.base_dir.as_deref(), Some(dir.as_path()));
+    let builder = config.builder(None).await.unwrap();
+    assert!(dir.join("store").join("data.redb").is_file());
+    drop(builder);
+    let err = |text: &'static str| async move {
+        Config::from_toml(text)
+            .unwrap()
+            .builder(None)
+            .await
+            .map(drop)
+            .expect_err("refused")
+            .0
+    };
+    assert!(err("[[data_sources]]\nname = \"a\"\nuri = \"file:\"")
+        .await
+        .contains("needs a directory"));
+    assert!(
+        err("[[data_sources]]\nname = \"a\"\nuri = \"memory\"\nsync = \"always\"")
+            .await
+            .contains("sync applies to file: data sources only")
+    );
+    let bad_sync = format!(
+        "[[data_sources]]\nname = \"a\"\nuri = \"file:{}\"\nsync = \"sometimes\"",
+        dir.join("other").display()
+    );
+    let message = Config::from_toml(&bad_sync)
+        .unwrap()
+        .builder(None)
+        .await
+        .map(drop)
+        .expect_err("refused")
+        .0;
+    assert!(
+        message.contains("data_sources[0] ('a').uri: unknown sync 'sometimes'"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,20 @@ pub(super) struct Collection {
     ids: HashMap<Vec<u8>, u64>,
     indexes: Indexes,
     next: u64,
+    /// The changes of the write in progress, when the backend stores them
+    /// (see [`Collection::start_journal`]).
+    journal: Option<Vec<Change>>,
+}
+
+/// One change to a collection's documents, as storage records it.
+#[derive(Debug, Clone)]
+pub(super) enum Change {
+    /// The document now at this position.
+    Put(u64, Arc<Document>),
+    /// The position is empty.
+    Delete(u64),
+    /// Every document is gone (before the puts that follow).
+    Clear,
 }
 
 impl Collection {
@@ -50,14 +64,36 @@ impl Collection {
         self.indexes.add_index(spec, docs)
     }
 
-    /// Number of documents.
-    pub(super) fn len(&self) -> usize {
-        self.docs.len()
+    /// Starts recording changes (for a durable backend's write).
+    pub(super) fn start_journal(&mut self) {
+        self.journal = Some(Vec::new());
     }
 
-    /// Appends a document (which must carry an `_id`); refused, changing
-    /// nothing, by a duplicate `_id` or an index.
-    pub(super) fn insert(&mut self, doc: Document) -> Result<(), IndexViolation> {
+    /// The changes recorded since [`Collection::start_journal`]; stops
+    /// recording.
+    pub(super) fn take_journal(&mut self) -> Vec<Change> {
+        self.journal.take().unwrap_or_default()
+    }
+
+    fn record(&mut self, change: impl FnOnce() -> Change) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(change());
+        }
+    }
+
+    /// Puts a stored document back at its position (loading from storage);
+    /// refused by a duplicate `_id` or an index.
+    pub(super) fn load(&mut self, seq: u64, doc: Document) -> Result<(), IndexViolation> {
+        let key = self.id_key(&doc)?;
+        self.indexes.put(seq, None, &doc)?;
+        self.next = self.next.max(seq.saturating_add(1));
+        self.ids.insert(key, seq);
+        self.docs.insert(seq, Arc::new(doc));
+        Ok(())
+    }
+
+    /// The `_id` index key of a new document; refused when taken.
+    fn id_key(&self, doc: &Document) -> Result<Vec<u8>, IndexViolation> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let key = canonical_key(&id);
         if self.ids.contains_key(&key) {
@@ -66,11 +102,25 @@ impl Collection {
                 key: vec![("_id".into(), id)],
             });
         }
+        Ok(key)
+    }
+
+    /// Number of documents.
+    pub(super) fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Appends a document (which must carry an `_id`); refused, changing
+    /// nothing, by a duplicate `_id` or an index.
+    pub(super) fn insert(&mut self, doc: Document) -> Result<(), IndexViolation> {
+        let key = self.id_key(&doc)?;
         let seq = self.next;
         self.indexes.put(seq, None, &doc)?;
         self.next += 1;
         self.ids.insert(key, seq);
-        self.docs.insert(seq, Arc::new(doc));
+        let doc = Arc::new(doc);
+        self.record(|| Change::Put(seq, doc.clone()));
+        self.docs.insert(seq, doc);
         Ok(())
     }
 
@@ -86,7 +136,9 @@ impl Collection {
             return Ok(());
         };
         self.indexes.put(seq, Some(&old), &doc)?;
-        self.docs.insert(seq, Arc::new(doc));
+        let doc = Arc::new(doc);
+        self.record(|| Change::Put(seq, doc.clone()));
+        self.docs.insert(seq, doc);
         Ok(())
     }
 
@@ -96,6 +148,7 @@ impl Collection {
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
             self.ids.remove(&canonical_key(&id));
             self.indexes.remove(seq, &doc);
+            self.record(|| Change::Delete(seq));
         }
     }
 
@@ -223,6 +276,16 @@ impl Collection {
         for d in docs {
             fresh.insert(d)?;
         }
+        fresh.journal = self.journal.take().map(|_| {
+            let mut journal = vec![Change::Clear];
+            journal.extend(
+                fresh
+                    .docs
+                    .iter()
+                    .map(|(seq, doc)| Change::Put(*seq, doc.clone())),
+            );
+            journal
+        });
         *self = fresh;
         Ok(())
     }

@@ -17,6 +17,12 @@
 //! [`MemoryBackend::with_max_concurrent_jobs`] at a time, so the async
 //! workers keep serving other requests.
 //!
+//! **Durability.** [`MemoryBackend::open`] keeps the data in a directory
+//! (module `storage`, on redb): loaded into memory at start-up, every write
+//! committed (with concurrent ones: group commit) before it is published
+//! to readers or acknowledged; such writes wait for the disk on the
+//! blocking pool. [`MemoryBackend::new`] keeps everything in memory only.
+//!
 //! **Budgets.** Each operation runs under a meter (`query::budget`): the
 //! request's deadline and abandonment flag (from
 //! [`RequestContext`](crate::backend::RequestContext)) and a memory budget
@@ -26,9 +32,12 @@
 
 mod collection;
 mod index;
+mod storage;
 mod write;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -48,18 +57,56 @@ use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
 use index::Plan;
+use storage::Storage;
+pub use storage::{OpenError, SyncMode};
 use write::{to_backend, ParsedUpdate, WriteSpec};
 
 type Shared<T> = Arc<RwLock<T>>;
 
 /// One collection: its current version and the turn of its writers.
-#[derive(Debug, Default)]
+///
+/// On a durable backend a write goes to the disk before readers see it:
+/// the writer builds the next version from the latest one (`pending`, which
+/// may hold writes still on their way to the disk), hands the changes to
+/// the committer ([`storage`]) and waits; the committer publishes versions
+/// in the order they were handed over. A failed commit drops the pending
+/// versions and moves to a new `epoch`: batches built on them are refused.
+#[derive(Debug)]
 struct Slot {
+    database: String,
+    collection: String,
     current: RwLock<Collection>,
-    writer: Mutex<()>,
+    writer: Mutex<Pending>,
+    /// Bumped (under `writer`) when a failed commit discards pending versions.
+    epoch: AtomicU64,
+    /// Batches handed to the committer and not yet answered.
+    in_flight: AtomicUsize,
+    storage: Option<Storage>,
+}
+
+/// The writers' side of a [`Slot`].
+#[derive(Debug, Default)]
+struct Pending {
+    /// The latest version, including writes not yet on disk (`None`: the
+    /// current version).
+    version: Option<Collection>,
+    /// The collection was dropped: writes must not reach its table.
+    dropped: bool,
 }
 
 impl Slot {
+    fn new(database: &str, collection: &str, coll: Collection, storage: Option<Storage>) -> Self {
+        Slot {
+            database: database.to_owned(),
+            collection: collection.to_owned(),
+            current: RwLock::new(coll),
+            writer: Mutex::default(),
+            epoch: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            storage,
+        }
+    }
+
     /// The current version, O(1); the lock is held only for the copy.
     fn snapshot(&self) -> Collection {
         self.current
@@ -69,35 +116,116 @@ impl Slot {
     }
 
     /// Runs `write` on the next version and publishes it when `write`
-    /// succeeds; writers of this collection take turns.
+    /// succeeds (on a durable backend, once it is on disk); writers of this
+    /// collection take turns.
     fn write<T>(
-        &self,
+        self: &Arc<Self>,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        self.publish(write, false)
+        self.publish(write, false, false)
     }
 
     /// [`Slot::write`] for writes that keep what they did before failing
     /// (ordered `insertMany`): the next version is published either way.
     fn write_partial<T>(
-        &self,
+        self: &Arc<Self>,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        self.publish(write, true)
+        self.publish(write, true, false)
+    }
+
+    /// [`Slot::write`] for changes that store nothing but must be published
+    /// (a new index).
+    fn write_structure<T>(
+        self: &Arc<Self>,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        self.publish(write, false, true)
     }
 
     fn publish<T>(
-        &self,
+        self: &Arc<Self>,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
         keep_on_error: bool,
+        structure: bool,
     ) -> Result<T, BackendError> {
-        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = self.snapshot();
-        let out = write(&mut next);
-        if out.is_ok() || keep_on_error {
-            *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        let mut pending = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(storage) = &self.storage else {
+            let mut next = self.snapshot();
+            let out = write(&mut next);
+            if out.is_ok() || keep_on_error {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+            }
+            return out;
+        };
+        if pending.dropped {
+            return Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                "the collection was being dropped",
+            ));
         }
-        out
+        let idle = self.in_flight.load(Ordering::Acquire) == 0;
+        let mut next = match (&pending.version, idle) {
+            (Some(version), false) => version.clone(),
+            _ => self.snapshot(),
+        };
+        next.start_journal();
+        let out = write(&mut next);
+        let changes = next.take_journal();
+        if !(out.is_ok() || keep_on_error) {
+            return out;
+        }
+        if changes.is_empty() {
+            if structure && idle {
+                // Nothing on its way to the disk: publish at once.
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+                pending.version = None;
+                return out;
+            }
+            if !structure {
+                return out;
+            }
+        }
+        let ops = storage::encode(changes)?;
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let sent = storage.submit(storage::Batch {
+            slot: self.clone(),
+            epoch: self.epoch.load(Ordering::Acquire),
+            ops,
+            version: Some(next.clone()),
+            reply,
+        });
+        if let Err(err) = sent {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(err);
+        }
+        pending.version = Some(next);
+        drop(pending);
+        // Off the async workers (durable writes run on the blocking pool).
+        match answer.recv() {
+            Ok(Ok(())) => out,
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(storage::storage_error()),
+        }
+    }
+
+    /// The committer's publication of a committed version.
+    fn publish_committed(&self, version: Collection) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = version;
+    }
+
+    /// The committer's answer to a batch, committed or not.
+    fn answered(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// After a failed commit: pending versions are dropped, batches built
+    /// on them will be refused.
+    fn discard_pending(&self) {
+        let mut pending = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        pending.version = None;
     }
 }
 
@@ -138,6 +266,38 @@ pub struct MemoryBackend {
     max_request_memory: Option<usize>,
     max_time: Option<Duration>,
     jobs: Arc<Semaphore>,
+    /// Durable mode: the committer's handle (dropped before `closer`).
+    storage: Option<Storage>,
+    /// What start-up loaded, in durable mode.
+    info: Option<Arc<StorageInfo>>,
+    /// Waits for the committer thread when the last clone goes.
+    closer: Option<Arc<storage::Closer>>,
+}
+
+/// How a durable [`MemoryBackend`]'s writes were committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Storage transactions committed.
+    pub transactions: u64,
+    /// Writes (requests that changed documents, index creations, drops)
+    /// they held: more writes than transactions is group commit at work.
+    pub writes: u64,
+}
+
+/// Where a durable [`MemoryBackend`] keeps its data and what it loaded at
+/// start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// The data directory.
+    pub directory: PathBuf,
+    /// Collections loaded.
+    pub collections: usize,
+    /// Documents loaded.
+    pub documents: u64,
+    /// How long opening and loading took.
+    pub load_time: Duration,
+    /// When writes reach the disk.
+    pub sync: SyncMode,
 }
 
 /// The default time budget of one operation: the service's default request deadline.
@@ -196,6 +356,9 @@ impl Default for MemoryBackend {
             max_request_memory: Some(MemoryBackend::DEFAULT_MAX_REQUEST_MEMORY),
             max_time: Some(DEFAULT_MAX_TIME),
             jobs: Arc::new(Semaphore::new(default_jobs())),
+            storage: None,
+            info: None,
+            closer: None,
         }
     }
 }
@@ -204,9 +367,93 @@ impl MemoryBackend {
     /// The default memory budget of one operation: 100 MiB.
     pub const DEFAULT_MAX_REQUEST_MEMORY: usize = 100 * 1024 * 1024;
 
-    /// An empty backend.
+    /// An empty backend that keeps its data in memory only: everything is
+    /// lost when the process ends.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A durable backend keeping its data in the directory `dir` (created
+    /// when missing), with [`SyncMode::Always`]: see
+    /// [`MemoryBackend::open_with`].
+    ///
+    /// ```no_run
+    /// use tower_data_api::MemoryBackend;
+    ///
+    /// let backend = MemoryBackend::open("./data-api-data")?;
+    /// # Ok::<(), tower_data_api::backend::OpenError>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(dir, SyncMode::Always)
+    }
+
+    /// A durable backend keeping its data in the directory `dir` (created
+    /// when missing) in a [redb](https://www.redb.org) database: every
+    /// collection is loaded into memory now (the dataset must fit in RAM),
+    /// reads are served from memory as with [`MemoryBackend::new`], and every
+    /// write is on disk before it is visible or acknowledged (`sync`
+    /// decides whether that includes an `fsync`; see [`SyncMode`]).
+    ///
+    /// Blocks while loading. Fails, naming the path, when the directory
+    /// cannot be created or read, another process has it open, or the file
+    /// is corrupt or written by a newer release.
+    pub fn open_with(dir: impl AsRef<Path>, sync: SyncMode) -> Result<Self, OpenError> {
+        let started = Instant::now();
+        let dir = dir.as_ref();
+        let (loaded, closer) = storage::open(dir, sync)?;
+        let mut backend = MemoryBackend::default();
+        let info = StorageInfo {
+            directory: dir.to_path_buf(),
+            collections: loaded.collections.len(),
+            documents: loaded.documents,
+            load_time: started.elapsed(),
+            sync,
+        };
+        tracing::info!(
+            directory = %dir.display(),
+            collections = info.collections,
+            documents = info.documents,
+            millis = info.load_time.as_millis() as u64,
+            "embedded engine: data loaded"
+        );
+        {
+            let mut dbs = backend
+                .databases
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (database, collection, coll) in loaded.collections {
+                let slot = Slot::new(&database, &collection, coll, Some(loaded.storage.clone()));
+                dbs.entry(database)
+                    .or_default()
+                    .insert(collection, Arc::new(slot));
+            }
+        }
+        backend.storage = Some(loaded.storage);
+        backend.info = Some(Arc::new(info));
+        backend.closer = Some(Arc::new(closer));
+        Ok(backend)
+    }
+
+    /// Where a durable backend keeps its data and what it loaded at
+    /// start-up (`None` in memory-only mode).
+    pub fn storage_info(&self) -> Option<&StorageInfo> {
+        self.info.as_deref()
+    }
+
+    /// A durable backend's commits so far (`None` in memory-only mode).
+    pub fn storage_stats(&self) -> Option<StorageStats> {
+        self.storage.as_ref().map(|storage| StorageStats {
+            transactions: storage.shared.commits.load(Ordering::Relaxed),
+            writes: storage.shared.batches.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Test hook: makes every commit fail (as a full disk would) while set.
+    #[cfg(test)]
+    fn fail_commits(&self, fail: bool) {
+        if let Some(storage) = &self.storage {
+            storage.shared.fail.store(fail, Ordering::Relaxed);
+        }
     }
 
     /// Sets MongoDB's per-stage limit of an aggregation pipeline: the most
@@ -324,7 +571,7 @@ impl MemoryBackend {
         }
         if let Some(slot) = self.existing(&ns.database, &ns.collection) {
             let name = ns.to_string();
-            slot.write(|coll| {
+            slot.write_structure(|coll| {
                 coll.add_index(spec.clone())
                     .map_err(|v| write::refused(&name, v))
             })?;
@@ -359,10 +606,12 @@ impl MemoryBackend {
                 let specs = indexes
                     .get(&(database.to_string(), collection.to_string()))
                     .map_or(&[][..], Vec::as_slice);
-                Arc::new(Slot {
-                    current: RwLock::new(Collection::with_indexes(specs)),
-                    writer: Mutex::default(),
-                })
+                Arc::new(Slot::new(
+                    database,
+                    collection,
+                    Collection::with_indexes(specs),
+                    self.storage.clone(),
+                ))
             })
             .clone()
     }
@@ -388,19 +637,68 @@ impl MemoryBackend {
     }
 
     /// Removes a collection and its documents; returns whether it existed.
-    pub fn drop_collection(&self, ns: &Namespace) -> bool {
-        let mut dbs = self
-            .databases
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(db) = dbs.get_mut(&ns.database) else {
-            return false;
+    /// On a durable backend the collection's table goes in the same way as
+    /// a write (this blocks until it is on disk: call it off the async
+    /// workers); fails with [`BackendErrorKind::Unavailable`] when that
+    /// commit fails, the collection then stays.
+    pub fn drop_collection(&self, ns: &Namespace) -> Result<bool, BackendError> {
+        let (slot, answer) = {
+            let mut dbs = self
+                .databases
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(db) = dbs.get_mut(&ns.database) else {
+                return Ok(false);
+            };
+            let Some(slot) = db.remove(&ns.collection) else {
+                return Ok(false);
+            };
+            if db.is_empty() {
+                dbs.remove(&ns.database);
+            }
+            let Some(storage) = &self.storage else {
+                return Ok(true);
+            };
+            let mut pending = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.dropped = true;
+            let (reply, answer) = std::sync::mpsc::channel();
+            slot.in_flight.fetch_add(1, Ordering::AcqRel);
+            let sent = storage.submit(storage::Batch {
+                slot: slot.clone(),
+                epoch: slot.epoch.load(Ordering::Acquire),
+                ops: vec![storage::Op::Drop],
+                version: None,
+                reply,
+            });
+            if sent.is_err() {
+                slot.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+            drop(pending);
+            (slot, sent.map(|()| answer))
         };
-        let existed = db.remove(&ns.collection).is_some();
-        if db.is_empty() {
-            dbs.remove(&ns.database);
+        let outcome = match answer {
+            Ok(answer) => answer
+                .recv()
+                .unwrap_or_else(|_| Err(storage::storage_error())),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = outcome {
+            // Still on disk: put it back unless a new one took its place.
+            slot.writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .dropped = false;
+            let mut dbs = self
+                .databases
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            dbs.entry(ns.database.clone())
+                .or_default()
+                .entry(ns.collection.clone())
+                .or_insert(slot);
+            return Err(err);
         }
-        existed
+        Ok(true)
     }
 
     /// Number of documents in a collection (0 when it does not exist).
@@ -651,7 +949,7 @@ impl Backend for MemoryBackend {
 
     async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError> {
         let ns = ns.clone();
-        self.run(Work::Inline, move |backend| {
+        self.run(self.write_work(Work::Inline), move |backend| {
             let name = ns.to_string();
             backend
                 .create(&ns.database, &ns.collection)
@@ -666,11 +964,11 @@ impl Backend for MemoryBackend {
         documents: Vec<Document>,
     ) -> Result<Vec<Bson>, BackendError> {
         let ns = ns.clone();
-        let class = if documents.len() > INLINE_INSERTS {
+        let class = self.write_work(if documents.len() > INLINE_INSERTS {
             Work::Pool
         } else {
             Work::Inline
-        };
+        });
         self.run(class, move |backend| {
             let name = ns.to_string();
             backend
@@ -808,6 +1106,16 @@ impl MemoryBackend {
         }
     }
 
+    /// Where a write of `class` runs: a durable backend's writes wait for
+    /// the disk, so they never run inline on an async worker.
+    fn write_work(&self, class: Work) -> Work {
+        if self.storage.is_some() && class == Work::Inline {
+            Work::Pool
+        } else {
+            class
+        }
+    }
+
     /// A turn among the backend's heavy operations (`None` for the other
     /// classes, which need none).
     async fn job_turn(
@@ -885,10 +1193,10 @@ impl MemoryBackend {
         let filter = parse_filter(&query.filter)?;
         let update = ParsedUpdate::parse(&query.update, query.array_filters.as_deref())
             .map_err(to_backend)?;
-        let class = match update {
+        let class = self.write_work(match update {
             ParsedUpdate::Pipeline(_) => Work::Heavy,
             ParsedUpdate::Operators(_) => self.work_for(ns, &filter, &query.filter),
-        };
+        });
         match check {
             None => {
                 let ns = ns.clone();
@@ -945,7 +1253,7 @@ impl MemoryBackend {
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let filter = parse_filter(&query.filter)?;
-        let class = self.work_for(ns, &filter, &query.filter);
+        let class = self.write_work(self.work_for(ns, &filter, &query.filter));
         match check {
             None => {
                 let ns = ns.clone();
@@ -991,7 +1299,7 @@ impl MemoryBackend {
         multi: bool,
     ) -> Result<u64, BackendError> {
         let filter = parse_filter(raw_filter)?;
-        let class = self.work_for(ns, &filter, raw_filter);
+        let class = self.write_work(self.work_for(ns, &filter, raw_filter));
         let ns = ns.clone();
         self.run(class, move |backend| {
             let Some(slot) = backend.existing(&ns.database, &ns.collection) else {

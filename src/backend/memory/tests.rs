@@ -360,8 +360,8 @@ async fn aggregates_with_lookup_and_out() {
     assert!(out.is_empty());
     assert_eq!(b.count(&Namespace::new("db", "big")), 2);
     assert_eq!(b.collection_names("db"), vec!["big", "items", "names"]);
-    assert!(b.drop_collection(&Namespace::new("db", "big")));
-    assert!(!b.drop_collection(&Namespace::new("db", "big")));
+    assert_eq!(b.drop_collection(&Namespace::new("db", "big")), Ok(true));
+    assert_eq!(b.drop_collection(&Namespace::new("db", "big")), Ok(false));
     assert_eq!(b.count(&Namespace::new("db", "big")), 0);
     let err = b
         .aggregate(&ns(), vec![doc! {"$bogus": 1}])

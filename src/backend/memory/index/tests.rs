@@ -474,7 +474,7 @@ async fn creating_an_index_checks_the_documents_and_names() {
         .unwrap();
     assert_eq!(got.len(), 2);
     // A dropped and re-created collection keeps its declared indexes.
-    backend.drop_collection(&ns());
+    backend.drop_collection(&ns()).expect("dropped");
     backend
         .insert_one(&ns(), doc! {"_id": 1, "k": 1})
         .await
