@@ -93,6 +93,7 @@ pub struct DataApiBuilder {
     metrics: Option<Metrics>,
     rate_limits: RateLimitSettings,
     state_database: String,
+    cors_credential_headers: bool,
     rules: Vec<(String, Rules)>,
     rule_functions: Functions,
 }
@@ -114,6 +115,7 @@ impl Default for DataApiBuilder {
             metrics: None,
             rate_limits: RateLimitSettings::default(),
             state_database: crate::state::DEFAULT_STATE_DATABASE.to_owned(),
+            cors_credential_headers: false,
             rules: Vec::new(),
             rule_functions: Functions::default(),
         }
@@ -546,6 +548,29 @@ impl DataApiBuilder {
         self
     }
 
+    /// Lets preflights from the [`cors`](Self::cors) origins allow the
+    /// credential headers too (`apiKey`, `api-key`, `email`, `password`,
+    /// `jwtTokenString`), so a page can send an API key or a password with
+    /// every request. Off by default: a secret in a page is readable by anyone
+    /// who loads it, and browsers should log in and send bearer tokens. Other
+    /// headers a client asks for (e.g. `x-realm-op-name`) are always allowed.
+    /// [`build`](Self::build) refuses this without any allowed origin.
+    ///
+    /// ```
+    /// use tower_data_api::{AllowedOrigins, DataApi, MemoryBackend};
+    /// let service = DataApi::builder()
+    ///     .data_source("mongodb-atlas", MemoryBackend::new())
+    ///     .api_key("ci", "key")
+    ///     .cors(AllowedOrigins::List(vec!["https://admin.example.com".into()]))
+    ///     .cors_allow_credential_headers(true)
+    ///     .build();
+    /// assert!(service.is_ok());
+    /// ```
+    pub fn cors_allow_credential_headers(mut self, allow: bool) -> Self {
+        self.cors_credential_headers = allow;
+        self
+    }
+
     /// The base of the `link` in error bodies; the request id is appended as
     /// `?co_id=<id>`. Point it at your log viewer. Default `/logs`.
     pub fn error_link_base(mut self, base: impl Into<String>) -> Self {
@@ -571,6 +596,22 @@ impl DataApiBuilder {
                 self.insert_status
             )));
         }
+        if self.cors_credential_headers {
+            match &self.cors {
+                None => {
+                    return Err(BuildError(
+                        "cors_allow_credential_headers needs allowed origins: configure cors too"
+                            .into(),
+                    ))
+                }
+                Some(AllowedOrigins::List(list)) if list.is_empty() => {
+                    return Err(BuildError(
+                        "cors_allow_credential_headers needs at least one allowed origin".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         let auth = self
             .auth
             .assemble(&self.app_id, self.limits.max_concurrent_password_checks)
@@ -586,7 +627,9 @@ impl DataApiBuilder {
             log_sink: self.log_sink,
             insert_status: self.insert_status,
             error_link_base: self.error_link_base,
-            cors: self.cors.map(Cors::new),
+            cors: self
+                .cors
+                .map(|origins| Cors::new(origins, self.cors_credential_headers)),
             health_endpoints: self.health_endpoints,
             metrics: self.metrics,
             rate_limits,

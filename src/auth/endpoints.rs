@@ -299,11 +299,17 @@ fn field(body: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
 }
 
 /// The client's `options.device.deviceId` when it is a real id, else a new one.
+/// Clients send it as a plain hex string or, as realm-web does, in extended
+/// JSON: `{"$oid": "…"}`.
 fn device_id(body: &Map<String, Value>) -> String {
     body.get("options")
         .and_then(|o| o.get("device"))
         .and_then(|d| d.get("deviceId"))
-        .and_then(Value::as_str)
+        .and_then(|id| match id {
+            Value::String(hex) => Some(hex.as_str()),
+            Value::Object(ejson) if ejson.len() == 1 => ejson.get("$oid").and_then(Value::as_str),
+            _ => None,
+        })
         .and_then(|id| ObjectId::parse_str(id).ok())
         .filter(|id| id.bytes() != [0; 12])
         .map_or_else(|| ObjectId::new().to_hex(), |id| id.to_hex())
@@ -336,5 +342,47 @@ mod tests {
         let debug = format!("{reply:?}");
         assert!(debug.contains("200") && debug.contains("u1"), "{debug}");
         assert!(!debug.contains("token-secret-value"), "{debug}");
+    }
+
+    fn login_body(options: Value) -> Map<String, Value> {
+        match json!({"username": "u", "password": "p", "options": options}) {
+            Value::Object(body) => body,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn device_id_is_kept_in_plain_and_extended_json() {
+        let id = "5f1e2d3c4b5a697887766554";
+        let plain = login_body(json!({"device": {"deviceId": id}}));
+        assert_eq!(device_id(&plain), id);
+        // realm-web sends the id as an extended-JSON ObjectId.
+        let ejson = login_body(json!({"device": {"deviceId": {"$oid": id}}}));
+        assert_eq!(device_id(&ejson), id);
+        let upper = login_body(json!({"device": {"deviceId": {"$oid": id.to_uppercase()}}}));
+        assert_eq!(device_id(&upper), id);
+    }
+
+    #[test]
+    fn a_missing_or_unusable_device_id_gets_a_new_one() {
+        let zero = "000000000000000000000000";
+        let cases = [
+            json!({}),
+            json!({"device": {}}),
+            json!({"device": {"deviceId": zero}}),
+            json!({"device": {"deviceId": {"$oid": zero}}}),
+            json!({"device": {"deviceId": "not-an-id"}}),
+            json!({"device": {"deviceId": {"$oid": "5f1e2d3c4b5a697887766554", "x": 1}}}),
+            json!({"device": {"deviceId": {"$oid": 42}}}),
+            json!({"device": {"deviceId": 42}}),
+        ];
+        for options in cases {
+            let first = device_id(&login_body(options.clone()));
+            let second = device_id(&login_body(options.clone()));
+            assert_eq!(first.len(), 24, "{options}");
+            assert!(ObjectId::parse_str(&first).is_ok(), "{options}");
+            assert_ne!(first, zero, "{options}");
+            assert_ne!(first, second, "a fresh id each time for {options}");
+        }
     }
 }

@@ -97,6 +97,11 @@ pub struct Config {
     /// Whether `/health` and `/ready` are answered (default true here; see
     /// [`DataApiBuilder::health_endpoints`](crate::DataApiBuilder::health_endpoints)).
     pub health_endpoints: Option<bool>,
+    /// Whether preflights from those origins may also allow the credential
+    /// headers (`apiKey`, `api-key`, `email`, `password`, `jwtTokenString`).
+    /// Default `false`: browsers log in and send bearer tokens. Refused without
+    /// `cors_allowed_origins`.
+    pub cors_allow_credential_headers: Option<bool>,
     /// Data sources, by the name clients send as `dataSource`.
     #[serde(default)]
     pub data_sources: Vec<DataSourceConfig>,
@@ -665,6 +670,16 @@ impl Config {
             } else {
                 crate::AllowedOrigins::List(origins.clone())
             });
+        }
+        if self.cors_allow_credential_headers == Some(true) {
+            if self.cors_allowed_origins.as_ref().is_none_or(Vec::is_empty) {
+                return Err(ConfigError(
+                    "cors_allow_credential_headers: allows nothing without an origin; \
+                     set cors_allowed_origins too (or remove this setting)"
+                        .into(),
+                ));
+            }
+            builder = builder.cors_allow_credential_headers(true);
         }
         builder = builder.health_endpoints(self.health_endpoints.unwrap_or(true));
         builder = self.rate_limits.apply(builder)?;

@@ -312,3 +312,29 @@ async fn file_uris_are_relative_to_the_config_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn credential_headers_cross_origin_need_an_origin() {
+    let base = "[[data_sources]]\nname = \"mongodb-atlas\"\nuri = \"memory\"\n\
+                [[api_keys]]\nname = \"ci\"\nkey = \"cors-test-key-0123456789\"\n";
+    for origins in ["", "cors_allowed_origins = []\n"] {
+        let text = format!("{origins}cors_allow_credential_headers = true\n{base}");
+        let err = Config::from_toml(&text)
+            .unwrap()
+            .builder(None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cors_allow_credential_headers")
+                && err.to_string().contains("cors_allowed_origins"),
+            "{err}"
+        );
+    }
+    for text in [
+        format!("cors_allowed_origins = [\"https://a.example\"]\ncors_allow_credential_headers = true\n{base}"),
+        format!("cors_allow_credential_headers = false\n{base}"),
+    ] {
+        let config = Config::from_toml(&text).unwrap();
+        config.builder(None).await.unwrap().build().unwrap();
+    }
+}

@@ -663,6 +663,81 @@ async fn cors_preflights_and_origins() {
     );
 }
 
+/// A preflight for a client's own header (`x-realm-op-name`) is allowed; one for
+/// a credential header only when the configuration says so.
+#[tokio::test]
+async fn cors_preflight_headers_and_credential_headers() {
+    let build = |credentials: bool| {
+        DataApi::builder()
+            .app_id("data-test")
+            .data_source("mongodb-atlas", Scripted::default())
+            .api_key("ci", KEY)
+            .cors(crate::AllowedOrigins::List(vec![
+                "https://app.example".into()
+            ]))
+            .cors_allow_credential_headers(credentials)
+            .build()
+            .unwrap()
+    };
+    let preflight = || {
+        Request::builder()
+            .method("OPTIONS")
+            .uri(format!("{BASE}/find"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "apikey,content-type,x-realm-op-name",
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let answer = send(&build(false), preflight()).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        answer.headers["access-control-allow-headers"],
+        "authorization, content-type, accept, x-realm-op-name"
+    );
+    let vary: Vec<_> = answer
+        .headers
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        vary.contains(&"access-control-request-headers".to_owned())
+            && vary.contains(&"origin".to_owned()),
+        "{vary:?}"
+    );
+    let answer = send(&build(true), preflight()).await;
+    assert_eq!(
+        answer.headers["access-control-allow-headers"],
+        "authorization, content-type, accept, apikey, x-realm-op-name"
+    );
+    // Allowing credential headers with no origin to allow them for is refused.
+    let err = DataApi::builder()
+        .data_source("mongodb-atlas", Scripted::default())
+        .api_key("ci", KEY)
+        .cors_allow_credential_headers(true)
+        .build()
+        .expect_err("refused without cors");
+    assert!(
+        err.to_string().contains("cors_allow_credential_headers"),
+        "{err}"
+    );
+    let err = DataApi::builder()
+        .data_source("mongodb-atlas", Scripted::default())
+        .api_key("ci", KEY)
+        .cors(crate::AllowedOrigins::List(Vec::new()))
+        .cors_allow_credential_headers(true)
+        .build()
+        .expect_err("refused with an empty origin list");
+    assert!(
+        err.to_string().contains("at least one allowed origin"),
+        "{err}"
+    );
+}
+
 /// Wrong input from a client is a 4xx in the error shape, never a 500 or a panic.
 #[tokio::test]
 async fn hostile_bodies_and_headers_are_refused_with_4xx() {
