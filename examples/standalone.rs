@@ -11,6 +11,17 @@
 //! SIGINT or SIGTERM stop it gracefully: it stops accepting at once, lets
 //! requests in flight finish within the `[server]` shutdown grace period
 //! (30 s by default), then exits.
+//!
+//! With a `[state]` table in the configuration, subcommands manage the
+//! state database the servers share, without a restart:
+//!
+//! ```text
+//! standalone --config data-api.toml keys create reports     # prints the key, once
+//! standalone --config data-api.toml keys list | disable NAME | enable NAME | delete NAME
+//! DATA_API_PASSWORD=… standalone --config data-api.toml users add ada@example.com
+//! standalone --config data-api.toml users list | disable EMAIL | enable EMAIL | remove EMAIL
+//! standalone --config data-api.toml logs --since 1h --status 401 --key reports
+//! ```
 
 use std::error::Error;
 use std::future::Future;
@@ -106,46 +117,273 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Reads `--listen`, `--config` and `--log-format` (and `--help`).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options {
-        mongodb_uri: std::env::var("MONGODB_URI")
-            .ok()
-            .filter(|uri| !uri.is_empty()),
-        log_format: match std::env::var("LOG_FORMAT") {
-            Ok(format) if !format.is_empty() => format.parse()?,
-            _ => LogFormat::Text,
-        },
-        ..Options::default()
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--listen" => options.listen = Some(value("--listen")?),
-            "--config" => options.config = Some(PathBuf::from(value("--config")?)),
-            "--log-format" => options.log_format = value("--log-format")?.parse()?,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: standalone [--listen ADDR] [--config FILE] [--log-format text|json]\n\
-                     environment: MONGODB_URI fronts a MongoDB instead of the embedded engine;\n\
-                     RUST_LOG sets the log level (default info); LOG_FORMAT as --log-format"
-                        .into(),
-                )
-            }
-            other => return Err(format!("unknown argument '{other}' (try --help)")),
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "standalone",
+    about = "A self-hosted MongoDB Atlas Data API",
+    after_help = "Environment: MONGODB_URI fronts a MongoDB instead of the embedded engine; \
+                  RUST_LOG sets the log level (default info)."
+)]
+pub struct Cli {
+    /// The TOML configuration file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The address to listen on (overrides the file's `listen`).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// How logs are written to standard error: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = parse_log_format)]
+    pub log_format: LogFormat,
+    /// Manage the state database instead of serving.
+    #[command(subcommand)]
+    pub admin: Option<Admin>,
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    text.parse()
+}
+
+/// Subcommands on the state database (`[state]` in the configuration).
+#[derive(Debug, clap::Subcommand)]
+pub enum Admin {
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Email/password users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Request logs, newest first, one JSON line each.
+    Logs(LogsArgs),
+}
+
+/// `keys …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Creates a key and prints it (the only time it is shown).
+    Create {
+        /// The key's name.
+        name: String,
+    },
+    /// Lists the keys (never the keys themselves).
+    List,
+    /// Refuses a key until it is enabled again.
+    Disable {
+        /// The key's name.
+        name: String,
+    },
+    /// Accepts a disabled key again.
+    Enable {
+        /// The key's name.
+        name: String,
+    },
+    /// Deletes a key.
+    Delete {
+        /// The key's name.
+        name: String,
+    },
+}
+
+/// `users …`; passwords come from `DATA_API_PASSWORD` or standard input.
+#[derive(Debug, clap::Subcommand)]
+pub enum UsersCommand {
+    /// Adds a user.
+    Add {
+        /// The user's email.
+        email: String,
+    },
+    /// Lists the users (never their password hashes).
+    List,
+    /// Sets a user's password.
+    SetPassword {
+        /// The user's email.
+        email: String,
+    },
+    /// Refuses a user and ends their sessions.
+    Disable {
+        /// The user's email.
+        email: String,
+    },
+    /// Accepts a disabled user again.
+    Enable {
+        /// The user's email.
+        email: String,
+    },
+    /// Removes a user and ends their sessions.
+    Remove {
+        /// The user's email.
+        email: String,
+    },
+}
+
+/// `logs …` filters.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Entries of the last duration (`30m`, `24h`, `7d`) or since a Unix time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Entries answered with this status.
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// Entries of this action (`find`, `auth/login`, …).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Entries of this key name or user email.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// The entry of this request id (the `co_id` of an error's link).
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// The most entries shown.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+}
+
+impl Cli {
+    /// The server options of this command line and the environment.
+    pub fn options(&self) -> Options {
+        Options {
+            listen: self.listen.clone(),
+            config: self.config.clone(),
+            mongodb_uri: std::env::var("MONGODB_URI")
+                .ok()
+                .filter(|uri| !uri.is_empty()),
+            log_format: self.log_format,
         }
     }
-    Ok(options)
+}
+
+/// Runs an admin subcommand against the configuration's `[state]`.
+pub async fn run_admin(config: Option<&PathBuf>, admin: Admin) -> Result<(), Box<dyn Error>> {
+    let Some(path) = config else {
+        return Err(
+            "these commands manage the state database: give --config with a [state] table".into(),
+        );
+    };
+    let config = Config::load(path)?;
+    let state = config
+        .state_stores()
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .ok_or_else(|| {
+            format!(
+                "{}: no [state] table: keys, users and logs live in the configuration file",
+                path.display()
+            )
+        })?;
+    match admin {
+        Admin::Keys(KeysCommand::Create { name }) => {
+            let key = state.keys.create(&name).await?;
+            println!("{key}");
+            eprintln!("key '{name}' created: store it now, it is not shown again");
+        }
+        Admin::Keys(KeysCommand::List) => {
+            println!(
+                "{:<24} {:<6} {:<22} {:<22} status",
+                "name", "source", "created", "last used"
+            );
+            for key in state.keys.list().await? {
+                println!(
+                    "{:<24} {:<6} {:<22} {:<22} {}",
+                    key.name,
+                    key.source,
+                    unix_time(key.created_at),
+                    key.last_used.map_or("-".to_owned(), unix_time),
+                    if key.disabled { "disabled" } else { "enabled" }
+                );
+            }
+        }
+        Admin::Keys(KeysCommand::Disable { name }) => state.keys.set_disabled(&name, true).await?,
+        Admin::Keys(KeysCommand::Enable { name }) => state.keys.set_disabled(&name, false).await?,
+        Admin::Keys(KeysCommand::Delete { name }) => state.keys.delete(&name).await?,
+        Admin::Users(UsersCommand::Add { email }) => {
+            let id = state.users.add(&email, read_password()?).await?;
+            println!("{id}");
+        }
+        Admin::Users(UsersCommand::List) => {
+            println!(
+                "{:<24} {:<32} {:<6} {:<22} status",
+                "id", "email", "source", "created"
+            );
+            for user in state.users.list().await? {
+                println!(
+                    "{:<24} {:<32} {:<6} {:<22} {}",
+                    user.id,
+                    user.email,
+                    user.source,
+                    unix_time(user.created_at),
+                    if user.disabled { "disabled" } else { "enabled" }
+                );
+            }
+        }
+        Admin::Users(UsersCommand::SetPassword { email }) => {
+            state.users.set_password(&email, read_password()?).await?
+        }
+        Admin::Users(UsersCommand::Disable { email }) => {
+            state.users.set_disabled(&email, true).await?
+        }
+        Admin::Users(UsersCommand::Enable { email }) => {
+            state.users.set_disabled(&email, false).await?
+        }
+        Admin::Users(UsersCommand::Remove { email }) => state.users.remove(&email).await?,
+        Admin::Logs(args) => {
+            let mut filter = tower_data_api::state::LogFilter::default();
+            filter.since = args.since.as_deref().map(parse_since).transpose()?;
+            filter.status = args.status;
+            filter.action = args.action;
+            filter.principal_name = args.key;
+            filter.request_id = args.request_id;
+            filter.limit = Some(args.limit);
+            for entry in state.logs.find(&filter).await? {
+                println!("{}", bson::Bson::Document(entry).into_relaxed_extjson());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A password from `DATA_API_PASSWORD`, or the first line of standard input.
+fn read_password() -> Result<String, Box<dyn Error>> {
+    if let Ok(password) = std::env::var("DATA_API_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `30m`, `24h`, `7d`, `90s` ago, or a Unix time, as Unix seconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let amount: i64 = number
+        .parse()
+        .map_err(|_| format!("--since '{text}': expected 30m, 24h, 7d or a Unix time"))?;
+    let seconds = match unit {
+        "" => return Ok(amount),
+        "s" => amount,
+        "m" => amount * 60,
+        "h" => amount * 3_600,
+        "d" => amount * 86_400,
+        _ => {
+            return Err(format!(
+                "--since '{text}': expected 30m, 24h, 7d or a Unix time"
+            ))
+        }
+    };
+    Ok(now - seconds)
+}
+
+/// Unix seconds as an RFC 3339 UTC time.
+fn unix_time(secs: i64) -> String {
+    bson::DateTime::from_millis(secs.saturating_mul(1000))
+        .try_to_rfc3339_string()
+        .unwrap_or_else(|_| secs.to_string())
 }
 
 /// Loads the configuration, builds the service, binds and starts serving.
@@ -324,14 +562,19 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 
 #[tokio::main]
 async fn main() {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
+    use clap::Parser as _;
+    let cli = Cli::parse();
+    let options = cli.options();
     let logs = init_logging(options.log_format);
+    if let Some(admin) = cli.admin {
+        match run_admin(cli.config.as_ref(), admin).await {
+            Ok(()) => exit(logs, 0),
+            Err(err) => {
+                eprintln!("error: {err}");
+                exit(logs, 1);
+            }
+        }
+    }
     let running = match launch(options, server::shutdown_signal()).await {
         Ok(running) => running,
         Err(err) => {

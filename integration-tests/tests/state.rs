@@ -231,3 +231,90 @@ async fn a_login_on_one_instance_is_honoured_refreshed_and_ended_on_the_other() 
     .await;
     assert_eq!(status, 403, "{body}");
 }
+
+/// Runs `standalone --config <file> <args>`; (status, stdout, stderr).
+fn admin(
+    config: &std::path::Path,
+    args: &[&str],
+    password: Option<&str>,
+) -> (bool, String, String) {
+    let mut command = std::process::Command::new(integration_tests::standalone_binary());
+    command.arg("--config").arg(config).args(args);
+    command.env_remove("DATA_API_PASSWORD");
+    if let Some(password) = password {
+        command.env("DATA_API_PASSWORD", password);
+    }
+    let output = command.output().expect("the standalone runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_standalones_subcommands_manage_keys_users_and_logs_while_servers_run() {
+    let Some(peer) = peer_uri() else { return };
+    let state_db = unique_db("cli");
+    let toml = config(&peer, &state_db);
+    let path = integration_tests::temp_dir().join("config.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let server = instance(&toml).await;
+
+    let (ok, key, err) = admin(&path, &["keys", "create", "from-cli"], None);
+    assert!(ok, "{err}");
+    let key = key.trim().to_owned();
+    assert_eq!(key.len(), 64);
+    assert!(err.contains("not shown again"), "{err}");
+    assert_eq!(find_with_key(&server, &key).await, 200, "no restart");
+    let (ok, listed, err) = admin(&path, &["keys", "list"], None);
+    assert!(ok, "{err}");
+    assert!(
+        listed.contains("from-cli") && listed.contains("file-key"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "never the key");
+    assert!(admin(&path, &["keys", "delete", "from-cli"], None).0);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(find_with_key(&server, &key).await, 401, "deleted");
+    let (ok, _, err) = admin(&path, &["keys", "delete", "from-cli"], None);
+    assert!(!ok && err.contains("no key is named 'from-cli'"), "{err}");
+
+    let (ok, id, err) = admin(
+        &path,
+        &["users", "add", "cli-user@example.com"],
+        Some("cli password 1"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(id.trim().len(), 24);
+    let (status, login) = send(
+        "POST",
+        format!(
+            "{}/api/client/v2.0/app/data-state/auth/providers/local-userpass/login",
+            server.root
+        ),
+        None,
+        Some(json!({"username": "cli-user@example.com", "password": "cli password 1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let (ok, users, _) = admin(&path, &["users", "list"], None);
+    assert!(
+        ok && users.contains("cli-user@example.com") && !users.contains("argon2"),
+        "{users}"
+    );
+
+    let (ok, lines, err) = admin(&path, &["logs", "--status", "401", "--since", "1h"], None);
+    assert!(ok, "{err}");
+    let entries: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(
+        !entries.is_empty(),
+        "the refused call is in the logs: {lines}"
+    );
+    assert!(entries.iter().all(|entry| entry["status"] == 401));
+    let (ok, _, err) = admin(&path, &["logs", "--since", "yesterday"], None);
+    assert!(!ok && err.contains("--since 'yesterday'"), "{err}");
+}

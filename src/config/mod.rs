@@ -721,66 +721,15 @@ impl Config {
                 builder = builder.rules(&source.name, rules);
             }
         }
-        let mut state_keys = None;
-        let mut state_users = None;
-        if let Some(state) = &self.state {
-            let database = state
-                .database
-                .as_deref()
-                .unwrap_or(crate::state::DEFAULT_STATE_DATABASE);
-            // A data source on the same URI (one `file:` directory can be
-            // opened once) lends its backend.
-            let backend = match opened.iter().find(|(uri, _)| *uri == state.uri) {
-                Some((_, backend)) => backend.clone(),
-                None => {
-                    let target = Target {
-                        uri: &state.uri,
-                        sync: None,
-                        base_dir: self.base_dir.as_deref(),
-                    };
-                    connect(target, &self.engine)
-                        .await
-                        .map_err(|e| ConfigError(format!("state.uri: {e}")))?
-                }
-            };
-            let sessions = crate::state::BackendSessionStore::from_arc(backend.clone(), database);
-            let backend_for_users = backend.clone();
-            let keys = crate::state::BackendKeyStore::from_arc(backend.clone(), database);
-            let retention = seconds(
-                "state.log_retention_days",
-                state.log_retention_days.unwrap_or(30.0) * 86_400.0,
-            )?;
-            let logs = crate::state::BackendLogSink::from_arc(backend, database, retention);
-            logs.ensure_indexes()
-                .await
-                .map_err(|e| ConfigError(format!("state: {e}")))?;
-            let sinks: Vec<Arc<dyn crate::log::LogSink>> =
-                vec![Arc::new(crate::log::TracingLogSink), Arc::new(logs)];
-            builder = builder.log_sink(sinks);
-            sessions
-                .ensure_indexes()
-                .await
-                .map_err(|e| ConfigError(format!("state: {e}")))?;
-            keys.ensure_indexes()
-                .await
-                .map_err(|e| ConfigError(format!("state: {e}")))?;
-            let users = crate::state::BackendUserStore::from_arc(backend_for_users, database)
-                .with_sessions(sessions.clone());
-            users
-                .ensure_indexes()
-                .await
-                .map_err(|e| ConfigError(format!("state: {e}")))?;
-            builder = builder
-                .session_store(sessions)
-                .key_store(keys.clone())
-                .user_store(users.clone())
-                .state_database(database);
-            state_keys = Some(keys);
-            state_users = Some(users);
+        let state = self.open_state(&opened).await?;
+        if let Some(state) = &state {
+            builder = state.install(builder);
         }
+        let state_keys = state.as_ref().map(|state| &state.keys);
+        let state_users = state.as_ref().map(|state| &state.users);
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}] ('{}')", key.name);
-            if let Some(store) = &state_keys {
+            if let Some(store) = state_keys {
                 // Seeded into the shared store, where run-time changes apply.
                 let digest = key
                     .digest()
@@ -801,13 +750,56 @@ impl Config {
                 }
             };
         }
-        if let Some(store) = &state_users {
+        if let Some(store) = state_users {
             // Seeded into the shared store, where run-time changes apply.
             self.seed_users(store).await?;
         }
         builder = self.apply_auth(builder, state_users.is_none())?;
         builder = builder.limits(self.limits.apply(Limits::default())?);
         Ok(builder)
+    }
+
+    /// The stores of the `[state]` table (`None` without one), on their own
+    /// backend: for tools that manage keys, users and logs beside a server
+    /// (a `file:` state directory can be open in one process at a time).
+    pub async fn state_stores(&self) -> Result<Option<crate::state::StateStores>, ConfigError> {
+        self.open_state(&[]).await
+    }
+
+    /// Opens the `[state]` stores; a data source already opened on the same
+    /// URI (one `file:` directory can be opened once) lends its backend.
+    async fn open_state(
+        &self,
+        opened: &[(String, Arc<dyn Backend>)],
+    ) -> Result<Option<crate::state::StateStores>, ConfigError> {
+        let Some(state) = &self.state else {
+            return Ok(None);
+        };
+        let database = state
+            .database
+            .as_deref()
+            .unwrap_or(crate::state::DEFAULT_STATE_DATABASE);
+        let backend = match opened.iter().find(|(uri, _)| *uri == state.uri) {
+            Some((_, backend)) => backend.clone(),
+            None => {
+                let target = Target {
+                    uri: &state.uri,
+                    sync: None,
+                    base_dir: self.base_dir.as_deref(),
+                };
+                connect(target, &self.engine)
+                    .await
+                    .map_err(|e| ConfigError(format!("state.uri: {e}")))?
+            }
+        };
+        let retention = seconds(
+            "state.log_retention_days",
+            state.log_retention_days.unwrap_or(30.0) * 86_400.0,
+        )?;
+        crate::state::StateStores::open(backend, database, retention)
+            .await
+            .map(Some)
+            .map_err(|e| ConfigError(format!("state: {e}")))
     }
 
     /// Seeds the file's users into the state database's user store.

@@ -23,11 +23,18 @@ mod logs;
 mod sessions;
 mod users;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bson::{Bson, Document};
 use http::StatusCode;
 
 use crate::action::{ActionRequest, Command};
+use crate::auth::StoreError;
+use crate::backend::Backend;
+use crate::log::{LogSink, TracingLogSink};
 use crate::protocol::{ApiError, ErrorCode};
+use crate::DataApiBuilder;
 
 pub use keys::{BackendKeyStore, KeyError, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
@@ -36,6 +43,80 @@ pub use users::{BackendUserStore, UserError, UserInfo};
 
 /// The state database's default name.
 pub const DEFAULT_STATE_DATABASE: &str = "__data_api";
+
+/// The four stores over one state database, with their indexes made.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tower_data_api::state::StateStores;
+/// use tower_data_api::{DataApi, MemoryBackend};
+///
+/// let state = StateStores::open(Arc::new(MemoryBackend::new()), "__data_api", Duration::from_secs(30 * 86_400))
+///     .await
+///     .unwrap();
+/// let service = state
+///     .install(DataApi::builder().data_source("mongodb-atlas", MemoryBackend::new()))
+///     .build();
+/// assert!(service.is_ok());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct StateStores {
+    /// The state database's name.
+    pub database: String,
+    /// Bearer sessions.
+    pub sessions: BackendSessionStore,
+    /// API keys.
+    pub keys: BackendKeyStore,
+    /// Email/password users (ending their sessions when disabled or removed).
+    pub users: BackendUserStore,
+    /// Request logs, kept for the retention given to [`open`](Self::open).
+    pub logs: BackendLogSink,
+}
+
+impl StateStores {
+    /// Opens the stores in `database` on `backend` and makes their indexes;
+    /// request logs are kept `log_retention`. Call inside a tokio runtime
+    /// (the log writer is a task).
+    pub async fn open(
+        backend: Arc<dyn Backend>,
+        database: &str,
+        log_retention: Duration,
+    ) -> Result<Self, StoreError> {
+        let sessions = BackendSessionStore::from_arc(backend.clone(), database);
+        let keys = BackendKeyStore::from_arc(backend.clone(), database);
+        let users =
+            BackendUserStore::from_arc(backend.clone(), database).with_sessions(sessions.clone());
+        let logs = BackendLogSink::from_arc(backend, database, log_retention);
+        sessions.ensure_indexes().await?;
+        keys.ensure_indexes().await?;
+        users.ensure_indexes().await?;
+        logs.ensure_indexes().await?;
+        Ok(Self {
+            database: database.to_owned(),
+            sessions,
+            keys,
+            users,
+            logs,
+        })
+    }
+
+    /// `builder` with these stores: sessions, keys and users from here,
+    /// request logs to `tracing` and here, and the state database refused
+    /// to requests.
+    pub fn install(&self, builder: DataApiBuilder) -> DataApiBuilder {
+        let sinks: Vec<Arc<dyn LogSink>> =
+            vec![Arc::new(TracingLogSink), Arc::new(self.logs.clone())];
+        builder
+            .session_store(self.sessions.clone())
+            .key_store(self.keys.clone())
+            .user_store(self.users.clone())
+            .log_sink(sinks)
+            .state_database(&self.database)
+    }
+}
 
 /// 403 when `request` names the state database, as its `database` or as a
 /// `db` in its pipeline or update pipeline.
