@@ -13,6 +13,8 @@ use crate::action::{FindOneQuery, FindQuery, Namespace, UpdateModifications, Upd
 use crate::auth::{generate_api_key, KeyStore, Principal, PrincipalKind, Secret, StoreError};
 use crate::backend::{Backend, BackendError, BackendErrorKind, IndexSpec};
 
+use super::StateError;
+
 /// The collection of the state database that holds API keys.
 const KEYS: &str = "api_keys";
 
@@ -40,38 +42,6 @@ pub struct KeyInfo {
     pub disabled: bool,
     /// `"file"` for keys from the configuration file, `"api"` otherwise.
     pub source: String,
-}
-
-/// What went wrong managing keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyError {
-    /// A key with this name exists.
-    Exists(String),
-    /// No key has this name.
-    NotFound(String),
-    /// The store already holds the most keys allowed.
-    TooMany(usize),
-    /// The state database failed.
-    Store(StoreError),
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyError::Exists(name) => write!(f, "a key named '{name}' exists"),
-            KeyError::NotFound(name) => write!(f, "no key is named '{name}'"),
-            KeyError::TooMany(cap) => write!(f, "at most {cap} keys may exist"),
-            KeyError::Store(error) => error.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
-
-impl From<StoreError> for KeyError {
-    fn from(error: StoreError) -> Self {
-        KeyError::Store(error)
-    }
 }
 
 /// API keys kept in the `api_keys` collection of the state database on a
@@ -146,7 +116,7 @@ impl BackendKeyStore {
     }
 
     /// Creates a key called `name` and returns it: the only time it is shown.
-    pub async fn create(&self, name: &str) -> Result<String, KeyError> {
+    pub async fn create(&self, name: &str) -> Result<String, StateError> {
         let key = generate_api_key();
         self.insert(name, digest_of(&key), "api").await?;
         Ok(key)
@@ -155,7 +125,7 @@ impl BackendKeyStore {
     /// Adds a key from the configuration file by its digest, or updates the
     /// digest of the file's key of that name (keys made at run time with
     /// that name are left alone and reported as existing).
-    pub async fn seed(&self, name: &str, digest: [u8; 32]) -> Result<(), KeyError> {
+    pub async fn seed(&self, name: &str, digest: [u8; 32]) -> Result<(), StateError> {
         let existing = self.record(name).await?;
         match existing {
             None => self.insert(name, digest, "file").await,
@@ -163,12 +133,12 @@ impl BackendKeyStore {
                 let update = doc! { "$set": { "digest": hex::encode(digest) } };
                 self.update(name, update).await.map(drop)
             }
-            Some(_) => Err(KeyError::Exists(name.to_owned())),
+            Some(_) => Err(StateError::Exists(format!("key '{name}'"))),
         }
     }
 
     /// Every key, by name: never the keys themselves.
-    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, StateError> {
         let query = FindQuery::new(doc! {}).with_sort(doc! { "_id": 1 });
         let records = self
             .backend
@@ -179,19 +149,19 @@ impl BackendKeyStore {
     }
 
     /// Refuses (`true`) or accepts again (`false`) the key called `name`.
-    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), KeyError> {
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StateError> {
         let matched = self
             .update(name, doc! { "$set": { "disabled": disabled } })
             .await?;
         self.forget();
         if matched == 0 {
-            return Err(KeyError::NotFound(name.to_owned()));
+            return Err(StateError::NotFound(format!("key '{name}'")));
         }
         Ok(())
     }
 
     /// Deletes the key called `name`.
-    pub async fn delete(&self, name: &str) -> Result<(), KeyError> {
+    pub async fn delete(&self, name: &str) -> Result<(), StateError> {
         let deleted = self
             .backend
             .delete_one(&self.namespace, doc! { "_id": name })
@@ -199,12 +169,12 @@ impl BackendKeyStore {
             .map_err(store_error)?;
         self.forget();
         if deleted == 0 {
-            return Err(KeyError::NotFound(name.to_owned()));
+            return Err(StateError::NotFound(format!("key '{name}'")));
         }
         Ok(())
     }
 
-    async fn insert(&self, name: &str, digest: [u8; 32], source: &str) -> Result<(), KeyError> {
+    async fn insert(&self, name: &str, digest: [u8; 32], source: &str) -> Result<(), StateError> {
         let held = self
             .backend
             .find(
@@ -214,7 +184,7 @@ impl BackendKeyStore {
             .await
             .map_err(store_error)?;
         if held.len() >= self.max_keys {
-            return Err(KeyError::TooMany(self.max_keys));
+            return Err(StateError::TooMany(self.max_keys));
         }
         let record = doc! {
             "_id": name,
@@ -227,20 +197,20 @@ impl BackendKeyStore {
         match self.backend.insert_one(&self.namespace, record).await {
             Ok(_) => Ok(()),
             Err(error) if error.kind == BackendErrorKind::DuplicateKey => {
-                Err(KeyError::Exists(name.to_owned()))
+                Err(StateError::Exists(format!("key '{name}'")))
             }
             Err(error) => Err(store_error(error).into()),
         }
     }
 
-    async fn record(&self, name: &str) -> Result<Option<Document>, KeyError> {
+    async fn record(&self, name: &str) -> Result<Option<Document>, StateError> {
         self.backend
             .find_one(&self.namespace, FindOneQuery::new(doc! { "_id": name }))
             .await
             .map_err(|e| store_error(e).into())
     }
 
-    async fn update(&self, name: &str, update: Document) -> Result<u64, KeyError> {
+    async fn update(&self, name: &str, update: Document) -> Result<u64, StateError> {
         let query = UpdateQuery::new(doc! { "_id": name }, UpdateModifications::Operators(update));
         self.backend
             .update_one(&self.namespace, query)
@@ -377,7 +347,7 @@ mod tests {
         assert_eq!(key.len(), 64);
         assert_eq!(
             a.create("reports").await,
-            Err(KeyError::Exists("reports".into()))
+            Err(StateError::Exists("key 'reports'".into()))
         );
         let found = b
             .find_key(&Secret::new(key.clone()))
@@ -417,13 +387,13 @@ mod tests {
         );
         assert_eq!(
             a.delete("reports").await,
-            Err(KeyError::NotFound("reports".into()))
+            Err(StateError::NotFound("key 'reports'".into()))
         );
 
         for name in ["k1", "k2", "k3"] {
             a.create(name).await.unwrap();
         }
-        assert_eq!(a.create("k4").await, Err(KeyError::TooMany(3)));
+        assert_eq!(a.create("k4").await, Err(StateError::TooMany(3)));
     }
 
     #[tokio::test]
@@ -441,7 +411,7 @@ mod tests {
         keys.create("made").await.unwrap();
         assert_eq!(
             keys.seed("made", digest_of("x")).await,
-            Err(KeyError::Exists("made".into()))
+            Err(StateError::Exists("key 'made'".into()))
         );
     }
 }

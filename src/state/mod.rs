@@ -36,10 +36,51 @@ use crate::log::{LogSink, TracingLogSink};
 use crate::protocol::{ApiError, ErrorCode};
 use crate::DataApiBuilder;
 
-pub use keys::{BackendKeyStore, KeyError, KeyInfo, KEY_CACHE_TTL};
+pub use keys::{BackendKeyStore, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
-pub use users::{BackendUserStore, UserError, UserInfo};
+pub use users::{BackendUserStore, UserInfo};
+
+/// What went wrong managing keys or users in the state database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    /// It exists already (`key 'reports'`, `user 'ada@example.com'`).
+    Exists(String),
+    /// It does not exist.
+    NotFound(String),
+    /// The store already holds the most allowed of them.
+    TooMany(usize),
+    /// A value cannot be used (an email, a password).
+    Invalid(String),
+    /// The state database failed.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Exists(what) => write!(f, "{what} exists already"),
+            StateError::NotFound(what) => write!(f, "{what} does not exist"),
+            StateError::TooMany(cap) => write!(f, "at most {cap} may exist"),
+            StateError::Invalid(why) => f.write_str(why),
+            StateError::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+impl From<StoreError> for StateError {
+    fn from(error: StoreError) -> Self {
+        StateError::Store(error)
+    }
+}
+
+impl From<crate::auth::InvalidPassword> for StateError {
+    fn from(error: crate::auth::InvalidPassword) -> Self {
+        StateError::Invalid(error.0)
+    }
+}
 
 /// The state database's default name.
 pub const DEFAULT_STATE_DATABASE: &str = "__data_api";

@@ -9,10 +9,12 @@ use bson::{doc, Bson, Document};
 
 use crate::action::{FindOneQuery, FindQuery, Namespace, UpdateModifications, UpdateQuery};
 use crate::auth::{
-    InvalidPassword, MemoryUserStore, Passwords, Principal, Secret, SessionStore, StoreError,
-    UserStore, LOCAL_USERPASS,
+    MemoryUserStore, Passwords, Principal, Secret, SessionStore, StoreError, UserStore,
+    LOCAL_USERPASS,
 };
 use crate::backend::{Backend, BackendError, BackendErrorKind, IndexSpec};
+
+use super::StateError;
 
 /// The collection of the state database that holds users.
 const USERS: &str = "users";
@@ -31,44 +33,6 @@ pub struct UserInfo {
     pub disabled: bool,
     /// `"file"` for users from the configuration file, `"api"` otherwise.
     pub source: String,
-}
-
-/// What went wrong managing users.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserError {
-    /// A user with this email exists.
-    Exists(String),
-    /// No user has this email.
-    NotFound(String),
-    /// The email or password cannot be used.
-    Invalid(String),
-    /// The state database failed.
-    Store(StoreError),
-}
-
-impl fmt::Display for UserError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UserError::Exists(email) => write!(f, "a user '{email}' exists"),
-            UserError::NotFound(email) => write!(f, "no user is '{email}'"),
-            UserError::Invalid(why) => f.write_str(why),
-            UserError::Store(error) => error.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for UserError {}
-
-impl From<InvalidPassword> for UserError {
-    fn from(error: InvalidPassword) -> Self {
-        UserError::Invalid(error.0)
-    }
-}
-
-impl From<StoreError> for UserError {
-    fn from(error: StoreError) -> Self {
-        UserError::Store(error)
-    }
 }
 
 /// Email/password users kept in the `users` collection of the state
@@ -138,7 +102,11 @@ impl BackendUserStore {
     }
 
     /// Adds a user; their id.
-    pub async fn add(&self, email: &str, password: impl Into<Secret>) -> Result<String, UserError> {
+    pub async fn add(
+        &self,
+        email: &str,
+        password: impl Into<Secret>,
+    ) -> Result<String, StateError> {
         let hash = self.passwords.hash(&password.into())?;
         self.insert(email, hash, "api").await
     }
@@ -146,7 +114,7 @@ impl BackendUserStore {
     /// Adds the configuration file's user by password hash, or updates the
     /// hash of the file's user with that email (users added at run time are
     /// left alone and reported as existing).
-    pub async fn seed(&self, email: &str, phc_hash: &str) -> Result<(), UserError> {
+    pub async fn seed(&self, email: &str, phc_hash: &str) -> Result<(), StateError> {
         let email = normalize(email);
         match self.record(&email).await? {
             None => self
@@ -157,12 +125,12 @@ impl BackendUserStore {
                 .update(&email, doc! { "$set": { "password_hash": phc_hash } })
                 .await
                 .map(drop),
-            Some(_) => Err(UserError::Exists(email)),
+            Some(_) => Err(StateError::Exists(format!("user '{email}'"))),
         }
     }
 
     /// Every user, by email: never the password hashes.
-    pub async fn list(&self) -> Result<Vec<UserInfo>, UserError> {
+    pub async fn list(&self) -> Result<Vec<UserInfo>, StateError> {
         let query = FindQuery::new(doc! {})
             .with_sort(doc! { "email": 1 })
             .with_projection(doc! { "password_hash": 0 });
@@ -179,7 +147,7 @@ impl BackendUserStore {
         &self,
         email: &str,
         password: impl Into<Secret>,
-    ) -> Result<(), UserError> {
+    ) -> Result<(), StateError> {
         let hash = self.passwords.hash(&password.into())?;
         self.update_existing(email, doc! { "$set": { "password_hash": hash } })
             .await
@@ -187,7 +155,7 @@ impl BackendUserStore {
 
     /// Refuses (`true`) or accepts again (`false`) a user; disabling ends
     /// their sessions.
-    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), UserError> {
+    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StateError> {
         self.update_existing(email, doc! { "$set": { "disabled": disabled } })
             .await?;
         if disabled {
@@ -197,7 +165,7 @@ impl BackendUserStore {
     }
 
     /// Removes a user and ends their sessions.
-    pub async fn remove(&self, email: &str) -> Result<(), UserError> {
+    pub async fn remove(&self, email: &str) -> Result<(), StateError> {
         let email = normalize(email);
         let deleted = self
             .backend
@@ -205,12 +173,12 @@ impl BackendUserStore {
             .await
             .map_err(store_error)?;
         if deleted == 0 {
-            return Err(UserError::NotFound(email));
+            return Err(StateError::NotFound(format!("user '{email}'")));
         }
         self.end_sessions(&email).await
     }
 
-    async fn end_sessions(&self, email: &str) -> Result<(), UserError> {
+    async fn end_sessions(&self, email: &str) -> Result<(), StateError> {
         if let Some(sessions) = &self.sessions {
             sessions
                 .revoke_user(&MemoryUserStore::user_id(email))
@@ -219,10 +187,10 @@ impl BackendUserStore {
         Ok(())
     }
 
-    async fn insert(&self, email: &str, hash: String, source: &str) -> Result<String, UserError> {
+    async fn insert(&self, email: &str, hash: String, source: &str) -> Result<String, StateError> {
         let email = normalize(email);
         if email.is_empty() || !email.contains('@') {
-            return Err(UserError::Invalid(format!(
+            return Err(StateError::Invalid(format!(
                 "'{email}' is not an email address"
             )));
         }
@@ -238,20 +206,20 @@ impl BackendUserStore {
         match self.backend.insert_one(&self.namespace, record).await {
             Ok(_) => Ok(id),
             Err(error) if error.kind == BackendErrorKind::DuplicateKey => {
-                Err(UserError::Exists(email))
+                Err(StateError::Exists(format!("user '{email}'")))
             }
             Err(error) => Err(store_error(error).into()),
         }
     }
 
-    async fn record(&self, email: &str) -> Result<Option<Document>, UserError> {
+    async fn record(&self, email: &str) -> Result<Option<Document>, StateError> {
         self.backend
             .find_one(&self.namespace, FindOneQuery::new(doc! { "email": email }))
             .await
             .map_err(|e| store_error(e).into())
     }
 
-    async fn update(&self, email: &str, update: Document) -> Result<u64, UserError> {
+    async fn update(&self, email: &str, update: Document) -> Result<u64, StateError> {
         let query = UpdateQuery::new(
             doc! { "email": email },
             UpdateModifications::Operators(update),
@@ -263,10 +231,10 @@ impl BackendUserStore {
             .map_err(|e| store_error(e).into())
     }
 
-    async fn update_existing(&self, email: &str, update: Document) -> Result<(), UserError> {
+    async fn update_existing(&self, email: &str, update: Document) -> Result<(), StateError> {
         let email = normalize(email);
         match self.update(&email, update).await? {
-            0 => Err(UserError::NotFound(email)),
+            0 => Err(StateError::NotFound(format!("user '{email}'"))),
             _ => Ok(()),
         }
     }
@@ -356,11 +324,11 @@ mod tests {
         assert_eq!(id, MemoryUserStore::user_id("ada@example.com"));
         assert_eq!(
             users.add("ada@example.com", "another one").await,
-            Err(UserError::Exists("ada@example.com".into()))
+            Err(StateError::Exists("user 'ada@example.com'".into()))
         );
         assert!(matches!(
             users.add("bob@example.com", "short").await,
-            Err(UserError::Invalid(_))
+            Err(StateError::Invalid(_))
         ));
         let ada = other
             .verify_password("ADA@example.com", &Secret::new("correct horse"))
@@ -416,7 +384,7 @@ mod tests {
         users.remove("ada@example.com").await.unwrap();
         assert_eq!(
             users.remove("ada@example.com").await,
-            Err(UserError::NotFound("ada@example.com".into()))
+            Err(StateError::NotFound("user 'ada@example.com'".into()))
         );
     }
 }
