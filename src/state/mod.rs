@@ -7,7 +7,7 @@
 //! and request logs there: two instances over
 //! one state backend honour each other's logins, refreshes and logouts, and
 //! sessions outlive a restart when the backend does (MongoDB, or the
-//! durable embedded engine). It works on any [`Backend`](crate::Backend),
+//! durable embedded engine). It works on any [`Backend`],
 //! through the same ten actions the Data API serves, so one implementation
 //! covers MongoDB and the embedded engine.
 //!
