@@ -12,8 +12,8 @@
 //!
 //! **Failed authentication** ([`DataApiBuilder::failed_auth_limit`](crate::DataApiBuilder::failed_auth_limit)):
 //! each refused credential (401, a refused login) takes a token from the
-//! client address's bucket and, for email/password headers, from the
-//! email's. A failure that finds its bucket empty blocks the address (or
+//! client address's bucket and, for email/password (the headers, or a
+//! login body's `username`), from the email's. A failure that finds its bucket empty blocks the address (or
 //! email): requests with credentials from it get 429 until the bucket holds
 //! a token again. With the default policy, 20 failures at once are answered
 //! as usual, then one more every 3 s. A real user shares
@@ -214,13 +214,20 @@ impl RateLimits {
 
     /// 429 when the request comes from an address, or names an email,
     /// whose failed-authentication bucket is empty.
-    pub(crate) fn refuse_blocked(&self, parts: &Parts) -> Result<(), ApiError> {
+    ///
+    /// `login_email` is the email of a password login's body (the header
+    /// `email` counts without it).
+    pub(crate) fn refuse_blocked(
+        &self,
+        parts: &Parts,
+        login_email: Option<&str>,
+    ) -> Result<(), ApiError> {
         let Some(failed) = &self.failed_auth else {
             return Ok(());
         };
         let now = Instant::now();
         let blocked = failed.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        let until = blocked_keys(parts)
+        let until = blocked_keys(parts, login_email)
             .filter_map(|key| blocked.get(&key))
             .filter(|until| **until > now)
             .max();
@@ -234,13 +241,13 @@ impl RateLimits {
     }
 
     /// Counts one refused credential against the request's address and email.
-    pub(crate) fn record_failure(&self, parts: &Parts) {
+    pub(crate) fn record_failure(&self, parts: &Parts, login_email: Option<&str>) {
         let Some(failed) = &self.failed_auth else {
             return;
         };
         let clock = DefaultClock::default();
         let mut newly_blocked = Vec::new();
-        for key in blocked_keys(parts) {
+        for key in blocked_keys(parts, login_email) {
             let outcome = match &key {
                 Blocked::Address(ip) => failed.by_address.check_key(ip),
                 Blocked::Email(email) => failed.by_email.check_key(email),
@@ -275,8 +282,12 @@ impl std::fmt::Debug for RateLimits {
     }
 }
 
-/// The address and the email (header) a request's failures count against.
-fn blocked_keys(parts: &Parts) -> impl Iterator<Item = Blocked> + '_ {
+/// The address and the email (header, or a login's body) a request's
+/// failures count against.
+fn blocked_keys<'a>(
+    parts: &'a Parts,
+    login_email: Option<&'a str>,
+) -> impl Iterator<Item = Blocked> + 'a {
     let address = parts
         .extensions
         .get::<SocketAddr>()
@@ -285,6 +296,7 @@ fn blocked_keys(parts: &Parts) -> impl Iterator<Item = Blocked> + '_ {
         .headers
         .get("email")
         .and_then(|value| value.to_str().ok())
+        .or(login_email)
         .map(|email| Blocked::Email(email.trim().to_ascii_lowercase()));
     address.into_iter().chain(email)
 }
@@ -373,20 +385,26 @@ mod tests {
         let attacker = request([10, 0, 0, 1], Some("Victim@example.com"));
         // Two failures fit the bucket; the third finds it empty and blocks.
         for _ in 0..3 {
-            assert!(limits.refuse_blocked(&attacker).is_ok());
-            limits.record_failure(&attacker);
+            assert!(limits.refuse_blocked(&attacker, None).is_ok());
+            limits.record_failure(&attacker, None);
         }
-        let refused = limits.refuse_blocked(&attacker).unwrap_err();
+        let refused = limits.refuse_blocked(&attacker, None).unwrap_err();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(refused.message().contains("failed authentication"));
         // Same email from elsewhere: blocked too, briefly; another address
         // without that email is not.
         assert!(limits
-            .refuse_blocked(&request([10, 0, 0, 2], Some("victim@example.com")))
+            .refuse_blocked(&request([10, 0, 0, 2], Some("victim@example.com")), None)
             .is_err());
-        assert!(limits.refuse_blocked(&request([10, 0, 0, 2], None)).is_ok());
+        assert!(limits
+            .refuse_blocked(&request([10, 0, 0, 2], None), None)
+            .is_ok());
+        // A login body's email counts like the header.
+        assert!(limits
+            .refuse_blocked(&request([10, 0, 0, 3], None), Some("VICTIM@example.com"))
+            .is_err());
         // A token returns after 500 ms at 2 per second.
         std::thread::sleep(Duration::from_millis(600));
-        assert!(limits.refuse_blocked(&attacker).is_ok(), "released");
+        assert!(limits.refuse_blocked(&attacker, None).is_ok(), "released");
     }
 }

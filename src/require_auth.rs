@@ -73,10 +73,10 @@ impl DataApiService {
         let inner = self.inner();
         let (mut parts, body) = request.into_parts();
         let outcome: Result<(Principal, B), ApiError> = async {
-            inner.rate_limits.refuse_blocked(&parts)?;
+            inner.rate_limits.refuse_blocked(&parts, None)?;
             let principal = inner.auth.authenticate(&parts).await.inspect_err(|err| {
                 if err.status() == http::StatusCode::UNAUTHORIZED {
-                    inner.rate_limits.record_failure(&parts);
+                    inner.rate_limits.record_failure(&parts, None);
                 }
             })?;
             inner.rate_limits.check(&principal)?;

@@ -319,13 +319,14 @@ impl Inner {
                     check_content_length(&parts.headers, limit)?;
                     let body = read_body(body, limit, self.limits.body_read_timeout).await?;
                     trace.log.request_bytes = Some(body.len() as u64);
-                    self.rate_limits.refuse_blocked(&parts)?;
+                    let email = login_email(route, &body);
+                    self.rate_limits.refuse_blocked(&parts, email.as_deref())?;
                     let _permit = self.permit()?;
                     let reply = self
                         .auth
                         .client_api(route, &parts, &body)
                         .await
-                        .inspect_err(|err| self.note_auth_failure(err, &parts))?;
+                        .inspect_err(|err| self.note_auth_failure(err, &parts, email.as_deref()))?;
                     return Ok(Answer::Client(Box::new(reply)));
                 }
             };
@@ -333,12 +334,12 @@ impl Inner {
             // Authentication reads the head only (password checks have their
             // own bounded pool): requests without valid credentials are
             // refused before they take a slot.
-            self.rate_limits.refuse_blocked(&parts)?;
+            self.rate_limits.refuse_blocked(&parts, None)?;
             let principal = self
                 .auth
                 .authenticate(&parts)
                 .await
-                .inspect_err(|err| self.note_auth_failure(err, &parts))?;
+                .inspect_err(|err| self.note_auth_failure(err, &parts, None))?;
             trace.record_principal(&principal);
             self.rate_limits.check(&principal)?;
             let _permit = self.permit()?;
@@ -380,9 +381,9 @@ impl Inner {
 
     /// Counts a refused credential (401) against the request's address
     /// and email, for the failed-authentication limit.
-    fn note_auth_failure(&self, err: &ApiError, parts: &Parts) {
+    fn note_auth_failure(&self, err: &ApiError, parts: &Parts, login_email: Option<&str>) {
         if err.status() == StatusCode::UNAUTHORIZED {
-            self.rate_limits.record_failure(parts);
+            self.rate_limits.record_failure(parts, login_email);
         }
     }
 
@@ -503,6 +504,18 @@ impl Inner {
             .find_map(Format::from_accept)
             .unwrap_or(self.default_format)
     }
+}
+
+/// The `username` of a password login's body, for the failed-login brake.
+fn login_email(route: ClientRoute<'_>, body: &[u8]) -> Option<String> {
+    let ClientRoute::Login { provider, .. } = route else {
+        return None;
+    };
+    if provider != crate::auth::LOCAL_USERPASS {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    body.get("username")?.as_str().map(str::to_owned)
 }
 
 impl Trace {
