@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bson::{doc, Bson, Document};
@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::action::{FindOneQuery, FindQuery, Namespace, UpdateModifications, UpdateQuery};
 use crate::auth::{generate_api_key, KeyStore, Principal, PrincipalKind, Secret, StoreError};
-use crate::backend::{Backend, BackendError, BackendErrorKind, IndexSpec};
+use crate::backend::{Backend, BackendErrorKind, IndexSpec};
 
-use super::StateError;
+use super::{store_error, unix_now, StateError};
 
 /// The collection of the state database that holds API keys.
 const KEYS: &str = "api_keys";
@@ -320,16 +320,6 @@ fn digest_of(key: &str) -> [u8; 32] {
 /// key of this name, so rules and data keyed by it keep working.
 fn key_user_id(name: &str) -> String {
     crate::auth::key_user_id(name)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn store_error(error: BackendError) -> StoreError {
-    StoreError(format!("the state database failed: {error}"))
 }
 
 #[cfg(all(test, feature = "memory"))]

@@ -82,6 +82,18 @@ impl From<crate::auth::InvalidPassword> for StateError {
     }
 }
 
+/// A backend failure as the stores report it.
+fn store_error(error: crate::backend::BackendError) -> StoreError {
+    StoreError(format!("the state database failed: {error}"))
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// The state database's default name.
 pub const DEFAULT_STATE_DATABASE: &str = "__data_api";
 

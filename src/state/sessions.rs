@@ -8,7 +8,9 @@ use bson::{doc, Bson, Document};
 
 use crate::action::{FindQuery, Namespace};
 use crate::auth::{Session, SessionStore, StoreError};
-use crate::backend::{Backend, BackendError, IndexSpec};
+use crate::backend::{Backend, IndexSpec};
+
+use super::store_error;
 
 /// The collection of the state database that holds sessions.
 const SESSIONS: &str = "sessions";
@@ -189,10 +191,6 @@ fn decode(record: &Document) -> Result<Session, StoreError> {
         created_at: number("created_at").ok_or_else(broken)?,
         expires_at: number("expires_at").ok_or_else(broken)?,
     })
-}
-
-fn store_error(error: BackendError) -> StoreError {
-    StoreError(format!("the state database failed: {error}"))
 }
 
 fn store_error_text(error: impl fmt::Display) -> StoreError {

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bson::{doc, Bson, Document};
@@ -12,9 +11,9 @@ use crate::auth::{
     MemoryUserStore, Passwords, Principal, Secret, SessionStore, StoreError, UserStore,
     LOCAL_USERPASS,
 };
-use crate::backend::{Backend, BackendError, BackendErrorKind, IndexSpec};
+use crate::backend::{Backend, BackendErrorKind, IndexSpec};
 
-use super::StateError;
+use super::{store_error, unix_now, StateError};
 
 /// The collection of the state database that holds users.
 const USERS: &str = "users";
@@ -293,16 +292,6 @@ fn info(record: &Document) -> UserInfo {
 
 fn normalize(email: &str) -> String {
     email.trim().to_lowercase()
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn store_error(error: BackendError) -> StoreError {
-    StoreError(format!("the state database failed: {error}"))
 }
 
 #[cfg(all(test, feature = "memory"))]
