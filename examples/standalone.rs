@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_data_api::auth::generate_api_key;
-use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig};
+use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig, StateConfig};
 use tower_data_api::metrics::Metrics;
 use tower_data_api::server;
 
@@ -398,8 +398,18 @@ pub async fn launch(
     if config.data_sources.is_empty() {
         let mut source = DataSourceConfig::named("mongodb-atlas");
         if options.mongodb_uri.is_none() {
-            // Without a configuration the embedded engine keeps its data.
-            source.uri = Some(format!("file:{DEFAULT_DATA_DIR}"));
+            // Without a configuration the embedded engine keeps its data,
+            // and the service its state (sessions, keys, request logs), in
+            // the same directory.
+            let uri = format!("file:{DEFAULT_DATA_DIR}");
+            source.uri = Some(uri.clone());
+            if config.state.is_none() {
+                config.state = Some(StateConfig {
+                    uri,
+                    database: None,
+                    log_retention_days: None,
+                });
+            }
         }
         config.data_sources.push(source);
     }

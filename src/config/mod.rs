@@ -435,7 +435,8 @@ impl fmt::Debug for ApiKeyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// The backend of the state database: `memory` or a MongoDB URI.
+    /// The backend of the state database: `memory`, `file:<dir>` (a data
+    /// source's directory is shared with it) or a MongoDB URI.
     pub uri: String,
     /// The state database's name (default `__data_api`); no request may use it.
     pub database: Option<String>,
