@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use bson::{doc, Bson, Document};
 use sha2::{Digest, Sha256};
 
-use crate::action::{FindOneQuery, FindQuery, Namespace, UpdateModifications, UpdateQuery};
+use crate::action::{FindOneQuery, FindQuery, Namespace};
 use crate::auth::{generate_api_key, KeyStore, Principal, PrincipalKind, Secret, StoreError};
-use crate::backend::{Backend, BackendErrorKind, IndexSpec};
+use crate::backend::{Backend, IndexSpec};
 
-use super::{store_error, unix_now, StateError};
+use super::{find_record, insert_record, store_error, unix_now, update_record, StateError};
 
 /// The collection of the state database that holds API keys.
 const KEYS: &str = "api_keys";
@@ -194,29 +194,24 @@ impl BackendKeyStore {
             "disabled": false,
             "source": source,
         };
-        match self.backend.insert_one(&self.namespace, record).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.kind == BackendErrorKind::DuplicateKey => {
-                Err(StateError::Exists(format!("key '{name}'")))
-            }
-            Err(error) => Err(store_error(error).into()),
-        }
+        insert_record(self.backend.as_ref(), &self.namespace, record, || {
+            format!("key '{name}'")
+        })
+        .await
     }
 
     async fn record(&self, name: &str) -> Result<Option<Document>, StateError> {
-        self.backend
-            .find_one(&self.namespace, FindOneQuery::new(doc! { "_id": name }))
-            .await
-            .map_err(|e| store_error(e).into())
+        find_record(self.backend.as_ref(), &self.namespace, doc! { "_id": name }).await
     }
 
     async fn update(&self, name: &str, update: Document) -> Result<u64, StateError> {
-        let query = UpdateQuery::new(doc! { "_id": name }, UpdateModifications::Operators(update));
-        self.backend
-            .update_one(&self.namespace, query)
-            .await
-            .map(|outcome| outcome.matched_count)
-            .map_err(|e| store_error(e).into())
+        update_record(
+            self.backend.as_ref(),
+            &self.namespace,
+            doc! { "_id": name },
+            update,
+        )
+        .await
     }
 
     /// Drops every remembered lookup (after a change made here).

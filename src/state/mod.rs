@@ -87,6 +87,53 @@ fn store_error(error: crate::backend::BackendError) -> StoreError {
     StoreError(format!("the state database failed: {error}"))
 }
 
+/// Inserts `record`; a unique index refusing it is [`StateError::Exists`]
+/// of `what` (`key 'reports'`).
+async fn insert_record(
+    backend: &dyn Backend,
+    namespace: &crate::action::Namespace,
+    record: Document,
+    what: impl FnOnce() -> String,
+) -> Result<(), StateError> {
+    match backend.insert_one(namespace, record).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind == crate::backend::BackendErrorKind::DuplicateKey => {
+            Err(StateError::Exists(what()))
+        }
+        Err(error) => Err(store_error(error).into()),
+    }
+}
+
+/// The first record `filter` matches.
+async fn find_record(
+    backend: &dyn Backend,
+    namespace: &crate::action::Namespace,
+    filter: Document,
+) -> Result<Option<Document>, StateError> {
+    backend
+        .find_one(namespace, crate::action::FindOneQuery::new(filter))
+        .await
+        .map_err(|e| store_error(e).into())
+}
+
+/// Applies update operators to the first record `filter` matches; how many matched.
+async fn update_record(
+    backend: &dyn Backend,
+    namespace: &crate::action::Namespace,
+    filter: Document,
+    update: Document,
+) -> Result<u64, StateError> {
+    let query = crate::action::UpdateQuery::new(
+        filter,
+        crate::action::UpdateModifications::Operators(update),
+    );
+    backend
+        .update_one(namespace, query)
+        .await
+        .map(|outcome| outcome.matched_count)
+        .map_err(|e| store_error(e).into())
+}
+
 /// Now, in Unix seconds.
 fn unix_now() -> i64 {
     std::time::SystemTime::now()

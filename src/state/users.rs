@@ -6,14 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bson::{doc, Bson, Document};
 
-use crate::action::{FindOneQuery, FindQuery, Namespace, UpdateModifications, UpdateQuery};
+use crate::action::{FindOneQuery, FindQuery, Namespace};
 use crate::auth::{
     MemoryUserStore, Passwords, Principal, Secret, SessionStore, StoreError, UserStore,
     LOCAL_USERPASS,
 };
-use crate::backend::{Backend, BackendErrorKind, IndexSpec};
+use crate::backend::{Backend, IndexSpec};
 
-use super::{store_error, unix_now, StateError};
+use super::{find_record, insert_record, store_error, unix_now, update_record, StateError};
 
 /// The collection of the state database that holds users.
 const USERS: &str = "users";
@@ -202,32 +202,30 @@ impl BackendUserStore {
             "disabled": false,
             "source": source,
         };
-        match self.backend.insert_one(&self.namespace, record).await {
-            Ok(_) => Ok(id),
-            Err(error) if error.kind == BackendErrorKind::DuplicateKey => {
-                Err(StateError::Exists(format!("user '{email}'")))
-            }
-            Err(error) => Err(store_error(error).into()),
-        }
+        insert_record(self.backend.as_ref(), &self.namespace, record, || {
+            format!("user '{email}'")
+        })
+        .await?;
+        Ok(id)
     }
 
     async fn record(&self, email: &str) -> Result<Option<Document>, StateError> {
-        self.backend
-            .find_one(&self.namespace, FindOneQuery::new(doc! { "email": email }))
-            .await
-            .map_err(|e| store_error(e).into())
+        find_record(
+            self.backend.as_ref(),
+            &self.namespace,
+            doc! { "email": email },
+        )
+        .await
     }
 
     async fn update(&self, email: &str, update: Document) -> Result<u64, StateError> {
-        let query = UpdateQuery::new(
+        update_record(
+            self.backend.as_ref(),
+            &self.namespace,
             doc! { "email": email },
-            UpdateModifications::Operators(update),
-        );
-        self.backend
-            .update_one(&self.namespace, query)
-            .await
-            .map(|outcome| outcome.matched_count)
-            .map_err(|e| store_error(e).into())
+            update,
+        )
+        .await
     }
 
     async fn update_existing(&self, email: &str, update: Document) -> Result<(), StateError> {
