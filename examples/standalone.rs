@@ -214,6 +214,14 @@ pub enum UsersCommand {
         /// The user's email.
         email: String,
     },
+    /// Imports an App Services users export (a JSON array of users) keeping
+    /// their ids; email users get no password until `users set-password`.
+    Import {
+        /// The export's path (`-` for standard input).
+        file: std::path::PathBuf,
+    },
+    /// Lists the custom-token and anonymous identities and their user ids.
+    Identities,
 }
 
 /// `logs …` filters.
@@ -326,6 +334,42 @@ pub async fn run_admin(config: Option<&PathBuf>, admin: Admin) -> Result<(), Box
             state.users.set_disabled(&email, false).await?
         }
         Admin::Users(UsersCommand::Remove { email }) => state.users.remove(&email).await?,
+        Admin::Users(UsersCommand::Import { file }) => {
+            let export = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            let report = state.import_users(&export).await?;
+            println!(
+                "{} users: {} email users added, {} identities linked, {} unchanged, {} skipped",
+                report.users,
+                report.email_users,
+                report.identities,
+                report.unchanged,
+                report.skipped.len()
+            );
+            for line in &report.skipped {
+                println!("skipped: {line}");
+            }
+        }
+        Admin::Users(UsersCommand::Identities) => {
+            println!(
+                "{:<24} {:<14} {:<6} {:<22} identity",
+                "user id", "provider", "source", "created"
+            );
+            for identity in state.directory.list().await? {
+                println!(
+                    "{:<24} {:<14} {:<6} {:<22} {}",
+                    identity.user_id,
+                    identity.provider_type,
+                    identity.source,
+                    unix_time(identity.created_at),
+                    identity.identity_id
+                );
+            }
+        }
         Admin::Logs(args) => {
             let mut filter = tower_data_api::state::LogFilter::default();
             filter.since = args.since.as_deref().map(parse_since).transpose()?;
@@ -408,6 +452,7 @@ pub async fn launch(
                     uri,
                     database: None,
                     log_retention_days: None,
+                    user_ids: None,
                 });
             }
         }

@@ -53,6 +53,7 @@ function config({ format, credentialHeaders, accessLifetime }) {
   return `
 app_id = "${APP}"
 default_format = "${format}"
+user_registration = true
 cors_allowed_origins = ["${page.origin}"]
 cors_allow_credential_headers = ${credentialHeaders}
 
@@ -278,6 +279,19 @@ await check("realm-web: email/password login and profile", async () => {
   assert.equal(realmApp.currentUser?.id, realmUser.id);
   await realmUser.refreshProfile();
   assert.equal(realmUser.profile.email, EMAIL, JSON.stringify(realmUser.profile));
+});
+
+await check("realm-web: registerUser creates a user who logs in; a second registration is refused", async () => {
+  const app = new Realm.App({ id: APP, baseUrl: a.origin });
+  const email = "registered@example.com";
+  await app.emailPasswordAuth.registerUser({ email, password: "registered-password" });
+  const user = await app.logIn(Realm.Credentials.emailPassword(email, "registered-password"));
+  assert.equal(user.providerType, "local-userpass");
+  const again = await app.emailPasswordAuth
+    .registerUser({ email, password: "registered-password" })
+    .then(() => null, (err) => err);
+  assert.equal(again?.statusCode, 409, `a second registration: ${again}`);
+  assert.equal(again?.errorCode, "AccountNameInUse");
 });
 
 await check("realm-web: a Data API call with the access token", async () => {

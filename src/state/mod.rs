@@ -18,6 +18,8 @@
 //! a pipeline (`$lookup`, `$unionWith`, `$out`, `$merge`), so a data source
 //! on the same cluster cannot read or write it.
 
+mod directory;
+mod import;
 mod keys;
 mod logs;
 mod sessions;
@@ -36,6 +38,8 @@ use crate::log::{LogSink, TracingLogSink};
 use crate::protocol::{ApiError, ErrorCode};
 use crate::DataApiBuilder;
 
+pub use directory::{BackendUserDirectory, IdentityInfo, ANONYMOUS_USER_LIFETIME_SECS};
+pub use import::ImportReport;
 pub use keys::{BackendKeyStore, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
@@ -174,6 +178,12 @@ pub struct StateStores {
     pub users: BackendUserStore,
     /// Request logs, kept for the retention given to [`open`](Self::open).
     pub logs: BackendLogSink,
+    /// Server-issued user ids of custom-token and anonymous identities.
+    pub directory: BackendUserDirectory,
+    /// Whether [`install`](Self::install) makes `%%user.id` the issued id
+    /// (default) rather than the provider's (the JWT `sub`); see
+    /// [`provider_user_ids`](Self::provider_user_ids).
+    pub issue_user_ids: bool,
 }
 
 impl StateStores {
@@ -189,8 +199,10 @@ impl StateStores {
         let keys = BackendKeyStore::from_arc(backend.clone(), database);
         let users =
             BackendUserStore::from_arc(backend.clone(), database).with_sessions(sessions.clone());
-        let logs = BackendLogSink::from_arc(backend, database, log_retention);
+        let logs = BackendLogSink::from_arc(backend.clone(), database, log_retention);
+        let directory = BackendUserDirectory::from_arc(backend, database);
         sessions.ensure_indexes().await?;
+        directory.ensure_indexes().await?;
         keys.ensure_indexes().await?;
         users.ensure_indexes().await?;
         logs.ensure_indexes().await?;
@@ -200,15 +212,31 @@ impl StateStores {
             keys,
             users,
             logs,
+            directory,
+            issue_user_ids: true,
         })
     }
 
-    /// `builder` with these stores: sessions, keys and users from here,
-    /// request logs to `tracing` and here, and the state database refused
-    /// to requests.
+    /// Keeps `%%user.id` the provider's own id for custom-token and
+    /// anonymous users (the JWT `sub`), as before user records existed,
+    /// instead of a server-issued id.
+    #[must_use]
+    pub fn provider_user_ids(mut self) -> Self {
+        self.issue_user_ids = false;
+        self
+    }
+
+    /// `builder` with these stores: sessions, keys, users and issued user
+    /// ids from here, request logs to `tracing` and here, and the state
+    /// database refused to requests.
     pub fn install(&self, builder: DataApiBuilder) -> DataApiBuilder {
         let sinks: Vec<Arc<dyn LogSink>> =
             vec![Arc::new(TracingLogSink), Arc::new(self.logs.clone())];
+        let builder = if self.issue_user_ids {
+            builder.user_directory(self.directory.clone())
+        } else {
+            builder
+        };
         builder
             .session_store(self.sessions.clone())
             .key_store(self.keys.clone())
