@@ -6,7 +6,8 @@
 //
 // Environment: STANDALONE_BIN (default <target>/debug/examples/standalone),
 // CARGO_TARGET_DIR, CHROMIUM_BIN (default /usr/bin/chromium-headless-shell or
-// /usr/bin/chromium). Ends with "N passed, M failed"; exits 1 on any failure.
+// /usr/bin/chromium), DATA_API_TEST_MONGODB_URI (the peer, for the
+// shared-state checks; DATA_API_TEST_NO_PEER=1 skips them on purpose). Ends with "N passed, M failed"; exits 1 on any failure.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -21,6 +22,7 @@ import * as Realm from "realm-web";
 import puppeteer from "puppeteer-core";
 
 import { check, mark, since, startPageServer, startStandalone, runToFailure, summary } from "./harness.mjs";
+import { sharedStateChecks } from "./shared_state.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -530,6 +532,10 @@ rmSync(profileDir, { recursive: true, force: true });
 
 for (const server of servers) await server.stop();
 page.server.close();
+
+// --- shared state: two instances over one state store on the peer ------------------
+
+await sharedStateChecks(binary);
 
 const { passed, failed } = summary();
 if (existsSync(screenshot)) console.log(`screenshot: ${screenshot}`);

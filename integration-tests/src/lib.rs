@@ -12,6 +12,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod bench;
+
 // The examples' `main`s (and the banner only `main` prints) go unused here.
 #[path = "../../examples/standalone.rs"]
 #[allow(dead_code)]
