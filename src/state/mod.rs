@@ -311,7 +311,10 @@ mod tests {
     use bson::doc;
 
     use super::*;
-    use crate::action::{FindOneQuery, Namespace};
+    use crate::action::{
+        FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateOutcome, UpdateQuery,
+    };
+    use crate::backend::{BackendError, BackendErrorKind};
 
     fn request(database: &str, command: Command) -> ActionRequest {
         ActionRequest {
@@ -347,5 +350,151 @@ mod tests {
         // A field called `db` in a filter is refused too: the check is
         // deliberately coarse, and such a filter on the state name is rare.
         assert!(refuse_state_database(&request("app", coarse), "__data_api").is_err());
+    }
+
+    /// A state database that cannot be reached: every call fails at once.
+    struct Unreachable;
+
+    fn down<T>() -> Result<T, BackendError> {
+        Err(BackendError::new(
+            BackendErrorKind::Unavailable,
+            "connection refused",
+        ))
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Unreachable {
+        async fn find_one(
+            &self,
+            _: &Namespace,
+            _: FindOneQuery,
+        ) -> Result<Option<Document>, BackendError> {
+            down()
+        }
+        async fn find(&self, _: &Namespace, _: FindQuery) -> Result<Vec<Document>, BackendError> {
+            down()
+        }
+        async fn insert_one(&self, _: &Namespace, _: Document) -> Result<Bson, BackendError> {
+            down()
+        }
+        async fn insert_many(
+            &self,
+            _: &Namespace,
+            _: Vec<Document>,
+        ) -> Result<Vec<Bson>, BackendError> {
+            down()
+        }
+        async fn update_one(
+            &self,
+            _: &Namespace,
+            _: UpdateQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            down()
+        }
+        async fn update_many(
+            &self,
+            _: &Namespace,
+            _: UpdateQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            down()
+        }
+        async fn replace_one(
+            &self,
+            _: &Namespace,
+            _: ReplaceQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            down()
+        }
+        async fn delete_one(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+            down()
+        }
+        async fn delete_many(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+            down()
+        }
+        async fn aggregate(
+            &self,
+            _: &Namespace,
+            _: Vec<Document>,
+        ) -> Result<Vec<Document>, BackendError> {
+            down()
+        }
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn an_unreachable_state_store_is_503_for_what_needs_it_and_nothing_else() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let state: Arc<dyn Backend> = Arc::new(Unreachable);
+        let logs = BackendLogSink::from_arc(state.clone(), "__data_api", Duration::from_secs(60));
+        let service = crate::DataApi::builder()
+            .app_id("data-test")
+            .data_source("mongodb-atlas", crate::MemoryBackend::new())
+            .api_key("file-key", "a-key-from-the-builder-0123456789")
+            .key_store(BackendKeyStore::from_arc(state.clone(), "__data_api"))
+            .session_store(BackendSessionStore::from_arc(state, "__data_api"))
+            .log_sink(logs.clone())
+            .build()
+            .unwrap();
+        let call = |header: (&'static str, &'static str)| {
+            let request = http::Request::post("/app/data-test/endpoint/data/v1/action/findOne")
+                .header(header.0, header.1)
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"dataSource":"mongodb-atlas","database":"d","collection":"c","filter":{}}"#,
+                )))
+                .unwrap();
+            let service = service.clone();
+            async move {
+                let response = service.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                )
+            }
+        };
+        // A key the store must look up, a bearer token: 503 in the Data API's shape.
+        let (status, body) = call(("apiKey", "a-key-only-the-state-store-could-know")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error_code"], "ServiceUnavailable");
+        assert!(
+            !body["error"]
+                .as_str()
+                .unwrap()
+                .contains("connection refused"),
+            "{body}"
+        );
+        let (status, body) = call(("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a malformed token needs no lookup: {body}"
+        );
+        // A login needs the session store: 503 too.
+        let login =
+            http::Request::post("/api/client/v2.0/app/data-test/auth/providers/api-key/login")
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"key":"a-key-from-the-builder-0123456789"}"#,
+                )))
+                .unwrap();
+        let response = service.clone().oneshot(login).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // A key found without the store keeps working, and the log sink being
+        // down neither fails nor delays it: its entries are counted as dropped.
+        let started = std::time::Instant::now();
+        let (status, body) = call(("apiKey", "a-key-from-the-builder-0123456789")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        for _ in 0..100 {
+            if logs.dropped() >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(logs.dropped(), 4, "every entry, counted");
     }
 }
