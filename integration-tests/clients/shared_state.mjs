@@ -2,7 +2,8 @@
 // (issue 13): realm-web logs in, refreshes and logs out on C while its
 // tokens call the Data API on D; a key made by the CLI works on both at once
 // and is refused on both once deleted; D restarts in between and keeps
-// honouring C's sessions.
+// honouring C's sessions. The instances configure no signing key: they
+// share the one kept in the state database.
 //
 // Needs DATA_API_TEST_MONGODB_URI (as .ci/run exports); without it the
 // checks fail, unless DATA_API_TEST_NO_PEER=1 says the run has no peer.
@@ -33,9 +34,6 @@ uri = "memory"
 [[users]]
 email = "${EMAIL}"
 password = "${PASSWORD}"
-
-[sessions]
-signing_keys = [{ kid = "shared", key = "a-signing-key-both-instances-share-0123456789" }]
 
 [state]
 uri = "${peer}"

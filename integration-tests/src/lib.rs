@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 pub mod bench;
 
 // The examples' `main`s (and the banner only `main` prints) go unused here.
-#[path = "../../examples/standalone.rs"]
+#[path = "../../examples/standalone/main.rs"]
 #[allow(dead_code)]
 pub mod standalone;
 

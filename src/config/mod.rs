@@ -641,6 +641,18 @@ impl Config {
     /// URIs are parsed and, for `mongodb+srv`, resolved here), keys added.
     /// `mongodb_uri` stands in for data sources without a `uri`.
     pub async fn builder(&self, mongodb_uri: Option<&str>) -> Result<DataApiBuilder, ConfigError> {
+        self.builder_and_state(mongodb_uri)
+            .await
+            .map(|(builder, _)| builder)
+    }
+
+    /// [`builder`](Self::builder), and the `[state]` stores it installed
+    /// (`None` without a `[state]` table), for managing keys and users of the
+    /// running service from the same process.
+    pub async fn builder_and_state(
+        &self,
+        mongodb_uri: Option<&str>,
+    ) -> Result<(DataApiBuilder, Option<crate::state::StateStores>), ConfigError> {
         let mut builder = DataApi::builder();
         if let Some(app_id) = &self.app_id {
             builder = builder.app_id(app_id);
@@ -770,8 +782,20 @@ impl Config {
             self.seed_users(store).await?;
         }
         builder = self.apply_auth(builder, state_users.is_none())?;
+        let configured_keys = self
+            .sessions
+            .as_ref()
+            .is_some_and(|sessions| !sessions.signing_keys.is_empty());
+        if let (Some(state), false) = (&state, configured_keys) {
+            // Instances over this state sign alike, and tokens outlive restarts.
+            let key = state
+                .session_signing_key()
+                .await
+                .map_err(|e| ConfigError(format!("state: {e}")))?;
+            builder = builder.signing_key("state", key);
+        }
         builder = builder.limits(self.limits.apply(Limits::default())?);
-        Ok(builder)
+        Ok((builder, state))
     }
 
     /// The stores of the `[state]` table (`None` without one), on their own

@@ -217,6 +217,49 @@ impl StateStores {
         })
     }
 
+    /// The service's session-signing key kept in the state database (the
+    /// `settings` collection), made at random the first time: every
+    /// instance over this state signs and verifies bearer tokens with it,
+    /// and tokens outlive restarts, without a key in each configuration.
+    /// Whoever can read the state database can read it: configure
+    /// `signing_keys` explicitly where that matters.
+    pub async fn session_signing_key(&self) -> Result<crate::auth::Secret, StoreError> {
+        const ID: &str = "session-signing-key";
+        let namespace = crate::action::Namespace::new(&self.database, "settings");
+        let backend = self.sessions.backend();
+        let stored = |record: Option<Document>| {
+            record.and_then(|r| r.get_str("value").ok().map(crate::auth::Secret::new))
+        };
+        let query = crate::action::FindOneQuery::new(bson::doc! { "_id": ID });
+        if let Some(key) = stored(
+            backend
+                .find_one(&namespace, query.clone())
+                .await
+                .map_err(store_error)?,
+        ) {
+            return Ok(key);
+        }
+        let key = crate::auth::generate_api_key();
+        match backend
+            .insert_one(
+                &namespace,
+                bson::doc! { "_id": ID, "value": &key, "created_at": unix_now() },
+            )
+            .await
+        {
+            Ok(_) => Ok(crate::auth::Secret::new(key)),
+            // Another instance made it first: theirs it is.
+            Err(error) if error.kind == crate::backend::BackendErrorKind::DuplicateKey => stored(
+                backend
+                    .find_one(&namespace, query)
+                    .await
+                    .map_err(store_error)?,
+            )
+            .ok_or_else(|| StoreError("the session-signing key vanished".into())),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
     /// Keeps `%%user.id` the provider's own id for custom-token and
     /// anonymous users (the JWT `sub`), as before user records existed,
     /// instead of a server-issued id.
