@@ -93,6 +93,10 @@ impl BackendUserDirectory {
         let specs = [
             IndexSpec::new([("user_id", 1)]).map_err(text)?,
             IndexSpec::new([("expires_at", 1)]).map_err(text)?,
+            // On MongoDB, expired anonymous users also leave by themselves.
+            IndexSpec::new([("expire_at", 1)])
+                .and_then(|spec| spec.expire_after(std::time::Duration::ZERO))
+                .map_err(text)?,
         ];
         self.backend
             .ensure_indexes(&self.namespace, &specs)
@@ -171,7 +175,12 @@ impl BackendUserDirectory {
         };
         if provider_type == "anon-user" {
             // Anonymous users come and go: the expired ones leave as new ones arrive.
-            record.insert("expires_at", now + ANONYMOUS_USER_LIFETIME_SECS);
+            let expires = now + ANONYMOUS_USER_LIFETIME_SECS;
+            record.insert("expires_at", expires);
+            record.insert(
+                "expire_at",
+                bson::DateTime::from_millis(expires.saturating_mul(1000)),
+            );
             self.backend
                 .delete_many(&self.namespace, doc! { "expires_at": { "$lte": now } })
                 .await
