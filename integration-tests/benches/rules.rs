@@ -34,14 +34,13 @@
 //! `ROUNDS` defaults to 20,000 (embedded engine), `PEER_ROUNDS` to 300.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use integration_tests::bench::{load_average, print_comparison};
+use http_body_util::Full;
+use integration_tests::bench::{load_average, print_comparison, timed_call};
 use integration_tests::unique_db;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use tower_data_api::rules::{Role, Rule, Rules};
 use tower_data_api::{
     AccessLevel, Backend, DataApi, DataApiService, MemoryBackend, MongoBackend, MongoBackendOptions,
@@ -110,31 +109,12 @@ fn request(action: &str, body: &Value) -> http::Request<Full<Bytes>> {
         .expect("request")
 }
 
-/// Sends one request; the time from the call to the end of the body, the
-/// status and the body.
-async fn send(
-    service: &DataApiService,
-    request: http::Request<Full<Bytes>>,
-) -> (Duration, u16, Bytes) {
-    let service = service.clone();
-    let started = Instant::now();
-    let response = service.oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("infallible")
-        .to_bytes();
-    (started.elapsed(), status, body)
-}
-
 /// Seeds `database.collection` with `documents` through `service`.
 async fn seed(service: &DataApiService, database: &str, collection: &str, documents: Vec<Value>) {
     let count = documents.len();
     let body = json!({"dataSource": SOURCE, "database": database, "collection": collection,
                       "documents": documents});
-    let (_, status, reply) = send(service, request("insertMany", &body)).await;
+    let (_, status, reply) = timed_call(service, request("insertMany", &body)).await;
     assert_eq!(status, 201, "seeding {collection}: {reply:?}");
     let reply: Value = serde_json::from_slice(&reply).expect("JSON reply");
     assert_eq!(reply["insertedIds"].as_array().map(Vec::len), Some(count));
@@ -181,7 +161,7 @@ async fn compare(title: &str, variants: &[Variant], warm_up: usize, rounds: usiz
             let v = (i + k) % variants.len();
             let variant = &variants[v];
             let request = request(variant.action, &(variant.body)(i));
-            let (elapsed, status, body) = send(&variant.service, request).await;
+            let (elapsed, status, body) = timed_call(&variant.service, request).await;
             let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status != 200 {
                 panic!("{title} / {}: status {status}: {reply}", variant.label);

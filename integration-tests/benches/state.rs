@@ -31,10 +31,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bson::doc;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use integration_tests::bench::{load_average, print_comparison};
+use http_body_util::Full;
+use integration_tests::bench::{load_average, print_comparison, timed_call};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use tower_data_api::log::{LogSink, RequestLog};
 use tower_data_api::state::{BackendLogSink, StateStores};
 use tower_data_api::{
@@ -82,27 +81,11 @@ async fn credentials(service: &DataApiService, state: Option<&StateStores>) -> (
         json!({"username": EMAIL, "password": PASSWORD}).to_string(),
     )))
     .expect("request");
-    let (_, status, body) = send(service, login).await;
+    let (_, status, body) = timed_call(service, login).await;
     assert_eq!(status, 200, "login: {body:?}");
     let body: Value = serde_json::from_slice(&body).expect("JSON");
     let access = body["access_token"].as_str().expect("token").to_owned();
     (key, access)
-}
-
-async fn send(
-    service: &DataApiService,
-    request: http::Request<Full<Bytes>>,
-) -> (Duration, u16, Bytes) {
-    let started = Instant::now();
-    let response = service.clone().oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("infallible")
-        .to_bytes();
-    (started.elapsed(), status, body)
 }
 
 /// How a variant authenticates.
@@ -159,7 +142,8 @@ async fn compare(title: &str, variants: &[Variant], rounds: usize) {
     for i in 0..warm_up + rounds {
         for k in 0..variants.len() {
             let v = (i + k) % variants.len();
-            let (elapsed, status, body) = send(&variants[v].service, variants[v].request(i)).await;
+            let (elapsed, status, body) =
+                timed_call(&variants[v].service, variants[v].request(i)).await;
             assert_eq!(status, 200, "{title} / {}: {body:?}", variants[v].label);
             if i >= warm_up {
                 samples[v].push(elapsed.as_nanos() as u64);

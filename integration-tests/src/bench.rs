@@ -2,7 +2,30 @@
 //! measured side by side, printed as one table with ratios to the first
 //! variant (the baseline).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tower::ServiceExt;
+use tower_data_api::DataApiService;
+
+/// Calls `service` in-process; the time from the call to the end of the
+/// response body, the status and the body.
+pub async fn timed_call(
+    service: &DataApiService,
+    request: http::Request<Full<Bytes>>,
+) -> (Duration, u16, Bytes) {
+    let started = Instant::now();
+    let response = service.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("infallible")
+        .to_bytes();
+    (started.elapsed(), status, body)
+}
 
 /// Latencies of one variant, sorted, in nanoseconds.
 pub struct Latencies(Vec<u64>);

@@ -650,3 +650,29 @@ pub fn hs256_jwt(header: &Value, claims: &Value, secret: &str) -> String {
     let mac = tower_data_api::auth::payload_signature(secret, input.as_bytes());
     format!("{input}.{}", b64url(&unhex(&mac["sha256=".len()..])))
 }
+
+/// Sends `method url` with `headers` and an optional JSON body; the status
+/// and the body as JSON (a JSON string when the body is not JSON).
+pub async fn send_json(
+    method: &str,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client().request(method.parse().expect("a method"), url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("the request is sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("the body is read");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}

@@ -121,23 +121,13 @@ async fn keys_made_at_run_time_work_on_every_instance_until_deleted() {
 }
 
 async fn send(method: &str, url: String, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), url);
-    if let Some(token) = auth {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let bearer = auth.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    integration_tests::send_json(method, url, &headers, body).await
 }
 
 async fn find(instance: &Instance, access: &str, database: &str) -> (u16, Value) {

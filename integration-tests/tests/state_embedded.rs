@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use integration_tests::send_json as send;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -107,30 +108,6 @@ impl Node {
         let bearer = format!("Bearer {access_token}");
         self.find(("authorization", &bearer)).await.0
     }
-}
-
-async fn send(
-    method: &str,
-    url: String,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = integration_tests::client().request(method.parse().unwrap(), url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 fn custom_token(sub: &str) -> String {

@@ -150,20 +150,31 @@ impl Passwords {
         self: &Arc<Self>,
         password: &Secret,
     ) -> Result<Result<String, InvalidPassword>, StoreError> {
-        let passwords = self.clone();
         let password = password.clone();
+        self.on_blocking_pool(move |passwords| passwords.hash(&password))
+            .await
+    }
+
+    /// Runs `work` (argon2: CPU-bound for tens of milliseconds) on the
+    /// blocking pool, once one of the bounded permits is free; the permit
+    /// lives as long as the work, even when the caller is gone.
+    async fn on_blocking_pool<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Passwords) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let passwords = self.clone();
         let permit = self
             .running
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| StoreError("password hashing is shut down".into()))?;
+            .map_err(|_| StoreError("password checks are shut down".into()))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            passwords.hash(&password)
+            work(&passwords)
         })
         .await
-        .map_err(|_| StoreError("password hashing task failed".into()))
+        .map_err(|_| StoreError("a password task failed".into()))
     }
 
     /// A hash nobody's password matches, with these parameters, so that
@@ -182,17 +193,8 @@ impl Passwords {
         hash: Option<String>,
         password: &Secret,
     ) -> Result<bool, StoreError> {
-        // argon2 is CPU-bound for tens of milliseconds: keep it off the reactor.
-        let passwords = self.clone();
         let password = password.clone();
-        let permit = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError("password verification is shut down".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.on_blocking_pool(move |passwords| {
             let known = hash.is_some();
             let hash = hash.unwrap_or_else(|| passwords.dummy_hash().to_owned());
             // Always one full verification, whether the user exists or not.
@@ -200,7 +202,6 @@ impl Passwords {
             known && matches
         })
         .await
-        .map_err(|_| StoreError("password verification task failed".into()))
     }
 
     /// Whether `password` hashes to the PHC string `hash`, computed in

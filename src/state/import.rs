@@ -183,15 +183,19 @@ mod tests {
       {"_id": "not-an-id", "identities": []}
     ]"#;
 
-    #[tokio::test]
-    async fn an_export_keeps_its_ids_and_imports_once() {
-        let state = StateStores::open(
+    async fn stores() -> StateStores {
+        StateStores::open(
             Arc::new(MemoryBackend::new()),
             "__data_api",
             Duration::from_secs(86_400),
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_export_keeps_its_ids_and_imports_once() {
+        let state = stores().await;
         let report = state.import_users(EXPORT).await.unwrap();
         assert_eq!(report.users, 4);
         assert_eq!(report.email_users, 1);
@@ -237,13 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_is_not_an_export_is_refused() {
-        let state = StateStores::open(
-            Arc::new(MemoryBackend::new()),
-            "__data_api",
-            Duration::from_secs(86_400),
-        )
-        .await
-        .unwrap();
+        let state = stores().await;
         for bad in ["{}", "nope", "42"] {
             assert!(matches!(
                 state.import_users(bad).await,
