@@ -21,6 +21,7 @@
 mod keys;
 mod logs;
 mod sessions;
+mod sources;
 mod users;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::DataApiBuilder;
 pub use keys::{BackendKeyStore, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
+pub use sources::{BackendSourceSettings, SourceSetting, SOURCE_SETTINGS_TTL};
 pub use users::{BackendUserStore, UserInfo};
 
 /// What went wrong managing keys or users in the state database.
@@ -162,7 +164,7 @@ pub const DEFAULT_STATE_DATABASE: &str = "__data_api";
 /// assert!(service.is_ok());
 /// # });
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateStores {
     /// The state database's name.
     pub database: String,
@@ -174,6 +176,23 @@ pub struct StateStores {
     pub users: BackendUserStore,
     /// Request logs, kept for the retention given to [`open`](Self::open).
     pub logs: BackendLogSink,
+    /// Data sources' run-time access levels and on/off switches.
+    pub sources: BackendSourceSettings,
+    /// The backend the state database lives on.
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for StateStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStores")
+            .field("database", &self.database)
+            .field("sessions", &self.sessions)
+            .field("keys", &self.keys)
+            .field("users", &self.users)
+            .field("logs", &self.logs)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StateStores {
@@ -189,7 +208,8 @@ impl StateStores {
         let keys = BackendKeyStore::from_arc(backend.clone(), database);
         let users =
             BackendUserStore::from_arc(backend.clone(), database).with_sessions(sessions.clone());
-        let logs = BackendLogSink::from_arc(backend, database, log_retention);
+        let sources = BackendSourceSettings::from_arc(backend.clone(), database);
+        let logs = BackendLogSink::from_arc(backend.clone(), database, log_retention);
         sessions.ensure_indexes().await?;
         keys.ensure_indexes().await?;
         users.ensure_indexes().await?;
@@ -200,12 +220,19 @@ impl StateStores {
             keys,
             users,
             logs,
+            sources,
+            backend,
         })
     }
 
+    /// The backend the state database lives on.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// `builder` with these stores: sessions, keys and users from here,
-    /// request logs to `tracing` and here, and the state database refused
-    /// to requests.
+    /// request logs to `tracing` and here, data-source settings from here,
+    /// and the state database refused to requests.
     pub fn install(&self, builder: DataApiBuilder) -> DataApiBuilder {
         let sinks: Vec<Arc<dyn LogSink>> =
             vec![Arc::new(TracingLogSink), Arc::new(self.logs.clone())];
@@ -214,6 +241,7 @@ impl StateStores {
             .key_store(self.keys.clone())
             .user_store(self.users.clone())
             .log_sink(sinks)
+            .source_settings(self.sources.clone())
             .state_database(&self.database)
     }
 }

@@ -177,6 +177,11 @@ impl BackendUserStore {
         self.end_sessions(&email).await
     }
 
+    /// Ends every bearer session of the user with this email.
+    pub async fn revoke_sessions(&self, email: &str) -> Result<(), StateError> {
+        self.end_sessions(&normalize(email)).await
+    }
+
     async fn end_sessions(&self, email: &str) -> Result<(), StateError> {
         if let Some(sessions) = &self.sessions {
             sessions
