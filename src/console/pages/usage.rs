@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::state::LogFilter;
 
-use super::super::charts::{line_chart, Series};
+use super::super::charts::{line_chart, Axis, Series};
 use super::super::http::{Failure, Reply};
 use super::{now, Context, Frame};
 
@@ -247,14 +247,12 @@ pub(crate) async fn chart(page: &Context<'_>, query: &str) -> Result<Reply, Fail
             });
         }
     }
-    Ok(Reply::svg(line_chart(
-        title,
-        unit,
+    let axis = Axis {
         start,
         end,
-        !params.daily(),
-        &series,
-    )))
+        step: params.window().0 * 1000,
+    };
+    Ok(Reply::svg(line_chart(title, unit, axis, &series)))
 }
 
 /// A legend text with only plain characters (names are the operator's, but
