@@ -589,3 +589,80 @@ async fn users_can_be_added_disabled_and_removed_and_failed_logins_are_braked() 
         429
     );
 }
+
+/// The console works under an adopter's axum mount point (`/data`): its
+/// links are relative, and `public_url` points the error link at it.
+#[tokio::test]
+async fn the_console_works_mounted_under_a_prefix_in_axum() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tower_data_api::console::{Console, ConsoleConfig};
+    use tower_data_api::state::StateStores;
+    use tower_data_api::{DataApi, MemoryBackend};
+
+    let state = StateStores::open(
+        Arc::new(MemoryBackend::new()),
+        "__data_api",
+        Duration::from_secs(86_400),
+    )
+    .await
+    .unwrap();
+    state.users.add(ADMIN, ADMIN_PASSWORD).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    let console = Console::new(
+        &state,
+        ConsoleConfig::new([ADMIN]).public_url(format!("{root}/data")),
+    );
+    console.ensure_indexes().await.unwrap();
+    let service = state
+        .install(
+            DataApi::builder()
+                .app_id("data-console")
+                .data_source("mongodb-atlas", MemoryBackend::new()),
+        )
+        .console(console)
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the app's own page" }))
+        .nest_service("/data", service);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mounted = Server {
+        root: format!("{root}/data"),
+        client: Client::builder().redirect(Policy::none()).build().unwrap(),
+        _stop: tokio::sync::oneshot::channel().0,
+    };
+    let anonymous = mounted.get("", "/console/").await;
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()["location"], "login");
+    let css = mounted.get("", "/console/static/console.css").await;
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css");
+    let session = mounted.login().await;
+    let created = mounted
+        .post(
+            &session,
+            "/console/keys",
+            &[("op", "create"), ("name", "mounted")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let at = created.find("id=\"new-key\" value=\"").expect("the key") + 20;
+    let key = created[at..at + 64].to_owned();
+    let (status, _) = mounted.data_api(&key, "find", FIND).await;
+    assert_eq!(status, 200);
+    let (status, error) = mounted.data_api("wrong", "find", FIND).await;
+    assert_eq!(status, 401);
+    let link = error["link"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("{root}/data/console/logs?co_id=")),
+        "{link}"
+    );
+    // The app's own routes are untouched.
+    let own = mounted.client.get(format!("{root}/")).send().await.unwrap();
+    assert_eq!(own.text().await.unwrap(), "the app's own page");
+}

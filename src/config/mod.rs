@@ -833,7 +833,7 @@ impl Config {
         }
         #[cfg(not(feature = "console"))]
         {
-            let _ = (builder, state);
+            let _ = (builder, state, table);
             Err(ConfigError(
                 "console: this build has no console (cargo feature `console`)".into(),
             ))

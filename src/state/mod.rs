@@ -226,7 +226,7 @@ impl StateStores {
     }
 
     /// The backend the state database lives on.
-    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+    pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
 
