@@ -504,8 +504,9 @@ impl Inner {
 
     /// The access level data source `name` has now: the run-time setting
     /// (state database) over the configured one. A switched-off source is
-    /// answered as missing; when the settings cannot be read the request is
-    /// refused (503) rather than run with a level that may have been lowered.
+    /// answered as missing; when the settings cannot be read and none were
+    /// read before, the request is refused (503) rather than run with a
+    /// level that may have been lowered.
     async fn access_of(&self, name: &str, source: &DataSource) -> Result<AccessLevel, ApiError> {
         let Some(settings) = &self.source_settings else {
             return Ok(source.access);

@@ -81,7 +81,8 @@ impl BackendSourceSettings {
     }
 
     /// Every stored setting, by data source name (remembered for
-    /// [`SOURCE_SETTINGS_TTL`]).
+    /// [`SOURCE_SETTINGS_TTL`]; while the store fails, the last settings
+    /// read are kept, and without any the error is returned).
     pub async fn all(&self) -> Result<Settings, StoreError> {
         if let Some((at, settings)) = self
             .cache
@@ -93,11 +94,21 @@ impl BackendSourceSettings {
                 return Ok(settings.clone());
             }
         }
-        let records = self
+        let records = match self
             .backend
             .find(&self.namespace, FindQuery::new(doc! {}))
             .await
-            .map_err(store_error)?;
+        {
+            Ok(records) => records,
+            Err(error) => {
+                // The last settings read stay in force while the store fails.
+                let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                return match cached.as_ref() {
+                    Some((_, settings)) => Ok(settings.clone()),
+                    None => Err(store_error(error)),
+                };
+            }
+        };
         let settings: HashMap<String, SourceSetting> = records.iter().filter_map(setting).collect();
         let settings = Arc::new(settings);
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -161,8 +172,132 @@ fn setting(record: &Document) -> Option<(String, SourceSetting)> {
 
 #[cfg(all(test, feature = "memory"))]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use bson::Bson;
+
     use super::*;
+    use crate::action::{FindOneQuery, ReplaceQuery};
+    use crate::backend::{BackendError, BackendErrorKind, UpdateOutcome};
     use crate::MemoryBackend;
+
+    /// Finds and updates on an embedded engine, failing while `down`.
+    struct Flaky {
+        inner: MemoryBackend,
+        down: Arc<AtomicBool>,
+    }
+
+    impl Flaky {
+        fn up(&self) -> Result<(), BackendError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(BackendError::new(BackendErrorKind::Unavailable, "down"));
+            }
+            Ok(())
+        }
+    }
+
+    fn unused<T>() -> Result<T, BackendError> {
+        Err(BackendError::new(
+            BackendErrorKind::Unsupported,
+            "not used here",
+        ))
+    }
+
+    #[async_trait]
+    impl Backend for Flaky {
+        async fn find_one(
+            &self,
+            _: &Namespace,
+            _: FindOneQuery,
+        ) -> Result<Option<Document>, BackendError> {
+            unused()
+        }
+        async fn find(
+            &self,
+            ns: &Namespace,
+            query: FindQuery,
+        ) -> Result<Vec<Document>, BackendError> {
+            self.up()?;
+            self.inner.find(ns, query).await
+        }
+        async fn insert_one(&self, _: &Namespace, _: Document) -> Result<Bson, BackendError> {
+            unused()
+        }
+        async fn insert_many(
+            &self,
+            _: &Namespace,
+            _: Vec<Document>,
+        ) -> Result<Vec<Bson>, BackendError> {
+            unused()
+        }
+        async fn update_one(
+            &self,
+            ns: &Namespace,
+            query: UpdateQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            self.up()?;
+            self.inner.update_one(ns, query).await
+        }
+        async fn update_many(
+            &self,
+            _: &Namespace,
+            _: UpdateQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            unused()
+        }
+        async fn replace_one(
+            &self,
+            _: &Namespace,
+            _: ReplaceQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            unused()
+        }
+        async fn delete_one(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+            unused()
+        }
+        async fn delete_many(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+            unused()
+        }
+        async fn aggregate(
+            &self,
+            _: &Namespace,
+            _: Vec<Document>,
+        ) -> Result<Vec<Document>, BackendError> {
+            unused()
+        }
+    }
+
+    #[tokio::test]
+    async fn while_the_store_fails_the_last_settings_stay_and_none_is_an_error() {
+        let down = Arc::new(AtomicBool::new(false));
+        let flaky = Flaky {
+            inner: MemoryBackend::new(),
+            down: down.clone(),
+        };
+        let settings = BackendSourceSettings::new(flaky, "__data_api");
+        down.store(true, Ordering::Relaxed);
+        assert!(
+            settings.get("a").await.is_err(),
+            "nothing read yet: an error"
+        );
+        down.store(false, Ordering::Relaxed);
+        settings
+            .set_access("a", AccessLevel::ReadOnly)
+            .await
+            .unwrap();
+        assert_eq!(
+            settings.get("a").await.unwrap().access,
+            Some(AccessLevel::ReadOnly)
+        );
+        down.store(true, Ordering::Relaxed);
+        tokio::time::sleep(SOURCE_SETTINGS_TTL + Duration::from_millis(50)).await;
+        assert_eq!(
+            settings.get("a").await.unwrap().access,
+            Some(AccessLevel::ReadOnly),
+            "the last settings read stay in force"
+        );
+    }
 
     #[tokio::test]
     async fn settings_are_stored_and_changes_are_seen_at_once_here() {
