@@ -243,6 +243,12 @@ async fn every_console_response_carries_the_security_headers_and_pages_need_a_lo
         .await
         .unwrap();
     assert!(!page.contains("<script>"), "no inline script");
+    assert!(page.contains("<dd id=\"versions\">beta, v1</dd>"), "{page}");
+    assert!(
+        page.contains("/app/data-console/endpoint/data/v1"),
+        "{page}"
+    );
+    assert!(page.contains("<td>embedded</td>"), "{page}");
     assert!(page.contains("<script src=\"static/console.js\""));
 }
 

@@ -16,6 +16,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 struct OverviewPage {
     frame: Frame,
     app_id: String,
+    versions: String,
     base_urls: Vec<String>,
     sources: Vec<SourceRow>,
     curl: String,
@@ -113,6 +114,13 @@ pub(crate) async fn page(page: &Context<'_>) -> Result<Reply, Failure> {
         &OverviewPage {
             frame: page.frame("overview"),
             app_id,
+            versions: page
+                .service
+                .versions
+                .iter()
+                .map(|version| version.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             base_urls,
             sources,
             curl,

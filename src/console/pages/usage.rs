@@ -216,7 +216,7 @@ pub(crate) async fn chart(page: &Context<'_>, query: &str) -> Result<Reply, Fail
     let (usage, start, end) = usage(page, &params).await?;
     let (title, unit): (&str, &str) = match params.metric.as_str() {
         "errors" => ("Errors (4xx and 5xx)", "errors"),
-        "latency" => ("Latency p50 (solid) and p99", "ms"),
+        "latency" => ("Latency p50 and p99", "ms"),
         "bytes" => ("Bytes returned", "bytes"),
         _ => ("Requests", "requests"),
     };
@@ -232,10 +232,23 @@ pub(crate) async fn chart(page: &Context<'_>, query: &str) -> Result<Reply, Fail
         };
         let lines = if params.metric == "latency" { 2 } else { 1 };
         for line in 0..lines {
-            let points = buckets
-                .iter()
-                .map(|(bucket, figures)| (*bucket, pick(figures)[line]))
-                .collect();
+            // Counts are zero in buckets without requests; latencies have
+            // no value there (the line joins the buckets that have one).
+            let points = if lines == 1 {
+                let step_ms = params.window().0 * 1000;
+                (start..end)
+                    .step_by(usize::try_from(step_ms).unwrap_or(3_600_000))
+                    .map(|bucket| {
+                        let value = buckets.get(&bucket).map_or(0.0, |f| pick(f)[0]);
+                        (bucket, value)
+                    })
+                    .collect()
+            } else {
+                buckets
+                    .iter()
+                    .map(|(bucket, figures)| (*bucket, pick(figures)[line]))
+                    .collect()
+            };
             let suffix = match (lines, line) {
                 (1, _) => "",
                 (_, 0) => " p50",
