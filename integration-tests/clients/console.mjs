@@ -65,7 +65,8 @@ export async function runConsole({ binary, chromium, targetDir }) {
   mkdirSync(shots, { recursive: true });
   let server;
   try {
-    server = await startStandalone(binary, "console", CONFIG, APP);
+    // Info level: every request and console action is logged, for the leak check.
+    server = await startStandalone(binary, "console", CONFIG, APP, { RUST_LOG: "info" });
   } catch (err) {
     await check("console: the standalone starts with [console]", async () => {
       throw err;
@@ -276,6 +277,13 @@ export async function runConsole({ binary, chromium, targetDir }) {
 
     await check("console: no page broke the CSP or threw", async () => {
       assert.deepEqual(problems, []);
+    });
+
+    await check("console: the server's log holds no key or password", async () => {
+      const log = server.log();
+      assert.ok(state.key && !log.includes(state.key), "the created key is not logged");
+      assert.ok(!log.includes(ADMIN_PASSWORD) && !log.includes(USER_PASSWORD), "no password is logged");
+      assert.match(log, /API key created/, "console actions are logged (so the check means something)");
     });
   } finally {
     await browser.close();

@@ -672,3 +672,62 @@ async fn the_console_works_mounted_under_a_prefix_in_axum() {
     let own = mounted.client.get(format!("{root}/")).send().await.unwrap();
     assert_eq!(own.text().await.unwrap(), "the app's own page");
 }
+
+/// Two instances over one state database (the wire peer): a console login
+/// made on one works on the other, and an access level set on one is
+/// enforced by the other within the settings' cache time (1 s).
+#[tokio::test]
+async fn console_sessions_and_access_levels_are_shared_by_instances() {
+    let Some(peer) = integration_tests::peer_uri() else {
+        return;
+    };
+    let state_db = integration_tests::unique_db("console");
+    let toml = config().replace(
+        "[state]\nuri = \"memory\"\n",
+        &format!("[state]\nuri = \"{peer}\"\ndatabase = \"{state_db}\"\n"),
+    );
+    assert!(toml.contains(&state_db));
+    let start = || async {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let running = launch(&toml, None, stopped).await.expect("starts");
+        Server {
+            root: format!("http://{}", running.addr),
+            client: Client::builder().redirect(Policy::none()).build().unwrap(),
+            _stop: stop,
+        }
+    };
+    let a = start().await;
+    let b = start().await;
+    let session = a.login().await;
+    assert_eq!(b.get(&session.cookie, "/console/keys").await.status(), 200);
+    let read_only = b
+        .post(
+            &session,
+            "/console/sources",
+            &[
+                ("name", "mongodb-atlas"),
+                ("access", "read-only"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(read_only.status(), 303);
+    let began = std::time::Instant::now();
+    let mut status = 0;
+    while began.elapsed() < std::time::Duration::from_secs(3) {
+        status = a.data_api(FILE_KEY, "insertOne", INSERT).await.0;
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 403, "the other instance refuses writes");
+    assert!(
+        began.elapsed() < std::time::Duration::from_millis(1_500),
+        "{:?}",
+        began.elapsed()
+    );
+    // Logging out on one ends the session on both.
+    assert_eq!(a.post(&session, "/console/logout", &[]).await.status(), 303);
+    assert_eq!(b.get(&session.cookie, "/console/keys").await.status(), 303);
+}

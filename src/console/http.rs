@@ -301,3 +301,58 @@ impl Failure {
         Reply::html(status, &ErrorPage { title, message })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(cookie: &str) -> http::request::Parts {
+        http::Request::builder()
+            .header(header::COOKIE, cookie)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let parts = parts("a=1; tda_console_login=L; tda_console=S");
+        assert_eq!(cookie(&parts, "tda_console"), Some("S"));
+        assert_eq!(cookie(&parts, "tda_console_login"), Some("L"));
+        assert_eq!(cookie(&parts, "tda"), None);
+    }
+
+    #[test]
+    fn forms_are_decoded_and_blank_fields_are_absent() {
+        let form = Form::parse(b"name=a+b%26c&empty=&pw=%20x%20").unwrap();
+        assert_eq!(form.get("name"), Some("a b&c"));
+        assert_eq!(form.get("empty"), None);
+        assert_eq!(form.raw("pw"), Some(" x "), "passwords are not trimmed");
+        assert!(matches!(form.require("nope"), Err(Failure::BadRequest(_))));
+    }
+
+    #[test]
+    fn replies_carry_the_security_headers_and_cookie_flags() {
+        let reply = Reply::redirect("keys").with_session("id".into(), 60);
+        let response = reply.into_response(true);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CSP);
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(headers[header::LOCATION], "keys");
+        assert_eq!(
+            headers[header::SET_COOKIE],
+            "tda_console=id; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        let plain = Reply::redirect("x").clear_session().into_response(false);
+        let cookies: Vec<_> = plain.headers().get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies.len(), 2);
+        assert!(cookies
+            .iter()
+            .all(|c| c.to_str().unwrap().contains("Max-Age=0")));
+        assert!(!cookies
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("Secure")));
+    }
+}
