@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{
     AuthSettings, Authenticator, JwtProvider, KeyStore, MemoryUserStore, RequestValidation, RunAs,
-    RunAsMode, Secret, SessionSettings, SessionStore, UserStore,
+    RunAsMode, Secret, SessionSettings, SessionStore, UserDirectory, UserStore,
 };
 use crate::backend::Backend;
 use crate::cors::{AllowedOrigins, Cors};
@@ -311,6 +311,24 @@ impl DataApiBuilder {
         self
     }
 
+    /// Gives custom-token and anonymous users a server-issued 24-hex id of
+    /// their own, kept in `directory`, as App Services does: `%%user.id` is
+    /// then that id and `%%user.identities[0].id` the JWT `sub`. Without a
+    /// directory (the default), `%%user.id` is the provider's id as it comes:
+    /// the JWT `sub`, or a fresh id per anonymous login.
+    /// [`StateStores::install`](crate::state::StateStores::install) sets the
+    /// state database's directory.
+    ///
+    /// ```
+    /// use tower_data_api::auth::MemoryUserDirectory;
+    /// use tower_data_api::DataApi;
+    /// let builder = DataApi::builder().user_directory(MemoryUserDirectory::new());
+    /// ```
+    pub fn user_directory(mut self, directory: impl UserDirectory) -> Self {
+        self.auth.directory = Some(Arc::new(directory));
+        self
+    }
+
     /// Adds your own [`Authenticator`]; authenticators run in the order they
     /// were added, after the bearer-token check and before the built-in
     /// credential headers.
@@ -334,6 +352,18 @@ impl DataApiBuilder {
     /// Where refresh sessions are kept (default: in memory, per process).
     pub fn session_store(mut self, store: impl SessionStore) -> Self {
         self.auth.session_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Lets anyone create an email/password user through App Services'
+    /// `POST .../auth/providers/local-userpass/register` (what realm-web's
+    /// `emailPasswordAuth.registerUser` calls); default off, when that path
+    /// answers 404. Users are confirmed at once (the only mode for now) and
+    /// kept in the user store ([`user_store`](Self::user_store) or the
+    /// [`user`](Self::user) list), which must support
+    /// [`UserStore::register`].
+    pub fn user_registration(mut self, enabled: bool) -> Self {
+        self.auth.registration = enabled;
         self
     }
 

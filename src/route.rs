@@ -68,6 +68,8 @@ pub(crate) enum Route<'a> {
 pub(crate) enum ClientRoute<'a> {
     /// `/api/client/v2.0/app/<app_id>/auth/providers/<provider>/login`.
     Login { app_id: &'a str, provider: &'a str },
+    /// `/api/client/v2.0/app/<app_id>/auth/providers/local-userpass/register`.
+    Register { app_id: &'a str },
     /// `/api/client/v2.0/app/<app_id>/location`.
     Location { app_id: &'a str },
     /// `/api/client/v2.0/auth/session` (POST refresh, DELETE logout).
@@ -81,6 +83,7 @@ impl ClientRoute<'_> {
     pub(crate) fn name(self) -> &'static str {
         match self {
             ClientRoute::Login { .. } => "auth/login",
+            ClientRoute::Register { .. } => "auth/register",
             ClientRoute::Location { .. } => "location",
             ClientRoute::Session => "auth/session",
             ClientRoute::Profile => "auth/profile",
@@ -94,6 +97,11 @@ impl ClientRoute<'_> {
             ["auth", "profile"] => Some(ClientRoute::Profile),
             ["app", app_id, "location"] if !app_id.is_empty() => {
                 Some(ClientRoute::Location { app_id })
+            }
+            ["app", app_id, "auth", "providers", "local-userpass", "register"]
+                if !app_id.is_empty() =>
+            {
+                Some(ClientRoute::Register { app_id })
             }
             ["app", app_id, "auth", "providers", provider, "login"]
                 if !app_id.is_empty() && !provider.is_empty() =>

@@ -34,13 +34,13 @@
 //! `ROUNDS` defaults to 20,000 (embedded engine), `PEER_ROUNDS` to 300.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use integration_tests::bench::{load_average, print_comparison, timed_call};
 use integration_tests::unique_db;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use tower_data_api::rules::{Role, Rule, Rules};
 use tower_data_api::{
     AccessLevel, Backend, DataApi, DataApiService, MemoryBackend, MongoBackend, MongoBackendOptions,
@@ -109,31 +109,12 @@ fn request(action: &str, body: &Value) -> http::Request<Full<Bytes>> {
         .expect("request")
 }
 
-/// Sends one request; the time from the call to the end of the body, the
-/// status and the body.
-async fn send(
-    service: &DataApiService,
-    request: http::Request<Full<Bytes>>,
-) -> (Duration, u16, Bytes) {
-    let service = service.clone();
-    let started = Instant::now();
-    let response = service.oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("infallible")
-        .to_bytes();
-    (started.elapsed(), status, body)
-}
-
 /// Seeds `database.collection` with `documents` through `service`.
 async fn seed(service: &DataApiService, database: &str, collection: &str, documents: Vec<Value>) {
     let count = documents.len();
     let body = json!({"dataSource": SOURCE, "database": database, "collection": collection,
                       "documents": documents});
-    let (_, status, reply) = send(service, request("insertMany", &body)).await;
+    let (_, status, reply) = timed_call(service, request("insertMany", &body)).await;
     assert_eq!(status, 201, "seeding {collection}: {reply:?}");
     let reply: Value = serde_json::from_slice(&reply).expect("JSON reply");
     assert_eq!(reply["insertedIds"].as_array().map(Vec::len), Some(count));
@@ -166,20 +147,6 @@ struct Variant {
     expect: Expect,
 }
 
-/// Latencies of one variant, sorted, in nanoseconds.
-struct Latencies(Vec<u64>);
-
-impl Latencies {
-    fn percentile_us(&self, p: f64) -> f64 {
-        let rank = ((p * self.0.len() as f64).ceil() as usize).clamp(1, self.0.len());
-        self.0[rank - 1] as f64 / 1e3
-    }
-
-    fn mean_us(&self) -> f64 {
-        self.0.iter().sum::<u64>() as f64 / self.0.len() as f64 / 1e3
-    }
-}
-
 /// Runs `warm_up + rounds` rounds of one request per variant (interleaved,
 /// the first variant rotating) and prints the figures, the first variant
 /// being the baseline.
@@ -194,7 +161,7 @@ async fn compare(title: &str, variants: &[Variant], warm_up: usize, rounds: usiz
             let v = (i + k) % variants.len();
             let variant = &variants[v];
             let request = request(variant.action, &(variant.body)(i));
-            let (elapsed, status, body) = send(&variant.service, request).await;
+            let (elapsed, status, body) = timed_call(&variant.service, request).await;
             let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status != 200 {
                 panic!("{title} / {}: status {status}: {reply}", variant.label);
@@ -207,40 +174,8 @@ async fn compare(title: &str, variants: &[Variant], warm_up: usize, rounds: usiz
             }
         }
     }
-    let wall = started.elapsed();
-    let latencies: Vec<Latencies> = samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_unstable();
-            Latencies(s)
-        })
-        .collect();
-    println!();
-    println!("{title}");
-    println!(
-        "  {rounds} measured rounds after {warm_up} warm-up rounds, {} variants interleaved, \
-         {:.3} s wall",
-        variants.len(),
-        wall.as_secs_f64()
-    );
-    println!(
-        "  {:<50} {:>9} {:>9} {:>9} {:>9}   {:>6} {:>6} {:>6}",
-        "variant", "p50 µs", "p99 µs", "mean µs", "req/s", "×p50", "×p99", "×mean"
-    );
-    let base = &latencies[0];
-    for (variant, figures) in variants.iter().zip(&latencies) {
-        println!(
-            "  {:<50} {:>9.1} {:>9.1} {:>9.1} {:>9.0}   {:>6.2} {:>6.2} {:>6.2}",
-            variant.label,
-            figures.percentile_us(0.50),
-            figures.percentile_us(0.99),
-            figures.mean_us(),
-            1e6 / figures.mean_us(),
-            figures.percentile_us(0.50) / base.percentile_us(0.50),
-            figures.percentile_us(0.99) / base.percentile_us(0.99),
-            figures.mean_us() / base.mean_us(),
-        );
-    }
+    let labels: Vec<&str> = variants.iter().map(|variant| variant.label).collect();
+    print_comparison(title, &labels, samples, warm_up, rounds, started.elapsed());
 }
 
 /// The `$inc` comparison of part 2 (and 4): read-write role without schema
@@ -279,12 +214,6 @@ fn schema_variants(backend: &Arc<dyn Backend>, database: &str, docs: usize) -> V
 
 fn counters(docs: usize) -> Vec<Value> {
     (0..docs).map(|i| json!({"_id": i, "n": 0})).collect()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 async fn memory_parts(rounds: usize) {

@@ -7,7 +7,8 @@
 //
 // Environment: STANDALONE_BIN (default <target>/debug/examples/standalone),
 // CARGO_TARGET_DIR, CHROMIUM_BIN (default /usr/bin/chromium-headless-shell or
-// /usr/bin/chromium). Ends with "N passed, M failed"; exits 1 on any failure.
+// /usr/bin/chromium), DATA_API_TEST_MONGODB_URI (the peer, for the
+// shared-state checks; DATA_API_TEST_NO_PEER=1 skips them on purpose). Ends with "N passed, M failed"; exits 1 on any failure.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -22,6 +23,7 @@ import * as Realm from "realm-web";
 import puppeteer from "puppeteer-core";
 
 import { check, mark, since, startPageServer, startStandalone, runToFailure, summary } from "./harness.mjs";
+import { sharedStateChecks } from "./shared_state.mjs";
 import { runConsole } from "./console.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,6 +57,7 @@ function config({ format, credentialHeaders, accessLifetime }) {
   return `
 app_id = "${APP}"
 default_format = "${format}"
+user_registration = true
 cors_allowed_origins = ["${page.origin}"]
 cors_allow_credential_headers = ${credentialHeaders}
 
@@ -280,6 +283,19 @@ await check("realm-web: email/password login and profile", async () => {
   assert.equal(realmApp.currentUser?.id, realmUser.id);
   await realmUser.refreshProfile();
   assert.equal(realmUser.profile.email, EMAIL, JSON.stringify(realmUser.profile));
+});
+
+await check("realm-web: registerUser creates a user who logs in; a second registration is refused", async () => {
+  const app = new Realm.App({ id: APP, baseUrl: a.origin });
+  const email = "registered@example.com";
+  await app.emailPasswordAuth.registerUser({ email, password: "registered-password" });
+  const user = await app.logIn(Realm.Credentials.emailPassword(email, "registered-password"));
+  assert.equal(user.providerType, "local-userpass");
+  const again = await app.emailPasswordAuth
+    .registerUser({ email, password: "registered-password" })
+    .then(() => null, (err) => err);
+  assert.equal(again?.statusCode, 409, `a second registration: ${again}`);
+  assert.equal(again?.errorCode, "AccountNameInUse");
 });
 
 await check("realm-web: a Data API call with the access token", async () => {
@@ -518,6 +534,10 @@ rmSync(profileDir, { recursive: true, force: true });
 
 for (const server of servers) await server.stop();
 page.server.close();
+
+// --- shared state: two instances over one state store on the peer ------------------
+
+await sharedStateChecks(binary);
 
 // --- the admin console in the browser (issue 16) ------------------------------------------
 

@@ -12,8 +12,10 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod bench;
+
 // The examples' `main`s (and the banner only `main` prints) go unused here.
-#[path = "../../examples/standalone.rs"]
+#[path = "../../examples/standalone/main.rs"]
 #[allow(dead_code)]
 pub mod standalone;
 
@@ -612,4 +614,65 @@ pub fn body(db: &str, coll: &str, extra: Value) -> Value {
         target.extend(extra);
     }
     value
+}
+
+/// base64url without padding (an encoding, not cryptography).
+pub fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// An HS256 JWT of `header` and `claims`, signed with the crate's
+/// HMAC-SHA256 (`payload_signature`), for custom-JWT tests.
+pub fn hs256_jwt(header: &Value, claims: &Value, secret: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mac = tower_data_api::auth::payload_signature(secret, input.as_bytes());
+    format!("{input}.{}", b64url(&unhex(&mac["sha256=".len()..])))
+}
+
+/// Sends `method url` with `headers` and an optional JSON body; the status
+/// and the body as JSON (a JSON string when the body is not JSON).
+pub async fn send_json(
+    method: &str,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client().request(method.parse().expect("a method"), url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("the request is sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("the body is read");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

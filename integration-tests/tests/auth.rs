@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use integration_tests::{client, standalone_with, BackendKind, TestServer};
+use integration_tests::{b64url, client, standalone_with, BackendKind, TestServer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -211,38 +211,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// base64url without padding (an encoding, not cryptography).
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// An HS256 JWT, signed with the crate's HMAC-SHA256 (`payload_signature`).
+/// An HS256 JWT (see [`integration_tests::hs256_jwt`]).
 fn hs256(header: Value, claims: Value, secret: &str) -> String {
-    let input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let mac = payload_signature(secret, input.as_bytes());
-    format!("{input}.{}", b64url(&unhex(&mac["sha256=".len()..])))
+    integration_tests::hs256_jwt(&header, &claims, secret)
 }
 
 fn claims(patch: Value) -> Value {

@@ -121,23 +121,13 @@ async fn keys_made_at_run_time_work_on_every_instance_until_deleted() {
 }
 
 async fn send(method: &str, url: String, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), url);
-    if let Some(token) = auth {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let bearer = auth.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    integration_tests::send_json(method, url, &headers, body).await
 }
 
 async fn find(instance: &Instance, access: &str, database: &str) -> (u16, Value) {
@@ -320,4 +310,102 @@ async fn the_standalones_subcommands_manage_keys_users_and_logs_while_servers_ru
     assert!(entries.iter().all(|entry| entry["status"] == 401));
     let (ok, _, err) = admin(&path, &["logs", "--since", "yesterday"], None);
     assert!(!ok && err.contains("--since 'yesterday'"), "{err}");
+}
+
+#[tokio::test]
+async fn an_app_services_export_imported_by_the_cli_keeps_its_user_ids() {
+    let Some(peer) = peer_uri() else { return };
+    let state_db = unique_db("import");
+    let jwt_secret = "a-jwt-secret-for-the-import-test";
+    let toml = format!(
+        "{}\n[custom_jwt]\nhs256_secrets = [\"{jwt_secret}\"]\n",
+        config(&peer, &state_db)
+    );
+    let dir = integration_tests::temp_dir();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let export = dir.join("users.json");
+    std::fs::write(
+        &export,
+        json!([
+            {"_id": "5f1e2d3c4b5a697887766554", "type": "normal", "data": {"email": "owner@example.com"},
+             "identities": [{"id": "64b0c0ffee0000000000aaaa", "provider_type": "local-userpass",
+                             "provider_data": {"email": "owner@example.com"}}]},
+            {"_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}, "type": "normal", "data": {},
+             "identities": [{"id": "hosted-sub-1", "provider_type": "custom-token"}]},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let export = export.to_str().unwrap();
+    let (ok, out, err) = admin(&path, &["users", "import", export], None);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1 email users added, 1 identities linked"),
+        "{out}"
+    );
+    let (ok, again, _) = admin(&path, &["users", "import", export], None);
+    assert!(ok && again.contains("2 unchanged"), "{again}");
+    let (ok, listed, _) = admin(&path, &["users", "identities"], None);
+    assert!(
+        ok && listed.contains("65a1b2c3d4e5f60718293a4b") && listed.contains("hosted-sub-1"),
+        "{listed}"
+    );
+
+    // The hosted service's custom-token user keeps its id; a new one gets a fresh id.
+    let server = instance(&toml).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |sub: &str| {
+        integration_tests::hs256_jwt(
+            &json!({"alg": "HS256", "typ": "JWT"}),
+            &json!({"aud": "data-state", "sub": sub, "iat": now, "exp": now + 600}),
+            jwt_secret,
+        )
+    };
+    let login = format!(
+        "{}/api/client/v2.0/app/data-state/auth/providers/custom-token/login",
+        server.root
+    );
+    let (status, body) = send(
+        "POST",
+        login.clone(),
+        None,
+        Some(json!({"token": token("hosted-sub-1")})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], "65a1b2c3d4e5f60718293a4b");
+    let (status, body) = send(
+        "POST",
+        login,
+        None,
+        Some(json!({"token": token("new-sub")})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["user_id"].as_str().unwrap();
+    assert!(fresh.len() == 24 && fresh != "new-sub", "{body}");
+
+    // The imported email user logs in once a password is set.
+    let (ok, _, err) = admin(
+        &path,
+        &["users", "set-password", "owner@example.com"],
+        Some("imported password 1"),
+    );
+    assert!(ok, "{err}");
+    let (status, body) = send(
+        "POST",
+        format!(
+            "{}/api/client/v2.0/app/data-state/auth/providers/local-userpass/login",
+            server.root
+        ),
+        None,
+        Some(json!({"username": "owner@example.com", "password": "imported password 1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], "5f1e2d3c4b5a697887766554");
 }

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use super::authenticator::{ApiKeys, CustomJwt, EmailPassword};
 use super::{
     Authentication, Authenticator, JwtProvider, KeyStore, Location, MemoryKeyStore,
-    MemorySessionStore, MemoryUserStore, PasswordChecks, Principal, RequestValidation, RunAsMode,
-    Secret, SessionSettings, SessionStore, Sessions, StoreError, UserStore,
+    MemorySessionStore, MemoryUserStore, PasswordChecks, Principal, Registration,
+    RequestValidation, RunAsMode, Secret, SessionSettings, SessionStore, Sessions, StoreError,
+    UserDirectory, UserStore,
 };
 
 /// Everything about authentication the builder's setters collect; checked by
@@ -26,11 +27,14 @@ pub(crate) struct AuthSettings {
     pub(crate) user_errors: Vec<String>,
     pub(crate) user_store: Option<Arc<dyn UserStore>>,
     pub(crate) jwt: Option<JwtProvider>,
+    pub(crate) directory: Option<Arc<dyn UserDirectory>>,
     /// The adopter's own authenticators, in the order they were added.
     pub(crate) authenticators: Vec<Arc<dyn Authenticator>>,
     pub(crate) sessions: SessionSettings,
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) anonymous: bool,
+    /// Whether `local-userpass/register` creates users.
+    pub(crate) registration: bool,
     pub(crate) run_as: Option<RunAsMode>,
     pub(crate) validation: RequestValidation,
     pub(crate) location: Location,
@@ -46,10 +50,12 @@ impl Default for AuthSettings {
             user_errors: Vec::new(),
             user_store: None,
             jwt: None,
+            directory: None,
             authenticators: Vec::new(),
             sessions: SessionSettings::default(),
             session_store: None,
             anonymous: false,
+            registration: false,
             run_as: None,
             validation: RequestValidation::None,
             location: Location {
@@ -134,7 +140,10 @@ impl AuthSettings {
             )));
         }
         if let Some(provider) = &jwt {
-            authenticators.push(Arc::new(CustomJwt(provider.clone())));
+            authenticators.push(Arc::new(CustomJwt(
+                provider.clone(),
+                self.directory.clone(),
+            )));
         }
         let session_store = self
             .session_store
@@ -148,7 +157,9 @@ impl AuthSettings {
             user_store,
             password_checks,
             jwt,
+            directory: self.directory,
             anonymous: self.anonymous,
+            registration: self.registration,
             run_as: self.run_as,
             validation: self.validation,
             location: self.location,
@@ -183,5 +194,12 @@ impl UserStore for ChainedUsers {
             Some(principal) => Ok(Some(principal)),
             None => self.1.verify_password(email, password).await,
         }
+    }
+
+    async fn register(&self, email: &str, password: &Secret) -> Result<Registration, StoreError> {
+        if self.0.contains(email) {
+            return Ok(Registration::Exists);
+        }
+        self.1.register(email, password).await
     }
 }

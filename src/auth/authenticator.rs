@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use super::jwt::JwtProvider;
 use super::users::PasswordChecks;
-use super::{Credentials, KeyStore, Principal, StoreError, UserStore};
+use super::{Credentials, KeyStore, Principal, StoreError, UserDirectory, UserStore};
 use crate::protocol::{ApiError, ErrorCode};
 
 /// What an authenticator sees of a request: method, URI and headers (the
@@ -112,16 +112,38 @@ impl Authenticator for EmailPassword {
     }
 }
 
-/// The `jwtTokenString` header, checked by the custom JWT provider.
-pub(crate) struct CustomJwt(pub(crate) Arc<JwtProvider>);
+/// The `jwtTokenString` header, checked by the custom JWT provider; the
+/// token's user gets its id from the directory, when there is one.
+pub(crate) struct CustomJwt(
+    pub(crate) Arc<JwtProvider>,
+    pub(crate) Option<Arc<dyn UserDirectory>>,
+);
 
 #[async_trait]
 impl Authenticator for CustomJwt {
     async fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Option<Principal>, ApiError> {
-        match request.credentials {
-            Some(Credentials::CustomJwt(token)) => Ok(self.0.verify(token, request.app_id)),
-            _ => Ok(None),
+        let Some(Credentials::CustomJwt(token)) = request.credentials else {
+            return Ok(None);
+        };
+        match self.0.verify(token, request.app_id) {
+            Some(principal) => resolve_user(self.1.as_deref(), principal).await.map(Some),
+            None => Ok(None),
         }
+    }
+}
+
+/// `principal` with the id `directory` issued for its identity; as it is
+/// without a directory.
+pub(crate) async fn resolve_user(
+    directory: Option<&dyn UserDirectory>,
+    principal: Principal,
+) -> Result<Principal, ApiError> {
+    match directory {
+        Some(directory) => directory
+            .resolve(principal)
+            .await
+            .map_err(store_unavailable),
+        None => Ok(principal),
     }
 }
 

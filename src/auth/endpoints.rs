@@ -10,9 +10,9 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::authenticator::store_unavailable;
+use super::authenticator::{resolve_user, store_unavailable};
 use super::sessions::Session;
-use super::{extract_credentials, Authentication, Credentials, Principal, Secret};
+use super::{extract_credentials, Authentication, Credentials, Principal, Registration, Secret};
 use crate::protocol::{ApiError, ErrorCode};
 use crate::route::ClientRoute;
 
@@ -77,6 +77,11 @@ impl Authentication {
                 self.check_app(app_id)?;
                 allow(parts, &[Method::POST])?;
                 self.login(provider, body).await
+            }
+            ClientRoute::Register { app_id } => {
+                self.check_app(app_id)?;
+                allow(parts, &[Method::POST])?;
+                self.register(body).await
             }
             ClientRoute::Location { app_id } => {
                 self.check_app(app_id)?;
@@ -156,13 +161,14 @@ impl Authentication {
             (CUSTOM_TOKEN, _, _, Some(provider)) => {
                 // The docs name the field `token`; the docs team's helper sent `key`.
                 let token = Secret::new(field(&body, "token").or_else(|_| field(&body, "key"))?);
-                provider.verify(&token, &self.app_id).ok_or_else(|| {
+                let principal = provider.verify(&token, &self.app_id).ok_or_else(|| {
                     login_failed(ErrorCode::AuthError, "invalid custom auth token")
-                })?
+                })?;
+                resolve_user(self.directory.as_deref(), principal).await?
             }
             (ANON_USER, ..) if self.anonymous => {
                 let id = ObjectId::new().to_hex();
-                Principal::user(id, ANON_USER)
+                resolve_user(self.directory.as_deref(), Principal::user(id, ANON_USER)).await?
             }
             (other, ..) => return Err(unsupported(other)),
         };
@@ -181,6 +187,48 @@ impl Authentication {
             }),
             Some(principal),
         ))
+    }
+
+    /// `POST .../auth/providers/local-userpass/register`: a new, confirmed
+    /// email/password user, when registration is enabled.
+    async fn register(&self, body: &[u8]) -> Result<ClientReply, ApiError> {
+        let Some(store) = self.user_store.as_ref().filter(|_| self.registration) else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::AuthProviderNotFound,
+                "registration through 'local-userpass' is not enabled on this server",
+            ));
+        };
+        let body = parse_object(body)?;
+        let email = field(&body, "email")?.trim().to_lowercase();
+        if !plausible_email(&email) {
+            return Err(ApiError::bad_request("email is not a valid email address"));
+        }
+        let password = Secret::new(field(&body, "password")?);
+        let length = password.expose().chars().count();
+        if !(super::MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&length) {
+            return Err(ApiError::bad_request(format!(
+                "password must be between {} and {MAX_PASSWORD_LEN} characters",
+                super::MIN_PASSWORD_LEN
+            )));
+        }
+        match self
+            .password_checks
+            .register(store.as_ref(), &email, &password)
+            .await?
+        {
+            Registration::Created => Ok(ClientReply::ok(StatusCode::CREATED, json!({}), None)),
+            Registration::Exists => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::AccountNameInUse,
+                "name already in use",
+            )),
+            Registration::Unsupported => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::AuthProviderNotFound,
+                "this server's user store cannot register users",
+            )),
+        }
     }
 
     /// The live session of the refresh token in `Authorization: Bearer`.
@@ -251,6 +299,24 @@ impl Authentication {
             "ws_hostname": ws_hostname,
         })
     }
+}
+
+/// The longest password registration accepts, as App Services.
+const MAX_PASSWORD_LEN: usize = 128;
+
+/// One `@` between a non-empty local part and a dotted domain, no spaces,
+/// at most 254 characters: the address can be written to, not proven.
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// 405 unless the method is one of `methods`.
@@ -348,6 +414,26 @@ mod tests {
         match json!({"username": "u", "password": "p", "options": options}) {
             Value::Object(body) => body,
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn registration_emails_are_checked_loosely() {
+        for good in ["ada@example.com", "a.b+c@mail.example.org"] {
+            assert!(plausible_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a da@example.com",
+            "a@b@c.d",
+            "ada@.com",
+            "ada@com.",
+        ] {
+            assert!(!plausible_email(bad), "{bad}");
         }
     }
 

@@ -26,6 +26,7 @@
 mod assembly;
 mod authenticator;
 mod credentials;
+mod directory;
 mod endpoints;
 mod jwt;
 mod key_store;
@@ -46,6 +47,7 @@ pub use async_trait::async_trait;
 pub use authenticator::{AuthRequest, Authenticator};
 pub(crate) use credentials::scheme as credential_scheme;
 pub use credentials::{extract as extract_credentials, Credentials};
+pub use directory::{identity_key, MemoryUserDirectory, UserDirectory};
 pub use jwt::{JwtConfigError, JwtProvider, MetadataField, CUSTOM_TOKEN, MAX_TOKEN_LEN};
 pub use key_store::{
     api_key_sha256, generate_api_key, InvalidDigest, KeyStore, MemoryKeyStore, StoreError,
@@ -58,7 +60,8 @@ pub use sessions::{
 };
 pub use signature::{payload_signature, RequestValidation, SIGNATURE_HEADER};
 pub use users::{
-    hash_password, InvalidPassword, MemoryUserStore, UserStore, LOCAL_USERPASS, MIN_PASSWORD_LEN,
+    hash_password, InvalidPassword, MemoryUserStore, Registration, UserStore, LOCAL_USERPASS,
+    MIN_PASSWORD_LEN,
 };
 
 pub(crate) use assembly::AuthSettings;
@@ -82,7 +85,12 @@ pub(crate) struct Authentication {
     /// Bounds the password checks of `user_store` running at once.
     pub(crate) password_checks: PasswordChecks,
     pub(crate) jwt: Option<Arc<JwtProvider>>,
+    /// Issues user ids for custom-token and anonymous identities; without
+    /// one, `%%user.id` is the provider's id.
+    pub(crate) directory: Option<Arc<dyn UserDirectory>>,
     pub(crate) anonymous: bool,
+    /// Whether `local-userpass/register` creates users (off by default).
+    pub(crate) registration: bool,
     pub(crate) run_as: Option<RunAsMode>,
     pub(crate) validation: RequestValidation,
     pub(crate) location: Location,

@@ -50,6 +50,28 @@ pub trait UserStore: Send + Sync + 'static {
         email: &str,
         password: &Secret,
     ) -> Result<Option<Principal>, StoreError>;
+
+    /// Creates a user with this email and password, for App Services'
+    /// `local-userpass/register` when the service allows registration
+    /// ([`DataApiBuilder::user_registration`](crate::DataApiBuilder::user_registration)).
+    /// The email is lower-cased and the password long enough by then. The
+    /// default answers [`Registration::Unsupported`]: a store that cannot
+    /// create users keeps it.
+    async fn register(&self, email: &str, password: &Secret) -> Result<Registration, StoreError> {
+        let _ = (email, password);
+        Ok(Registration::Unsupported)
+    }
+}
+
+/// What [`UserStore::register`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// The user was created (and confirmed: confirmation is automatic).
+    Created,
+    /// A user with that email exists already.
+    Exists,
+    /// This store cannot create users.
+    Unsupported,
 }
 
 /// A password or hash that cannot be used.
@@ -122,6 +144,39 @@ impl Passwords {
         hash_with(&self.hasher, password)
     }
 
+    /// [`hash`](Self::hash) on the blocking pool, within the bound on
+    /// argon2 runs in flight: for hashes made while serving requests.
+    pub(crate) async fn hash_off_reactor(
+        self: &Arc<Self>,
+        password: &Secret,
+    ) -> Result<Result<String, InvalidPassword>, StoreError> {
+        let password = password.clone();
+        self.on_blocking_pool(move |passwords| passwords.hash(&password))
+            .await
+    }
+
+    /// Runs `work` (argon2: CPU-bound for tens of milliseconds) on the
+    /// blocking pool, once one of the bounded permits is free; the permit
+    /// lives as long as the work, even when the caller is gone.
+    async fn on_blocking_pool<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Passwords) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let passwords = self.clone();
+        let permit = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError("password checks are shut down".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&passwords)
+        })
+        .await
+        .map_err(|_| StoreError("a password task failed".into()))
+    }
+
     /// A hash nobody's password matches, with these parameters, so that
     /// unknown emails cost one full verification too.
     pub(crate) fn dummy_hash(&self) -> &str {
@@ -138,17 +193,8 @@ impl Passwords {
         hash: Option<String>,
         password: &Secret,
     ) -> Result<bool, StoreError> {
-        // argon2 is CPU-bound for tens of milliseconds: keep it off the reactor.
-        let passwords = self.clone();
         let password = password.clone();
-        let permit = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError("password verification is shut down".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.on_blocking_pool(move |passwords| {
             let known = hash.is_some();
             let hash = hash.unwrap_or_else(|| passwords.dummy_hash().to_owned());
             // Always one full verification, whether the user exists or not.
@@ -156,7 +202,6 @@ impl Passwords {
             known && matches
         })
         .await
-        .map_err(|_| StoreError("password verification task failed".into()))
     }
 
     /// Whether `password` hashes to the PHC string `hash`, computed in
@@ -382,6 +427,22 @@ impl UserStore for MemoryUserStore {
         let matches = self.inner.passwords.verify(hash, password).await?;
         Ok(stored.filter(|_| matches).map(|user| user.principal))
     }
+
+    async fn register(&self, email: &str, password: &Secret) -> Result<Registration, StoreError> {
+        if self.contains(email) {
+            return Ok(Registration::Exists);
+        }
+        let hash = self
+            .inner
+            .passwords
+            .hash_off_reactor(password)
+            .await?
+            .map_err(|e| StoreError(e.0))?;
+        match self.add_user_with_hash(email, &hash) {
+            Ok(()) => Ok(Registration::Created),
+            Err(error) => Err(StoreError(error.0)),
+        }
+    }
 }
 
 /// The service-wide bound on password checks in flight, shared by the
@@ -402,22 +463,40 @@ impl PasswordChecks {
         email: &str,
         password: &Secret,
     ) -> Result<Option<Principal>, ApiError> {
-        let _permit = self.0.try_acquire().map_err(|_| {
-            ApiError::new(
-                http::StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::TooManyRequests,
-                "too many password checks in progress; retry later",
-            )
-            .with_header(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            )
-        })?;
+        let _permit = self.0.try_acquire().map_err(|_| too_many_checks())?;
         store
             .verify_password(email, password)
             .await
             .map_err(super::authenticator::store_unavailable)
     }
+
+    /// `store`'s registration of a new user, within the same bound (hashing
+    /// costs as much as a check).
+    pub(crate) async fn register(
+        &self,
+        store: &dyn UserStore,
+        email: &str,
+        password: &Secret,
+    ) -> Result<Registration, ApiError> {
+        let _permit = self.0.try_acquire().map_err(|_| too_many_checks())?;
+        store
+            .register(email, password)
+            .await
+            .map_err(super::authenticator::store_unavailable)
+    }
+}
+
+/// 429 with `Retry-After` when as many password checks as allowed are running.
+fn too_many_checks() -> ApiError {
+    ApiError::new(
+        http::StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TooManyRequests,
+        "too many password checks in progress; retry later",
+    )
+    .with_header(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    )
 }
 
 /// The argon2id PHC hash of `password` with the recommended parameters, for

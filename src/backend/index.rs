@@ -55,6 +55,7 @@ pub struct IndexSpec {
     keys: Vec<(String, IndexDirection)>,
     unique: bool,
     name: String,
+    expire_after: Option<std::time::Duration>,
 }
 
 /// Why an [`IndexSpec`] was refused.
@@ -119,7 +120,34 @@ impl IndexSpec {
             keys: fields,
             unique: false,
             name,
+            expire_after: None,
         })
+    }
+
+    /// Makes it a TTL index: MongoDB deletes a document once the date in
+    /// its (single) field is `after` in the past. The embedded engine keeps
+    /// it as a plain index and expires nothing by itself (the state stores
+    /// also delete what has expired). Fails for a compound index.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_data_api::backend::IndexSpec;
+    /// let ttl = IndexSpec::new([("at", 1)])?.expire_after(Duration::from_secs(86_400))?;
+    /// assert_eq!(ttl.expires_after(), Some(Duration::from_secs(86_400)));
+    /// assert!(IndexSpec::new([("a", 1), ("b", 1)])?.expire_after(Duration::ZERO).is_err());
+    /// # Ok::<(), tower_data_api::backend::IndexSpecError>(())
+    /// ```
+    pub fn expire_after(mut self, after: std::time::Duration) -> Result<Self, IndexSpecError> {
+        if self.keys.len() != 1 {
+            return Err(IndexSpecError("a TTL index has exactly one field".into()));
+        }
+        self.expire_after = Some(after);
+        Ok(self)
+    }
+
+    /// How long after its date a document expires, for a TTL index.
+    pub fn expires_after(&self) -> Option<std::time::Duration> {
+        self.expire_after
     }
 
     /// Makes the index unique (or not): no two documents may then share a

@@ -17,6 +17,12 @@
 //! [data_sources.rules.default_rule]
 //! roles = [{ name = "owner", document_filters = { read = { owner_id = "%%user.id" }, write = { owner_id = "%%user.id" } }, read = true, write = true }]
 //!
+//! [state]                            # sessions, keys, users, logs, user ids
+//! uri = "file:data"                  # or "memory", or a mongodb:// URI
+//! database = "__data_api"
+//! log_retention_days = 30
+//! user_ids = "issued"                # or "provider": %%user.id is the JWT sub
+//!
 //! [[api_keys]]
 //! name = "ci"
 //! key = "..."                        # or key_sha256 = "<hex>"
@@ -37,6 +43,7 @@
 //! refresh_token_lifetime_secs = 5184000
 //!
 //! anonymous_users = false
+//! user_registration = false          # local-userpass/register creates users
 //! run_as_user_id = "..."             # or run_as_system = true
 //! validation_method = "NO_VALIDATION"  # SECRET_AS_QUERY_PARAM | VERIFY_PAYLOAD
 //! validation_secret = "..."
@@ -117,6 +124,9 @@ pub struct Config {
     pub sessions: Option<SessionsConfig>,
     /// Enables the `anon-user` login provider.
     pub anonymous_users: Option<bool>,
+    /// Lets `POST .../auth/providers/local-userpass/register` create users
+    /// (default false).
+    pub user_registration: Option<bool>,
     /// Requests without credentials run as this user id.
     pub run_as_user_id: Option<String>,
     /// Requests without credentials run as the system user.
@@ -472,6 +482,10 @@ pub struct StateConfig {
     pub database: Option<String>,
     /// Days request logs are kept in the state database (default 30).
     pub log_retention_days: Option<f64>,
+    /// What `%%user.id` is for custom-token and anonymous users: `issued`
+    /// (default: a server-issued 24-hex id, as App Services) or `provider`
+    /// (the JWT `sub` as it comes).
+    pub user_ids: Option<String>,
 }
 
 impl ApiKeyConfig {
@@ -657,6 +671,18 @@ impl Config {
     /// URIs are parsed and, for `mongodb+srv`, resolved here), keys added.
     /// `mongodb_uri` stands in for data sources without a `uri`.
     pub async fn builder(&self, mongodb_uri: Option<&str>) -> Result<DataApiBuilder, ConfigError> {
+        self.builder_and_state(mongodb_uri)
+            .await
+            .map(|(builder, _)| builder)
+    }
+
+    /// [`builder`](Self::builder), and the `[state]` stores it installed
+    /// (`None` without a `[state]` table), for managing keys and users of the
+    /// running service from the same process.
+    pub async fn builder_and_state(
+        &self,
+        mongodb_uri: Option<&str>,
+    ) -> Result<(DataApiBuilder, Option<crate::state::StateStores>), ConfigError> {
         let mut builder = DataApi::builder();
         if let Some(app_id) = &self.app_id {
             builder = builder.app_id(app_id);
@@ -787,8 +813,20 @@ impl Config {
         }
         builder = self.apply_console(builder, state.as_ref()).await?;
         builder = self.apply_auth(builder, state_users.is_none())?;
+        let configured_keys = self
+            .sessions
+            .as_ref()
+            .is_some_and(|sessions| !sessions.signing_keys.is_empty());
+        if let (Some(state), false) = (&state, configured_keys) {
+            // Instances over this state sign alike, and tokens outlive restarts.
+            let key = state
+                .session_signing_key()
+                .await
+                .map_err(|e| ConfigError(format!("state: {e}")))?;
+            builder = builder.signing_key("state", key);
+        }
         builder = builder.limits(self.limits.apply(Limits::default())?);
-        Ok(builder)
+        Ok((builder, state))
     }
 
     /// Adds the `[console]`, when enabled.
@@ -877,10 +915,16 @@ impl Config {
             "state.log_retention_days",
             state.log_retention_days.unwrap_or(30.0) * 86_400.0,
         )?;
-        crate::state::StateStores::open(backend, database, retention)
+        let stores = crate::state::StateStores::open(backend, database, retention)
             .await
-            .map(Some)
-            .map_err(|e| ConfigError(format!("state: {e}")))
+            .map_err(|e| ConfigError(format!("state: {e}")))?;
+        match state.user_ids.as_deref() {
+            None | Some("issued") => Ok(Some(stores)),
+            Some("provider") => Ok(Some(stores.provider_user_ids())),
+            Some(other) => Err(ConfigError(format!(
+                "state.user_ids: '{other}' is neither 'issued' nor 'provider'"
+            ))),
+        }
     }
 
     /// Seeds the file's users into the state database's user store.
@@ -946,6 +990,9 @@ impl Config {
         }
         if let Some(enabled) = self.anonymous_users {
             builder = builder.anonymous_users(enabled);
+        }
+        if let Some(enabled) = self.user_registration {
+            builder = builder.user_registration(enabled);
         }
         match (&self.run_as_user_id, self.run_as_system.unwrap_or(false)) {
             (Some(_), true) => {

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     AuthError,
     /// Login through a provider that is not enabled.
     AuthProviderNotFound,
+    /// Registration with an email that has a user already.
+    AccountNameInUse,
     /// No app with the client app id in the URL.
     AppNotFound,
     /// The URL names no endpoint (unknown action or version).
@@ -67,6 +69,7 @@ impl ErrorCode {
             Self::InvalidPassword => "InvalidPassword",
             Self::AuthError => "AuthError",
             Self::AuthProviderNotFound => "AuthProviderNotFound",
+            Self::AccountNameInUse => "AccountNameInUse",
             Self::AppNotFound => "AppNotFound",
             Self::NotFound => "NotFound",
             Self::MethodNotAllowed => "MethodNotAllowed",

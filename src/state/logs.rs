@@ -49,6 +49,7 @@ pub struct BackendLogSink {
     namespace: Namespace,
     queue: mpsc::Sender<Document>,
     dropped: Arc<AtomicU64>,
+    retention: Duration,
 }
 
 /// Which entries [`BackendLogSink::find`] returns; every field narrows.
@@ -106,14 +107,17 @@ impl BackendLogSink {
             namespace,
             queue,
             dropped,
+            retention,
         }
     }
 
-    /// Creates the indexes its queries use (time, request id); call once.
+    /// Creates the indexes its queries use (time, request id) and, on
+    /// MongoDB, a TTL index that deletes entries past the retention; call once.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         let specs = [
             IndexSpec::new([("at", -1)]),
             IndexSpec::new([("request_id", 1)]),
+            IndexSpec::new([("at", 1)]).and_then(|spec| spec.expire_after(self.retention)),
         ]
         .into_iter()
         .collect::<Result<Vec<_>, _>>()

@@ -18,6 +18,8 @@
 //! a pipeline (`$lookup`, `$unionWith`, `$out`, `$merge`), so a data source
 //! on the same cluster cannot read or write it.
 
+mod directory;
+mod import;
 mod keys;
 mod logs;
 mod sessions;
@@ -37,6 +39,8 @@ use crate::log::{LogSink, TracingLogSink};
 use crate::protocol::{ApiError, ErrorCode};
 use crate::DataApiBuilder;
 
+pub use directory::{BackendUserDirectory, IdentityInfo, ANONYMOUS_USER_LIFETIME_SECS};
+pub use import::ImportReport;
 pub use keys::{BackendKeyStore, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
@@ -176,6 +180,12 @@ pub struct StateStores {
     pub users: BackendUserStore,
     /// Request logs, kept for the retention given to [`open`](Self::open).
     pub logs: BackendLogSink,
+    /// Server-issued user ids of custom-token and anonymous identities.
+    pub directory: BackendUserDirectory,
+    /// Whether [`install`](Self::install) makes `%%user.id` the issued id
+    /// (default) rather than the provider's (the JWT `sub`); see
+    /// [`provider_user_ids`](Self::provider_user_ids).
+    pub issue_user_ids: bool,
     /// Data sources' run-time access levels and on/off switches.
     pub sources: BackendSourceSettings,
     /// The backend the state database lives on.
@@ -191,6 +201,8 @@ impl std::fmt::Debug for StateStores {
             .field("users", &self.users)
             .field("logs", &self.logs)
             .field("sources", &self.sources)
+            .field("directory", &self.directory)
+            .field("issue_user_ids", &self.issue_user_ids)
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +222,9 @@ impl StateStores {
             BackendUserStore::from_arc(backend.clone(), database).with_sessions(sessions.clone());
         let sources = BackendSourceSettings::from_arc(backend.clone(), database);
         let logs = BackendLogSink::from_arc(backend.clone(), database, log_retention);
+        let directory = BackendUserDirectory::from_arc(backend.clone(), database);
         sessions.ensure_indexes().await?;
+        directory.ensure_indexes().await?;
         keys.ensure_indexes().await?;
         users.ensure_indexes().await?;
         logs.ensure_indexes().await?;
@@ -222,6 +236,8 @@ impl StateStores {
             logs,
             sources,
             backend,
+            directory,
+            issue_user_ids: true,
         })
     }
 
@@ -230,12 +246,69 @@ impl StateStores {
         &self.backend
     }
 
-    /// `builder` with these stores: sessions, keys and users from here,
-    /// request logs to `tracing` and here, data-source settings from here,
-    /// and the state database refused to requests.
+    /// The service's session-signing key kept in the state database (the
+    /// `settings` collection), made at random the first time: every
+    /// instance over this state signs and verifies bearer tokens with it,
+    /// and tokens outlive restarts, without a key in each configuration.
+    /// Whoever can read the state database can read it: configure
+    /// `signing_keys` explicitly where that matters.
+    pub async fn session_signing_key(&self) -> Result<crate::auth::Secret, StoreError> {
+        const ID: &str = "session-signing-key";
+        let namespace = crate::action::Namespace::new(&self.database, "settings");
+        let backend = self.sessions.backend();
+        let stored = |record: Option<Document>| {
+            record.and_then(|r| r.get_str("value").ok().map(crate::auth::Secret::new))
+        };
+        let query = crate::action::FindOneQuery::new(bson::doc! { "_id": ID });
+        if let Some(key) = stored(
+            backend
+                .find_one(&namespace, query.clone())
+                .await
+                .map_err(store_error)?,
+        ) {
+            return Ok(key);
+        }
+        let key = crate::auth::generate_api_key();
+        match backend
+            .insert_one(
+                &namespace,
+                bson::doc! { "_id": ID, "value": &key, "created_at": unix_now() },
+            )
+            .await
+        {
+            Ok(_) => Ok(crate::auth::Secret::new(key)),
+            // Another instance made it first: theirs it is.
+            Err(error) if error.kind == crate::backend::BackendErrorKind::DuplicateKey => stored(
+                backend
+                    .find_one(&namespace, query)
+                    .await
+                    .map_err(store_error)?,
+            )
+            .ok_or_else(|| StoreError("the session-signing key vanished".into())),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    /// Keeps `%%user.id` the provider's own id for custom-token and
+    /// anonymous users (the JWT `sub`), as before user records existed,
+    /// instead of a server-issued id.
+    #[must_use]
+    pub fn provider_user_ids(mut self) -> Self {
+        self.issue_user_ids = false;
+        self
+    }
+
+    /// `builder` with these stores: sessions, keys, users and issued user
+    /// ids from here, request logs to `tracing` and here, data-source
+    /// settings from here, and the state database refused to requests.
     pub fn install(&self, builder: DataApiBuilder) -> DataApiBuilder {
         let sinks: Vec<Arc<dyn LogSink>> =
             vec![Arc::new(TracingLogSink), Arc::new(self.logs.clone())];
+        let builder = if self.issue_user_ids {
+            builder.user_directory(self.directory.clone())
+        } else {
+            builder
+        };
         builder
             .session_store(self.sessions.clone())
             .key_store(self.keys.clone())
@@ -311,7 +384,10 @@ mod tests {
     use bson::doc;
 
     use super::*;
-    use crate::action::{FindOneQuery, Namespace};
+    use crate::action::{
+        FindOneQuery, FindQuery, Namespace, ReplaceQuery, UpdateOutcome, UpdateQuery,
+    };
+    use crate::backend::{BackendError, BackendErrorKind};
 
     fn request(database: &str, command: Command) -> ActionRequest {
         ActionRequest {
@@ -347,5 +423,151 @@ mod tests {
         // A field called `db` in a filter is refused too: the check is
         // deliberately coarse, and such a filter on the state name is rare.
         assert!(refuse_state_database(&request("app", coarse), "__data_api").is_err());
+    }
+
+    /// A state database that cannot be reached: every call fails at once.
+    struct Unreachable;
+
+    fn down<T>() -> Result<T, BackendError> {
+        Err(BackendError::new(
+            BackendErrorKind::Unavailable,
+            "connection refused",
+        ))
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Unreachable {
+        async fn find_one(
+            &self,
+            _: &Namespace,
+            _: FindOneQuery,
+        ) -> Result<Option<Document>, BackendError> {
+            down()
+        }
+        async fn find(&self, _: &Namespace, _: FindQuery) -> Result<Vec<Document>, BackendError> {
+            down()
+        }
+        async fn insert_one(&self, _: &Namespace, _: Document) -> Result<Bson, BackendError> {
+            down()
+        }
+        async fn insert_many(
+            &self,
+            _: &Namespace,
+            _: Vec<Document>,
+        ) -> Result<Vec<Bson>, BackendError> {
+            down()
+        }
+        async fn update_one(
+            &self,
+            _: &Namespace,
+            _: UpdateQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            down()
+        }
+        async fn update_many(
+            &self,
+            _: &Namespace,
+            _: UpdateQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            down()
+        }
+        async fn replace_one(
+            &self,
+            _: &Namespace,
+            _: ReplaceQuery,
+        ) -> Result<UpdateOutcome, BackendError> {
+            down()
+        }
+        async fn delete_one(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+            down()
+        }
+        async fn delete_many(&self, _: &Namespace, _: Document) -> Result<u64, BackendError> {
+            down()
+        }
+        async fn aggregate(
+            &self,
+            _: &Namespace,
+            _: Vec<Document>,
+        ) -> Result<Vec<Document>, BackendError> {
+            down()
+        }
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn an_unreachable_state_store_is_503_for_what_needs_it_and_nothing_else() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let state: Arc<dyn Backend> = Arc::new(Unreachable);
+        let logs = BackendLogSink::from_arc(state.clone(), "__data_api", Duration::from_secs(60));
+        let service = crate::DataApi::builder()
+            .app_id("data-test")
+            .data_source("mongodb-atlas", crate::MemoryBackend::new())
+            .api_key("file-key", "a-key-from-the-builder-0123456789")
+            .key_store(BackendKeyStore::from_arc(state.clone(), "__data_api"))
+            .session_store(BackendSessionStore::from_arc(state, "__data_api"))
+            .log_sink(logs.clone())
+            .build()
+            .unwrap();
+        let call = |header: (&'static str, &'static str)| {
+            let request = http::Request::post("/app/data-test/endpoint/data/v1/action/findOne")
+                .header(header.0, header.1)
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"dataSource":"mongodb-atlas","database":"d","collection":"c","filter":{}}"#,
+                )))
+                .unwrap();
+            let service = service.clone();
+            async move {
+                let response = service.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                )
+            }
+        };
+        // A key the store must look up, a bearer token: 503 in the Data API's shape.
+        let (status, body) = call(("apiKey", "a-key-only-the-state-store-could-know")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error_code"], "ServiceUnavailable");
+        assert!(
+            !body["error"]
+                .as_str()
+                .unwrap()
+                .contains("connection refused"),
+            "{body}"
+        );
+        let (status, body) = call(("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a malformed token needs no lookup: {body}"
+        );
+        // A login needs the session store: 503 too.
+        let login =
+            http::Request::post("/api/client/v2.0/app/data-test/auth/providers/api-key/login")
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"key":"a-key-from-the-builder-0123456789"}"#,
+                )))
+                .unwrap();
+        let response = service.clone().oneshot(login).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // A key found without the store keeps working, and the log sink being
+        // down neither fails nor delays it: its entries are counted as dropped.
+        let started = std::time::Instant::now();
+        let (status, body) = call(("apiKey", "a-key-from-the-builder-0123456789")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        for _ in 0..100 {
+            if logs.dropped() >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(logs.dropped(), 4, "every entry, counted");
     }
 }

@@ -61,6 +61,11 @@ impl BackendSessionStore {
         }
     }
 
+    /// The backend the sessions are kept on.
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
     /// Sessions one user may hold at once (at least 1; default 100).
     #[must_use]
     pub fn with_max_per_user(mut self, max_per_user: usize) -> Self {
@@ -74,6 +79,10 @@ impl BackendSessionStore {
         let specs = [
             IndexSpec::new([("user_id", 1)]).map_err(store_error_text)?,
             IndexSpec::new([("expires_at", 1)]).map_err(store_error_text)?,
+            // On MongoDB, expired sessions also leave by themselves.
+            IndexSpec::new([("expire_at", 1)])
+                .and_then(|spec| spec.expire_after(std::time::Duration::ZERO))
+                .map_err(store_error_text)?,
         ];
         self.backend
             .ensure_indexes(&self.namespace, &specs)
@@ -133,6 +142,9 @@ impl SessionStore for BackendSessionStore {
             "device_id": &session.device_id,
             "created_at": i64::try_from(session.created_at).unwrap_or(i64::MAX),
             "expires_at": i64::try_from(session.expires_at).unwrap_or(i64::MAX),
+            "expire_at": bson::DateTime::from_millis(
+                i64::try_from(session.expires_at.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ),
             "principal": principal,
         };
         self.backend

@@ -8,8 +8,8 @@ use bson::{doc, Bson, Document};
 
 use crate::action::{FindOneQuery, FindQuery, Namespace};
 use crate::auth::{
-    MemoryUserStore, Passwords, Principal, Secret, SessionStore, StoreError, UserStore,
-    LOCAL_USERPASS,
+    MemoryUserStore, Passwords, Principal, Registration, Secret, SessionStore, StoreError,
+    UserStore, LOCAL_USERPASS,
 };
 use crate::backend::{Backend, IndexSpec};
 
@@ -30,7 +30,9 @@ pub struct UserInfo {
     pub created_at: i64,
     /// Whether the user is refused for now.
     pub disabled: bool,
-    /// `"file"` for users from the configuration file, `"api"` otherwise.
+    /// Where the user came from: `"file"` (the configuration file), `"api"`
+    /// (added at run time), `"register"` (`local-userpass/register`) or
+    /// `"import"` (an App Services users export).
     pub source: String,
 }
 
@@ -158,7 +160,8 @@ impl BackendUserStore {
         self.update_existing(email, doc! { "$set": { "disabled": disabled } })
             .await?;
         if disabled {
-            self.end_sessions(email).await?;
+            let id = self.id_of(&normalize(email)).await?;
+            self.end_sessions(&id).await?;
         }
         Ok(())
     }
@@ -166,38 +169,66 @@ impl BackendUserStore {
     /// Removes a user and ends their sessions.
     pub async fn remove(&self, email: &str) -> Result<(), StateError> {
         let email = normalize(email);
-        let deleted = self
-            .backend
+        let id = self.id_of(&email).await?;
+        self.backend
             .delete_one(&self.namespace, doc! { "email": &email })
             .await
             .map_err(store_error)?;
-        if deleted == 0 {
-            return Err(StateError::NotFound(format!("user '{email}'")));
-        }
-        self.end_sessions(&email).await
+        self.end_sessions(&id).await
     }
 
     /// Ends every bearer session of the user with this email.
     pub async fn revoke_sessions(&self, email: &str) -> Result<(), StateError> {
-        self.end_sessions(&normalize(email)).await
+        let id = self.id_of(&normalize(email)).await?;
+        self.end_sessions(&id).await
     }
 
-    async fn end_sessions(&self, email: &str) -> Result<(), StateError> {
+    /// Adds a user from an App Services users export under the id they had
+    /// there, without a password: they can log in once one is set
+    /// ([`set_password`](Self::set_password)). `false` when that user exists
+    /// already with that id.
+    pub async fn import(&self, id: &str, email: &str) -> Result<bool, StateError> {
+        let email = normalize(email);
+        check_email(&email)?;
+        let record = doc! {
+            "_id": id,
+            "email": &email,
+            "created_at": unix_now(),
+            "disabled": false,
+            "source": "import",
+        };
+        match insert_record(self.backend.as_ref(), &self.namespace, record, || {
+            format!("user '{email}'")
+        })
+        .await
+        {
+            Ok(()) => Ok(true),
+            Err(StateError::Exists(what)) => match self.record(&email).await? {
+                Some(existing) if existing.get_str("_id") == Ok(id) => Ok(false),
+                _ => Err(StateError::Exists(what)),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The id of the user with `email` (normalized).
+    async fn id_of(&self, email: &str) -> Result<String, StateError> {
+        self.record(email)
+            .await?
+            .and_then(|record| record.get_str("_id").ok().map(str::to_owned))
+            .ok_or_else(|| StateError::NotFound(format!("user '{email}'")))
+    }
+
+    async fn end_sessions(&self, user_id: &str) -> Result<(), StateError> {
         if let Some(sessions) = &self.sessions {
-            sessions
-                .revoke_user(&MemoryUserStore::user_id(email))
-                .await?;
+            sessions.revoke_user(user_id).await?;
         }
         Ok(())
     }
 
     async fn insert(&self, email: &str, hash: String, source: &str) -> Result<String, StateError> {
         let email = normalize(email);
-        if email.is_empty() || !email.contains('@') {
-            return Err(StateError::Invalid(format!(
-                "'{email}' is not an email address"
-            )));
-        }
+        check_email(&email)?;
         let id = MemoryUserStore::user_id(&email);
         let record = doc! {
             "_id": &id,
@@ -277,6 +308,19 @@ impl UserStore for BackendUserStore {
                 .with_data(doc! { "email": &email })
         }))
     }
+
+    async fn register(&self, email: &str, password: &Secret) -> Result<Registration, StoreError> {
+        let hash = match self.passwords.hash_off_reactor(password).await? {
+            Ok(hash) => hash,
+            Err(invalid) => return Err(StoreError(invalid.0)),
+        };
+        match self.insert(email, hash, "register").await {
+            Ok(_) => Ok(Registration::Created),
+            Err(StateError::Exists(_)) => Ok(Registration::Exists),
+            Err(StateError::Store(error)) => Err(error),
+            Err(other) => Err(StoreError(other.to_string())),
+        }
+    }
 }
 
 fn info(record: &Document) -> UserInfo {
@@ -291,6 +335,15 @@ fn info(record: &Document) -> UserInfo {
         disabled: record.get_bool("disabled").unwrap_or(false),
         source: record.get_str("source").unwrap_or("api").to_owned(),
     }
+}
+
+fn check_email(email: &str) -> Result<(), StateError> {
+    if email.is_empty() || !email.contains('@') {
+        return Err(StateError::Invalid(format!(
+            "'{email}' is not an email address"
+        )));
+    }
+    Ok(())
 }
 
 fn normalize(email: &str) -> String {

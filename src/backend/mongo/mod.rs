@@ -538,6 +538,7 @@ impl Backend for MongoBackend {
                     mongodb::options::IndexOptions::builder()
                         .name(spec.name().to_string())
                         .unique(spec.is_unique())
+                        .expire_after(spec.expires_after())
                         .build(),
                 )
                 .build()

@@ -15,21 +15,26 @@
 //! requests in flight finish within the `[server]` shutdown grace period
 //! (30 s by default), then exits.
 //!
-//! With a `[state]` table in the configuration, subcommands manage the
-//! state database the servers share, without a restart:
+//! Subcommands manage the state database (the configuration's `[state]`,
+//! or `./data-api-data` without a configuration) while servers run, without
+//! a restart; a `file:` state held by a running server is reached through
+//! that server's admin socket (see [`admin`]):
 //!
 //! ```text
-//! standalone --config data-api.toml keys create reports     # prints the key, once
+//! standalone keys create reports                            # prints the key, once
 //! standalone --config data-api.toml keys list | disable NAME | enable NAME | delete NAME
 //! DATA_API_PASSWORD=… standalone --config data-api.toml users add ada@example.com
 //! standalone --config data-api.toml users list | disable EMAIL | enable EMAIL | remove EMAIL
+//! standalone --config data-api.toml users import users-export.json | identities
 //! standalone --config data-api.toml logs --since 1h --status 401 --key reports
 //! ```
+
+pub mod admin;
 
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -40,12 +45,92 @@ use tower_data_api::config::{
 use tower_data_api::metrics::Metrics;
 use tower_data_api::server;
 
+pub use admin::{Admin, KeysCommand, LogsArgs, UsersCommand};
+
 /// Where the embedded engine keeps its data when there is no configuration
 /// file and no `MONGODB_URI`.
 pub const DEFAULT_DATA_DIR: &str = "./data-api-data";
 
 /// The console administrator made when there is no configuration file.
 pub const DEMO_ADMIN: &str = "admin@localhost";
+
+/// The configuration file (or none), with the defaults of a configuration
+/// without data sources: the embedded engine keeping its data, and the
+/// service its state (sessions, keys, users, request logs), in
+/// [`DEFAULT_DATA_DIR`], or `mongodb_uri` as the data source.
+fn load_config(path: Option<&Path>, mongodb_uri: Option<&str>) -> Result<Config, Box<dyn Error>> {
+    let mut config = match path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if config.data_sources.is_empty() {
+        let mut source = DataSourceConfig::named("mongodb-atlas");
+        if mongodb_uri.is_none() {
+            let uri = format!("file:{DEFAULT_DATA_DIR}");
+            source.uri = Some(uri.clone());
+            if config.state.is_none() {
+                config.state = Some(StateConfig {
+                    uri,
+                    database: None,
+                    log_retention_days: None,
+                    user_ids: None,
+                });
+            }
+        }
+        config.data_sources.push(source);
+    }
+    Ok(config)
+}
+
+/// The directory of a `file:` state, resolved as the configuration's
+/// loader resolves it (relative to the configuration file).
+fn file_state_dir(config: &Config) -> Option<PathBuf> {
+    let dir = PathBuf::from(config.state.as_ref()?.uri.strip_prefix("file:")?);
+    Some(match &config.base_dir {
+        Some(base) if dir.is_relative() => base.join(dir),
+        _ => dir,
+    })
+}
+
+/// Runs a management subcommand on the state database: through the admin
+/// socket of the server holding a `file:` state when one runs, else on the
+/// state opened here.
+pub async fn run_admin(config: Option<&PathBuf>, admin: Admin) -> Result<(), Box<dyn Error>> {
+    let mongodb_uri = std::env::var("MONGODB_URI")
+        .ok()
+        .filter(|uri| !uri.is_empty());
+    let source = config.map_or("the default configuration".to_owned(), |p| {
+        p.display().to_string()
+    });
+    let config = load_config(config.map(PathBuf::as_path), mongodb_uri.as_deref())?;
+    let input = admin::read_input(&admin)?;
+    if let Some(dir) = file_state_dir(&config) {
+        if let Some(result) =
+            admin::forward(&admin::socket_path(&dir), &admin, input.as_deref()).await
+        {
+            return print_output(result);
+        }
+        // No server holds the directory: it is opened here.
+    }
+    let state = config
+        .state_stores()
+        .await
+        .map_err(|e| format!("{source}: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "{source}: no [state] table: keys, users and logs live in the configuration file"
+            )
+        })?;
+    print_output(admin::execute(&state, admin, input).await)
+}
+
+/// Prints a command's output; its error becomes the process's.
+fn print_output(result: Result<admin::Output, String>) -> Result<(), Box<dyn Error>> {
+    let output = result?;
+    print!("{}", output.stdout);
+    eprint!("{}", output.stderr);
+    Ok(())
+}
 
 /// Command-line options.
 #[derive(Default, Clone)]
@@ -156,101 +241,6 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
     text.parse()
 }
 
-/// Subcommands on the state database (`[state]` in the configuration).
-#[derive(Debug, clap::Subcommand)]
-pub enum Admin {
-    /// API keys.
-    #[command(subcommand)]
-    Keys(KeysCommand),
-    /// Email/password users.
-    #[command(subcommand)]
-    Users(UsersCommand),
-    /// Request logs, newest first, one JSON line each.
-    Logs(LogsArgs),
-}
-
-/// `keys …`.
-#[derive(Debug, clap::Subcommand)]
-pub enum KeysCommand {
-    /// Creates a key and prints it (the only time it is shown).
-    Create {
-        /// The key's name.
-        name: String,
-    },
-    /// Lists the keys (never the keys themselves).
-    List,
-    /// Refuses a key until it is enabled again.
-    Disable {
-        /// The key's name.
-        name: String,
-    },
-    /// Accepts a disabled key again.
-    Enable {
-        /// The key's name.
-        name: String,
-    },
-    /// Deletes a key.
-    Delete {
-        /// The key's name.
-        name: String,
-    },
-}
-
-/// `users …`; passwords come from `DATA_API_PASSWORD` or standard input.
-#[derive(Debug, clap::Subcommand)]
-pub enum UsersCommand {
-    /// Adds a user.
-    Add {
-        /// The user's email.
-        email: String,
-    },
-    /// Lists the users (never their password hashes).
-    List,
-    /// Sets a user's password.
-    SetPassword {
-        /// The user's email.
-        email: String,
-    },
-    /// Refuses a user and ends their sessions.
-    Disable {
-        /// The user's email.
-        email: String,
-    },
-    /// Accepts a disabled user again.
-    Enable {
-        /// The user's email.
-        email: String,
-    },
-    /// Removes a user and ends their sessions.
-    Remove {
-        /// The user's email.
-        email: String,
-    },
-}
-
-/// `logs …` filters.
-#[derive(Debug, clap::Args)]
-pub struct LogsArgs {
-    /// Entries of the last duration (`30m`, `24h`, `7d`) or since a Unix time.
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Entries answered with this status.
-    #[arg(long)]
-    pub status: Option<u16>,
-    /// Entries of this action (`find`, `auth/login`, …).
-    #[arg(long)]
-    pub action: Option<String>,
-    /// Entries of this key name or user email.
-    #[arg(long)]
-    pub key: Option<String>,
-    /// The entry of this request id (the `co_id` of an error's link).
-    #[arg(long)]
-    pub request_id: Option<String>,
-    /// The most entries shown.
-    #[arg(long, default_value_t = 100)]
-    pub limit: u64,
-}
-
 impl Cli {
     /// The server options of this command line and the environment.
     pub fn options(&self) -> Options {
@@ -265,166 +255,12 @@ impl Cli {
     }
 }
 
-/// Runs an admin subcommand against the configuration's `[state]`.
-pub async fn run_admin(config: Option<&PathBuf>, admin: Admin) -> Result<(), Box<dyn Error>> {
-    let Some(path) = config else {
-        return Err(
-            "these commands manage the state database: give --config with a [state] table".into(),
-        );
-    };
-    let config = Config::load(path)?;
-    let state = config
-        .state_stores()
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .ok_or_else(|| {
-            format!(
-                "{}: no [state] table: keys, users and logs live in the configuration file",
-                path.display()
-            )
-        })?;
-    match admin {
-        Admin::Keys(KeysCommand::Create { name }) => {
-            let key = state.keys.create(&name).await?;
-            println!("{key}");
-            eprintln!("key '{name}' created: store it now, it is not shown again");
-        }
-        Admin::Keys(KeysCommand::List) => {
-            println!(
-                "{:<24} {:<6} {:<22} {:<22} status",
-                "name", "source", "created", "last used"
-            );
-            for key in state.keys.list().await? {
-                println!(
-                    "{:<24} {:<6} {:<22} {:<22} {}",
-                    key.name,
-                    key.source,
-                    unix_time(key.created_at),
-                    key.last_used.map_or("-".to_owned(), unix_time),
-                    if key.disabled { "disabled" } else { "enabled" }
-                );
-            }
-        }
-        Admin::Keys(KeysCommand::Disable { name }) => state.keys.set_disabled(&name, true).await?,
-        Admin::Keys(KeysCommand::Enable { name }) => state.keys.set_disabled(&name, false).await?,
-        Admin::Keys(KeysCommand::Delete { name }) => state.keys.delete(&name).await?,
-        Admin::Users(UsersCommand::Add { email }) => {
-            let id = state.users.add(&email, read_password()?).await?;
-            println!("{id}");
-        }
-        Admin::Users(UsersCommand::List) => {
-            println!(
-                "{:<24} {:<32} {:<6} {:<22} status",
-                "id", "email", "source", "created"
-            );
-            for user in state.users.list().await? {
-                println!(
-                    "{:<24} {:<32} {:<6} {:<22} {}",
-                    user.id,
-                    user.email,
-                    user.source,
-                    unix_time(user.created_at),
-                    if user.disabled { "disabled" } else { "enabled" }
-                );
-            }
-        }
-        Admin::Users(UsersCommand::SetPassword { email }) => {
-            state.users.set_password(&email, read_password()?).await?
-        }
-        Admin::Users(UsersCommand::Disable { email }) => {
-            state.users.set_disabled(&email, true).await?
-        }
-        Admin::Users(UsersCommand::Enable { email }) => {
-            state.users.set_disabled(&email, false).await?
-        }
-        Admin::Users(UsersCommand::Remove { email }) => state.users.remove(&email).await?,
-        Admin::Logs(args) => {
-            let mut filter = tower_data_api::state::LogFilter::default();
-            filter.since = args.since.as_deref().map(parse_since).transpose()?;
-            filter.status = args.status;
-            filter.action = args.action;
-            filter.principal_name = args.key;
-            filter.request_id = args.request_id;
-            filter.limit = Some(args.limit);
-            for entry in state.logs.find(&filter).await? {
-                println!("{}", bson::Bson::Document(entry).into_relaxed_extjson());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A password from `DATA_API_PASSWORD`, or the first line of standard input.
-fn read_password() -> Result<String, Box<dyn Error>> {
-    if let Ok(password) = std::env::var("DATA_API_PASSWORD") {
-        return Ok(password);
-    }
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-/// `30m`, `24h`, `7d`, `90s` ago, or a Unix time, as Unix seconds.
-fn parse_since(text: &str) -> Result<i64, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let amount: i64 = number
-        .parse()
-        .map_err(|_| format!("--since '{text}': expected 30m, 24h, 7d or a Unix time"))?;
-    let seconds = match unit {
-        "" => return Ok(amount),
-        "s" => amount,
-        "m" => amount * 60,
-        "h" => amount * 3_600,
-        "d" => amount * 86_400,
-        _ => {
-            return Err(format!(
-                "--since '{text}': expected 30m, 24h, 7d or a Unix time"
-            ))
-        }
-    };
-    Ok(now - seconds)
-}
-
-/// Unix seconds as an RFC 3339 UTC time.
-fn unix_time(secs: i64) -> String {
-    bson::DateTime::from_millis(secs.saturating_mul(1000))
-        .try_to_rfc3339_string()
-        .unwrap_or_else(|_| secs.to_string())
-}
-
 /// Loads the configuration, builds the service, binds and starts serving.
 pub async fn launch(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Box<dyn Error>> {
-    let mut config = match &options.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if config.data_sources.is_empty() {
-        let mut source = DataSourceConfig::named("mongodb-atlas");
-        if options.mongodb_uri.is_none() {
-            // Without a configuration the embedded engine keeps its data,
-            // and the service its state (sessions, keys, request logs), in
-            // the same directory.
-            let uri = format!("file:{DEFAULT_DATA_DIR}");
-            source.uri = Some(uri.clone());
-            if config.state.is_none() {
-                config.state = Some(StateConfig {
-                    uri,
-                    database: None,
-                    log_retention_days: None,
-                });
-            }
-        }
-        config.data_sources.push(source);
-    }
+    let mut config = load_config(options.config.as_deref(), options.mongodb_uri.as_deref())?;
     // Without a configuration file: the console, with a demo administrator
     // whose password is made anew at each start.
     let demo_admin = (options.config.is_none() && config.state.is_some()).then(|| {
@@ -477,14 +313,22 @@ pub async fn launch(
         None => "configuration".to_owned(),
     };
     let metrics = config.metrics_listen.as_ref().map(|_| Metrics::new());
-    let mut builder = config
-        .builder(options.mongodb_uri.as_deref())
+    let (mut builder, state) = config
+        .builder_and_state(options.mongodb_uri.as_deref())
         .await
         .map_err(|e| format!("{source_name}: {e}"))?;
     if let Some(metrics) = &metrics {
         builder = builder.metrics(metrics.clone());
     }
     let service = builder.build().map_err(|e| format!("{source_name}: {e}"))?;
+    // A `file:` state is this process's alone: subcommands reach it here.
+    if let (Some(dir), Some(state)) = (file_state_dir(&config), state) {
+        let socket = admin::socket_path(&dir);
+        if let Err(error) = admin::serve(socket.clone(), state).await {
+            // Serving goes on; subcommands then need the server stopped.
+            tracing::warn!(socket = %socket.display(), %error, "no admin socket");
+        }
+    }
     let metrics_url = match (&config.metrics_listen, metrics) {
         (Some(address), Some(metrics)) => Some(serve_metrics(address, metrics).await?),
         _ => None,
