@@ -87,12 +87,15 @@ pub struct DataApiBuilder {
     limits: Limits,
     log_sink: Arc<dyn LogSink>,
     insert_status: StatusCode,
-    error_link_base: String,
+    error_link_base: Option<String>,
     cors: Option<AllowedOrigins>,
     health_endpoints: bool,
     metrics: Option<Metrics>,
     rate_limits: RateLimitSettings,
     state_database: String,
+    source_settings: Option<crate::state::BackendSourceSettings>,
+    #[cfg(feature = "console")]
+    console: Option<crate::console::Console>,
     cors_credential_headers: bool,
     rules: Vec<(String, Rules)>,
     rule_functions: Functions,
@@ -109,12 +112,15 @@ impl Default for DataApiBuilder {
             limits: Limits::default(),
             log_sink: Arc::new(TracingLogSink),
             insert_status: StatusCode::CREATED,
-            error_link_base: "/logs".to_owned(),
+            error_link_base: None,
             cors: None,
             health_endpoints: false,
             metrics: None,
             rate_limits: RateLimitSettings::default(),
             state_database: crate::state::DEFAULT_STATE_DATABASE.to_owned(),
+            source_settings: None,
+            #[cfg(feature = "console")]
+            console: None,
             cors_credential_headers: false,
             rules: Vec::new(),
             rule_functions: Functions::default(),
@@ -578,6 +584,27 @@ impl DataApiBuilder {
         self
     }
 
+    /// Data sources' access levels and on/off switches changed at run time
+    /// (the console's Data sources page), read from the state database:
+    /// they replace the configured access level within
+    /// [`SOURCE_SETTINGS_TTL`](crate::state::SOURCE_SETTINGS_TTL) on every
+    /// instance. [`StateStores::install`](crate::state::StateStores::install)
+    /// sets them.
+    pub fn source_settings(mut self, settings: crate::state::BackendSourceSettings) -> Self {
+        self.source_settings = Some(settings);
+        self
+    }
+
+    /// Serves the admin [`Console`](crate::console::Console) under
+    /// `<mount>/console/` (feature `console`). Setting one also points the
+    /// error `link` at its Logs page unless
+    /// [`error_link_base`](Self::error_link_base) is set.
+    #[cfg(feature = "console")]
+    pub fn console(mut self, console: crate::console::Console) -> Self {
+        self.console = Some(console);
+        self
+    }
+
     /// Lets preflights from the [`cors`](Self::cors) origins allow the
     /// credential headers too (`apiKey`, `api-key`, `email`, `password`,
     /// `jwtTokenString`), so a page can send an API key or a password with
@@ -604,13 +631,14 @@ impl DataApiBuilder {
     /// The base of the `link` in error bodies; the request id is appended as
     /// `?co_id=<id>`. Point it at your log viewer. Default `/logs`.
     pub fn error_link_base(mut self, base: impl Into<String>) -> Self {
-        self.error_link_base = base.into();
+        self.error_link_base = Some(base.into());
         self
     }
 
     /// Checks the configuration and builds the service.
     pub fn build(self) -> Result<DataApiService, BuildError> {
         check_app_id(&self.app_id)?;
+        let error_link_base = self.link_base();
         if self.versions.is_empty() {
             return Err(BuildError(
                 "enable at least one version (beta or v1)".into(),
@@ -656,7 +684,7 @@ impl DataApiBuilder {
             limits: self.limits,
             log_sink: self.log_sink,
             insert_status: self.insert_status,
-            error_link_base: self.error_link_base,
+            error_link_base,
             cors: self
                 .cors
                 .map(|origins| Cors::new(origins, self.cors_credential_headers)),
@@ -664,7 +692,22 @@ impl DataApiBuilder {
             metrics: self.metrics,
             rate_limits,
             state_database: self.state_database,
+            source_settings: self.source_settings,
+            #[cfg(feature = "console")]
+            console: self.console,
         }))
+    }
+
+    /// The error links' base: as set, else the console's Logs page, else `/logs`.
+    fn link_base(&self) -> String {
+        if let Some(base) = &self.error_link_base {
+            return base.clone();
+        }
+        #[cfg(feature = "console")]
+        if let Some(console) = &self.console {
+            return console.logs_url();
+        }
+        "/logs".to_owned()
     }
 
     /// Checks the configuration and builds a layer that serves the Data API

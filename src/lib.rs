@@ -53,6 +53,8 @@ pub mod backend;
 mod builder;
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "console")]
+pub mod console;
 mod cors;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

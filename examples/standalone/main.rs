@@ -8,6 +8,9 @@
 //! `mongodb-atlas`, durable in `./data-api-data` (or a MongoDB when
 //! `MONGODB_URI` is set), creates a demo
 //! API key when none is configured, and prints the base URL and the key.
+//! Without a configuration file it also serves the admin console at
+//! `/console/` and prints a demo administrator (`admin@localhost`) with a
+//! password made for this run; with one, `[console]` turns the console on.
 //! SIGINT or SIGTERM stop it gracefully: it stops accepting at once, lets
 //! requests in flight finish within the `[server]` shutdown grace period
 //! (30 s by default), then exits.
@@ -36,7 +39,9 @@ use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_data_api::auth::generate_api_key;
-use tower_data_api::config::{ApiKeyConfig, Config, DataSourceConfig, StateConfig};
+use tower_data_api::config::{
+    ApiKeyConfig, Config, ConsoleTable, DataSourceConfig, StateConfig, UserConfig,
+};
 use tower_data_api::metrics::Metrics;
 use tower_data_api::server;
 
@@ -45,6 +50,9 @@ pub use admin::{Admin, KeysCommand, LogsArgs, UsersCommand};
 /// Where the embedded engine keeps its data when there is no configuration
 /// file and no `MONGODB_URI`.
 pub const DEFAULT_DATA_DIR: &str = "./data-api-data";
+
+/// The console administrator made when there is no configuration file.
+pub const DEMO_ADMIN: &str = "admin@localhost";
 
 /// The configuration file (or none), with the defaults of a configuration
 /// without data sources: the embedded engine keeping its data, and the
@@ -187,6 +195,10 @@ pub struct Running {
     pub sources: Vec<(String, String)>,
     /// `http://<metrics_listen>/metrics`, when metrics are on.
     pub metrics_url: Option<String>,
+    /// `http://<addr>/console/`, when the console is on.
+    pub console_url: Option<String>,
+    /// The demo administrator's email and password, when one was made.
+    pub demo_admin: Option<(String, String)>,
     /// The server task; it ends after the shutdown future completes.
     pub task: JoinHandle<std::io::Result<()>>,
 }
@@ -249,6 +261,23 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Box<dyn Error>> {
     let mut config = load_config(options.config.as_deref(), options.mongodb_uri.as_deref())?;
+    // Without a configuration file: the console, with a demo administrator
+    // whose password is made anew at each start.
+    let demo_admin = (options.config.is_none() && config.state.is_some()).then(|| {
+        let password = generate_api_key()[..24].to_owned();
+        config.users.push(UserConfig {
+            email: DEMO_ADMIN.into(),
+            password: Some(password.as_str().into()),
+            password_hash: None,
+        });
+        config.console = Some(ConsoleTable {
+            enabled: true,
+            admins: vec![DEMO_ADMIN.into()],
+            ..ConsoleTable::default()
+        });
+        (DEMO_ADMIN.to_owned(), password)
+    });
+    let console_on = config.console.as_ref().is_some_and(|table| table.enabled);
     let demo_key = config.api_keys.is_empty().then(generate_api_key);
     if let Some(key) = &demo_key {
         config.api_keys.push(ApiKeyConfig {
@@ -328,6 +357,8 @@ pub async fn launch(
         demo_key,
         sources,
         metrics_url,
+        console_url: console_on.then(|| format!("http://{addr}/console/")),
+        demo_admin,
         task,
     })
 }
@@ -383,6 +414,14 @@ fn banner(running: &Running) -> String {
     ));
     if let Some(url) = &running.metrics_url {
         text.push_str(&format!("  metrics:           {url}\n"));
+    }
+    if let Some(url) = &running.console_url {
+        text.push_str(&format!("  admin console:     {url}\n"));
+    }
+    if let Some((email, password)) = &running.demo_admin {
+        text.push_str(&format!(
+            "  console login:     {email} / {password} (made for this run)\n"
+        ));
     }
     if let Some(key) = &running.demo_key {
         text.push_str(&format!(

@@ -71,15 +71,16 @@ function listen(server) {
 }
 
 /**
- * Starts the standalone binary with `toml` as its config file, behind a tap.
+ * Starts the standalone binary with `toml` as its config file, behind a tap
+ * (`extraEnv` added to its environment).
  * Resolves to { name, origin (the tap's), base (Data API base URL via the tap),
  * stop(), log() }.
  */
-export async function startStandalone(binary, name, toml, appId) {
+export async function startStandalone(binary, name, toml, appId, extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), "tda-clients-"));
   const configPath = join(dir, `${name}.toml`);
   writeFileSync(configPath, toml);
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" };
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv };
   delete env.MONGODB_URI;
   const child = spawn(binary, ["--listen", "127.0.0.1:0", "--config", configPath], {
     env,

@@ -1,6 +1,7 @@
 // Real, unmodified clients against the standalone binary (issue 18):
 // mongodb-data-api, @taskless/mongo-data-api, realm-web, plain HTTP requests
-// as in the docs' curl examples, and a page in Chromium on another origin.
+// as in the docs' curl examples, a page in Chromium on another origin, and
+// the admin console clicked through in Chromium (console.mjs).
 //
 //   node run.mjs            (after `npm ci` here and `cargo build --example standalone`)
 //
@@ -23,6 +24,7 @@ import puppeteer from "puppeteer-core";
 
 import { check, mark, since, startPageServer, startStandalone, runToFailure, summary } from "./harness.mjs";
 import { sharedStateChecks } from "./shared_state.mjs";
+import { runConsole } from "./console.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -536,6 +538,10 @@ page.server.close();
 // --- shared state: two instances over one state store on the peer ------------------
 
 await sharedStateChecks(binary);
+
+// --- the admin console in the browser (issue 16) ------------------------------------------
+
+await runConsole({ binary, chromium, targetDir });
 
 const { passed, failed } = summary();
 if (existsSync(screenshot)) console.log(`screenshot: ${screenshot}`);

@@ -205,6 +205,12 @@ pub trait Backend: Send + Sync + 'static {
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, BackendError>;
 
+    /// What kind of backend this is, as the admin console shows it
+    /// (`embedded`, `MongoDB`); default `custom`.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
+
     /// Checks that the data source answers, for the readiness probe
     /// (`GET <mount>/ready`). The default answers at once: a backend in
     /// the process is as ready as the process. The error's message is

@@ -137,6 +137,8 @@ pub struct Config {
     pub validation_secret: Option<Secret>,
     /// The public base URL of the mount point, for the client API's location.
     pub client_base_url: Option<String>,
+    /// The admin console (feature `console`); absent or `enabled = false`: off.
+    pub console: Option<ConsoleTable>,
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -439,6 +441,34 @@ impl fmt::Debug for ApiKeyConfig {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The `[console]` table: the admin console under `<mount>/console/`
+/// (feature `console`; needs a `[state]` table).
+///
+/// ```toml
+/// [console]
+/// enabled = true
+/// admins = ["ops@example.com"]   # users of the user store who may log in
+/// # public_url = "https://api.example.com/data"  # default: client_base_url, else the request's host
+/// # secure_cookie = true                          # default: when the request came over TLS
+/// # session_lifetime_hours = 8
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleTable {
+    /// Serve the console (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Emails of the users who may log in.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// The public URL of the mount point (error links, base URLs shown).
+    pub public_url: Option<String>,
+    /// Whether the session cookie is `Secure` (default: over TLS only).
+    pub secure_cookie: Option<bool>,
+    /// How long a console login lasts (default 8).
+    pub session_lifetime_hours: Option<f64>,
 }
 
 /// The `[state]` table.
@@ -781,6 +811,7 @@ impl Config {
             // Seeded into the shared store, where run-time changes apply.
             self.seed_users(store).await?;
         }
+        builder = self.apply_console(builder, state.as_ref()).await?;
         builder = self.apply_auth(builder, state_users.is_none())?;
         let configured_keys = self
             .sessions
@@ -796,6 +827,55 @@ impl Config {
         }
         builder = builder.limits(self.limits.apply(Limits::default())?);
         Ok((builder, state))
+    }
+
+    /// Adds the `[console]`, when enabled.
+    #[cfg_attr(not(feature = "console"), allow(clippy::unused_async))]
+    async fn apply_console(
+        &self,
+        builder: DataApiBuilder,
+        state: Option<&crate::state::StateStores>,
+    ) -> Result<DataApiBuilder, ConfigError> {
+        let Some(table) = self.console.as_ref().filter(|table| table.enabled) else {
+            return Ok(builder);
+        };
+        let Some(state) = state else {
+            return Err(ConfigError(
+                "console: the console manages the state database: add a [state] table".into(),
+            ));
+        };
+        #[cfg(feature = "console")]
+        {
+            if table.admins.is_empty() {
+                return Err(ConfigError(
+                    "console.admins: name at least one administrator (a user's email)".into(),
+                ));
+            }
+            let mut config = crate::console::ConsoleConfig::new(table.admins.iter().cloned());
+            if let Some(url) = table.public_url.as_ref().or(self.client_base_url.as_ref()) {
+                config = config.public_url(url);
+            }
+            if let Some(secure) = table.secure_cookie {
+                config = config.secure_cookie(secure);
+            }
+            if let Some(hours) = table.session_lifetime_hours {
+                config = config
+                    .session_lifetime(seconds("console.session_lifetime_hours", hours * 3600.0)?);
+            }
+            let console = crate::console::Console::new(state, config);
+            console
+                .ensure_indexes()
+                .await
+                .map_err(|e| ConfigError(format!("console: {e}")))?;
+            Ok(builder.console(console))
+        }
+        #[cfg(not(feature = "console"))]
+        {
+            let _ = (builder, state, table);
+            Err(ConfigError(
+                "console: this build has no console (cargo feature `console`)".into(),
+            ))
+        }
     }
 
     /// The stores of the `[state]` table (`None` without one), on their own

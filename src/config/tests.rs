@@ -338,3 +338,46 @@ async fn credential_headers_cross_origin_need_an_origin() {
         config.builder(None).await.unwrap().build().unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_console_table_needs_state_and_an_administrator() {
+    let base = "[[data_sources]]\nname = \"mongodb-atlas\"\nuri = \"memory\"\n";
+    let error = |text: String| async move {
+        Config::from_toml(&text)
+            .unwrap()
+            .builder(None)
+            .await
+            .map(drop)
+            .unwrap_err()
+            .0
+    };
+    let without_state = error(format!(
+        "{base}[console]\nenabled = true\nadmins = [\"ops@example.com\"]\n"
+    ))
+    .await;
+    assert!(without_state.contains("[state]"), "{without_state}");
+    // Off unless enabled: a table with `enabled = false` changes nothing.
+    let off = format!("{base}[console]\nenabled = false\n");
+    assert!(Config::from_toml(&off).unwrap().builder(None).await.is_ok());
+    #[cfg(feature = "console")]
+    {
+        let state = "[state]\nuri = \"memory\"\n";
+        let no_admin = error(format!("{base}{state}[console]\nenabled = true\n")).await;
+        assert!(no_admin.contains("console.admins"), "{no_admin}");
+        let on = format!(
+            "{base}{state}[console]\nenabled = true\nadmins = [\"ops@example.com\"]\n\
+             public_url = \"https://api.example.com/data\"\nsession_lifetime_hours = 1\n"
+        );
+        let service = Config::from_toml(&on)
+            .unwrap()
+            .builder(None)
+            .await
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(service.handles_path("/console/"));
+        assert!(!service.handles_path("/consoles"));
+    }
+    let unknown = Config::from_toml(&format!("{base}[console]\nenable = true\n"));
+    assert!(unknown.is_err(), "unknown keys are refused");
+}

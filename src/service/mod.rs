@@ -80,6 +80,11 @@ pub(crate) struct Inner {
     /// The database the service's own state may live in: never reachable
     /// through the actions.
     pub(crate) state_database: String,
+    /// Data sources' access levels and on/off switches set at run time.
+    pub(crate) source_settings: Option<crate::state::BackendSourceSettings>,
+    /// The admin console, when served.
+    #[cfg(feature = "console")]
+    pub(crate) console: Option<crate::console::Console>,
 }
 
 impl DataApiService {
@@ -97,6 +102,10 @@ impl DataApiService {
     /// Whether this service answers `path`: a Data API route or a client API
     /// route (`/api/client/v2.0/...`) under its mount point.
     pub fn handles_path(&self, path: &str) -> bool {
+        #[cfg(feature = "console")]
+        if self.inner.console.is_some() && crate::console::is_console_path(path) {
+            return true;
+        }
         Route::recognize(path).is_some()
             || (self.inner.health_endpoints && Probe::at(path).is_some())
     }
@@ -185,6 +194,13 @@ impl Inner {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // The console's pages are not Data API requests: not logged or counted as such.
+        #[cfg(feature = "console")]
+        if let Some(console) = &self.console {
+            if crate::console::is_console_path(request.uri().path()) {
+                return console.handle(&self, request).await;
+            }
+        }
         let started = Instant::now();
         let _in_flight = self.metrics.as_ref().map(Metrics::begin);
         let request_id = ObjectId::new().to_hex();
@@ -355,7 +371,8 @@ impl Inner {
             trace.record_request(&request);
             refuse_state_database(&request, &self.state_database)?;
             let source = self.data_source(&request.data_source)?;
-            check_access(source.access, &request.namespace, &request.command)?;
+            let access = self.access_of(&request.data_source, source).await?;
+            check_access(access, &request.namespace, &request.command)?;
             let authorization = source.rules.authorize(&principal, &parts, &mut request)?;
             let reply = execute(
                 source.backend.as_ref(),
@@ -480,13 +497,31 @@ impl Inner {
     }
 
     fn data_source(&self, name: &str) -> Result<&DataSource, ApiError> {
-        self.data_sources.get(name).ok_or_else(|| {
+        self.data_sources
+            .get(name)
+            .ok_or_else(|| source_not_found(name))
+    }
+
+    /// The access level data source `name` has now: the run-time setting
+    /// (state database) over the configured one. A switched-off source is
+    /// answered as missing; when the settings cannot be read and none were
+    /// read before, the request is refused (503) rather than run with a
+    /// level that may have been lowered.
+    async fn access_of(&self, name: &str, source: &DataSource) -> Result<AccessLevel, ApiError> {
+        let Some(settings) = &self.source_settings else {
+            return Ok(source.access);
+        };
+        let setting = settings.get(name).await.map_err(|_| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::ServiceNotFound,
-                format!("The data source '{name}' is disabled or does not exist"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                "the data source settings cannot be read now; retry later",
             )
-        })
+        })?;
+        if setting.disabled {
+            return Err(source_not_found(name));
+        }
+        Ok(setting.access.unwrap_or(source.access))
     }
 
     fn find_limits(&self) -> FindLimits {
@@ -504,6 +539,15 @@ impl Inner {
             .find_map(Format::from_accept)
             .unwrap_or(self.default_format)
     }
+}
+
+/// The answer for a data source that is not configured or switched off.
+fn source_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::ServiceNotFound,
+        format!("The data source '{name}' is disabled or does not exist"),
+    )
 }
 
 /// The `username` of a password login's body, for the failed-login brake.

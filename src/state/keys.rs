@@ -103,6 +103,11 @@ impl BackendKeyStore {
         self
     }
 
+    /// The most keys that may exist.
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
     /// Creates the unique index on digests its lookups use; call once at
     /// start-up.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {

@@ -68,6 +68,13 @@ pub struct LogFilter {
     pub principal_name: Option<String>,
     /// The entry of this request id (`co_id`).
     pub request_id: Option<String>,
+    /// Entries whose status is in this class (`4` for 4xx); ignored when
+    /// `status` is set.
+    pub status_class: Option<u16>,
+    /// Entries of this data source.
+    pub data_source: Option<String>,
+    /// Entries skipped, newest first, before the first returned (paging).
+    pub skip: u64,
     /// The most entries returned, newest first (default 100).
     pub limit: Option<u64>,
 }
@@ -132,6 +139,37 @@ impl BackendLogSink {
     /// `collection`, `status`, `error_code`, `error`, `documents`,
     /// `auth_scheme`, `request_bytes`, `response_bytes`).
     pub async fn find(&self, filter: &LogFilter) -> Result<Vec<Document>, StoreError> {
+        let mut find = FindQuery::new(filter.query())
+            .with_sort(doc! { "at": -1 })
+            .with_projection(doc! { "_id": 0 });
+        find.skip = filter.skip;
+        find.limit = filter.limit.unwrap_or(100).max(1);
+        self.backend
+            .find(&self.namespace, find)
+            .await
+            .map_err(|e| StoreError(format!("the state database failed: {e}")))
+    }
+
+    /// Runs `pipeline` over the entries `filter` selects (for usage
+    /// figures: counts, bytes and latencies grouped by hour or day).
+    pub async fn aggregate(
+        &self,
+        filter: &LogFilter,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<Document>, StoreError> {
+        let mut stages = vec![doc! { "$match": filter.query() }];
+        stages.extend(pipeline);
+        self.backend
+            .aggregate(&self.namespace, stages)
+            .await
+            .map_err(|e| StoreError(format!("the state database failed: {e}")))
+    }
+}
+
+impl LogFilter {
+    /// The query document of this filter (paging and limit aside).
+    fn query(&self) -> Document {
+        let filter = self;
         let mut query = Document::new();
         let mut at = Document::new();
         if let Some(since) = filter.since {
@@ -161,14 +199,14 @@ impl BackendLogSink {
         if let Some(id) = &filter.request_id {
             query.insert("request_id", id);
         }
-        let mut find = FindQuery::new(query)
-            .with_sort(doc! { "at": -1 })
-            .with_projection(doc! { "_id": 0 });
-        find.limit = filter.limit.unwrap_or(100).max(1);
-        self.backend
-            .find(&self.namespace, find)
-            .await
-            .map_err(|e| StoreError(format!("the state database failed: {e}")))
+        if let (Some(class), None) = (filter.status_class, filter.status) {
+            let low = i32::from(class) * 100;
+            query.insert("status", doc! { "$gte": low, "$lt": low + 100 });
+        }
+        if let Some(source) = &filter.data_source {
+            query.insert("data_source", source);
+        }
+        query
     }
 }
 

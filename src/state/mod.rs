@@ -23,6 +23,7 @@ mod import;
 mod keys;
 mod logs;
 mod sessions;
+mod sources;
 mod users;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use import::ImportReport;
 pub use keys::{BackendKeyStore, KeyInfo, KEY_CACHE_TTL};
 pub use logs::{BackendLogSink, LogFilter};
 pub use sessions::BackendSessionStore;
+pub use sources::{BackendSourceSettings, SourceSetting, SOURCE_SETTINGS_TTL};
 pub use users::{BackendUserStore, UserInfo};
 
 /// What went wrong managing keys or users in the state database.
@@ -166,7 +168,7 @@ pub const DEFAULT_STATE_DATABASE: &str = "__data_api";
 /// assert!(service.is_ok());
 /// # });
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateStores {
     /// The state database's name.
     pub database: String,
@@ -184,6 +186,25 @@ pub struct StateStores {
     /// (default) rather than the provider's (the JWT `sub`); see
     /// [`provider_user_ids`](Self::provider_user_ids).
     pub issue_user_ids: bool,
+    /// Data sources' run-time access levels and on/off switches.
+    pub sources: BackendSourceSettings,
+    /// The backend the state database lives on.
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for StateStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStores")
+            .field("database", &self.database)
+            .field("sessions", &self.sessions)
+            .field("keys", &self.keys)
+            .field("users", &self.users)
+            .field("logs", &self.logs)
+            .field("sources", &self.sources)
+            .field("directory", &self.directory)
+            .field("issue_user_ids", &self.issue_user_ids)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StateStores {
@@ -199,8 +220,9 @@ impl StateStores {
         let keys = BackendKeyStore::from_arc(backend.clone(), database);
         let users =
             BackendUserStore::from_arc(backend.clone(), database).with_sessions(sessions.clone());
+        let sources = BackendSourceSettings::from_arc(backend.clone(), database);
         let logs = BackendLogSink::from_arc(backend.clone(), database, log_retention);
-        let directory = BackendUserDirectory::from_arc(backend, database);
+        let directory = BackendUserDirectory::from_arc(backend.clone(), database);
         sessions.ensure_indexes().await?;
         directory.ensure_indexes().await?;
         keys.ensure_indexes().await?;
@@ -212,9 +234,16 @@ impl StateStores {
             keys,
             users,
             logs,
+            sources,
+            backend,
             directory,
             issue_user_ids: true,
         })
+    }
+
+    /// The backend the state database lives on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// The service's session-signing key kept in the state database (the
@@ -270,8 +299,8 @@ impl StateStores {
     }
 
     /// `builder` with these stores: sessions, keys, users and issued user
-    /// ids from here, request logs to `tracing` and here, and the state
-    /// database refused to requests.
+    /// ids from here, request logs to `tracing` and here, data-source
+    /// settings from here, and the state database refused to requests.
     pub fn install(&self, builder: DataApiBuilder) -> DataApiBuilder {
         let sinks: Vec<Arc<dyn LogSink>> =
             vec![Arc::new(TracingLogSink), Arc::new(self.logs.clone())];
@@ -285,6 +314,7 @@ impl StateStores {
             .key_store(self.keys.clone())
             .user_store(self.users.clone())
             .log_sink(sinks)
+            .source_settings(self.sources.clone())
             .state_database(&self.database)
     }
 }

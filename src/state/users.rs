@@ -177,6 +177,12 @@ impl BackendUserStore {
         self.end_sessions(&id).await
     }
 
+    /// Ends every bearer session of the user with this email.
+    pub async fn revoke_sessions(&self, email: &str) -> Result<(), StateError> {
+        let id = self.id_of(&normalize(email)).await?;
+        self.end_sessions(&id).await
+    }
+
     /// Adds a user from an App Services users export under the id they had
     /// there, without a password: they can log in once one is set
     /// ([`set_password`](Self::set_password)). `false` when that user exists

@@ -917,6 +917,10 @@ impl AggregateContext for DatabaseContext<'_> {
 
 #[async_trait]
 impl Backend for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn find_one(
         &self,
         ns: &Namespace,

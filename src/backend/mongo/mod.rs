@@ -383,6 +383,10 @@ fn inserted_before(error: &mongodb::error::Error) -> Option<usize> {
 
 #[async_trait]
 impl Backend for MongoBackend {
+    fn kind(&self) -> &'static str {
+        "MongoDB"
+    }
+
     async fn find_one(
         &self,
         ns: &Namespace,
