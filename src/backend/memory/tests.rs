@@ -604,3 +604,26 @@ async fn paths_and_documents_deeper_than_180_levels_are_refused() {
         assert!(err.message.contains("nested more than 180"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn unknown_expression_operator_fails_over_an_empty_collection() {
+    let b = MemoryBackend::new();
+    let empty = Namespace::new("db", "nothing");
+    for (pipeline, message) in [
+        (
+            vec![doc! {"$project": {"x": {"$bogusOp": 1}}}],
+            "Invalid $project :: caused by :: Unrecognized expression '$bogusOp'",
+        ),
+        (
+            vec![
+                doc! {"$match": {"a": 1}},
+                doc! {"$group": {"_id": {"$bogusOp": "$a"}}},
+            ],
+            "Unrecognized expression '$bogusOp'",
+        ),
+    ] {
+        let err = b.aggregate(&empty, pipeline).await.unwrap_err();
+        assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
+        assert_eq!(err.message, message);
+    }
+}
