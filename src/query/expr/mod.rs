@@ -19,6 +19,7 @@ use super::budget;
 use super::compare::{canonical_key, compare_values};
 use super::limits::{DEFAULT_MAX_PIPELINE_BYTES, MEMORY_LIMIT_EXCEEDED};
 use super::number::{self, Num, Overflow};
+use super::path::plain_get;
 use super::QueryError;
 
 mod arith;
@@ -260,6 +261,18 @@ impl Expr {
         self.eval(&Vars::new(doc))
     }
 
+    /// The value of a constant or of a plain field path, borrowed from the
+    /// expression or from `doc` as `$$CURRENT` (`Some(None)`: missing);
+    /// `None` when it takes evaluating (an operator, a variable, a path
+    /// through an array). For hot loops that would otherwise copy the value.
+    pub(crate) fn get_ref<'a>(&'a self, doc: &'a Document) -> Option<Option<&'a Bson>> {
+        match self {
+            Expr::Literal(v) => Some(Some(v)),
+            Expr::Field(path) => plain_get(doc, path),
+            _ => None,
+        }
+    }
+
     /// Evaluates the expression; `None` is missing.
     ///
     /// Metered (see `query::budget`): every node is a step of work, and each
@@ -267,6 +280,11 @@ impl Expr {
     /// parent node works with it.
     pub(crate) fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
         budget::step()?;
+        if let Expr::Literal(_) | Expr::Field(_) | Expr::Var(..) = self {
+            let value = self.eval_node(vars)?;
+            budget::charge_leaf(value.as_ref(), self.operator_name())?;
+            return Ok(value);
+        }
         let scratch = budget::Scratch::open();
         let value = self.eval_node(vars)?;
         scratch.close(value.as_ref(), self.operator_name())?;
