@@ -155,8 +155,10 @@ impl Special {
                 None | Some(Bson::Null) | Some(Bson::Undefined) => Ok(Some(Bson::Null)),
                 Some(Bson::Array(items)) => {
                     let mut out = Vec::with_capacity(items.len());
+                    let mut inner = vars.clone();
                     for item in items {
-                        out.push(body.eval(&vars.with(var, item))?.unwrap_or(Bson::Null));
+                        inner.rebind(var, item);
+                        out.push(body.eval(&inner)?.unwrap_or(Bson::Null));
                     }
                     Ok(Some(Bson::Array(out)))
                 }
@@ -196,11 +198,13 @@ impl Special {
                     None | Some(Bson::Null) | Some(Bson::Undefined) => Ok(Some(Bson::Null)),
                     Some(Bson::Array(items)) => {
                         let mut out = Vec::new();
+                        let mut inner = vars.clone();
                         for item in items {
                             if limit.is_some_and(|l| out.len() >= l) {
                                 break;
                             }
-                            if truthy(cond.eval(&vars.with(var, item.clone()))?.as_ref()) {
+                            inner.rebind(var, item.clone());
+                            if truthy(cond.eval(&inner)?.as_ref()) {
                                 out.push(item);
                             }
                         }
@@ -224,8 +228,10 @@ impl Special {
                 Some(Bson::Array(items)) => {
                     let mut acc = initial.eval(vars)?.unwrap_or(Bson::Null);
                     let held = budget::used();
+                    let mut inner = vars.clone();
                     for item in items {
-                        let inner = vars.with("value", acc).with("this", item);
+                        inner.rebind("value", acc);
+                        inner.rebind("this", item);
                         acc = body.eval(&inner)?.unwrap_or(Bson::Null);
                         check_accumulator(&acc)?;
                         // The previous accumulator is gone: hold only this one.

@@ -341,3 +341,43 @@ fn date_arithmetic_overflow_is_an_error() {
         Some(Bson::DateTime(bson::DateTime::from_millis(978_220_800_000)))
     );
 }
+
+#[test]
+fn element_variables_shadow_and_restore() {
+    let d = doc! {"arr": [1, 2, 3]};
+    let cases: Vec<(Bson, Bson)> = vec![
+        // `as` shadows an outer variable of the same name only inside.
+        (
+            bson!({"$let": {"vars": {"x": 100}, "in": [
+                {"$map": {"input": "$arr", "as": "x", "in": {"$add": ["$$x", 10]}}},
+                "$$x",
+            ]}}),
+            bson!([[11, 12, 13], 100]),
+        ),
+        // Nested: the inner `$$this` of `$map` inside `$reduce`'s `in`.
+        (
+            bson!({"$reduce": {"input": "$arr", "initialValue": [], "in": {"$concatArrays": [
+                "$$value",
+                {"$map": {"input": [10], "in": {"$add": ["$$this", 1]}}},
+                ["$$this"],
+            ]}}}),
+            bson!([11, 1, 11, 2, 11, 3]),
+        ),
+        (
+            bson!({"$filter": {"input": "$arr", "as": "v", "cond": {"$in": ["$$v", {"$map": {"input": "$arr", "as": "v", "in": {"$multiply": ["$$v", 1]}}}]}, "limit": 2}}),
+            bson!([1, 2]),
+        ),
+        // `as: "CURRENT"` rebinds `$$CURRENT`, so field paths read the element.
+        (
+            bson!({"$map": {"input": [{"a": 1}, {"a": 2}], "as": "CURRENT", "in": "$a"}}),
+            bson!([1, 2]),
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(
+            eval(e.clone(), d.clone()).unwrap_or_else(|err| panic!("{e}: {err}")),
+            Some(want),
+            "{e}"
+        );
+    }
+}

@@ -33,11 +33,20 @@ impl<'a> Vars<'a> {
         v
     }
 
-    /// A copy with one more user variable bound.
-    pub(crate) fn with(&self, name: &str, value: Bson) -> Vars<'a> {
-        let mut v = self.clone();
-        v.bind(name, value);
-        v
+    /// Sets a user variable in place: the innermost binding of `name` takes
+    /// `value`, or a new binding is made. For a private copy that rebinds
+    /// the same variable for each element (`$map`, `$filter`, `$reduce`)
+    /// without copying all the variables each time; what the expression
+    /// sees is as with a new binding of `name` in a fresh copy.
+    pub(crate) fn rebind(&mut self, name: &str, value: Bson) {
+        if name == "CURRENT" {
+            self.current = Some(value);
+            return;
+        }
+        match self.locals.iter_mut().rev().find(|(n, _)| n == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.locals.push((name.to_string(), value)),
+        }
     }
 
     /// Binds a user variable in place (`$lookup`'s `let`).
