@@ -6,10 +6,11 @@
 use bson::Bson;
 
 use super::dates::{self, format_date, DatePart};
-use super::{nullish, too_large, truthy, type_name, Expr, Vars, MAX_VALUE_BYTES};
+use super::{nullish, string, too_large, truthy, type_name, Expr, Op, Vars, MAX_VALUE_BYTES};
 use crate::query::budget;
 use crate::query::limits::{nesting_exceeds, value_size, Keys, MAX_NESTING};
 use crate::query::number::Num;
+use crate::query::pattern::Pattern;
 use crate::query::{display_value, QueryError};
 
 /// Operators that need control over argument evaluation or named arguments.
@@ -69,6 +70,16 @@ pub(crate) enum Special {
     },
     /// `$year`, `$month`, … (`{date, timezone}` or a bare date).
     DatePart(DatePart, Expr, Option<Expr>),
+    /// `$regexMatch`, `$regexFind` or `$regexFindAll` whose `regex` and
+    /// `options` are constants: compiled once, when parsed.
+    Regex {
+        /// Which of the three.
+        op: Op,
+        /// The string searched.
+        input: Expr,
+        /// The compiled regular expression.
+        pattern: Pattern,
+    },
 }
 
 /// Bounds a `$reduce` accumulator: each step may wrap the previous value, so
@@ -291,6 +302,13 @@ impl Special {
                     fmt.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S.%LZ"),
                     zone.offset_at(millis),
                 )?)))
+            }
+            Special::Regex { op, input, pattern } => {
+                let value = input.eval(vars)?;
+                Ok(Some(match string::regex_input(*op, value.as_ref())? {
+                    Some(s) => string::regex_apply(*op, s, pattern),
+                    None => string::regex_on_null(*op),
+                }))
             }
             Special::DatePart(name, date, timezone) => {
                 let d = date.eval(vars)?;

@@ -9,7 +9,7 @@ use super::array::validate_sort_by;
 use super::dates::DatePart;
 use super::lazy::Special;
 use super::op::{Args, Op};
-use super::Expr;
+use super::{string, Expr};
 use crate::query::QueryError;
 
 /// MongoDB's error for an unknown expression operator.
@@ -29,11 +29,31 @@ pub(super) fn parse_operator(name: &str, arg: &Bson) -> Result<Expr, QueryError>
         return Err(QueryError::unsupported(name));
     }
     let op = Op::lookup(name).ok_or_else(|| unrecognized(name))?;
+    if matches!(op, Op::RegexMatch | Op::RegexFind | Op::RegexFindAll) {
+        return parse_regex(op, arg);
+    }
     let args = match op.args() {
         Args::List(min, max) => list_args(op, arg, min, max)?,
         Args::Named(params) => named_params(op, arg, params)?,
         Args::Own => own_args(op, arg)?,
     };
+    Ok(Expr::Op(op, args))
+}
+
+/// A regular expression operator: compiled now when `regex` and `options`
+/// are constants that compile; otherwise (an expression, or a constant
+/// that fails to compile, whose error stays with evaluation as before)
+/// evaluated as an operator of the table.
+fn parse_regex(op: Op, arg: &Bson) -> Result<Expr, QueryError> {
+    let mut args = own_args(op, arg)?;
+    if let [input, Expr::Literal(regex), Expr::Literal(options)] = args.as_mut_slice() {
+        if matches!(options, Bson::Null | Bson::String(_)) {
+            if let Ok(pattern) = string::regex_pattern(op, Some(regex), Some(options)) {
+                let input = std::mem::replace(input, Expr::Literal(Bson::Null));
+                return Ok(special(Special::Regex { op, input, pattern }));
+            }
+        }
+    }
     Ok(Expr::Op(op, args))
 }
 

@@ -285,45 +285,67 @@ pub(super) fn index_of(op: Op, args: &[Val]) -> Res {
 
 /// `$regexMatch`, `$regexFind` and `$regexFindAll` (`input`, `regex`, `options`).
 pub(super) fn regex(op: Op, args: &[Val]) -> Res {
-    let name = op.name();
-    let input = match arg(args, 0) {
-        x if nullish(x) => {
-            return Ok(Some(match op {
-                Op::RegexMatch => Bson::Boolean(false),
-                Op::RegexFind => Bson::Null,
-                _ => Bson::Array(vec![]),
-            }))
-        }
-        Some(Bson::String(s)) => s.as_str(),
-        other => {
-            return Err(QueryError::new(
-                51104,
-                format!(
-                    "{name} needs 'input' to be of type string, found {}",
-                    type_name(other)
-                ),
-            ))
-        }
+    let Some(input) = regex_input(op, arg(args, 0))? else {
+        return Ok(Some(regex_on_null(op)));
     };
-    let opts = match arg(args, 2) {
+    let pattern = regex_pattern(op, arg(args, 1), arg(args, 2))?;
+    Ok(Some(regex_apply(op, input, &pattern)))
+}
+
+/// The result of a regular expression operator on a null or missing input.
+pub(super) fn regex_on_null(op: Op) -> Bson {
+    match op {
+        Op::RegexMatch => Bson::Boolean(false),
+        Op::RegexFind => Bson::Null,
+        _ => Bson::Array(vec![]),
+    }
+}
+
+/// The `input` of a regular expression operator: `None` when null or missing.
+pub(super) fn regex_input(op: Op, v: Option<&Bson>) -> Result<Option<&str>, QueryError> {
+    match v {
+        x if nullish(x) => Ok(None),
+        Some(Bson::String(s)) => Ok(Some(s)),
+        other => Err(QueryError::new(
+            51104,
+            format!(
+                "{} needs 'input' to be of type string, found {}",
+                op.name(),
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+/// Compiles the `regex` (a string or a regex value) and `options` of a
+/// regular expression operator; `options` override a regex value's own.
+pub(super) fn regex_pattern(
+    op: Op,
+    regex: Option<&Bson>,
+    options: Option<&Bson>,
+) -> Result<Pattern, QueryError> {
+    let opts = match options {
         Some(Bson::String(o)) => o.as_str(),
         _ => "",
     };
-    let pattern = match arg(args, 1) {
-        Some(Bson::String(p)) => Pattern::new(p, opts)?,
+    match regex {
+        Some(Bson::String(p)) => Pattern::new(p, opts),
         Some(Bson::RegularExpression(r)) => {
-            Pattern::new(&r.pattern, if opts.is_empty() { &r.options } else { opts })?
+            Pattern::new(&r.pattern, if opts.is_empty() { &r.options } else { opts })
         }
-        other => {
-            return Err(QueryError::new(
-                51105,
-                format!(
-                    "{name} needs 'regex' to be of type string or regex, found {}",
-                    type_name(other)
-                ),
-            ))
-        }
-    };
+        other => Err(QueryError::new(
+            51105,
+            format!(
+                "{} needs 'regex' to be of type string or regex, found {}",
+                op.name(),
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+/// A regular expression operator applied to a string.
+pub(super) fn regex_apply(op: Op, input: &str, pattern: &Pattern) -> Bson {
     let found = |m: regex::Captures| {
         let whole = m.get(0);
         let mut d = Document::new();
@@ -346,7 +368,7 @@ pub(super) fn regex(op: Op, args: &[Val]) -> Res {
         );
         Bson::Document(d)
     };
-    Ok(Some(match op {
+    match op {
         Op::RegexMatch => Bson::Boolean(pattern.is_match(input)),
         Op::RegexFind => pattern
             .regex()
@@ -354,7 +376,7 @@ pub(super) fn regex(op: Op, args: &[Val]) -> Res {
             .map(found)
             .unwrap_or(Bson::Null),
         _ => Bson::Array(pattern.regex().captures_iter(input).map(found).collect()),
-    }))
+    }
 }
 
 /// `$replaceOne` and `$replaceAll` (`input`, `find`, `replacement`).

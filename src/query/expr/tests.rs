@@ -381,3 +381,77 @@ fn element_variables_shadow_and_restore() {
         );
     }
 }
+
+#[test]
+fn constant_regexes_are_compiled_when_parsed() {
+    let d = doc! {"s": "Hello World", "n": null, "re": "o"};
+    let compiled = |e: Bson| {
+        matches!(
+            Expr::parse(&e).unwrap(),
+            Expr::Special(s) if matches!(*s, Special::Regex { .. })
+        )
+    };
+    let cases: Vec<(Bson, bool, Option<Bson>)> = vec![
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": "world", "options": "i"}}),
+            true,
+            Some(bson!(true)),
+        ),
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": "world"}}),
+            true,
+            Some(bson!(false)),
+        ),
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": Bson::RegularExpression(bson::Regex { pattern: "^h".into(), options: "i".into() })}}),
+            true,
+            Some(bson!(true)),
+        ),
+        (
+            bson!({"$regexMatch": {"input": "$n", "regex": "x"}}),
+            true,
+            Some(bson!(false)),
+        ),
+        (
+            bson!({"$regexFind": {"input": "$missing", "regex": "x"}}),
+            true,
+            Some(Bson::Null),
+        ),
+        (
+            bson!({"$regexFind": {"input": "$s", "regex": "(o)r"}}),
+            true,
+            Some(bson!({"match": "or", "idx": 7, "captures": ["o"]})),
+        ),
+        (
+            bson!({"$regexFindAll": {"input": "$s", "regex": "o"}}),
+            true,
+            Some(bson!([
+                {"match": "o", "idx": 4, "captures": []},
+                {"match": "o", "idx": 7, "captures": []},
+            ])),
+        ),
+        // A regex from the document is compiled per evaluation, as before.
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": "$re"}}),
+            false,
+            Some(bson!(true)),
+        ),
+    ];
+    for (e, precompiled, want) in cases {
+        assert_eq!(compiled(e.clone()), precompiled, "{e}");
+        assert_eq!(eval(e.clone(), d.clone()).unwrap(), want, "{e}");
+    }
+    // A constant that does not compile fails when evaluated on a string, as before.
+    let bad = bson!({"$regexMatch": {"input": "$s", "regex": "(a"}});
+    assert!(!compiled(bad.clone()));
+    assert_eq!(eval(bad.clone(), d.clone()).unwrap_err().code, 51091);
+    assert_eq!(eval(bad, doc! {}).unwrap(), Some(bson!(false)));
+    let err = eval(bson!({"$regexMatch": {"input": 5, "regex": "x"}}), d).unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::new(
+            51104,
+            "$regexMatch needs 'input' to be of type string, found int"
+        )
+    );
+}
