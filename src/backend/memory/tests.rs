@@ -699,3 +699,34 @@ async fn leading_match_streams_into_group_and_count() {
     assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
     assert_eq!(err.message, "can't $divide by zero");
 }
+
+#[tokio::test]
+async fn inserted_documents_have_id_first() {
+    let b = MemoryBackend::new();
+    b.insert_many(
+        &ns(),
+        vec![
+            doc! {"_id": 1, "a": 1},
+            doc! {"a": 2, "_id": 2},
+            doc! {"a": 3},
+        ],
+    )
+    .await
+    .unwrap();
+    let docs = b.find(&ns(), find(doc! {})).await.unwrap();
+    assert_eq!(docs.len(), 3);
+    for d in &docs {
+        assert_eq!(d.keys().next().map(String::as_str), Some("_id"), "{d}");
+    }
+    assert_eq!(docs[1], doc! {"_id": 2, "a": 2});
+    // An invalid `_id` is refused whether it comes first or not.
+    for bad in [doc! {"_id": [1], "a": 1}, doc! {"a": 1, "_id": [1]}] {
+        let err = b.insert_one(&ns(), bad).await.unwrap_err();
+        assert_eq!(
+            err.kind,
+            BackendErrorKind::InvalidRequest,
+            "{}",
+            err.message
+        );
+    }
+}
