@@ -256,22 +256,30 @@ fn parse_accumulators(spec: &Document, skip_id: bool) -> Result<Vec<Accumulator>
     Ok(accs)
 }
 
-/// Folds values with a simple accumulator (`$sum`, `$avg`, `$min`, `$max`,
-/// `$first`, `$last`, `$push`, `$addToSet`, `$count`, `$mergeObjects`,
-/// `$stdDevPop`, `$stdDevSamp`): what `$setWindowFields` computes per window.
-/// `None` when `op` is not such an accumulator.
-pub(super) fn fold(
-    op: &str,
-    values: impl Iterator<Item = Option<Bson>>,
-) -> Option<Result<Bson, QueryError>> {
-    let kind = AccKind::from_name(op).filter(|k| !k.ranked())?;
-    let mut state = initial(kind);
-    for v in values {
-        if let Err(e) = accumulate(kind, &mut state, v) {
-            return Some(Err(e));
-        }
+/// A simple accumulator (`$sum`, `$avg`, `$min`, `$max`, `$first`, `$last`,
+/// `$push`, `$addToSet`, `$count`, `$mergeObjects`, `$stdDevPop`,
+/// `$stdDevSamp`) as `$setWindowFields` uses one: looked up by name once,
+/// when the stage is parsed, then folded over each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fold(AccKind);
+
+impl Fold {
+    /// The simple accumulator called `op`, if it is one.
+    pub(super) fn lookup(op: &str) -> Option<Fold> {
+        AccKind::from_name(op).filter(|k| !k.ranked()).map(Fold)
     }
-    Some(Ok(finish(kind, state)))
+
+    /// Folds `values` (a window's).
+    pub(super) fn run(
+        self,
+        values: impl Iterator<Item = Option<Bson>>,
+    ) -> Result<Bson, QueryError> {
+        let mut state = initial(self.0);
+        for v in values {
+            accumulate(self.0, &mut state, v)?;
+        }
+        Ok(finish(self.0, state))
+    }
 }
 
 fn initial(kind: AccKind) -> State {
