@@ -241,7 +241,8 @@ pub fn pipeline(stages: &[Document], docs: &[Document]) -> Result<Vec<Document>,
         let _ = parsed.reads_input();
         if let Some(first) = parsed.leading_match() {
             let borrowed: Vec<&Document> = docs.iter().filter(|d| first.matches(d)).collect();
-            if let Ok((next, input)) = parsed.run_prefix(1, &borrowed, &ctx) {
+            if let Ok((next, input)) = parsed.run_prefix(1, borrowed.iter().copied().map(Ok), &ctx)
+            {
                 let _ = parsed.run_from(next, input, &ctx);
             }
         }

@@ -273,6 +273,18 @@ impl Drop for Scratch {
     }
 }
 
+/// Charges the result of a leaf node (a constant, a field path, a
+/// variable) as [`Scratch`] would: a leaf has no operands to give back, so
+/// only its result is charged, and only when a node above it will give
+/// it back.
+#[inline]
+pub(crate) fn charge_leaf(result: Option<&Bson>, what: &str) -> Result<(), QueryError> {
+    match result {
+        Some(value) if SCRATCH_DEPTH.with(Cell::get) > 0 => charge_value(value, what),
+        _ => Ok(()),
+    }
+}
+
 /// One pipeline stage's accounting: opened before the stage runs, while its
 /// input is charged; closed when it has produced its output.
 pub(crate) struct Stage {

@@ -155,6 +155,11 @@ pub(crate) fn canonical_key(v: &Bson) -> Vec<u8> {
     out
 }
 
+/// [`canonical_key`] appended to `out` (a buffer reused across values).
+pub(crate) fn canonical_key_into(v: &Bson, out: &mut Vec<u8>) {
+    encode(v, out);
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);

@@ -58,6 +58,30 @@ pub(crate) fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Optio
     out
 }
 
+/// The value at `path` when reaching it goes through embedded documents
+/// only: `Some(Some(v))`, or `Some(None)` when it is missing (the path ends
+/// early or meets a scalar). `None` when the path meets an array before its
+/// last segment or is empty, where [`filter_leaves`] and [`expr_get`] must
+/// walk. Where it answers it agrees with both: [`filter_leaves`] yields
+/// exactly this one leaf, [`expr_get`] a copy of it. It allocates nothing.
+pub(crate) fn plain_get<'a>(doc: &'a Document, path: &[String]) -> Option<Option<&'a Bson>> {
+    let (first, rest) = path.split_first()?;
+    let Some(mut cur) = doc.get(first) else {
+        return Some(None);
+    };
+    for seg in rest {
+        cur = match cur {
+            Bson::Document(d) => match d.get(seg) {
+                Some(v) => v,
+                None => return Some(None),
+            },
+            Bson::Array(_) => return None,
+            _ => return Some(None),
+        };
+    }
+    Some(Some(cur))
+}
+
 /// Like [`filter_leaves`] starting from any value.
 pub(crate) fn filter_leaves_of<'a>(value: &'a Bson, path: &[String]) -> Vec<Option<&'a Bson>> {
     let mut out = Vec::new();
@@ -161,6 +185,24 @@ static EMPTY_ARRAY_MARK: Bson = Bson::Undefined;
 mod tests {
     use super::*;
     use bson::{bson, doc};
+
+    #[test]
+    fn plain_get_agrees_with_the_walks() {
+        let d = doc! {"a": {"b": {"c": 1}}, "s": 5, "arr": [{"b": 1}], "e": [1, 2]};
+        for path in [
+            "a", "a.b", "a.b.c", "a.x", "a.b.c.d", "s", "s.t", "missing", "e", "arr.b", "arr.0",
+        ] {
+            let parts = split(path);
+            match plain_get(&d, &parts) {
+                Some(leaf) => {
+                    assert_eq!(filter_leaves(&d, &parts), vec![leaf], "{path}");
+                    assert_eq!(expr_get_doc(&d, &parts), leaf.cloned(), "{path}");
+                }
+                None => assert!(path.starts_with("arr."), "{path}"),
+            }
+        }
+        assert_eq!(plain_get(&d, &[]), None);
+    }
 
     #[test]
     fn filter_paths() {

@@ -179,6 +179,35 @@ impl Collection {
         self.matching_planned(&self.plan(filter, None), filter, limit)
     }
 
+    /// The documents matching `filter`, in natural order, read lazily:
+    /// each candidate is matched when the caller asks for the next, so a
+    /// consumer works on a document while it is still in the cache. A
+    /// whole-collection scan walks the documents directly; an index plan
+    /// reads its candidates as [`Collection::matching`] does. An error
+    /// (a `$expr` failing to evaluate, the request's time or memory running
+    /// out) is the last item.
+    pub(super) fn matching_docs<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> Result<Box<dyn Iterator<Item = Result<&'a Document, QueryError>> + 'a>, QueryError> {
+        let plan = self.plan(filter, None);
+        let keep = move |d: &'a Document| -> Option<Result<&'a Document, QueryError>> {
+            if let Err(e) = crate::query::budget::step() {
+                return Some(Err(e));
+            }
+            filter.try_matches(d).map(|m| m.then_some(d)).transpose()
+        };
+        Ok(match plan {
+            Plan::Scan | Plan::Ordered { .. } => {
+                Box::new(self.docs.values().filter_map(move |d| keep(d)))
+            }
+            plan => {
+                let seqs = self.matching_planned(&plan, filter, None)?;
+                Box::new(seqs.into_iter().filter_map(|s| self.get(s)).map(Ok))
+            }
+        })
+    }
+
     /// [`Collection::matching`] following `plan`, made by [`Collection::plan`]
     /// on this collection.
     pub(super) fn matching_planned(

@@ -746,20 +746,16 @@ impl MemoryBackend {
         }
         let start = usize::from(parsed.leading_match().is_some());
         // The leading `$match` (and a `$group` or `$count` right after it)
-        // read the snapshot's documents in place; the other stages get copies.
+        // read the snapshot's documents in place, one pass over them; the
+        // other stages get copies.
         let (next, input) = match self.snapshot(&ns.database, &ns.collection) {
             None => (start, Vec::new()),
             Some(coll) => {
-                let refs: Vec<&Document> = match parsed.leading_match() {
-                    Some(filter) => coll
-                        .matching(filter, None)
-                        .map_err(to_backend)?
-                        .into_iter()
-                        .filter_map(|s| coll.get(s))
-                        .collect(),
-                    None => coll.iter().map(|(_, d)| d).collect(),
+                let docs = match parsed.leading_match() {
+                    Some(filter) => coll.matching_docs(filter).map_err(to_backend)?,
+                    None => Box::new(coll.iter().map(|(_, d)| Ok(d))),
                 };
-                parsed.run_prefix(start, &refs, &ctx).map_err(to_backend)?
+                parsed.run_prefix(start, docs, &ctx).map_err(to_backend)?
             }
         };
         parsed.run_from(next, input, &ctx).map_err(to_backend)

@@ -604,3 +604,129 @@ async fn paths_and_documents_deeper_than_180_levels_are_refused() {
         assert!(err.message.contains("nested more than 180"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn unknown_expression_operator_fails_over_an_empty_collection() {
+    let b = MemoryBackend::new();
+    let empty = Namespace::new("db", "nothing");
+    for (pipeline, message) in [
+        (
+            vec![doc! {"$project": {"x": {"$bogusOp": 1}}}],
+            "Invalid $project :: caused by :: Unrecognized expression '$bogusOp'",
+        ),
+        (
+            vec![
+                doc! {"$match": {"a": 1}},
+                doc! {"$group": {"_id": {"$bogusOp": "$a"}}},
+            ],
+            "Unrecognized expression '$bogusOp'",
+        ),
+    ] {
+        let err = b.aggregate(&empty, pipeline).await.unwrap_err();
+        assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
+        assert_eq!(err.message, message);
+    }
+}
+
+#[tokio::test]
+async fn leading_match_streams_into_group_and_count() {
+    let b = MemoryBackend::new();
+    b.insert_many(
+        &ns(),
+        vec![
+            doc! {"_id": 1, "k": "a", "n": 2, "arr": [{"b": 1}], "d": 1},
+            doc! {"_id": 2, "k": "b", "n": 3.5, "arr": [{"b": 1}], "d": 0},
+            doc! {"_id": 3, "k": "a", "n": "x", "arr": [{"b": 2}], "d": 1},
+            doc! {"_id": 4, "n": 1, "d": 1},
+        ],
+    )
+    .await
+    .unwrap();
+    // Keys and values read in place, a missing key grouping as null.
+    let out = b
+        .aggregate(
+            &ns(),
+            vec![
+                doc! {"$match": {"_id": {"$gte": 1}}},
+                doc! {"$group": {"_id": "$k", "s": {"$sum": "$n"}, "c": {"$sum": 1}, "f": {"$first": "$n"}}},
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": "a", "s": 2, "c": 2, "f": 2},
+            doc! {"_id": "b", "s": 3.5, "c": 1, "f": 3.5},
+            doc! {"_id": null, "s": 1, "c": 1, "f": 1},
+        ]
+    );
+    // A path through an array is evaluated, not read in place.
+    let out = b
+        .aggregate(
+            &ns(),
+            vec![
+                doc! {"$match": {"d": 1}},
+                doc! {"$group": {"_id": "$arr.b", "c": {"$count": {}}}},
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": [1], "c": 1},
+            doc! {"_id": [2], "c": 1},
+            doc! {"_id": null, "c": 1},
+        ]
+    );
+    let out = b
+        .aggregate(&ns(), vec![doc! {"$match": {"d": 1}}, doc! {"$count": "n"}])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![doc! {"n": 3}]);
+    // An error while matching fails the pipeline.
+    let err = b
+        .aggregate(
+            &ns(),
+            vec![
+                doc! {"$match": {"$expr": {"$gt": [{"$divide": [1, "$d"]}, 0]}}},
+                doc! {"$group": {"_id": null, "c": {"$sum": 1}}},
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::InvalidRequest);
+    assert_eq!(err.message, "can't $divide by zero");
+}
+
+#[tokio::test]
+async fn inserted_documents_have_id_first() {
+    let b = MemoryBackend::new();
+    b.insert_many(
+        &ns(),
+        vec![
+            doc! {"_id": 1, "a": 1},
+            doc! {"a": 2, "_id": 2},
+            doc! {"a": 3},
+        ],
+    )
+    .await
+    .unwrap();
+    let docs = b.find(&ns(), find(doc! {})).await.unwrap();
+    assert_eq!(docs.len(), 3);
+    for d in &docs {
+        assert_eq!(d.keys().next().map(String::as_str), Some("_id"), "{d}");
+    }
+    assert_eq!(docs[1], doc! {"_id": 2, "a": 2});
+    // An invalid `_id` is refused whether it comes first or not.
+    for bad in [doc! {"_id": [1], "a": 1}, doc! {"a": 1, "_id": [1]}] {
+        let err = b.insert_one(&ns(), bad).await.unwrap_err();
+        assert_eq!(
+            err.kind,
+            BackendErrorKind::InvalidRequest,
+            "{}",
+            err.message
+        );
+    }
+}

@@ -115,6 +115,14 @@ pub(super) fn prepare_insert(
     fallback_id: Option<Bson>,
 ) -> Result<Document, QueryError> {
     let mut doc = doc;
+    // Already first: the document is kept as it is (not rebuilt entry by entry).
+    if doc.keys().next().is_some_and(|k| k == "_id") {
+        if let Some(id) = doc.get("_id") {
+            validate_id(id)?;
+        }
+        check_insert_size(&doc)?;
+        return Ok(doc);
+    }
     let id = match doc.remove("_id") {
         Some(id) => id,
         None => fallback_id.unwrap_or_else(|| Bson::ObjectId(ObjectId::new())),

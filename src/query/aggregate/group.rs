@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use bson::{Bson, Document};
 
 use super::eval_in;
-use crate::query::compare::{canonical_key, compare_values, type_rank};
+use crate::query::compare::{canonical_key, canonical_key_into, compare_values, type_rank};
 use crate::query::expr::{add_nums, nullish, Expr};
 use crate::query::limits::{value_size, Limits};
 use crate::query::number::{self, Num};
@@ -73,6 +73,14 @@ impl AccKind {
             "$bottomN" => AccKind::BottomN,
             _ => return None,
         })
+    }
+
+    /// Whether the accumulator reads only numbers (other values are ignored).
+    fn numeric(self) -> bool {
+        matches!(
+            self,
+            AccKind::Sum | AccKind::Avg | AccKind::StdDevPop | AccKind::StdDevSamp
+        )
     }
 
     fn ranked(self) -> bool {
@@ -248,22 +256,30 @@ fn parse_accumulators(spec: &Document, skip_id: bool) -> Result<Vec<Accumulator>
     Ok(accs)
 }
 
-/// Folds values with a simple accumulator (`$sum`, `$avg`, `$min`, `$max`,
-/// `$first`, `$last`, `$push`, `$addToSet`, `$count`, `$mergeObjects`,
-/// `$stdDevPop`, `$stdDevSamp`): what `$setWindowFields` computes per window.
-/// `None` when `op` is not such an accumulator.
-pub(super) fn fold(
-    op: &str,
-    values: impl Iterator<Item = Option<Bson>>,
-) -> Option<Result<Bson, QueryError>> {
-    let kind = AccKind::from_name(op).filter(|k| !k.ranked())?;
-    let mut state = initial(kind);
-    for v in values {
-        if let Err(e) = accumulate(kind, &mut state, v) {
-            return Some(Err(e));
-        }
+/// A simple accumulator (`$sum`, `$avg`, `$min`, `$max`, `$first`, `$last`,
+/// `$push`, `$addToSet`, `$count`, `$mergeObjects`, `$stdDevPop`,
+/// `$stdDevSamp`) as `$setWindowFields` uses one: looked up by name once,
+/// when the stage is parsed, then folded over each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fold(AccKind);
+
+impl Fold {
+    /// The simple accumulator called `op`, if it is one.
+    pub(super) fn lookup(op: &str) -> Option<Fold> {
+        AccKind::from_name(op).filter(|k| !k.ranked()).map(Fold)
     }
-    Some(Ok(finish(kind, state)))
+
+    /// Folds `values` (a window's).
+    pub(super) fn run(
+        self,
+        values: impl Iterator<Item = Option<Bson>>,
+    ) -> Result<Bson, QueryError> {
+        let mut state = initial(self.0);
+        for v in values {
+            accumulate(self.0, &mut state, v)?;
+        }
+        Ok(finish(self.0, state))
+    }
 }
 
 fn initial(kind: AccKind) -> State {
@@ -281,22 +297,33 @@ fn initial(kind: AccKind) -> State {
     }
 }
 
-fn accumulate(kind: AccKind, state: &mut State, v: Option<Bson>) -> Result<(), QueryError> {
+/// Adds a value to the state of a numeric accumulator (`$sum`, `$avg`,
+/// `$stdDevPop`, `$stdDevSamp`): values that are not numbers are ignored.
+fn accumulate_num(state: &mut State, v: Option<&Bson>) {
+    let Some(n) = v.and_then(Num::from_bson) else {
+        return;
+    };
     match state {
-        State::Sum(total) => {
-            if kind == AccKind::Count {
-                *total = add_nums(*total, Num::Int32(1));
-            } else if let Some(n) = v.as_ref().and_then(Num::from_bson) {
-                *total = add_nums(*total, n);
-            }
-        }
+        State::Sum(total) => *total = add_nums(*total, n),
         State::Avg(sum, count, decimal) => {
-            if let Some(n) = v.as_ref().and_then(Num::from_bson) {
-                *sum += n.to_f64();
-                *count += 1;
-                *decimal |= matches!(n, Num::Decimal(_));
-            }
+            *sum += n.to_f64();
+            *count += 1;
+            *decimal |= matches!(n, Num::Decimal(_));
         }
+        State::Values(vals) => vals.push(n.to_f64()),
+        _ => {}
+    }
+}
+
+fn accumulate(kind: AccKind, state: &mut State, v: Option<Bson>) -> Result<(), QueryError> {
+    if kind.numeric() {
+        accumulate_num(state, v.as_ref());
+        return Ok(());
+    }
+    match state {
+        State::Sum(total) => *total = add_nums(*total, Num::Int32(1)),
+        // The numeric accumulators returned above.
+        State::Avg(..) | State::Values(_) => {}
         State::Best(best) => {
             if let Some(v) = v.filter(|v| !nullish(Some(v))) {
                 let replace = match best {
@@ -347,11 +374,6 @@ fn accumulate(kind: AccKind, state: &mut State, v: Option<Bson>) -> Result<(), Q
                 ))
             }
         },
-        State::Values(vals) => {
-            if let Some(n) = v.as_ref().and_then(Num::from_bson) {
-                vals.push(n.to_f64());
-            }
-        }
         State::Ranked(..) => {}
     }
     Ok(())
@@ -481,28 +503,47 @@ fn finish_ranked(acc: &Accumulator, state: State) -> Bson {
 /// `limits`, looks at the clock as documents pass and keeps an estimate of
 /// the memory held (keys, and the values `$push`/`$addToSet` collect) within
 /// the budget.
+///
+/// `id`, when given, is the expression `key_of` evaluates: when it is a
+/// constant or a plain field path the key is read in place rather than
+/// copied (and likewise an accumulator's argument), which is most of the
+/// work of a simple `$group`.
 fn run_groups<'d>(
     docs: impl IntoIterator<Item = &'d Document>,
     key_of: &dyn Fn(&Document) -> Result<Bson, QueryError>,
+    id: Option<&Expr>,
     accs: &[Accumulator],
     vars: &[(String, Bson)],
     limits: Option<&Limits>,
 ) -> Result<Vec<(Bson, Vec<State>)>, QueryError> {
+    static NULL: Bson = Bson::Null;
     let mut order: Vec<(Bson, Vec<State>)> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut held = 0usize;
+    // Field paths read the document itself unless a variable rebinds `$$CURRENT`.
+    let in_place = !vars.iter().any(|(name, _)| name == "CURRENT");
+    let id = id.filter(|_| in_place);
+    let mut key_bytes = Vec::with_capacity(32);
     for (i, d) in docs.into_iter().enumerate() {
         if let Some(l) = limits {
             l.tick(i)?;
         }
-        let key = key_of(d)?;
-        let k = canonical_key(&key);
-        let slot = match index.get(&k) {
+        let evaluated;
+        let key = match id.and_then(|e| e.get_ref(d)) {
+            Some(k) => k.unwrap_or(&NULL),
+            None => {
+                evaluated = key_of(d)?;
+                &evaluated
+            }
+        };
+        key_bytes.clear();
+        canonical_key_into(key, &mut key_bytes);
+        let slot = match index.get(key_bytes.as_slice()) {
             Some(i) => *i,
             None => {
-                held = held.saturating_add(k.len().saturating_mul(2) + 64);
-                order.push((key, accs.iter().map(|a| initial(a.kind)).collect()));
-                index.insert(k, order.len() - 1);
+                held = held.saturating_add(key_bytes.len().saturating_mul(2) + 64);
+                order.push((key.clone(), accs.iter().map(|a| initial(a.kind)).collect()));
+                index.insert(key_bytes.clone(), order.len() - 1);
                 order.len() - 1
             }
         };
@@ -511,10 +552,21 @@ fn run_groups<'d>(
                 accumulate_ranked(acc, state, d, vars)?;
                 continue;
             }
-            let v = if acc.kind == AccKind::Count {
-                None
+            let in_doc = if in_place && acc.kind != AccKind::Count {
+                acc.expr.get_ref(d)
             } else {
-                eval_in(&acc.expr, d, vars)?
+                None
+            };
+            if acc.kind.numeric() {
+                if let Some(v) = in_doc {
+                    accumulate_num(state, v);
+                    continue;
+                }
+            }
+            let v = match in_doc {
+                Some(v) => v.cloned(),
+                None if acc.kind == AccKind::Count => None,
+                None => eval_in(&acc.expr, d, vars)?,
             };
             if matches!(
                 acc.kind,
@@ -607,6 +659,7 @@ impl Group {
         let groups = run_groups(
             docs,
             &|d| group_key(&self.id, d, vars),
+            Some(&self.id),
             &self.accs,
             vars,
             Some(limits),
@@ -628,7 +681,7 @@ pub(super) fn sort_by_count(
         n: None,
         sort: None,
     }];
-    let groups = run_groups(docs, &|d| group_key(e, d, vars), &accs, vars, None)?;
+    let groups = run_groups(docs, &|d| group_key(e, d, vars), Some(e), &accs, vars, None)?;
     let mut out = output(groups, &accs);
     let mut spec = Document::new();
     spec.insert("count", -1);
@@ -762,7 +815,7 @@ impl Bucket {
                 )
             })
         };
-        let mut groups = run_groups(docs, &key_of, &self.accs, vars, None)?;
+        let mut groups = run_groups(docs, &key_of, None, &self.accs, vars, None)?;
         let pos = |k: &Bson| {
             self.boundaries
                 .iter()
@@ -801,7 +854,7 @@ impl Outputs {
         key_of: &dyn Fn(&Document) -> Result<Bson, QueryError>,
         vars: &[(String, Bson)],
     ) -> Result<Vec<Document>, QueryError> {
-        let groups = run_groups(docs, key_of, &self.0, vars, None)?;
+        let groups = run_groups(docs, key_of, None, &self.0, vars, None)?;
         Ok(output(groups, &self.0))
     }
 }

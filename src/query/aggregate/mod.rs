@@ -368,30 +368,33 @@ impl Pipeline {
         }
     }
 
-    /// Runs, over documents borrowed from the collection, what can run without
-    /// copying them: a `$group` or `$count` at stage `start` (typically right
-    /// after a leading `$match` the caller applied while reading). Otherwise
-    /// copies the documents. Returns the index of the next stage to run and its
-    /// input, for [`Pipeline::run_from`].
-    pub(crate) fn run_prefix(
+    /// Runs, over documents borrowed from the collection as they are read,
+    /// what can run without copying them: a `$group` or `$count` at stage
+    /// `start` (typically right after a leading `$match` the caller applies
+    /// while reading). Otherwise copies the documents. An error among
+    /// `docs` ends the work with that error. Returns the index of the next
+    /// stage to run and its input, for [`Pipeline::run_from`].
+    pub(crate) fn run_prefix<'d>(
         &self,
         start: usize,
-        docs: &[&Document],
+        docs: impl Iterator<Item = Result<&'d Document, QueryError>>,
         ctx: &dyn AggregateContext,
     ) -> Result<(usize, Vec<Document>), QueryError> {
         let limits = ctx.limits();
         limits.check_time()?;
-        match self.stages.get(start) {
-            Some(Stage::Group(g)) => {
-                let out = g.run(docs.iter().copied(), &[], &limits)?;
+        let mut failed = None;
+        let docs = docs.map_while(|d| d.map_err(|e| failed = Some(e)).ok());
+        let result = match self.stages.get(start) {
+            Some(Stage::Group(g)) => g.run(docs, &[], &limits).and_then(|out| {
                 limits.check_docs("$group", &out)?;
                 Ok((start + 1, out))
-            }
-            Some(Stage::Count(name)) => {
-                let out = count(name, docs.len());
-                Ok((start + 1, out))
-            }
-            _ => Ok((start, docs.iter().map(|d| (*d).clone()).collect())),
+            }),
+            Some(Stage::Count(name)) => Ok((start + 1, count(name, docs.count()))),
+            _ => Ok((start, docs.cloned().collect())),
+        };
+        match failed {
+            Some(e) => Err(e),
+            None => result,
         }
     }
 

@@ -1116,3 +1116,46 @@ fn group_object_keys_with_missing_fields() {
     ]);
     assert_eq!(out, vec![doc! {"_id": {"i": "a"}}]);
 }
+
+/// An unknown expression operator fails the parse of the pipeline, wherever
+/// the expression sits, before any document is read: running the pipeline
+/// over no documents is never reached.
+#[test]
+fn unknown_expression_operator_is_refused_at_parse_time() {
+    let bogus = bson!({"$bogusOp": ["$a", 1]});
+    let stages: Vec<Document> = vec![
+        doc! {"$project": {"x": bogus.clone()}},
+        doc! {"$addFields": {"x": {"$add": [1, bogus.clone()]}}},
+        doc! {"$set": {"x": {"$cond": [true, 1, bogus.clone()]}}},
+        doc! {"$match": {"$expr": {"$and": [true, bogus.clone()]}}},
+        doc! {"$group": {"_id": bogus.clone()}},
+        doc! {"$group": {"_id": null, "n": {"$sum": bogus.clone()}}},
+        doc! {"$replaceRoot": {"newRoot": {"$mergeObjects": [bogus.clone()]}}},
+        doc! {"$redact": {"$cond": [bogus.clone(), "$$KEEP", "$$PRUNE"]}},
+        doc! {"$sortByCount": bogus.clone()},
+        doc! {"$bucket": {"groupBy": bogus.clone(), "boundaries": [0, 10]}},
+        doc! {"$facet": {"f": [{"$project": {"x": bogus.clone()}}]}},
+        doc! {"$lookup": {"from": "people", "pipeline": [{"$project": {"x": bogus.clone()}}], "as": "p"}},
+        doc! {"$unionWith": {"coll": "people", "pipeline": [{"$set": {"x": bogus.clone()}}]}},
+        doc! {"$setWindowFields": {"output": {"s": {"$sum": bogus.clone()}}}},
+        doc! {"$project": {"x": {"$map": {"input": "$a", "in": {"$let": {"vars": {"v": 1}, "in": bogus.clone()}}}}}},
+    ];
+    for stage in stages {
+        let err = Pipeline::parse(std::slice::from_ref(&stage))
+            .err()
+            .unwrap_or_else(|| panic!("{stage} parsed"));
+        // (`$project` prefixes "Invalid $project :: caused by :: ", as MongoDB does.)
+        assert_eq!(err.code, 168, "{stage}: {err}");
+        assert!(
+            err.message.ends_with("Unrecognized expression '$bogusOp'"),
+            "{stage}: {err}"
+        );
+    }
+    // A known operator with the wrong number of arguments is refused too.
+    let err = Pipeline::parse(&[doc! {"$project": {"x": {"$size": [1, 2]}}}]).unwrap_err();
+    assert_eq!(err.code, 16020);
+    assert_eq!(
+        err.message,
+        "Invalid $project :: caused by :: Expression $size takes exactly 1 arguments. 2 were passed in."
+    );
+}

@@ -14,6 +14,7 @@ use bson::{Bson, Document};
 
 use super::eval_in;
 use super::fields::set_nested;
+use super::group::Fold;
 use super::window_math;
 use crate::query::compare::{canonical_key, compare_values};
 use crate::query::expr::{add_units_utc, Expr};
@@ -39,7 +40,7 @@ enum Window {
 
 #[derive(Debug, Clone)]
 enum Func {
-    Accumulate(String, Expr, Window),
+    Accumulate(Fold, Expr, Window),
     Rank,
     DenseRank,
     DocumentNumber,
@@ -255,7 +256,8 @@ fn parse_func(field: &str, spec: &Bson) -> Result<Func, QueryError> {
         }
         "$sum" | "$avg" | "$min" | "$max" | "$first" | "$last" | "$push" | "$addToSet"
         | "$count" | "$mergeObjects" | "$stdDevPop" | "$stdDevSamp" => {
-            Func::Accumulate(op.clone(), Expr::parse(arg)?, parse_window(window)?)
+            let fold = Fold::lookup(op).ok_or_else(|| QueryError::unsupported(op))?;
+            Func::Accumulate(fold, Expr::parse(arg)?, parse_window(window)?)
         }
         other => {
             return Err(QueryError::unsupported(&format!(
@@ -507,10 +509,7 @@ impl SetWindowFields {
                     Window::Range(_, _, unit) => self.x_values(part, unit.is_some())?,
                     Window::Documents(..) => vec![0.0; n],
                 };
-                let fold = |slice: &[Option<Bson>]| {
-                    super::group::fold(op, slice.iter().cloned())
-                        .unwrap_or_else(|| Err(QueryError::unsupported(op)))
-                };
+                let fold = |slice: &[Option<Bson>]| op.run(slice.iter().cloned());
                 // The whole partition: one fold for every document.
                 if *window == Window::Documents(Bound::Unbounded, Bound::Unbounded) {
                     let folded = fold(&values)?;

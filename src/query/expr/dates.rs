@@ -257,23 +257,95 @@ fn iso_week(p: &DateParts, millis: i64) -> (i64, u32, u32) {
     (p.year, week as u32, wd)
 }
 
-/// The value of `$year`, `$month`, … for a (timezone-adjusted) timestamp.
-pub(super) fn date_part(name: &str, millis: i64) -> Bson {
+/// A calendar field an operator extracts (`$year`, `$month`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatePart {
+    /// `$year`.
+    Year,
+    /// `$month`.
+    Month,
+    /// `$dayOfMonth`.
+    DayOfMonth,
+    /// `$hour`.
+    Hour,
+    /// `$minute`.
+    Minute,
+    /// `$second`.
+    Second,
+    /// `$millisecond`.
+    Millisecond,
+    /// `$dayOfWeek`.
+    DayOfWeek,
+    /// `$dayOfYear`.
+    DayOfYear,
+    /// `$week`.
+    Week,
+    /// `$isoWeek`.
+    IsoWeek,
+    /// `$isoWeekYear`.
+    IsoWeekYear,
+    /// `$isoDayOfWeek`.
+    IsoDayOfWeek,
+}
+
+impl DatePart {
+    /// The part extracted by the operator called `name`.
+    pub(super) fn lookup(name: &str) -> Option<DatePart> {
+        Some(match name {
+            "$year" => DatePart::Year,
+            "$month" => DatePart::Month,
+            "$dayOfMonth" => DatePart::DayOfMonth,
+            "$hour" => DatePart::Hour,
+            "$minute" => DatePart::Minute,
+            "$second" => DatePart::Second,
+            "$millisecond" => DatePart::Millisecond,
+            "$dayOfWeek" => DatePart::DayOfWeek,
+            "$dayOfYear" => DatePart::DayOfYear,
+            "$week" => DatePart::Week,
+            "$isoWeek" => DatePart::IsoWeek,
+            "$isoWeekYear" => DatePart::IsoWeekYear,
+            "$isoDayOfWeek" => DatePart::IsoDayOfWeek,
+            _ => return None,
+        })
+    }
+
+    /// The operator's name, `$` included.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            DatePart::Year => "$year",
+            DatePart::Month => "$month",
+            DatePart::DayOfMonth => "$dayOfMonth",
+            DatePart::Hour => "$hour",
+            DatePart::Minute => "$minute",
+            DatePart::Second => "$second",
+            DatePart::Millisecond => "$millisecond",
+            DatePart::DayOfWeek => "$dayOfWeek",
+            DatePart::DayOfYear => "$dayOfYear",
+            DatePart::Week => "$week",
+            DatePart::IsoWeek => "$isoWeek",
+            DatePart::IsoWeekYear => "$isoWeekYear",
+            DatePart::IsoDayOfWeek => "$isoDayOfWeek",
+        }
+    }
+}
+
+/// The value of `part` for a (timezone-adjusted) timestamp.
+pub(super) fn date_part(part: DatePart, millis: i64) -> Bson {
     let p = date_parts(millis);
-    let v = match name {
-        "$year" => return Bson::Int32(p.year as i32),
-        "$month" => p.month,
-        "$dayOfMonth" => p.day,
-        "$hour" => p.hour,
-        "$minute" => p.minute,
-        "$second" => p.second,
-        "$millisecond" => p.millis,
-        "$dayOfWeek" => p.day_of_week,
-        "$dayOfYear" => p.day_of_year,
-        "$week" => (p.day_of_year + 6 - (p.day_of_week - 1)) / 7,
-        "$isoWeek" => iso_week(&p, millis).1,
-        "$isoWeekYear" => return Bson::Int64(iso_week(&p, millis).0),
-        _ => iso_week(&p, millis).2,
+    let v = match part {
+        DatePart::Year => return Bson::Int32(p.year as i32),
+        DatePart::Month => p.month,
+        DatePart::DayOfMonth => p.day,
+        DatePart::Hour => p.hour,
+        DatePart::Minute => p.minute,
+        DatePart::Second => p.second,
+        DatePart::Millisecond => p.millis,
+        DatePart::DayOfWeek => p.day_of_week,
+        DatePart::DayOfYear => p.day_of_year,
+        DatePart::Week => (p.day_of_year + 6 - (p.day_of_week - 1)) / 7,
+        DatePart::IsoWeek => iso_week(&p, millis).1,
+        DatePart::IsoWeekYear => return Bson::Int64(iso_week(&p, millis).0),
+        DatePart::IsoDayOfWeek => iso_week(&p, millis).2,
     };
     Bson::Int32(v as i32)
 }
@@ -493,9 +565,12 @@ mod tests {
             "2024-02-29T13:45:30.123Z"
         );
         assert_eq!(format_date(-1, "%Y-%m-%d %H", 0).unwrap(), "1969-12-31 23");
-        assert_eq!(date_part("$isoWeek", ms), Bson::Int32(9));
+        assert_eq!(date_part(DatePart::IsoWeek, ms), Bson::Int32(9));
         // 2021-01-01 is in ISO week 53 of 2020.
-        assert_eq!(date_part("$isoWeek", 1_609_459_200_000), Bson::Int32(53));
+        assert_eq!(
+            date_part(DatePart::IsoWeek, 1_609_459_200_000),
+            Bson::Int32(53)
+        );
         let zone = |s: &str| Zone::parse(Some(Bson::String(s.into()))).unwrap();
         assert_eq!(zone("+05:30").offset_at(0), 330);
         // Paris: UTC+1 in winter, UTC+2 in summer.

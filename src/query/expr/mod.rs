@@ -1,5 +1,12 @@
 //! Aggregation expressions: parsing (`{"$add": ["$a", 1]}`, `"$field.path"`,
-//! `"$$ROOT"`) and evaluation against a document.
+//! `"$$ROOT"`) into a typed tree, and its evaluation against a document.
+//!
+//! Operators are looked up once, when the expression is parsed, in the
+//! operator table (`op`): the tree holds an [`Op`] and evaluation dispatches
+//! on it, never comparing names; an unknown operator fails the parse. The
+//! evaluators live in one file per family (`arith`, `comparison`, `string`,
+//! `array`, `set`, `object`, `fold`, `convert`, `date_ops`), the lazily
+//! evaluated forms (`$cond`, `$let`, `$map`, …) in `lazy`.
 //!
 //! Evaluation yields `Option<Bson>`: `None` is a *missing* value, which
 //! differs from `null` (a computed field that evaluates to missing is omitted).
@@ -10,20 +17,39 @@ use bson::{Bson, Document};
 
 use super::budget;
 use super::compare::{canonical_key, compare_values};
-use super::limits::{
-    nesting_exceeds, value_size, Keys, DEFAULT_MAX_PIPELINE_BYTES, MAX_NESTING,
-    MEMORY_LIMIT_EXCEEDED,
-};
+use super::limits::{DEFAULT_MAX_PIPELINE_BYTES, MEMORY_LIMIT_EXCEEDED};
 use super::number::{self, Num, Overflow};
-use super::path::{expr_get, expr_get_doc};
+use super::path::plain_get;
 use super::QueryError;
 
+mod arith;
+mod array;
+mod comparison;
+mod convert;
+mod date_ops;
 mod dates;
-mod named;
-mod ops;
+mod fold;
+mod lazy;
+mod object;
+mod op;
+mod parse;
+mod set;
+mod string;
+mod vars;
 
-pub(crate) use dates::format_date;
-pub(crate) use named::add_units_utc;
+pub(crate) use date_ops::add_units_utc;
+use lazy::Special;
+use op::Op;
+pub(crate) use vars::Vars;
+
+/// An evaluated argument: `None` is missing.
+type Val = Option<Bson>;
+
+/// What an operator evaluates to.
+type Res = Result<Val, QueryError>;
+
+/// Arguments an operator evaluates on the stack (more go to the heap).
+const INLINE_ARGS: usize = 4;
 
 /// A parsed aggregation expression.
 #[derive(Debug, Clone)]
@@ -39,140 +65,9 @@ pub(crate) enum Expr {
     /// `[<expr>, ...]`.
     Array(Vec<Expr>),
     /// `{"$op": args}` for operators whose arguments are evaluated eagerly.
-    Op(String, Vec<Expr>),
+    Op(Op, Vec<Expr>),
     /// Operators with named or lazily evaluated arguments.
     Special(Box<Special>),
-}
-
-/// Operators that need control over argument evaluation or named arguments.
-#[derive(Debug, Clone)]
-pub(crate) enum Special {
-    /// `$cond`.
-    Cond(Expr, Expr, Expr),
-    /// `$and`.
-    And(Vec<Expr>),
-    /// `$or`.
-    Or(Vec<Expr>),
-    /// `$ifNull`.
-    IfNull(Vec<Expr>),
-    /// `$switch`.
-    Switch(Vec<(Expr, Expr)>, Option<Expr>),
-    /// `$let`.
-    Let(Vec<(String, Expr)>, Expr),
-    /// `$map`.
-    Map {
-        /// The array.
-        input: Expr,
-        /// The element variable (`as`).
-        var: String,
-        /// The expression producing each output element (`in`).
-        body: Expr,
-    },
-    /// `$filter`.
-    Filter {
-        /// The array.
-        input: Expr,
-        /// The element variable (`as`).
-        var: String,
-        /// The condition an element must satisfy.
-        cond: Expr,
-        /// Most elements to keep.
-        limit: Option<Expr>,
-    },
-    /// `$reduce`.
-    Reduce {
-        /// The array.
-        input: Expr,
-        /// The starting `$$value`.
-        initial: Expr,
-        /// The next `$$value` from `$$value` and `$$this`.
-        body: Expr,
-    },
-    /// `$dateToString`.
-    DateToString {
-        /// The date.
-        date: Expr,
-        /// The format string (default ISO-8601).
-        format: Option<Expr>,
-        /// UTC, a fixed offset or a named zone.
-        timezone: Option<Expr>,
-        /// The result for a null or missing date.
-        on_null: Option<Expr>,
-    },
-    /// `$year`, `$month`, … (`{date, timezone}` or a bare date).
-    DatePart(String, Expr, Option<Expr>),
-}
-
-/// Variables visible to an expression: `$$ROOT`, `$$CURRENT` and user variables.
-#[derive(Debug, Clone)]
-pub(crate) struct Vars<'a> {
-    root: &'a Document,
-    current: Option<Bson>,
-    locals: Vec<(String, Bson)>,
-}
-
-impl<'a> Vars<'a> {
-    /// Variables for evaluating against `root` (also `$$CURRENT`).
-    pub(crate) fn new(root: &'a Document) -> Vars<'a> {
-        Vars {
-            root,
-            current: None,
-            locals: Vec::new(),
-        }
-    }
-
-    /// Variables for `root` with user variables already bound.
-    pub(crate) fn with_bindings(root: &'a Document, bindings: &[(String, Bson)]) -> Vars<'a> {
-        let mut v = Vars::new(root);
-        for (name, value) in bindings {
-            v.bind(name, value.clone());
-        }
-        v
-    }
-
-    /// A copy with one more user variable bound.
-    pub(crate) fn with(&self, name: &str, value: Bson) -> Vars<'a> {
-        let mut v = self.clone();
-        v.bind(name, value);
-        v
-    }
-
-    /// Binds a user variable in place (`$lookup`'s `let`).
-    pub(crate) fn bind(&mut self, name: &str, value: Bson) {
-        if name == "CURRENT" {
-            self.current = Some(value);
-        } else {
-            self.locals.push((name.to_string(), value));
-        }
-    }
-
-    /// The value of `$$CURRENT` followed by `path`, without copying the document.
-    fn current_path(&self, path: &[String]) -> Option<Bson> {
-        match &self.current {
-            Some(c) => expr_get(c, path),
-            None => expr_get_doc(self.root, path),
-        }
-    }
-
-    fn get(&self, name: &str, path: &[String]) -> Result<Option<Bson>, QueryError> {
-        let value = match name {
-            "ROOT" => return Ok(expr_get_doc(self.root, path)),
-            "CURRENT" => return Ok(self.current_path(path)),
-            "REMOVE" => return Ok(None),
-            "NOW" => Bson::DateTime(bson::DateTime::now()),
-            "DESCEND" | "PRUNE" | "KEEP" => Bson::String(format!("$${name}")),
-            _ => match self.locals.iter().rev().find(|(n, _)| n == name) {
-                Some((_, v)) => v.clone(),
-                None => {
-                    return Err(QueryError::new(
-                        17276,
-                        format!("Use of undefined variable: {name}"),
-                    ))
-                }
-            },
-        };
-        Ok(expr_get(&value, path))
-    }
 }
 
 /// Truthiness in expressions: false, null, undefined, missing and zero are false.
@@ -226,25 +121,6 @@ fn too_large(op: &str) -> QueryError {
     )
 }
 
-/// Bounds a `$reduce` accumulator: each step may wrap the previous value, so
-/// without a bound on its nesting, recursion over it (cloning, comparing,
-/// dropping) would exhaust the stack; without one on its size, memory.
-fn check_accumulator(acc: &Bson) -> Result<(), QueryError> {
-    if !matches!(acc, Bson::Document(_) | Bson::Array(_) | Bson::String(_)) {
-        return Ok(());
-    }
-    if nesting_exceeds([acc], 1, MAX_NESTING, Keys::Plain) {
-        return Err(QueryError::new(
-            15,
-            format!("$reduce produced a value nested more than {MAX_NESTING} levels deep"),
-        ));
-    }
-    if value_size(acc) > MAX_VALUE_BYTES {
-        return Err(too_large("$reduce"));
-    }
-    Ok(())
-}
-
 /// Whether the value is null, undefined or missing.
 pub(crate) fn nullish(v: Option<&Bson>) -> bool {
     matches!(v, None | Some(Bson::Null) | Some(Bson::Undefined))
@@ -292,6 +168,49 @@ fn parse_field_path(s: &str) -> Result<Expr, QueryError> {
     Ok(Expr::Field(path))
 }
 
+/// The `i`-th evaluated argument, `None` when missing or absent.
+fn arg(args: &[Val], i: usize) -> Option<&Bson> {
+    args.get(i).and_then(Option::as_ref)
+}
+
+/// A null result.
+fn null() -> Res {
+    Ok(Some(Bson::Null))
+}
+
+/// A boolean result.
+fn bool_val(b: bool) -> Res {
+    Ok(Some(Bson::Boolean(b)))
+}
+
+/// A numeric argument of `name`, or the error with `code`.
+fn num_or_err(name: &str, v: &Bson, code: i32) -> Result<Num, QueryError> {
+    Num::from_bson(v).ok_or_else(|| {
+        QueryError::new(
+            code,
+            format!(
+                "{name} only supports numeric types, not {}",
+                type_name(Some(v))
+            ),
+        )
+    })
+}
+
+/// An integral argument (`what` of `name`: "starting index", …).
+fn int_arg(name: &str, what: &str, v: &Bson) -> Result<i64, QueryError> {
+    Num::from_bson(v)
+        .and_then(Num::to_i64_exact)
+        .ok_or_else(|| {
+            QueryError::new(
+                28765,
+                format!(
+                    "{name}: {what} must be an integral numeric value, found {}",
+                    type_name(Some(v))
+                ),
+            )
+        })
+}
+
 impl Expr {
     /// Parses an expression.
     pub(crate) fn parse(v: &Bson) -> Result<Expr, QueryError> {
@@ -324,7 +243,7 @@ impl Expr {
                 .iter()
                 .next()
                 .ok_or_else(|| QueryError::bad_value("empty expression"))?;
-            return ops::parse_operator(name, arg);
+            return parse::parse_operator(name, arg);
         }
         let mut fields = Vec::with_capacity(d.len());
         for (k, v) in d {
@@ -342,6 +261,18 @@ impl Expr {
         self.eval(&Vars::new(doc))
     }
 
+    /// The value of a constant or of a plain field path, borrowed from the
+    /// expression or from `doc` as `$$CURRENT` (`Some(None)`: missing);
+    /// `None` when it takes evaluating (an operator, a variable, a path
+    /// through an array). For hot loops that would otherwise copy the value.
+    pub(crate) fn get_ref<'a>(&'a self, doc: &'a Document) -> Option<Option<&'a Bson>> {
+        match self {
+            Expr::Literal(v) => Some(Some(v)),
+            Expr::Field(path) => plain_get(doc, path),
+            _ => None,
+        }
+    }
+
     /// Evaluates the expression; `None` is missing.
     ///
     /// Metered (see `query::budget`): every node is a step of work, and each
@@ -349,6 +280,11 @@ impl Expr {
     /// parent node works with it.
     pub(crate) fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
         budget::step()?;
+        if let Expr::Literal(_) | Expr::Field(_) | Expr::Var(..) = self {
+            let value = self.eval_node(vars)?;
+            budget::charge_leaf(value.as_ref(), self.operator_name())?;
+            return Ok(value);
+        }
         let scratch = budget::Scratch::open();
         let value = self.eval_node(vars)?;
         scratch.close(value.as_ref(), self.operator_name())?;
@@ -356,9 +292,9 @@ impl Expr {
     }
 
     /// The operator name, for error messages ("expression" when there is none).
-    fn operator_name(&self) -> &str {
+    fn operator_name(&self) -> &'static str {
         match self {
-            Expr::Op(name, _) => name,
+            Expr::Op(op, _) => op.name(),
             _ => "an expression",
         }
     }
@@ -384,228 +320,23 @@ impl Expr {
                 }
                 Ok(Some(Bson::Array(out)))
             }
-            Expr::Op(name, args) => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(a.eval(vars)?);
+            Expr::Op(op, args) => {
+                // Most operators take a few arguments: those live on the stack.
+                if args.len() <= INLINE_ARGS {
+                    let mut vals: [Val; INLINE_ARGS] = Default::default();
+                    for (slot, a) in vals.iter_mut().zip(args) {
+                        *slot = a.eval(vars)?;
+                    }
+                    op.apply(&vals[..args.len()])
+                } else {
+                    let vals = args
+                        .iter()
+                        .map(|a| a.eval(vars))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    op.apply(&vals)
                 }
-                ops::apply(name, vals)
             }
             Expr::Special(s) => s.eval(vars),
-        }
-    }
-}
-
-impl Special {
-    fn eval(&self, vars: &Vars) -> Result<Option<Bson>, QueryError> {
-        match self {
-            Special::Cond(c, t, e) => {
-                if truthy(c.eval(vars)?.as_ref()) {
-                    t.eval(vars)
-                } else {
-                    e.eval(vars)
-                }
-            }
-            Special::And(items) => {
-                for e in items {
-                    if !truthy(e.eval(vars)?.as_ref()) {
-                        return Ok(Some(Bson::Boolean(false)));
-                    }
-                }
-                Ok(Some(Bson::Boolean(true)))
-            }
-            Special::Or(items) => {
-                for e in items {
-                    if truthy(e.eval(vars)?.as_ref()) {
-                        return Ok(Some(Bson::Boolean(true)));
-                    }
-                }
-                Ok(Some(Bson::Boolean(false)))
-            }
-            Special::IfNull(items) => {
-                let (last, rest) = items
-                    .split_last()
-                    .ok_or_else(|| QueryError::bad_value("$ifNull needs at least two arguments"))?;
-                for e in rest {
-                    let v = e.eval(vars)?;
-                    if !nullish(v.as_ref()) {
-                        return Ok(v);
-                    }
-                }
-                last.eval(vars)
-            }
-            Special::Switch(branches, default) => {
-                for (case, then) in branches {
-                    if truthy(case.eval(vars)?.as_ref()) {
-                        return then.eval(vars);
-                    }
-                }
-                match default {
-                    Some(d) => d.eval(vars),
-                    None => Err(QueryError::new(
-                        40066,
-                        "$switch could not find a matching branch for an input, and no default was specified.",
-                    )),
-                }
-            }
-            Special::Let(bindings, body) => {
-                let mut inner = vars.clone();
-                for (name, e) in bindings {
-                    let v = e.eval(vars)?.unwrap_or(Bson::Null);
-                    inner.bind(name, v);
-                }
-                body.eval(&inner)
-            }
-            Special::Map { input, var, body } => match input.eval(vars)? {
-                None | Some(Bson::Null) | Some(Bson::Undefined) => Ok(Some(Bson::Null)),
-                Some(Bson::Array(items)) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for item in items {
-                        out.push(body.eval(&vars.with(var, item))?.unwrap_or(Bson::Null));
-                    }
-                    Ok(Some(Bson::Array(out)))
-                }
-                Some(other) => Err(QueryError::new(
-                    16883,
-                    format!(
-                        "input to $map must be an array not {}",
-                        type_name(Some(&other))
-                    ),
-                )),
-            },
-            Special::Filter {
-                input,
-                var,
-                cond,
-                limit,
-            } => {
-                let limit = match limit {
-                    None => None,
-                    Some(l) => match l.eval(vars)? {
-                        None | Some(Bson::Null) => None,
-                        Some(v) => match Num::from_bson(&v).and_then(Num::to_i64_exact) {
-                            Some(n) if n > 0 => Some(n as usize),
-                            _ => {
-                                return Err(QueryError::new(
-                                    327391,
-                                    format!(
-                                        "$filter: limit must be greater than 0: {}",
-                                        super::display_value(&v)
-                                    ),
-                                ))
-                            }
-                        },
-                    },
-                };
-                match input.eval(vars)? {
-                    None | Some(Bson::Null) | Some(Bson::Undefined) => Ok(Some(Bson::Null)),
-                    Some(Bson::Array(items)) => {
-                        let mut out = Vec::new();
-                        for item in items {
-                            if limit.is_some_and(|l| out.len() >= l) {
-                                break;
-                            }
-                            if truthy(cond.eval(&vars.with(var, item.clone()))?.as_ref()) {
-                                out.push(item);
-                            }
-                        }
-                        Ok(Some(Bson::Array(out)))
-                    }
-                    Some(other) => Err(QueryError::new(
-                        28651,
-                        format!(
-                            "input to $filter must be an array not {}",
-                            type_name(Some(&other))
-                        ),
-                    )),
-                }
-            }
-            Special::Reduce {
-                input,
-                initial,
-                body,
-            } => match input.eval(vars)? {
-                None | Some(Bson::Null) | Some(Bson::Undefined) => Ok(Some(Bson::Null)),
-                Some(Bson::Array(items)) => {
-                    let mut acc = initial.eval(vars)?.unwrap_or(Bson::Null);
-                    let held = budget::used();
-                    for item in items {
-                        let inner = vars.with("value", acc).with("this", item);
-                        acc = body.eval(&inner)?.unwrap_or(Bson::Null);
-                        check_accumulator(&acc)?;
-                        // The previous accumulator is gone: hold only this one.
-                        budget::set_used(held);
-                        budget::charge_value(&acc, "$reduce")?;
-                    }
-                    Ok(Some(acc))
-                }
-                Some(other) => Err(QueryError::new(
-                    40080,
-                    format!(
-                        "$reduce requires an array as an input, found: {}",
-                        type_name(Some(&other))
-                    ),
-                )),
-            },
-            Special::DateToString {
-                date,
-                format,
-                timezone,
-                on_null,
-            } => {
-                let d = date.eval(vars)?;
-                if nullish(d.as_ref()) {
-                    return match on_null {
-                        Some(e) => e.eval(vars),
-                        None => Ok(Some(Bson::Null)),
-                    };
-                }
-                let zone = dates::Zone::parse(
-                    timezone
-                        .as_ref()
-                        .map(|t| t.eval(vars))
-                        .transpose()?
-                        .flatten(),
-                )?;
-                let millis = dates::as_millis(d.as_ref(), "$dateToString")?;
-                let fmt = match format {
-                    None => None,
-                    Some(f) => match f.eval(vars)? {
-                        None | Some(Bson::Null) => return Ok(Some(Bson::Null)),
-                        Some(Bson::String(s)) => Some(s),
-                        Some(other) => {
-                            return Err(QueryError::new(
-                                18533,
-                                format!(
-                                    "$dateToString requires that 'format' be a string, found: {} with value {}",
-                                    type_name(Some(&other)),
-                                    super::display_value(&other)
-                                ),
-                            ))
-                        }
-                    },
-                };
-                Ok(Some(Bson::String(format_date(
-                    zone.to_local(millis),
-                    fmt.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S.%LZ"),
-                    zone.offset_at(millis),
-                )?)))
-            }
-            Special::DatePart(name, date, timezone) => {
-                let d = date.eval(vars)?;
-                if nullish(d.as_ref()) {
-                    return Ok(Some(Bson::Null));
-                }
-                let zone = dates::Zone::parse(
-                    timezone
-                        .as_ref()
-                        .map(|t| t.eval(vars))
-                        .transpose()?
-                        .flatten(),
-                )?;
-                let millis = dates::as_millis(d.as_ref(), name)?;
-                Ok(Some(dates::date_part(name, zone.to_local(millis))))
-            }
         }
     }
 }

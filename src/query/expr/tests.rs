@@ -341,3 +341,117 @@ fn date_arithmetic_overflow_is_an_error() {
         Some(Bson::DateTime(bson::DateTime::from_millis(978_220_800_000)))
     );
 }
+
+#[test]
+fn element_variables_shadow_and_restore() {
+    let d = doc! {"arr": [1, 2, 3]};
+    let cases: Vec<(Bson, Bson)> = vec![
+        // `as` shadows an outer variable of the same name only inside.
+        (
+            bson!({"$let": {"vars": {"x": 100}, "in": [
+                {"$map": {"input": "$arr", "as": "x", "in": {"$add": ["$$x", 10]}}},
+                "$$x",
+            ]}}),
+            bson!([[11, 12, 13], 100]),
+        ),
+        // Nested: the inner `$$this` of `$map` inside `$reduce`'s `in`.
+        (
+            bson!({"$reduce": {"input": "$arr", "initialValue": [], "in": {"$concatArrays": [
+                "$$value",
+                {"$map": {"input": [10], "in": {"$add": ["$$this", 1]}}},
+                ["$$this"],
+            ]}}}),
+            bson!([11, 1, 11, 2, 11, 3]),
+        ),
+        (
+            bson!({"$filter": {"input": "$arr", "as": "v", "cond": {"$in": ["$$v", {"$map": {"input": "$arr", "as": "v", "in": {"$multiply": ["$$v", 1]}}}]}, "limit": 2}}),
+            bson!([1, 2]),
+        ),
+        // `as: "CURRENT"` rebinds `$$CURRENT`, so field paths read the element.
+        (
+            bson!({"$map": {"input": [{"a": 1}, {"a": 2}], "as": "CURRENT", "in": "$a"}}),
+            bson!([1, 2]),
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(
+            eval(e.clone(), d.clone()).unwrap_or_else(|err| panic!("{e}: {err}")),
+            Some(want),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn constant_regexes_are_compiled_when_parsed() {
+    let d = doc! {"s": "Hello World", "n": null, "re": "o"};
+    let compiled = |e: Bson| {
+        matches!(
+            Expr::parse(&e).unwrap(),
+            Expr::Special(s) if matches!(*s, Special::Regex { .. })
+        )
+    };
+    let cases: Vec<(Bson, bool, Option<Bson>)> = vec![
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": "world", "options": "i"}}),
+            true,
+            Some(bson!(true)),
+        ),
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": "world"}}),
+            true,
+            Some(bson!(false)),
+        ),
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": Bson::RegularExpression(bson::Regex { pattern: "^h".into(), options: "i".into() })}}),
+            true,
+            Some(bson!(true)),
+        ),
+        (
+            bson!({"$regexMatch": {"input": "$n", "regex": "x"}}),
+            true,
+            Some(bson!(false)),
+        ),
+        (
+            bson!({"$regexFind": {"input": "$missing", "regex": "x"}}),
+            true,
+            Some(Bson::Null),
+        ),
+        (
+            bson!({"$regexFind": {"input": "$s", "regex": "(o)r"}}),
+            true,
+            Some(bson!({"match": "or", "idx": 7, "captures": ["o"]})),
+        ),
+        (
+            bson!({"$regexFindAll": {"input": "$s", "regex": "o"}}),
+            true,
+            Some(bson!([
+                {"match": "o", "idx": 4, "captures": []},
+                {"match": "o", "idx": 7, "captures": []},
+            ])),
+        ),
+        // A regex from the document is compiled per evaluation, as before.
+        (
+            bson!({"$regexMatch": {"input": "$s", "regex": "$re"}}),
+            false,
+            Some(bson!(true)),
+        ),
+    ];
+    for (e, precompiled, want) in cases {
+        assert_eq!(compiled(e.clone()), precompiled, "{e}");
+        assert_eq!(eval(e.clone(), d.clone()).unwrap(), want, "{e}");
+    }
+    // A constant that does not compile fails when evaluated on a string, as before.
+    let bad = bson!({"$regexMatch": {"input": "$s", "regex": "(a"}});
+    assert!(!compiled(bad.clone()));
+    assert_eq!(eval(bad.clone(), d.clone()).unwrap_err().code, 51091);
+    assert_eq!(eval(bad, doc! {}).unwrap(), Some(bson!(false)));
+    let err = eval(bson!({"$regexMatch": {"input": 5, "regex": "x"}}), d).unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::new(
+            51104,
+            "$regexMatch needs 'input' to be of type string, found int"
+        )
+    );
+}

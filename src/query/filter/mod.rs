@@ -7,7 +7,7 @@ use bson::{Bson, Document};
 use super::compare::{compare_values, type_rank, values_equal};
 use super::expr::{Expr, Vars};
 use super::number::Num;
-use super::path::{filter_leaves, filter_leaves_of, split};
+use super::path::{filter_leaves, filter_leaves_of, plain_get, split};
 use super::pattern::Pattern;
 use super::QueryError;
 
@@ -703,7 +703,11 @@ impl Node {
                 }
                 true
             }
-            Node::Path { path, pred } => pred.eval(&filter_leaves(doc, path)),
+            Node::Path { path, pred } => match plain_get(doc, path) {
+                // The usual case (no array on the way) allocates nothing.
+                Some(leaf) => pred.eval(&[leaf]),
+                None => pred.eval(&filter_leaves(doc, path)),
+            },
             Node::Expr(e) => super::expr::truthy(e.eval(&Vars::with_bindings(doc, vars))?.as_ref()),
             Node::Schema(schema) => schema.validate(doc).is_ok(),
         })
