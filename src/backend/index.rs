@@ -195,6 +195,7 @@ impl IndexSpec {
     }
 
     /// Whether `other` describes the same index (same keys and uniqueness).
+    #[cfg(feature = "memory")]
     pub(crate) fn same_index(&self, other: &IndexSpec) -> bool {
         self.keys == other.keys && self.unique == other.unique
     }

@@ -7,7 +7,9 @@ mod format;
 mod request;
 mod response;
 
-pub(crate) use error::{response_too_large_message, INCOMPLETE_AUTH, NO_AUTH_METHODS};
+#[cfg(feature = "mongodb")]
+pub(crate) use error::response_too_large_message;
+pub(crate) use error::{INCOMPLETE_AUTH, NO_AUTH_METHODS};
 pub use error::{ApiError, ErrorCode};
 pub use format::Format;
 pub(crate) use request::{decode, parse_body, FindLimits};
