@@ -24,7 +24,10 @@ use super::index::{IndexViolation, Indexes, Plan};
 #[derive(Debug, Default, Clone)]
 pub(super) struct Collection {
     docs: OrdMap<u64, Arc<Document>>,
-    ids: HashMap<Vec<u8>, u64>,
+    /// `_id` index: the canonical key of each `_id` → its sequence number.
+    /// Keys are shared (`Arc`), so the path copies a write makes while a
+    /// snapshot is alive clone reference counts, not byte strings.
+    ids: HashMap<Arc<[u8]>, u64>,
     indexes: Indexes,
     next: u64,
     /// The changes of the write in progress, when the backend stores them
@@ -93,10 +96,10 @@ impl Collection {
     }
 
     /// The `_id` index key of a new document; refused when taken.
-    fn id_key(&self, doc: &Document) -> Result<Vec<u8>, IndexViolation> {
+    fn id_key(&self, doc: &Document) -> Result<Arc<[u8]>, IndexViolation> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        let key = canonical_key(&id);
-        if self.ids.contains_key(&key) {
+        let key: Arc<[u8]> = canonical_key(&id).into();
+        if self.ids.contains_key(&*key) {
             return Err(IndexViolation::Duplicate {
                 index: "_id_".into(),
                 key: vec![("_id".into(), id)],
@@ -146,7 +149,7 @@ impl Collection {
     pub(super) fn remove(&mut self, seq: u64) {
         if let Some(doc) = self.docs.remove(&seq) {
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            self.ids.remove(&canonical_key(&id));
+            self.ids.remove(canonical_key(&id).as_slice());
             self.indexes.remove(seq, &doc);
             self.record(|| Change::Delete(seq));
         }
@@ -224,7 +227,7 @@ impl Collection {
             Plan::Id => {
                 let seq = filter
                     .id_equality()
-                    .and_then(|id| self.ids.get(&canonical_key(id)));
+                    .and_then(|id| self.ids.get(canonical_key(id).as_slice()));
                 Box::new(seq.copied().into_iter())
             }
             Plan::Ranges { index, ranges } => self.indexes.positions(*index, ranges),
