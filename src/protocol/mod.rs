@@ -9,8 +9,8 @@ mod response;
 
 #[cfg(feature = "mongodb")]
 pub(crate) use error::response_too_large_message;
-pub(crate) use error::{INCOMPLETE_AUTH, NO_AUTH_METHODS};
 pub use error::{ApiError, ErrorCode};
+pub(crate) use error::{INCOMPLETE_AUTH, NO_AUTH_METHODS};
 pub use format::Format;
 pub(crate) use request::{decode, parse_body, FindLimits};
 pub use response::ResponseBody;
