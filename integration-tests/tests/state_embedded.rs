@@ -130,10 +130,9 @@ async fn open(dir: &Path) -> (Arc<dyn Backend>, StateStores) {
     let backend: Arc<dyn Backend> = loop {
         match MemoryBackend::open(dir) {
             Ok(backend) => break Arc::new(backend),
-            Err(error) if attempts < 100 => {
+            Err(_) if attempts < 100 => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                let _ = error;
             }
             Err(error) => panic!("the state directory reopens: {error}"),
         }

@@ -255,7 +255,7 @@ impl StateStores {
     pub async fn session_signing_key(&self) -> Result<crate::auth::Secret, StoreError> {
         const ID: &str = "session-signing-key";
         let namespace = crate::action::Namespace::new(&self.database, "settings");
-        let backend = self.sessions.backend();
+        let backend = self.backend.as_ref();
         let stored = |record: Option<Document>| {
             record.and_then(|r| r.get_str("value").ok().map(crate::auth::Secret::new))
         };

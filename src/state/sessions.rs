@@ -61,11 +61,6 @@ impl BackendSessionStore {
         }
     }
 
-    /// The backend the sessions are kept on.
-    pub(crate) fn backend(&self) -> &dyn Backend {
-        self.backend.as_ref()
-    }
-
     /// Sessions one user may hold at once (at least 1; default 100).
     #[must_use]
     pub fn with_max_per_user(mut self, max_per_user: usize) -> Self {
