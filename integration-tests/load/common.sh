@@ -67,14 +67,23 @@ to_ms() {
 print_header() {
   printf '\nwrk: %s connections, %s threads, %s s per scenario\n\n' \
     "$CONNECTIONS" "$THREADS" "$DURATION"
-  printf '%-36s %12s %10s %10s %8s %10s\n' scenario req/s p50_ms p99_ms ratio p99_ratio
+  printf '%-36s %12s %10s %10s %8s %10s %12s\n' scenario req/s p50_ms p99_ms ratio p99_ratio cpu_us/req
   baseline_rps=""; baseline_p99=""
 }
 
-# One wrk run: name, URL, body (empty: GET). The first run of a table is
-# the baseline of its ratios.
+# CPU seconds process $1 has used so far (user + system), in clock ticks.
+cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# One wrk run: name, URL, body (empty: GET), and the pid of the server
+# (optional) whose CPU time per request is printed: on a shared machine
+# that figure moves less than req/s, which also pays for wrk's own CPU and
+# for whatever else runs. The first run of a table is the baseline of its
+# ratios.
 run_wrk() {
-  local name=$1 url=$2 body=$3 out rps p50 p99 ratio p99_ratio
+  local name=$1 url=$2 body=$3 pid=${4:-} out rps p50 p99 ratio p99_ratio ticks requests cpu="-"
+  if [ -n "$pid" ]; then ticks=$(cpu_ticks "$pid"); fi
   if [ -z "$body" ]; then
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
   else
@@ -86,11 +95,16 @@ run_wrk() {
     echo "error: $name answered non-2xx statuses" >&2
     exit 1
   fi
+  if [ -n "$pid" ]; then
+    ticks=$(( $(cpu_ticks "$pid") - ticks ))
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    cpu=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
   p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
   if [ -z "$baseline_rps" ]; then baseline_rps=$rps; baseline_p99=$p99; fi
   ratio=$(awk -v a="$rps" -v b="$baseline_rps" 'BEGIN {printf "%.2f", a / b}')
   p99_ratio=$(awk -v a="$p99" -v b="$baseline_p99" 'BEGIN {printf "%.2f", a / b}')
-  printf '%-36s %12.0f %10s %10s %8s %10s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$p99_ratio"
+  printf '%-36s %12.0f %10s %10s %8s %10s %12s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$p99_ratio" "$cpu"
 }
