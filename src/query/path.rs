@@ -43,6 +43,24 @@ pub(crate) fn array_index(seg: &str) -> Option<usize> {
     seg.parse().ok()
 }
 
+/// Documents with at most this many fields are searched by comparing keys
+/// in order rather than through their hash index.
+const LINEAR_FIELDS: usize = 16;
+
+/// The value of `doc`'s field `key`. Stored documents are usually small;
+/// for them a scan comparing key lengths first (one key's bytes read on a
+/// length match) costs less than hashing `key` and probing the document's
+/// index, which also reads the key. Keys are unique, so both find the same
+/// field.
+#[inline]
+pub(crate) fn field<'a>(doc: &'a Document, key: &str) -> Option<&'a Bson> {
+    if doc.len() <= LINEAR_FIELDS {
+        doc.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        doc.get(key)
+    }
+}
+
 /// The values a query predicate sees at `path`; `None` stands for "missing".
 /// The final value itself is returned even when it is an array: predicates
 /// decide whether to look inside it.
@@ -50,7 +68,7 @@ pub(crate) fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Optio
     let mut out = Vec::new();
     match path.split_first() {
         None => {}
-        Some((first, rest)) => match doc.get(first) {
+        Some((first, rest)) => match field(doc, first) {
             Some(v) => walk(v, rest, &mut out),
             None => out.push(None),
         },
@@ -66,12 +84,12 @@ pub(crate) fn filter_leaves<'a>(doc: &'a Document, path: &[String]) -> Vec<Optio
 /// exactly this one leaf, [`expr_get`] a copy of it. It allocates nothing.
 pub(crate) fn plain_get<'a>(doc: &'a Document, path: &[String]) -> Option<Option<&'a Bson>> {
     let (first, rest) = path.split_first()?;
-    let Some(mut cur) = doc.get(first) else {
+    let Some(mut cur) = field(doc, first) else {
         return Some(None);
     };
     for seg in rest {
         cur = match cur {
-            Bson::Document(d) => match d.get(seg) {
+            Bson::Document(d) => match field(d, seg) {
                 Some(v) => v,
                 None => return Some(None),
             },
@@ -95,7 +113,7 @@ fn walk<'a>(v: &'a Bson, rest: &[String], out: &mut Vec<Option<&'a Bson>>) {
         return;
     };
     match v {
-        Bson::Document(d) => match d.get(seg) {
+        Bson::Document(d) => match field(d, seg) {
             Some(x) => walk(x, tail, out),
             None => out.push(None),
         },
@@ -106,7 +124,7 @@ fn walk<'a>(v: &'a Bson, rest: &[String], out: &mut Vec<Option<&'a Bson>>) {
             }
             for item in items {
                 if let Bson::Document(d) = item {
-                    match d.get(seg) {
+                    match field(d, seg) {
                         Some(x) => walk(x, tail, out),
                         // With a numeric segment the array index already answered.
                         None if index.is_some() => {}
@@ -122,10 +140,10 @@ fn walk<'a>(v: &'a Bson, rest: &[String], out: &mut Vec<Option<&'a Bson>>) {
 /// The single value at `path`, indexing arrays with numeric segments only.
 pub(crate) fn get_exact<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
     let (first, rest) = path.split_first()?;
-    let mut cur = doc.get(first)?;
+    let mut cur = field(doc, first)?;
     for seg in rest {
         cur = match cur {
-            Bson::Document(d) => d.get(seg)?,
+            Bson::Document(d) => field(d, seg)?,
             Bson::Array(a) => a.get(array_index(seg)?)?,
             _ => return None,
         };
@@ -140,7 +158,7 @@ pub(crate) fn expr_get(value: &Bson, path: &[String]) -> Option<Bson> {
         return Some(value.clone());
     };
     match value {
-        Bson::Document(d) => expr_get(d.get(seg)?, rest),
+        Bson::Document(d) => expr_get(field(d, seg)?, rest),
         Bson::Array(items) => Some(Bson::Array(
             items
                 .iter()
@@ -156,7 +174,7 @@ pub(crate) fn expr_get(value: &Bson, path: &[String]) -> Option<Bson> {
 pub(crate) fn expr_get_doc(doc: &Document, path: &[String]) -> Option<Bson> {
     match path.split_first() {
         None => Some(Bson::Document(doc.clone())),
-        Some((first, rest)) => expr_get(doc.get(first)?, rest),
+        Some((first, rest)) => expr_get(field(doc, first)?, rest),
     }
 }
 
