@@ -15,7 +15,7 @@ use bson::{Bson, Document};
 
 use crate::action::{Action, ActionRequest, Command, Reply, UpdateModifications};
 use crate::auth::Principal;
-use crate::protocol::{decode, parse_body, FindLimits};
+use crate::protocol::{decode, parse_body, parse_body_general, parse_plain_body, FindLimits};
 use crate::query::aggregate::{AggregateContext, Limits};
 use crate::query::budget::{metered, Meter};
 use crate::query::update::{
@@ -71,7 +71,18 @@ fn limits() -> Limits {
 /// Decodes a request body for every action as the service does (relaxed
 /// Extended JSON → typed request) and encodes what each carries back in
 /// both response formats. Returns how many actions accepted the body.
+///
+/// # Panics
+///
+/// When the one-pass parser of plain JSON bodies accepts `body` and the
+/// general parser disagrees with its document.
 pub fn decode_request(body: &[u8]) -> usize {
+    if let Some(plain) = parse_plain_body(body) {
+        match parse_body_general(body) {
+            Ok(general) => assert_eq!(plain, general, "the two body parsers disagree"),
+            Err(err) => panic!("the general body parser refuses what the plain one took: {err:?}"),
+        }
+    }
     let Ok(parsed) = parse_body(body) else {
         return 0;
     };

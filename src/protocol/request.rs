@@ -24,6 +24,17 @@ pub(crate) struct FindLimits {
 
 /// Parses a request body as relaxed Extended JSON into a document.
 pub(crate) fn parse_body(bytes: &[u8]) -> Result<Document, ApiError> {
+    // Most bodies are plain JSON: one pass straight into BSON.
+    match super::plain_json::parse(bytes) {
+        Some(doc) => Ok(doc),
+        None => parse_body_general(bytes),
+    }
+}
+
+/// [`parse_body`] for any body: JSON into a `serde_json::Value`, checked
+/// for Extended JSON the converter would accept wrongly, then converted.
+/// Every error comes from here.
+pub(crate) fn parse_body_general(bytes: &[u8]) -> Result<Document, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "the request body is empty: expected a JSON object with dataSource, database and collection",

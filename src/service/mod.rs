@@ -317,7 +317,7 @@ impl Inner {
         let target = self.route(&parts)?;
         trace.log.action = Some(target.name());
         let deadline = self.limits.request_timeout;
-        let work = async {
+        let work = Box::pin(async {
             let action = match target {
                 Target::Action(action) => action,
                 Target::Probe(probe) => return Ok(Answer::Json(self.probe(probe).await)),
@@ -382,7 +382,7 @@ impl Inner {
             .await
             .map_err(|err| ApiError::from_backend(err, action.verb()))?;
             authorization.guard.finish(reply).map(Answer::Data)
-        };
+        });
         // Backends see the deadline; dropping this future (the client left)
         // or the deadline passing marks the request abandoned, so engine
         // work still running for it stops at its next check.
