@@ -30,6 +30,7 @@
 //! ```
 
 pub mod admin;
+mod log_output;
 
 /// With `--features mimalloc`, mimalloc serves every allocation: fewer CPU
 /// cycles per request than the system allocator (see the README's
@@ -443,18 +444,15 @@ fn banner(running: &Running) -> String {
     text
 }
 
-/// Sends `tracing` events to standard error through a background writer
-/// thread (a slow terminal or pipe never holds a request up; when the
-/// writer falls far behind, lines are dropped, not requests slowed), in
-/// `format`, at the level `RUST_LOG` sets (default `info`), with colours
-/// only when standard error is a terminal. Keep the guard until exit: it
-/// flushes what is still queued.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Sends `tracing` events to standard error, in `format`, at the level
+/// `RUST_LOG` sets (default `info`), with colours only when standard error
+/// is a terminal. Lines leave in batches from a writer thread (see
+/// [`log_output`]): a slow terminal or pipe never holds a request up, and
+/// when the output falls far behind lines are dropped, not requests slowed.
+/// Keep the guard until exit: it writes what is still buffered.
+fn init_logging(format: LogFormat) -> log_output::Guard {
     use std::io::IsTerminal as _;
-    // The writer thread drains every queued line, then flushes: buffered,
-    // a busy server's request logs cost one write per batch, not per line.
-    let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking(stderr);
+    let (writer, guard) = log_output::batched_stderr();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
@@ -518,7 +516,7 @@ async fn main() {
 
 /// Ends the process: `std::process::exit` skips destructors, so the log
 /// lines still queued are flushed first.
-fn exit(logs: tracing_appender::non_blocking::WorkerGuard, code: i32) -> ! {
+fn exit(logs: log_output::Guard, code: i32) -> ! {
     drop(logs);
     std::process::exit(code)
 }
