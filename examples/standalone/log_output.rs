@@ -175,10 +175,13 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    /// Whether [`Gated`] accepts writes, and its signal.
+    type Gate = Arc<(Mutex<bool>, Condvar)>;
+
     /// An output that hands each write to the test, which may hold it.
     struct Gated {
         written: mpsc::Sender<Vec<u8>>,
-        open: Arc<(Mutex<bool>, Condvar)>,
+        open: Gate,
     }
 
     impl Write for Gated {
@@ -200,12 +203,7 @@ mod tests {
     fn gated(
         open: bool,
         max_buffered: usize,
-    ) -> (
-        BatchedStderr,
-        Guard,
-        Arc<(Mutex<bool>, Condvar)>,
-        mpsc::Receiver<Vec<u8>>,
-    ) {
+    ) -> (BatchedStderr, Guard, Gate, mpsc::Receiver<Vec<u8>>) {
         let (written, output) = mpsc::channel();
         let gate = Arc::new((Mutex::new(open), Condvar::new()));
         let (writer, guard) = batched(
