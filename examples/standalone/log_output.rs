@@ -170,6 +170,132 @@ impl Drop for Guard {
     }
 }
 
+/// The fields of a text log line without colours, written as
+/// `tracing_subscriber`'s default formatter writes them (`name=value`, string
+/// values quoted and escaped as `Debug` does, the message as it is) but
+/// with less work per field: plain strings, integers and booleans are
+/// written directly. Messages, `r#` names, `log.` fields of the `log` crate
+/// and errors go to the default formatter.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlainFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'w> {
+    writer: tracing_subscriber::fmt::format::Writer<'w>,
+    empty: bool,
+    result: std::fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    /// Whether the default formatter writes `name=value` for this field.
+    fn is_plain(name: &str) -> bool {
+        name != "message" && !name.starts_with("r#") && !name.starts_with("log.")
+    }
+
+    /// Writes the separator and `name=`.
+    fn start(&mut self, name: &str) -> std::fmt::Result {
+        if !std::mem::take(&mut self.empty) {
+            self.writer.write_char(' ')?;
+        }
+        self.writer.write_str(name)?;
+        self.writer.write_char('=')
+    }
+
+    /// Hands the field to the default formatter.
+    fn delegate(&mut self, record: impl FnOnce(&mut dyn tracing::field::Visit)) {
+        use tracing_subscriber::field::VisitOutput as _;
+        if self.result.is_err() {
+            return;
+        }
+        let mut default =
+            tracing_subscriber::fmt::format::DefaultVisitor::new(self.writer.by_ref(), self.empty);
+        record(&mut default);
+        self.result = default.finish();
+        self.empty = false;
+    }
+}
+
+impl tracing::field::Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        let name = field.name();
+        if !Self::is_plain(name) {
+            return self.delegate(|v| v.record_str(field, value));
+        }
+        if self.result.is_err() {
+            return;
+        }
+        // Printable ASCII without quotes or backslashes: what `Debug` writes
+        // between the quotes is the string itself.
+        let verbatim = value
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        self.result = self.start(name).and_then(|()| {
+            if verbatim {
+                self.writer.write_char('"')?;
+                self.writer.write_str(value)?;
+                self.writer.write_char('"')
+            } else {
+                write!(self.writer, "{value:?}")
+            }
+        });
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.record_debug(field, &value);
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.record_debug(field, &value);
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.record_debug(field, &value);
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.record_debug(field, &value);
+    }
+
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
+        self.delegate(|v| v.record_error(field, value));
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        if !Self::is_plain(name) {
+            return self.delegate(|v| v.record_debug(field, value));
+        }
+        if self.result.is_err() {
+            return;
+        }
+        self.result = self
+            .start(name)
+            .and_then(|()| write!(self.writer, "{value:?}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +382,84 @@ mod tests {
             "x".repeat(89)
         );
         assert_eq!(text(&output), expected);
+    }
+
+    /// The lines `fields` formats for a few events: a request log with
+    /// awkward values, a message, an error, a raw name.
+    fn formatted<F>(fields: F) -> String
+    where
+        F: for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static,
+    {
+        use tower_data_api::log::{LogSink as _, RequestLog, TracingLogSink};
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(fields)
+            .with_writer(move || Capture(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut log = RequestLog::new(
+                "6b16d414b0613069a6a79f56",
+                "POST",
+                std::time::SystemTime::UNIX_EPOCH,
+            );
+            log.action = Some("findOne");
+            log.principal_name = Some("a \"quoted\" name \\ with a backslash".into());
+            log.database = Some("caf\u{e9} \u{1b}[31m".into());
+            log.collection = Some(String::new());
+            log.status = 400;
+            log.error = Some("line one\nline two\ttab".into());
+            log.documents = Some(0);
+            log.duration = Duration::from_micros(4871);
+            TracingLogSink.record(&log);
+            log.status = 200;
+            log.error = None;
+            TracingLogSink.record(&log);
+            tracing::info!("plain message with \"quotes\"");
+            let err = std::io::Error::other("disk full");
+            tracing::warn!(
+                error = &err as &(dyn std::error::Error + 'static),
+                r#type = "raw",
+                n = -3_i64,
+                ok = true,
+                ratio = 0.5,
+                "it failed"
+            );
+            tracing::info!(count = 7_u64, text = "x");
+        });
+        let bytes = out.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_fields_write_what_the_default_formatter_writes() {
+        let default = formatted(tracing_subscriber::fmt::format::DefaultFields::new());
+        let plain = formatted(PlainFields);
+        assert_eq!(default.lines().count(), 5, "{default}");
+        for escaped in [
+            r#"principal_name="a \"quoted\" name \\ with a backslash""#,
+            r#"database="café \u{1b}[31m""#,
+            r#"collection="""#,
+            r#"error="line one\nline two\ttab""#,
+        ] {
+            assert!(default.contains(escaped), "{escaped} in {default}");
+        }
+        assert!(default.contains(" type=\"raw\""), "{default}");
+        assert_eq!(plain, default);
     }
 }

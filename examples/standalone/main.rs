@@ -452,22 +452,43 @@ fn banner(running: &Running) -> String {
 /// Keep the guard until exit: it writes what is still buffered.
 fn init_logging(format: LogFormat) -> log_output::Guard {
     use std::io::IsTerminal as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let (writer, guard) = log_output::batched_stderr();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    log_subscriber(format, filter, writer, std::io::stderr().is_terminal()).init();
+    guard
+}
+
+/// The standalone's log lines: `format`, at the levels `filter` lets
+/// through, written by `writer`; text has colours when `ansi`.
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
     match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Text if ansi => Box::new(logs.with_ansi(true).finish()),
+        LogFormat::Text => Box::new(
+            logs.with_ansi(false)
+                .fmt_fields(log_output::PlainFields)
+                .finish(),
+        ),
+        LogFormat::Json => Box::new(
+            logs.json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .finish(),
+        ),
     }
-    guard
 }
 
 #[tokio::main]
