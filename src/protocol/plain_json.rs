@@ -3,7 +3,7 @@
 //! Most bodies hold no Extended JSON type wrapper (`{"$oid": …}`,
 //! `{"$date": …}`, …). For those, reading the JSON into a
 //! `serde_json::Value` and then converting the tree to BSON (what
-//! [`super::request::parse_body`] does for every body) builds every string,
+//! [`super::request::parse_body_general`] does) builds every string,
 //! map and array twice. [`parse`] builds the BSON document directly and
 //! gives up (`None`) at the first thing it does not handle exactly as that
 //! path would: a type wrapper key, a NUL byte in a key, a top level that is

@@ -340,8 +340,8 @@ const READ_AHEAD_FIELDS: usize = 8;
 /// field lookup compares. A plain scan waits for those loads one after the
 /// other on every document. Here they are issued in stages for the
 /// documents next in line, so they overlap with the work on the current
-/// one: on `integration-tests/benches/aggregate.rs` this doubled the
-/// throughput of a `$match` + `$group` scan. The loads only read.
+/// one: on `integration-tests/benches/aggregate.rs` this raised the
+/// throughput of a `$match` + `$group` scan 1.6–2×. The loads only read.
 struct ReadAhead<'a, I> {
     inner: I,
     ahead: VecDeque<(u64, &'a Document)>,
