@@ -125,7 +125,7 @@ impl BackendLogSink {
         self.backend
             .ensure_indexes(&self.namespace, &specs)
             .await
-            .map_err(|e| StoreError(format!("the state database failed: {e}")))
+            .map_err(super::store_error)
     }
 
     /// Entries lost because the queue was full (the store slow or down).
@@ -147,7 +147,7 @@ impl BackendLogSink {
         self.backend
             .find(&self.namespace, find)
             .await
-            .map_err(|e| StoreError(format!("the state database failed: {e}")))
+            .map_err(super::store_error)
     }
 
     /// Runs `pipeline` over the entries `filter` selects (for usage
@@ -162,7 +162,7 @@ impl BackendLogSink {
         self.backend
             .aggregate(&self.namespace, stages)
             .await
-            .map_err(|e| StoreError(format!("the state database failed: {e}")))
+            .map_err(super::store_error)
     }
 }
 

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use askama::Template;
 use bson::doc;
-use http::StatusCode;
 
 use crate::state::LogFilter;
 
@@ -87,11 +86,7 @@ pub(crate) async fn page(
             name: key.name,
         })
         .collect();
-    let status = if message.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page_status(message.as_ref());
     Ok(Reply::html(
         status,
         &KeysPage {

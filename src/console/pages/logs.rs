@@ -156,11 +156,7 @@ pub(crate) async fn page(page: &Context<'_>, query: &str) -> Result<Reply, Failu
             (rows, None, more)
         }
     };
-    let status = if message.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page_status(message.as_ref());
     Ok(Reply::html(
         status,
         &LogsPage {

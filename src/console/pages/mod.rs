@@ -55,6 +55,16 @@ pub(crate) fn state_failure(error: StateError) -> Result<String, Failure> {
     }
 }
 
+/// The status of a page shown again with a refusal message (400), or
+/// without one (200).
+pub(crate) fn page_status(message: Option<&String>) -> http::StatusCode {
+    if message.is_some() {
+        http::StatusCode::BAD_REQUEST
+    } else {
+        http::StatusCode::OK
+    }
+}
+
 /// Unix seconds as `2026-12-07 12:04:53 UTC`.
 pub(crate) fn unix_time(secs: i64) -> String {
     millis_time(secs.saturating_mul(1000))

@@ -1,7 +1,6 @@
 //! Users: list, add, disable/enable, remove, revoke sessions.
 
 use askama::Template;
-use http::StatusCode;
 
 use super::super::http::{Failure, Form, Reply};
 use super::{state_failure, unix_time, Context, Frame};
@@ -41,11 +40,7 @@ pub(crate) async fn page(page: &Context<'_>, message: Option<String>) -> Result<
             email: user.email,
         })
         .collect();
-    let status = if message.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page_status(message.as_ref());
     Ok(Reply::html(
         status,
         &UsersPage {
