@@ -129,6 +129,12 @@ impl Collection {
         Ok(())
     }
 
+    /// The document whose `_id` has this [`canonical_key`].
+    pub(super) fn by_id(&self, key: &[u8]) -> Option<Arc<Document>> {
+        let seq = self.ids.get(key)?;
+        self.docs.get(seq).cloned()
+    }
+
     /// The document at a position.
     pub(super) fn get(&self, seq: u64) -> Option<&Document> {
         self.docs.get(&seq).map(|doc| &**doc)

@@ -53,6 +53,7 @@ use crate::query::aggregate::{
     doc_size, AggregateContext, CollectionStats, Limits, DEFAULT_MAX_PIPELINE_BYTES,
 };
 use crate::query::budget::{self, Meter};
+use crate::query::compare::canonical_key;
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
@@ -123,6 +124,26 @@ impl Slot {
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         self.publish(write, false, false)
+    }
+
+    /// [`Slot::write`] for a change to one document that is short (a point
+    /// lookup or a small scan, no expressions) when `short`, and leaves the
+    /// collection as it was when it fails. Without storage such a change is
+    /// made to the current version in place, under its lock: no tree node
+    /// is copied unless a reader still holds a snapshot sharing it. Readers
+    /// wait for the change, hence `short`; other writes copy.
+    fn write_one<T>(
+        self: &Arc<Self>,
+        short: bool,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        if self.storage.is_some() || !short {
+            return self.write(write);
+        }
+        // Writers take turns: a copying writer must not publish over this.
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        write(&mut current)
     }
 
     /// [`Slot::write`] for writes that keep what they did before failing
@@ -322,6 +343,32 @@ const INLINE_INSERTS: usize = 1000;
 /// Scans of collections up to this size run inline: they take less than
 /// a few hundred microseconds, about what the hand-off to the pool costs.
 const INLINE_SCAN_DOCUMENTS: usize = 1000;
+
+/// `v` when `filter` is exactly `{_id: v}` for a scalar `v` whose equality
+/// is that of its `_id` index key ([`canonical_key`]): a 32- or 64-bit
+/// integer, a double other than NaN, a string, an ObjectId, a boolean, a date, a timestamp or binary
+/// data. Such a filter matches exactly the document the index finds, so it
+/// needs no parsing or matching. Other values (documents, arrays, regexes,
+/// null) may mean more than equality and take the general path.
+fn plain_id_equality(filter: &Document) -> Option<&Bson> {
+    if filter.len() != 1 {
+        return None;
+    }
+    let id = filter.get("_id")?;
+    match id {
+        Bson::Double(x) if x.is_nan() => None,
+        Bson::Int32(_)
+        | Bson::Int64(_)
+        | Bson::Double(_)
+        | Bson::String(_)
+        | Bson::ObjectId(_)
+        | Bson::Boolean(_)
+        | Bson::DateTime(_)
+        | Bson::Timestamp(_)
+        | Bson::Binary(_) => Some(id),
+        _ => None,
+    }
+}
 
 /// Whether a filter uses an operator whose cost per document is unbounded.
 fn mentions_expressions(filter: &Document, depth: usize) -> bool {
@@ -587,6 +634,19 @@ impl MemoryBackend {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         dbs.get(database).and_then(|db| db.get(collection)).cloned()
+    }
+
+    /// The document whose `_id` equals `id`: one lookup in the `_id` index
+    /// of the current version, under its read lock, and a copy made after.
+    fn find_by_id(&self, ns: &Namespace, id: &Bson) -> Option<Document> {
+        let slot = self.existing(&ns.database, &ns.collection)?;
+        let key = canonical_key(id);
+        let found = slot
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_id(&key);
+        found.map(|doc| Document::clone(&doc))
     }
 
     /// The collection, created when missing.
@@ -922,6 +982,11 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: FindOneQuery,
     ) -> Result<Option<Document>, BackendError> {
+        if query.projection.is_none() && query.sort.is_none() {
+            if let Some(id) = plain_id_equality(&query.filter) {
+                return Ok(self.find_by_id(ns, id));
+            }
+        }
         let filter = parse_filter(&query.filter)?;
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
@@ -950,10 +1015,11 @@ impl Backend for MemoryBackend {
     async fn insert_one(&self, ns: &Namespace, document: Document) -> Result<Bson, BackendError> {
         let ns = ns.clone();
         self.run(self.write_work(Work::Inline), move |backend| {
+            let document = write::prepare_insert(document, None).map_err(to_backend)?;
             let name = ns.to_string();
             backend
                 .create(&ns.database, &ns.collection)
-                .write(|coll| write::insert(coll, &name, document))
+                .write_one(true, |coll| write::insert_prepared(coll, &name, document))
         })
         .await
     }
@@ -1201,19 +1267,21 @@ impl MemoryBackend {
             None => {
                 let ns = ns.clone();
                 self.run(class, move |backend| {
-                    backend.run_update(&ns, &query, &filter, &update, multi, None)
+                    backend.run_update(&ns, &query, &filter, &update, multi, class, None)
                 })
                 .await
             }
             Some(check) => {
                 self.run_borrowed(class, |backend| {
-                    backend.run_update(ns, &query, &filter, &update, multi, Some(check))
+                    backend.run_update(ns, &query, &filter, &update, multi, class, Some(check))
                 })
                 .await
             }
         }
     }
 
+    // The parsed forms travel beside the query they come from.
+    #[allow(clippy::too_many_arguments)]
     fn run_update(
         &self,
         ns: &Namespace,
@@ -1221,6 +1289,7 @@ impl MemoryBackend {
         filter: &Filter,
         update: &ParsedUpdate,
         multi: bool,
+        class: Work,
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let Some(slot) = self.write_target(ns, query.upsert) else {
@@ -1233,7 +1302,9 @@ impl MemoryBackend {
             upsert: query.upsert,
             check,
         };
-        slot.write(|coll| write::update(coll, &spec, update, multi))
+        slot.write_one(!multi && class == Work::Inline, |coll| {
+            write::update(coll, &spec, update, multi)
+        })
     }
 
     /// The collection an update writes to: created for an upsert, `None`
@@ -1258,13 +1329,13 @@ impl MemoryBackend {
             None => {
                 let ns = ns.clone();
                 self.run(class, move |backend| {
-                    backend.run_replace(&ns, query, &filter, None)
+                    backend.run_replace(&ns, query, &filter, class, None)
                 })
                 .await
             }
             Some(check) => {
                 self.run_borrowed(class, |backend| {
-                    backend.run_replace(ns, query, &filter, Some(check))
+                    backend.run_replace(ns, query, &filter, class, Some(check))
                 })
                 .await
             }
@@ -1276,6 +1347,7 @@ impl MemoryBackend {
         ns: &Namespace,
         query: ReplaceQuery,
         filter: &Filter,
+        class: Work,
         check: Option<&dyn WriteCheck>,
     ) -> Result<UpdateOutcome, BackendError> {
         let Some(slot) = self.write_target(ns, query.upsert) else {
@@ -1289,7 +1361,9 @@ impl MemoryBackend {
             upsert: query.upsert,
             check,
         };
-        slot.write(|coll| write::replace(coll, &spec, query.replacement))
+        slot.write_one(class == Work::Inline, |coll| {
+            write::replace(coll, &spec, query.replacement)
+        })
     }
 
     async fn delete(
@@ -1305,7 +1379,9 @@ impl MemoryBackend {
             let Some(slot) = backend.existing(&ns.database, &ns.collection) else {
                 return Ok(0);
             };
-            slot.write(|coll| write::delete(coll, &filter, multi))
+            slot.write_one(!multi && class == Work::Inline, |coll| {
+                write::delete(coll, &filter, multi)
+            })
         })
         .await
     }

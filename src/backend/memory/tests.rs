@@ -730,3 +730,123 @@ async fn inserted_documents_have_id_first() {
         );
     }
 }
+
+#[tokio::test]
+async fn find_one_by_plain_id_agrees_with_the_general_path() {
+    let b = MemoryBackend::new();
+    let oid = bson::oid::ObjectId::new();
+    let when = bson::DateTime::from_millis(1_700_000_000_000);
+    let ids = [
+        Bson::Int32(1),
+        Bson::Double(2.0),
+        Bson::Int64(3),
+        Bson::String("four".into()),
+        Bson::ObjectId(oid),
+        Bson::Boolean(true),
+        Bson::DateTime(when),
+        Bson::Double(-0.0),
+        Bson::Double(f64::NAN),
+    ];
+    for (n, id) in ids.iter().enumerate() {
+        b.insert_one(&ns(), doc! {"_id": id.clone(), "n": n as i32})
+            .await
+            .unwrap();
+    }
+    // Same values, other types where MongoDB compares them equal, and misses.
+    let probes = [
+        Bson::Int32(1),
+        Bson::Int64(1),
+        Bson::Double(1.0),
+        Bson::Int32(2),
+        Bson::Double(3.0),
+        Bson::String("four".into()),
+        Bson::String("Four".into()),
+        Bson::ObjectId(oid),
+        Bson::ObjectId(bson::oid::ObjectId::new()),
+        Bson::Boolean(true),
+        Bson::Boolean(false),
+        Bson::DateTime(when),
+        Bson::Int32(0),
+        Bson::Double(f64::NAN),
+        Bson::Int32(99),
+    ];
+    for probe in probes {
+        let quick = b
+            .find_one(&ns(), FindOneQuery::new(doc! {"_id": probe.clone()}))
+            .await
+            .unwrap();
+        let general = b
+            .find_one(
+                &ns(),
+                FindOneQuery::new(doc! {"_id": {"$eq": probe.clone()}}),
+            )
+            .await
+            .unwrap();
+        // Compared as text: a document holding NaN is not `==` to itself.
+        assert_eq!(format!("{quick:?}"), format!("{general:?}"), "{probe:?}");
+    }
+    let one = b
+        .find_one(&ns(), FindOneQuery::new(doc! {"_id": 1_i64}))
+        .await
+        .unwrap();
+    assert_eq!(one, Some(doc! {"_id": 1, "n": 0}));
+    // A collection that does not exist.
+    let other = Namespace::new("db", "nothing");
+    let none = b
+        .find_one(&other, FindOneQuery::new(doc! {"_id": 1}))
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+}
+
+#[tokio::test]
+async fn single_document_writes_in_place_keep_snapshots_and_fail_cleanly() {
+    let b = seeded().await;
+    let slot = b.existing("db", "items").unwrap();
+    let before = slot.snapshot();
+    b.insert_one(&ns(), doc! {"_id": 4, "n": 0}).await.unwrap();
+    b.update_one(&ns(), upd(doc! {"_id": 1}, doc! {"$inc": {"n": 1}}, false))
+        .await
+        .unwrap();
+    b.delete_one(&ns(), doc! {"_id": 2}).await.unwrap();
+    // A snapshot taken before the writes still reads what it read.
+    assert_eq!(before.len(), 3);
+    assert_eq!(
+        before
+            .by_id(&canonical_key(&Bson::Int32(1)))
+            .unwrap()
+            .get_i32("n"),
+        Ok(5)
+    );
+    assert!(before.by_id(&canonical_key(&Bson::Int32(2))).is_some());
+    let after = slot.snapshot();
+    assert_eq!(after.len(), 3);
+    assert_eq!(
+        after
+            .by_id(&canonical_key(&Bson::Int32(1)))
+            .unwrap()
+            .get_i32("n"),
+        Ok(6)
+    );
+    assert!(after.by_id(&canonical_key(&Bson::Int32(2))).is_none());
+    // A refused insert and a refused update change nothing.
+    b.create_index(&ns(), IndexSpec::new([("n", 1)]).unwrap().unique(true))
+        .unwrap();
+    let dup = b.insert_one(&ns(), doc! {"_id": 5, "n": 6}).await;
+    assert_eq!(dup.unwrap_err().kind, BackendErrorKind::DuplicateKey);
+    let dup = b
+        .update_one(&ns(), upd(doc! {"_id": 3}, doc! {"$set": {"n": 0}}, false))
+        .await;
+    assert_eq!(dup.unwrap_err().kind, BackendErrorKind::DuplicateKey);
+    let now = slot.snapshot();
+    assert_eq!(now.len(), 3);
+    assert!(now.by_id(&canonical_key(&Bson::Int32(5))).is_none());
+    assert_eq!(
+        now.by_id(&canonical_key(&Bson::Int32(3)))
+            .unwrap()
+            .get_i32("n"),
+        Ok(3)
+    );
+    let found = b.find(&ns(), find(doc! {"n": {"$gte": 0}})).await.unwrap();
+    assert_eq!(found.len(), 3);
+}

@@ -135,9 +135,19 @@ pub(super) fn prepare_insert(
     Ok(out)
 }
 
-/// Inserts one prepared document.
+/// Inserts one document (see [`prepare_insert`]).
 pub(super) fn insert(coll: &mut Collection, ns: &str, doc: Document) -> Result<Bson, BackendError> {
     let doc = prepare_insert(doc, None).map_err(to_backend)?;
+    insert_prepared(coll, ns, doc)
+}
+
+/// Inserts one document [`prepare_insert`] accepted; changes nothing when
+/// the collection refuses it.
+pub(super) fn insert_prepared(
+    coll: &mut Collection,
+    ns: &str,
+    doc: Document,
+) -> Result<Bson, BackendError> {
     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
     coll.insert(doc).map_err(|v| refused(ns, v))?;
     Ok(id)
