@@ -105,46 +105,85 @@ impl Limits {
     }
 }
 
-/// The BSON size of a document, computed without serializing it.
+/// The BSON size of a document, computed without serializing it (exact
+/// but for the cases [`exact_doc_size`] names).
 pub(crate) fn doc_size(d: &Document) -> usize {
+    let mut exact = true;
+    sized_doc(d, &mut exact)
+}
+
+/// The BSON size of a value's payload (see [`doc_size`]).
+pub(crate) fn value_size(v: &Bson) -> usize {
+    let mut exact = true;
+    sized_value(v, &mut exact)
+}
+
+/// [`doc_size`] when it is exactly what the document serializes to: `None`
+/// when it holds a DBPointer (whose namespace `bson` keeps private) or a
+/// key, regex or code-with-scope string BSON cannot store (a NUL byte).
+pub(crate) fn exact_doc_size(d: &Document) -> Option<usize> {
+    let mut exact = true;
+    let size = sized_doc(d, &mut exact);
+    exact.then_some(size)
+}
+
+/// An element: type byte, key as a C string, payload.
+fn element(key_len: usize, payload: usize) -> usize {
+    payload.saturating_add(key_len + 2)
+}
+
+fn sized_doc(d: &Document, exact: &mut bool) -> usize {
     // int32 length + elements + trailing NUL.
     let mut n = 5usize;
     for (k, v) in d {
-        n = n.saturating_add(2 + k.len()).saturating_add(value_size(v));
+        *exact &= !k.contains('\0');
+        n = n.saturating_add(element(k.len(), sized_value(v, exact)));
     }
     n
 }
 
-/// The BSON size of a value's payload (an estimate for rare types).
-pub(crate) fn value_size(v: &Bson) -> usize {
+/// Decimal digits of an array index (the element's key).
+fn index_digits(mut i: usize) -> usize {
+    let mut digits = 1;
+    while i >= 10 {
+        i /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+fn sized_value(v: &Bson, exact: &mut bool) -> usize {
     match v {
         Bson::Double(_) | Bson::Int64(_) | Bson::DateTime(_) | Bson::Timestamp(_) => 8,
         Bson::Int32(_) => 4,
         Bson::Boolean(_) => 1,
         Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey => 0,
+        // int32 length, bytes, NUL.
         Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => 5 + s.len(),
         Bson::ObjectId(_) => 12,
         Bson::Decimal128(_) => 16,
-        Bson::Document(d) => doc_size(d),
+        Bson::Document(d) => sized_doc(d, exact),
         Bson::Array(items) => {
             let mut n = 5usize;
             for (i, item) in items.iter().enumerate() {
-                // Keys are the decimal indexes.
-                let digits = if i < 10 {
-                    1
-                } else {
-                    (i as f64).log10() as usize + 1
-                };
-                n = n
-                    .saturating_add(2 + digits)
-                    .saturating_add(value_size(item));
+                n = n.saturating_add(element(index_digits(i), sized_value(item, exact)));
             }
             n
         }
+        // int32 length, subtype, bytes; the old binary subtype repeats the length.
+        Bson::Binary(b) if b.subtype == bson::spec::BinarySubtype::BinaryOld => 9 + b.bytes.len(),
         Bson::Binary(b) => 5 + b.bytes.len(),
-        Bson::RegularExpression(r) => r.pattern.len() + r.options.len() + 2,
-        Bson::JavaScriptCodeWithScope(c) => 14 + c.code.len() + doc_size(&c.scope),
-        Bson::DbPointer(_) => 24,
+        // Two C strings.
+        Bson::RegularExpression(r) => {
+            *exact &= !r.pattern.contains('\0') && !r.options.contains('\0');
+            r.pattern.len() + r.options.len() + 2
+        }
+        // int32 total length, the code as a string, the scope document.
+        Bson::JavaScriptCodeWithScope(c) => 9 + c.code.len() + sized_doc(&c.scope, exact),
+        Bson::DbPointer(_) => {
+            *exact = false;
+            24
+        }
     }
 }
 
@@ -211,12 +250,29 @@ mod tests {
             doc! {"a": 1, "b": "xyz", "c": [1, 2.5, null, {"d": true}], "e": {"f": 1_i64}},
             doc! {"arr": (0..25).map(Bson::Int32).collect::<Vec<_>>()},
             doc! {"o": bson::oid::ObjectId::new(), "t": bson::DateTime::from_millis(5)},
+            doc! {"arr": (0..1_001).map(|i| Bson::Int64(i * 7)).collect::<Vec<_>>()},
+            doc! {
+                "bin": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+                "old": bson::Binary { subtype: bson::spec::BinarySubtype::BinaryOld, bytes: vec![4; 9] },
+                "re": bson::Regex { pattern: "a.*b".into(), options: "im".into() },
+                "code": Bson::JavaScriptCode("f()".into()),
+                "scoped": bson::JavaScriptCodeWithScope { code: "g(x)".into(), scope: doc! {"x": 1} },
+                "sym": Bson::Symbol("s".into()),
+                "ts": bson::Timestamp { time: 1, increment: 2 },
+                "dec": bson::Decimal128::from_bytes([0; 16]),
+                "edge": [Bson::MinKey, Bson::MaxKey, Bson::Undefined, Bson::Null],
+                "utf8": "ünïcødé",
+            },
         ];
         for d in docs {
             let mut buf = Vec::new();
             d.to_writer(&mut buf).unwrap();
             assert_eq!(doc_size(&d), buf.len(), "{d}");
+            assert_eq!(exact_doc_size(&d), Some(buf.len()), "{d}");
         }
+        let unstorable = doc! {"a\0b": 1};
+        assert!(unstorable.to_writer(&mut Vec::new()).is_err());
+        assert_eq!(exact_doc_size(&unstorable), None);
     }
 
     #[test]

@@ -639,13 +639,16 @@ impl MemoryBackend {
     /// The document whose `_id` equals `id`: one lookup in the `_id` index
     /// of the current version, under its read lock, and a copy made after.
     fn find_by_id(&self, ns: &Namespace, id: &Bson) -> Option<Document> {
-        let slot = self.existing(&ns.database, &ns.collection)?;
         let key = canonical_key(id);
-        let found = slot
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_id(&key);
+        let found = {
+            let dbs = self
+                .databases
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let slot = dbs.get(&ns.database)?.get(&ns.collection)?;
+            let current = slot.current.read().unwrap_or_else(PoisonError::into_inner);
+            current.by_id(&key)
+        };
         found.map(|doc| Document::clone(&doc))
     }
 

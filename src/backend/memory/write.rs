@@ -12,7 +12,7 @@ use crate::backend::{
     BackendError, BackendErrorKind, UpdateModifications, UpdateOutcome, WriteCheck,
 };
 use crate::query::compare::identical_docs;
-use crate::query::limits::{nesting_exceeds, Keys, MAX_NESTING};
+use crate::query::limits::{exact_doc_size, nesting_exceeds, Keys, MAX_NESTING};
 use crate::query::update::{
     apply_parsed_pipeline_update, check_id_unchanged, parse_pipeline_update, upsert_seed,
     validate_id, validate_replacement,
@@ -63,8 +63,12 @@ pub(super) fn refused(ns: &str, violation: IndexViolation) -> BackendError {
 /// MongoDB's largest document: 16 MiB.
 const MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024;
 
-/// The BSON size of a document.
+/// The BSON size of a document: computed, or serialized when computing
+/// cannot be exact.
 fn bson_size(doc: &Document) -> usize {
+    if let Some(size) = exact_doc_size(doc) {
+        return size;
+    }
     let mut buf = Vec::new();
     match doc.to_writer(&mut buf) {
         Ok(()) => buf.len(),
