@@ -37,6 +37,14 @@ pub(super) struct Collection {
     journal: Option<Vec<Change>>,
 }
 
+/// The `_id` index refuses a second document with this `_id`.
+fn duplicate_id(id: Bson) -> IndexViolation {
+    IndexViolation::Duplicate {
+        index: "_id_".into(),
+        key: vec![("_id".into(), id)],
+    }
+}
+
 /// One change to a collection's documents, as storage records it.
 #[derive(Debug, Clone)]
 pub(super) enum Change {
@@ -102,10 +110,7 @@ impl Collection {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let key: Arc<[u8]> = canonical_key(&id).into();
         if self.ids.contains_key(&*key) {
-            return Err(IndexViolation::Duplicate {
-                index: "_id_".into(),
-                key: vec![("_id".into(), id)],
-            });
+            return Err(duplicate_id(id));
         }
         Ok(key)
     }
@@ -118,11 +123,20 @@ impl Collection {
     /// Appends a document (which must carry an `_id`); refused, changing
     /// nothing, by a duplicate `_id` or an index.
     pub(super) fn insert(&mut self, doc: Document) -> Result<(), IndexViolation> {
-        let key = self.id_key(&doc)?;
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        let key: Arc<[u8]> = canonical_key(&id).into();
         let seq = self.next;
-        self.indexes.put(seq, None, &doc)?;
+        // One walk of the `_id` map when the key is new (the common case);
+        // a taken key gets its position back.
+        if let Some(taken) = self.ids.insert(key.clone(), seq) {
+            self.ids.insert(key, taken);
+            return Err(duplicate_id(id));
+        }
+        if let Err(violation) = self.indexes.put(seq, None, &doc) {
+            self.ids.remove(&key);
+            return Err(violation);
+        }
         self.next += 1;
-        self.ids.insert(key, seq);
         let doc = Arc::new(doc);
         self.record(|| Change::Put(seq, doc.clone()));
         self.docs.insert(seq, doc);
