@@ -148,7 +148,9 @@ fn service_with(backend: Scripted, sink: MemoryLogSink) -> DataApiService {
         .data_source_with_access("ro", Arc::new(Scripted::default()), AccessLevel::ReadOnly)
         .data_source_with_access("none", Arc::new(Scripted::default()), AccessLevel::NoAccess)
         .api_key("ci", KEY)
-        .request_timeout(Duration::from_millis(200))
+        // Short, for the timeout test, but far above what a request takes
+        // on a loaded machine with every test running at once.
+        .request_timeout(Duration::from_secs(2))
         .max_body_bytes(1024)
         .log_sink(sink)
         .build()
