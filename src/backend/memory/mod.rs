@@ -140,6 +140,30 @@ impl Slot {
         if self.storage.is_some() || !short {
             return self.write(write);
         }
+        self.change_in_place(write)
+    }
+
+    /// [`Slot::write_partial`] for a batch that keeps what it did before
+    /// failing (ordered `insertMany`), made in place like
+    /// [`Slot::write_one`] when `short` (a batch small enough for readers
+    /// to wait for).
+    fn write_batch<T>(
+        self: &Arc<Self>,
+        short: bool,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        if self.storage.is_some() || !short {
+            return self.write_partial(write);
+        }
+        self.change_in_place(write)
+    }
+
+    /// Runs `write` on the current version itself, under its write lock;
+    /// whatever `write` changed stays, even when it fails.
+    fn change_in_place<T>(
+        self: &Arc<Self>,
+        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
         // Writers take turns: a copying writer must not publish over this.
         let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
@@ -337,7 +361,8 @@ enum Work {
     Heavy,
 }
 
-/// Inserts of more documents than this run on the blocking pool.
+/// Inserts of more documents than this run on the blocking pool; smaller
+/// batches (a millisecond or two of work) are made in place.
 const INLINE_INSERTS: usize = 1000;
 
 /// Scans of collections up to this size run inline: they take less than
@@ -1042,7 +1067,9 @@ impl Backend for MemoryBackend {
             let name = ns.to_string();
             backend
                 .create(&ns.database, &ns.collection)
-                .write_partial(|coll| write::insert_many(coll, &name, documents))
+                .write_batch(class == Work::Inline, |coll| {
+                    write::insert_many(coll, &name, documents)
+                })
         })
         .await
     }

@@ -809,6 +809,13 @@ async fn single_document_writes_in_place_keep_snapshots_and_fail_cleanly() {
         .await
         .unwrap();
     b.delete_one(&ns(), doc! {"_id": 2}).await.unwrap();
+    // An ordered batch that fails keeps what it inserted before, in place too.
+    let err = b
+        .insert_many(&ns(), vec![doc! {"_id": 6, "n": 0}, doc! {"_id": 4}])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::DuplicateKey);
+    b.delete_one(&ns(), doc! {"_id": 6}).await.unwrap();
     // A snapshot taken before the writes still reads what it read.
     assert_eq!(before.len(), 3);
     assert_eq!(
