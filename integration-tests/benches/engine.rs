@@ -1,9 +1,10 @@
 //! In-process throughput of the embedded engine ([`MemoryBackend`]) through
 //! the [`Backend`] trait: `_id` point lookups, filtered scans over 100,000
 //! documents, sorted finds with a limit, `updateOne` by `_id`, `updateMany`
-//! over a filter and `insertOne`. Each figure is printed next to a baseline
-//! measured in the same process — plain Rust doing the same work on a
-//! `HashMap`/`Vec` of the same documents — and the ratio between the two.
+//! over a filter, `insertOne` and `insertMany`. Each figure is printed next
+//! to a baseline measured in the same process — plain Rust doing the same
+//! work on a `HashMap`/`Vec` of the same documents — and the ratio between
+//! the two.
 //!
 //! Run with `cargo bench -p integration-tests --bench engine`. Every loop is
 //! bounded (a fixed number of operations), so the whole run takes seconds.
@@ -321,6 +322,27 @@ fn main() {
     let baseline = time("HashMap insert (build doc + key)", inserts, |i| {
         let d = document(i as i32);
         table.insert(d.get_i32("_id").unwrap_or(-1), d);
+    });
+    report(&engine, Some(&baseline));
+
+    // insertMany of 1,000 documents into the 100,000-document collection
+    // (and growing): batches this size are made in place.
+    let batches = 50;
+    let batch = 1_000;
+    let engine = time_async(
+        &rt,
+        "insertMany (1,000 documents)",
+        batches,
+        |b| async move {
+            let first = DOCS + (b * batch) as i32;
+            let docs: Vec<Document> = (first..first + batch as i32).map(document).collect();
+            let ids = backend.insert_many(ns, docs).await.expect("insertMany");
+            black_box(ids);
+        },
+    );
+    let baseline = time("HashMap extend (build docs + keys)", batches, |b| {
+        let first = DOCS + (b * batch) as i32;
+        table.extend((first..first + batch as i32).map(|i| (i, document(i))));
     });
     report(&engine, Some(&baseline));
     black_box(table.len());

@@ -113,6 +113,10 @@ pub enum CheckedWrite {
 /// The service builds one from the collection's JSON schema and from rules
 /// whose roles depend on the fields an update changes.
 ///
+/// A check runs inside the write: on the embedded engine a short write
+/// holds the collection while it runs, and readers of that collection wait.
+/// Keep checks quick and never call back into the backend from one.
+///
 /// ```
 /// use bson::Document;
 /// use tower_data_api::backend::{BackendError, BackendErrorKind, WriteCheck};

@@ -371,10 +371,11 @@ const INLINE_SCAN_DOCUMENTS: usize = 1000;
 
 /// `v` when `filter` is exactly `{_id: v}` for a scalar `v` whose equality
 /// is that of its `_id` index key ([`canonical_key`]): a 32- or 64-bit
-/// integer, a double other than NaN, a string, an ObjectId, a boolean, a date, a timestamp or binary
-/// data. Such a filter matches exactly the document the index finds, so it
-/// needs no parsing or matching. Other values (documents, arrays, regexes,
-/// null) may mean more than equality and take the general path.
+/// integer, a double other than NaN, a string, an ObjectId, a boolean, a
+/// date, a timestamp or binary data. Such a filter matches exactly the
+/// document the index finds, so it needs no parsing or matching. Other
+/// values (documents, arrays, regexes, null) may mean more than equality
+/// and take the general path.
 fn plain_id_equality(filter: &Document) -> Option<&Bson> {
     if filter.len() != 1 {
         return None;
