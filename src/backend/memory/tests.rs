@@ -857,3 +857,77 @@ async fn single_document_writes_in_place_keep_snapshots_and_fail_cleanly() {
     let found = b.find(&ns(), find(doc! {"n": {"$gte": 0}})).await.unwrap();
     assert_eq!(found.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_place_and_copying_writers_lose_nothing_under_concurrent_readers() {
+    let b = MemoryBackend::new();
+    let seed: Vec<Document> = (0..200).map(|i| doc! {"_id": i, "n": 0, "v": 0}).collect();
+    b.insert_many(&ns(), seed).await.unwrap();
+    let mut writers = Vec::new();
+    for w in 0..2 {
+        let b = b.clone();
+        writers.push(tokio::spawn(async move {
+            for k in 0..300 {
+                // In place: one document each.
+                b.insert_one(&ns(), doc! {"_id": 1000 + w * 1000 + k, "n": 0, "v": 0})
+                    .await
+                    .unwrap();
+                let inc = doc! {"$inc": {"n": 1, "v": 1}};
+                b.update_one(&ns(), upd(doc! {"_id": k % 200}, inc, false))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // Copying: every document, publishing a whole new version.
+    let copier = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                b.update_many(&ns(), upd(doc! {}, doc! {"$inc": {"m": 1}}, false))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let b = b.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen = 0;
+            for _ in 0..50 {
+                let docs = b.find(&ns(), find(doc! {})).await.unwrap();
+                assert!(docs.len() >= seen, "a reader saw documents disappear");
+                seen = docs.len();
+                for d in &docs {
+                    assert_eq!(d.get_i32("n"), d.get_i32("v"), "a half-applied update: {d}");
+                }
+            }
+        }));
+    }
+    for task in writers.into_iter().chain(readers).chain([copier]) {
+        task.await.unwrap();
+    }
+    let docs = b
+        .find(
+            &ns(),
+            FindQuery {
+                limit: 0,
+                ..find(doc! {})
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 200 + 2 * 300);
+    let total: i32 = docs.iter().map(|d| d.get_i32("n").unwrap()).sum();
+    assert_eq!(total, 2 * 300, "every in-place update is kept");
+    let seeded_m: Vec<i32> = docs
+        .iter()
+        .filter(|d| d.get_i32("_id").unwrap() < 200)
+        .map(|d| d.get_i32("m").unwrap())
+        .collect();
+    assert!(
+        seeded_m.iter().all(|m| *m == 20),
+        "every copying update is kept"
+    );
+}
