@@ -396,6 +396,18 @@ fn plain_id_equality(filter: &Document) -> Option<&Bson> {
     }
 }
 
+/// Whether a projection only includes or excludes fields (`{a: 1, b: true}`,
+/// `{c: 0}`): no operators, no positional `$`, nothing evaluated.
+fn plain_projection(projection: &Document) -> bool {
+    projection.iter().all(|(field, value)| {
+        !field.contains('$')
+            && matches!(
+                value,
+                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(_)
+            )
+    })
+}
+
 /// Whether a filter uses an operator whose cost per document is unbounded.
 fn mentions_expressions(filter: &Document, depth: usize) -> bool {
     if depth > 200 {
@@ -1011,9 +1023,13 @@ impl Backend for MemoryBackend {
         ns: &Namespace,
         query: FindOneQuery,
     ) -> Result<Option<Document>, BackendError> {
-        if query.projection.is_none() && query.sort.is_none() {
+        if query.sort.is_none() && query.projection.as_ref().is_none_or(plain_projection) {
             if let Some(id) = plain_id_equality(&query.filter) {
-                return Ok(self.find_by_id(ns, id));
+                let projection = parse_projection(query.projection.as_ref())?;
+                return match (self.find_by_id(ns, id), projection) {
+                    (Some(doc), Some(p)) => p.apply(&doc).map(Some).map_err(to_backend),
+                    (found, _) => Ok(found),
+                };
             }
         }
         let filter = parse_filter(&query.filter)?;

@@ -790,6 +790,27 @@ async fn find_one_by_plain_id_agrees_with_the_general_path() {
         .await
         .unwrap();
     assert_eq!(one, Some(doc! {"_id": 1, "n": 0}));
+    // Plain projections take the quick path too; others, and errors, agree.
+    let projections = [
+        doc! {"n": 1},
+        doc! {"n": 0},
+        doc! {"_id": 0, "n": true},
+        doc! {"missing": 1.0},
+        doc! {"n": 1, "_id": 1_i64},
+        doc! {"n": 1, "other": 0},
+        doc! {"n": {"$add": [1, 2]}},
+        doc! {"n.$": 1},
+    ];
+    for projection in projections {
+        let with = |filter: Document| FindOneQuery {
+            filter,
+            projection: Some(projection.clone()),
+            ..Default::default()
+        };
+        let quick = b.find_one(&ns(), with(doc! {"_id": 1})).await;
+        let general = b.find_one(&ns(), with(doc! {"_id": {"$eq": 1}})).await;
+        assert_eq!(format!("{quick:?}"), format!("{general:?}"), "{projection}");
+    }
     // A collection that does not exist.
     let other = Namespace::new("db", "nothing");
     let none = b
