@@ -143,23 +143,9 @@ impl Slot {
         self.change_in_place(write)
     }
 
-    /// [`Slot::write_partial`] for a batch that keeps what it did before
-    /// failing (ordered `insertMany`), made in place like
-    /// [`Slot::write_one`] when `short` (a batch small enough for readers
-    /// to wait for).
-    fn write_batch<T>(
-        self: &Arc<Self>,
-        short: bool,
-        write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
-    ) -> Result<T, BackendError> {
-        if self.storage.is_some() || !short {
-            return self.write_partial(write);
-        }
-        self.change_in_place(write)
-    }
-
-    /// Runs `write` on the current version itself, under its write lock;
-    /// whatever `write` changed stays, even when it fails.
+    /// Runs `write` on the current version itself, under its write lock
+    /// (readers of the collection wait); whatever `write` changed stays,
+    /// even when it fails.
     fn change_in_place<T>(
         self: &Arc<Self>,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
@@ -362,8 +348,12 @@ enum Work {
 }
 
 /// Inserts of more documents than this run on the blocking pool; smaller
-/// batches (a millisecond or two of work) are made in place.
+/// batches are made in place, [`IN_PLACE_INSERT_CHUNK`] documents at a time.
 const INLINE_INSERTS: usize = 1000;
+
+/// Documents an in-place `insertMany` inserts per turn of the collection's
+/// lock (a fraction of a millisecond of work).
+const IN_PLACE_INSERT_CHUNK: usize = 128;
 
 /// Scans of collections up to this size run inline: they take less than
 /// a few hundred microseconds, about what the hand-off to the pool costs.
@@ -1082,11 +1072,22 @@ impl Backend for MemoryBackend {
         });
         self.run(class, move |backend| {
             let name = ns.to_string();
-            backend
-                .create(&ns.database, &ns.collection)
-                .write_batch(class == Work::Inline, |coll| {
-                    write::insert_many(coll, &name, documents)
-                })
+            let slot = backend.create(&ns.database, &ns.collection);
+            if class != Work::Inline || slot.storage.is_some() {
+                return slot.write_partial(|coll| write::insert_many(coll, &name, documents));
+            }
+            // In place, a chunk at a time: readers of the collection wait
+            // for one chunk at most, never for the whole batch.
+            let total = documents.len();
+            let mut ids = Vec::with_capacity(total);
+            let mut rest = documents.into_iter();
+            while rest.len() > 0 {
+                slot.change_in_place(|coll| {
+                    let chunk = rest.by_ref().take(IN_PLACE_INSERT_CHUNK);
+                    write::insert_ordered(coll, &name, chunk, &mut ids, total)
+                })?;
+            }
+            Ok(ids)
         })
         .await
     }

@@ -837,6 +837,20 @@ async fn single_document_writes_in_place_keep_snapshots_and_fail_cleanly() {
         .unwrap_err();
     assert_eq!(err.kind, BackendErrorKind::DuplicateKey);
     b.delete_one(&ns(), doc! {"_id": 6}).await.unwrap();
+    // A batch larger than one in-place chunk, failing in its second chunk.
+    let mut batch: Vec<Document> = (100..300).map(|i| doc! {"_id": i}).collect();
+    batch[130] = doc! {"_id": 4};
+    let err = b.insert_many(&ns(), batch).await.unwrap_err();
+    assert!(
+        err.message
+            .ends_with("(130 of 200 documents were inserted before the error)"),
+        "{}",
+        err.message
+    );
+    assert_eq!(b.count(&ns()), 3 + 130);
+    b.delete_many(&ns(), doc! {"_id": {"$gte": 100}})
+        .await
+        .unwrap();
     // A snapshot taken before the writes still reads what it read.
     assert_eq!(before.len(), 3);
     assert_eq!(

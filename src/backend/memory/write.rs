@@ -163,23 +163,38 @@ pub(super) fn insert_many(
     ns: &str,
     docs: Vec<Document>,
 ) -> Result<Vec<Bson>, BackendError> {
-    let n = docs.len();
-    let mut ids = Vec::with_capacity(n);
-    for (k, doc) in docs.into_iter().enumerate() {
+    let total = docs.len();
+    let mut ids = Vec::with_capacity(total);
+    insert_ordered(coll, ns, docs, &mut ids, total)?;
+    Ok(ids)
+}
+
+/// Ordered inserts of part of a batch of `total` documents: the `_id` of
+/// each goes to `ids`, which holds those of the batch's earlier parts.
+/// Stops at the first failure, keeping earlier documents.
+pub(super) fn insert_ordered(
+    coll: &mut Collection,
+    ns: &str,
+    docs: impl IntoIterator<Item = Document>,
+    ids: &mut Vec<Bson>,
+    total: usize,
+) -> Result<(), BackendError> {
+    for doc in docs {
         match insert(coll, ns, doc) {
             Ok(id) => ids.push(id),
             Err(e) => {
                 return Err(BackendError::new(
                     e.kind,
                     format!(
-                        "{} ({k} of {n} documents were inserted before the error)",
-                        e.message
+                        "{} ({} of {total} documents were inserted before the error)",
+                        e.message,
+                        ids.len()
                     ),
                 ))
             }
         }
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// A parsed update: operators or a pipeline.
