@@ -5,7 +5,8 @@
 //! All live in persistent (structurally shared) maps, so cloning a
 //! collection is O(1): readers take a snapshot under the lock, drop the lock
 //! and work on the snapshot while writers go on; a writer's change copies
-//! only the tree nodes it touches. Every write keeps the indexes in step
+//! only the tree nodes it touches, and only those a snapshot still shares
+//! when the change is made in place. Every write keeps the indexes in step
 //! with the documents, or changes nothing.
 
 use std::collections::VecDeque;
