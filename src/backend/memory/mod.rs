@@ -1212,6 +1212,10 @@ impl MemoryBackend {
         if mentions_expressions(raw, 0) {
             return Work::Heavy;
         }
+        // A point lookup, whatever the collection's size: no snapshot needed.
+        if filter.id_equality().is_some() {
+            return Work::Inline;
+        }
         let cheap = self
             .snapshot(&ns.database, &ns.collection)
             .is_none_or(|coll| coll.reads_at_most(&coll.plan(filter, None), INLINE_SCAN_DOCUMENTS));
