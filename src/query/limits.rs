@@ -119,8 +119,8 @@ pub(crate) fn value_size(v: &Bson) -> usize {
 }
 
 /// [`doc_size`] when it is exactly what the document serializes to: `None`
-/// when it holds a DBPointer (whose namespace `bson` keeps private) or a
-/// key, regex or code-with-scope string BSON cannot store (a NUL byte).
+/// when it holds a DBPointer (whose namespace `bson` keeps private), or a
+/// key or regex BSON cannot store (one with a NUL byte).
 pub(crate) fn exact_doc_size(d: &Document) -> Option<usize> {
     let mut exact = true;
     let size = sized_doc(d, &mut exact);
