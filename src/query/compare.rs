@@ -150,7 +150,8 @@ pub(crate) fn identical_docs(a: &Document, b: &Document) -> bool {
 /// A byte key with `canonical_key(a) == canonical_key(b)` exactly when
 /// `values_equal(a, b)`; used for the `_id` index, `$group` keys and `$addToSet`.
 pub(crate) fn canonical_key(v: &Bson) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
+    // Room for a number up to 17 digits or an ObjectId without regrowing.
+    let mut out = Vec::with_capacity(32);
     encode(v, &mut out);
     out
 }
@@ -169,7 +170,9 @@ fn encode(v: &Bson, out: &mut Vec<u8>) {
     out.push(type_rank(v));
     match v {
         Bson::MinKey | Bson::MaxKey | Bson::Null | Bson::Undefined => {}
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+        Bson::Int32(i) => DecVal::encode_integer(i64::from(*i), out),
+        Bson::Int64(i) => DecVal::encode_integer(*i, out),
+        Bson::Double(_) | Bson::Decimal128(_) => {
             if let Some(n) = Num::from_bson(v) {
                 DecVal::from_num(n).encode(out);
             }

@@ -13,7 +13,8 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use imbl::{HashMap, OrdMap};
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::{GenericHashMap, OrdMap};
 
 use bson::{Bson, Document};
 
@@ -21,22 +22,28 @@ use crate::backend::IndexSpec;
 use crate::query::compare::canonical_key;
 use crate::query::{Filter, QueryError, SortSpec};
 
+use super::id_key::IdKey;
 use super::index::{IndexViolation, Indexes, Plan};
 
 /// Documents of one collection.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Collection {
     docs: OrdMap<u64, Arc<Document>>,
-    /// `_id` index: the canonical key of each `_id` → its sequence number.
-    /// Keys are shared (`Arc`), so the path copies a write makes while a
-    /// snapshot is alive clone reference counts, not byte strings.
-    ids: HashMap<Arc<[u8]>, u64>,
+    /// `_id` index: the canonical key of each `_id` → its sequence number
+    /// and the document itself, so a lookup by `_id` reads one map.
+    ids: IdMap,
     indexes: Indexes,
     next: u64,
     /// The changes of the write in progress, when the backend stores them
     /// (see [`Collection::start_journal`]).
     journal: Option<Vec<Change>>,
 }
+
+/// The `_id` index's map. Its keys come from clients, so its hasher is
+/// keyed (a random key per map) to keep colliding `_id`s from being
+/// guessed; ahash is that and several times faster than std's SipHash on
+/// keys this short.
+type IdMap = GenericHashMap<IdKey, (u64, Arc<Document>), ahash::RandomState, DefaultSharedPtr>;
 
 /// The `_id` index refuses a second document with this `_id`.
 fn duplicate_id(id: Bson) -> IndexViolation {
@@ -101,16 +108,17 @@ impl Collection {
         let key = self.id_key(&doc)?;
         self.indexes.put(seq, None, &doc)?;
         self.next = self.next.max(seq.saturating_add(1));
-        self.ids.insert(key, seq);
-        self.docs.insert(seq, Arc::new(doc));
+        let doc = Arc::new(doc);
+        self.ids.insert(key, (seq, doc.clone()));
+        self.docs.insert(seq, doc);
         Ok(())
     }
 
     /// The `_id` index key of a new document; refused when taken.
-    fn id_key(&self, doc: &Document) -> Result<Arc<[u8]>, IndexViolation> {
+    fn id_key(&self, doc: &Document) -> Result<IdKey, IndexViolation> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        let key: Arc<[u8]> = canonical_key(&id).into();
-        if self.ids.contains_key(&*key) {
+        let key = IdKey::new(canonical_key(&id));
+        if self.ids.contains_key(key.as_bytes()) {
             return Err(duplicate_id(id));
         }
         Ok(key)
@@ -125,20 +133,20 @@ impl Collection {
     /// nothing, by a duplicate `_id` or an index.
     pub(super) fn insert(&mut self, doc: Document) -> Result<(), IndexViolation> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        let key: Arc<[u8]> = canonical_key(&id).into();
+        let key = IdKey::new(canonical_key(&id));
         let seq = self.next;
+        let doc = Arc::new(doc);
         // One walk of the `_id` map when the key is new (the common case);
-        // a taken key gets its position back.
-        if let Some(taken) = self.ids.insert(key.clone(), seq) {
+        // a taken key gets its entry back.
+        if let Some(taken) = self.ids.insert(key.clone(), (seq, doc.clone())) {
             self.ids.insert(key, taken);
             return Err(duplicate_id(id));
         }
         if let Err(violation) = self.indexes.put(seq, None, &doc) {
-            self.ids.remove(&key);
+            self.ids.remove(key.as_bytes());
             return Err(violation);
         }
         self.next += 1;
-        let doc = Arc::new(doc);
         self.record(|| Change::Put(seq, doc.clone()));
         self.docs.insert(seq, doc);
         Ok(())
@@ -146,8 +154,7 @@ impl Collection {
 
     /// The document whose `_id` has this [`canonical_key`].
     pub(super) fn by_id(&self, key: &[u8]) -> Option<Arc<Document>> {
-        let seq = self.ids.get(key)?;
-        self.docs.get(seq).cloned()
+        self.ids.get(key).map(|(_, doc)| doc.clone())
     }
 
     /// The document at a position.
@@ -164,6 +171,10 @@ impl Collection {
         self.indexes.put(seq, Some(&old), &doc)?;
         let doc = Arc::new(doc);
         self.record(|| Change::Put(seq, doc.clone()));
+        let id = old.get("_id").cloned().unwrap_or(Bson::Null);
+        if let Some(entry) = self.ids.get_mut(canonical_key(&id).as_slice()) {
+            entry.1 = doc.clone();
+        }
         self.docs.insert(seq, doc);
         Ok(())
     }
@@ -252,7 +263,7 @@ impl Collection {
                 let seq = filter
                     .id_equality()
                     .and_then(|id| self.ids.get(canonical_key(id).as_slice()));
-                Box::new(seq.copied().and_then(at).into_iter())
+                Box::new(seq.map(|(seq, doc)| (*seq, &**doc)).into_iter())
             }
             Plan::Ranges { index, ranges } => {
                 Box::new(self.indexes.positions(*index, ranges).filter_map(at))

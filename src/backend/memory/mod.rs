@@ -31,6 +31,7 @@
 //! over the memory budget with `ExceededMemoryLimit` (code 146, HTTP 400).
 
 mod collection;
+mod id_key;
 mod index;
 mod storage;
 mod write;
@@ -1024,17 +1025,9 @@ impl Backend for MemoryBackend {
                 };
             }
         }
-        let filter = parse_filter(&query.filter)?;
-        let projection = parse_projection(query.projection.as_ref())?;
-        let sort = parse_sort(query.sort.as_ref())?;
-        let (class, read) = self.plan_read(ns, &filter, &query.filter, sort.as_ref());
-        self.run(class, move |_| {
-            let docs = read_matches(read, &filter, sort.as_ref(), 0, 1)?;
-            Ok(project(docs, projection.as_ref(), &filter)?
-                .into_iter()
-                .next())
-        })
-        .await
+        // Boxed: its state is large, and the quick path above would
+        // otherwise move all of it to the heap on every call.
+        Box::pin(self.find_one_planned(ns, query)).await
     }
 
     async fn find(&self, ns: &Namespace, query: FindQuery) -> Result<Vec<Document>, BackendError> {
@@ -1251,6 +1244,25 @@ impl MemoryBackend {
             .await
             .map(Some)
             .map_err(|_| BackendError::new(BackendErrorKind::Unavailable, "the engine is closed"))
+    }
+
+    /// findOne through the planner: any filter, sort and projection.
+    async fn find_one_planned(
+        &self,
+        ns: &Namespace,
+        query: FindOneQuery,
+    ) -> Result<Option<Document>, BackendError> {
+        let filter = parse_filter(&query.filter)?;
+        let projection = parse_projection(query.projection.as_ref())?;
+        let sort = parse_sort(query.sort.as_ref())?;
+        let (class, read) = self.plan_read(ns, &filter, &query.filter, sort.as_ref());
+        self.run(class, move |_| {
+            let docs = read_matches(read, &filter, sort.as_ref(), 0, 1)?;
+            Ok(project(docs, projection.as_ref(), &filter)?
+                .into_iter()
+                .next())
+        })
+        .await
     }
 
     /// Runs `work` under the request's meter, where `class` says (see [`Work`]).
