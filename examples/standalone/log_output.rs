@@ -18,7 +18,7 @@ use std::time::Duration;
 const LINGER: Duration = Duration::from_millis(5);
 
 /// How far (in bytes) the output may fall behind before lines are dropped.
-const MAX_BUFFERED: usize = 8 << 20;
+pub(crate) const MAX_BUFFERED: usize = 8 << 20;
 
 /// Lines waiting for the writer thread.
 #[derive(Default)]
@@ -43,19 +43,24 @@ pub(crate) struct BatchedStderr {
 }
 
 /// Keeps the writer thread; dropping it writes what is still buffered.
-pub(crate) struct Guard {
+pub struct Guard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// A writer for `tracing_subscriber::fmt().with_writer(…)` and the guard
-/// that flushes it at exit.
-pub(crate) fn batched_stderr() -> (BatchedStderr, Guard) {
-    batched(std::io::stderr(), MAX_BUFFERED)
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").finish_non_exhaustive()
+    }
 }
 
-/// [`batched_stderr`] writing to `out`, dropping lines past `max_buffered`.
-fn batched(mut out: impl Write + Send + 'static, max_buffered: usize) -> (BatchedStderr, Guard) {
+/// A writer for `tracing_subscriber::fmt().with_writer(…)` sending lines
+/// to `out` (standard error, for the standalone), dropping lines past
+/// `max_buffered`, and the guard that flushes it at exit.
+pub(crate) fn batched(
+    mut out: impl Write + Send + 'static,
+    max_buffered: usize,
+) -> (BatchedStderr, Guard) {
     let shared = Arc::new(Shared {
         max_buffered,
         ..Shared::default()
@@ -121,8 +126,10 @@ fn write_batches(shared: &Shared, out: &mut impl Write) {
     }
 }
 
-impl Write for BatchedStderr {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+impl BatchedStderr {
+    /// Queues `line` for the writer thread, or counts it as dropped when
+    /// the output is too far behind.
+    pub(crate) fn append(&self, line: &[u8]) {
         let first = {
             let mut pending = self
                 .shared
@@ -131,7 +138,7 @@ impl Write for BatchedStderr {
                 .unwrap_or_else(PoisonError::into_inner);
             if pending.bytes.len() + line.len() > self.shared.max_buffered {
                 pending.dropped += 1;
-                return Ok(line.len());
+                return;
             }
             let first = pending.bytes.is_empty() && pending.dropped == 0;
             pending.bytes.extend_from_slice(line);
@@ -140,6 +147,12 @@ impl Write for BatchedStderr {
         if first {
             self.shared.arrived.notify_one();
         }
+    }
+}
+
+impl Write for BatchedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.append(line);
         Ok(line.len())
     }
 

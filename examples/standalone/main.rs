@@ -31,6 +31,7 @@
 
 pub mod admin;
 mod log_output;
+mod request_lines;
 
 /// With `--features mimalloc`, mimalloc serves every allocation: fewer CPU
 /// cycles per request than the system allocator (see the README's
@@ -47,6 +48,7 @@ use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -54,6 +56,7 @@ use tower_data_api::auth::generate_api_key;
 use tower_data_api::config::{
     ApiKeyConfig, Config, ConsoleTable, DataSourceConfig, StateConfig, UserConfig,
 };
+use tower_data_api::log::LogSink;
 use tower_data_api::metrics::Metrics;
 use tower_data_api::server;
 
@@ -155,6 +158,10 @@ pub struct Options {
     pub mongodb_uri: Option<String>,
     /// `--log-format text|json` (or the `LOG_FORMAT` environment variable).
     pub log_format: LogFormat,
+    /// Where request log lines go, when not through `tracing` (which
+    /// [`TracingLogSink`](tower_data_api::log::TracingLogSink) writes to,
+    /// the default).
+    pub request_lines: Option<request_lines::RequestLines>,
 }
 
 /// How the standalone writes its logs (to standard error).
@@ -186,6 +193,7 @@ impl std::fmt::Debug for Options {
             .field("listen", &self.listen)
             .field("config", &self.config)
             .field("log_format", &self.log_format)
+            .field("request_lines", &self.request_lines)
             .field(
                 "mongodb_uri",
                 &self.mongodb_uri.as_ref().map(|_| "[redacted]"),
@@ -263,6 +271,7 @@ impl Cli {
                 .ok()
                 .filter(|uri| !uri.is_empty()),
             log_format: self.log_format,
+            request_lines: None,
         }
     }
 }
@@ -331,6 +340,16 @@ pub async fn launch(
         .map_err(|e| format!("{source_name}: {e}"))?;
     if let Some(metrics) = &metrics {
         builder = builder.metrics(metrics.clone());
+    }
+    if let Some(lines) = options.request_lines.clone() {
+        builder = match &state {
+            // In place of the `tracing` events `StateStores::install` set up.
+            Some(state) => builder.log_sink(vec![
+                Arc::new(lines) as Arc<dyn LogSink>,
+                Arc::new(state.logs.clone()),
+            ]),
+            None => builder.log_sink(lines),
+        };
     }
     let service = builder.build().map_err(|e| format!("{source_name}: {e}"))?;
     // A `file:` state is this process's alone: subcommands reach it here.
@@ -450,14 +469,31 @@ fn banner(running: &Running) -> String {
 /// [`log_output`]): a slow terminal or pipe never holds a request up, and
 /// when the output falls far behind lines are dropped, not requests slowed.
 /// Keep the guard until exit: it writes what is still buffered.
-fn init_logging(format: LogFormat) -> log_output::Guard {
+///
+/// Request log lines skip `tracing` (see [`request_lines`]) unless text goes
+/// to a terminal in colour: the sink for them comes back beside the guard.
+fn init_logging(format: LogFormat) -> (log_output::Guard, Option<request_lines::RequestLines>) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let (writer, guard) = log_output::batched_stderr();
+    let (writer, guard) = log_output::batched(std::io::stderr(), log_output::MAX_BUFFERED);
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    log_subscriber(format, filter, writer, std::io::stderr().is_terminal()).init();
-    guard
+    let ansi = std::io::stderr().is_terminal();
+    let lines = (format == LogFormat::Json || !ansi)
+        .then(|| request_lines::RequestLines::new(format, writer.clone()));
+    log_subscriber(format, filter, writer, ansi).init();
+    (guard, lines)
+}
+
+/// Request log lines as the standalone writes them (module `request_lines`),
+/// in `format`, to `out` from a writer thread; keep the guard while lines
+/// are written. Lines are written only where `tracing` enables them.
+pub fn request_lines_to(
+    format: LogFormat,
+    out: impl std::io::Write + Send + 'static,
+) -> (request_lines::RequestLines, log_output::Guard) {
+    let (writer, guard) = log_output::batched(out, log_output::MAX_BUFFERED);
+    (request_lines::RequestLines::new(format, writer), guard)
 }
 
 /// The standalone's log lines: `format`, at the levels `filter` lets
@@ -495,8 +531,9 @@ where
 async fn main() {
     use clap::Parser as _;
     let cli = Cli::parse();
-    let options = cli.options();
-    let logs = init_logging(options.log_format);
+    let mut options = cli.options();
+    let (logs, request_lines) = init_logging(options.log_format);
+    options.request_lines = request_lines;
     if let Some(admin) = cli.admin {
         match run_admin(cli.config.as_ref(), admin).await {
             Ok(()) => exit(logs, 0),

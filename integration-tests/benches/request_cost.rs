@@ -1,9 +1,10 @@
 //! CPU time per request inside the service, without a network: `findOne`
 //! by `_id` and `insertOne` on the embedded engine, authenticated by an API
-//! key, called through `tower::ServiceExt::oneshot` on one thread, with the
-//! request log written as the standalone writes it (its own subscriber,
-//! text or JSON, to a discarding writer) and without request logs (the
-//! baseline). Load from outside (`integration-tests/load/wrk.sh`) also pays
+//! key, called through `tower::ServiceExt::oneshot` on one thread, without
+//! request logs (the baseline) and with the request log written, text or
+//! JSON, to a discarding output: by the standalone's own sink
+//! (`request_lines`, what it ships) and as a `tracing` event formatted by
+//! its subscriber (`TracingLogSink`, the library's default). Load from outside (`integration-tests/load/wrk.sh`) also pays
 //! for the kernel's TCP and for wrk itself; this isolates what the pipeline
 //! costs, with less noise, so a change to it can be measured.
 //!
@@ -16,12 +17,14 @@
 //!
 //! `ROUNDS` defaults to 20 (5,000 requests per variant and round).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use integration_tests::bench::load_average;
-use integration_tests::standalone::{log_subscriber, LogFormat};
+use integration_tests::standalone::{log_subscriber, request_lines_to, LogFormat};
 use tower::ServiceExt;
 use tower_data_api::{DataApi, DataApiService, MemoryBackend};
 
@@ -33,26 +36,48 @@ const NS: &str = r#""dataSource":"mongodb-atlas","database":"bench","collection"
 /// Makes the `i`-th request of a batch.
 type MakeRequest<'a> = &'a dyn Fn(usize) -> http::Request<Full<Bytes>>;
 
+/// A discarding output that counts the bytes written to it.
+#[derive(Clone, Default)]
+struct Written(Arc<AtomicUsize>);
+
+impl std::io::Write for Written {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(bytes.len(), Ordering::Relaxed);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How a variant's request logs are written.
 #[derive(Clone, Copy)]
 enum Logs {
     Off,
-    Standalone(LogFormat),
+    /// The standalone's request lines.
+    Lines(LogFormat),
+    /// `tracing` events through the standalone's subscriber.
+    Tracing(LogFormat),
 }
 
 impl Logs {
     fn name(self) -> &'static str {
         match self {
             Logs::Off => "no request logs (baseline)",
-            Logs::Standalone(LogFormat::Text) => "text request logs",
-            Logs::Standalone(LogFormat::Json) => "JSON request logs",
+            Logs::Lines(LogFormat::Text) => "text request lines",
+            Logs::Lines(LogFormat::Json) => "JSON request lines",
+            Logs::Tracing(LogFormat::Text) => "text tracing events",
+            Logs::Tracing(LogFormat::Json) => "JSON tracing events",
         }
     }
 
+    /// The subscriber the variant runs under: the standalone's, which
+    /// also decides which request lines are written.
     fn subscriber(self) -> Option<Box<dyn tracing::Subscriber + Send + Sync>> {
         match self {
             Logs::Off => None,
-            Logs::Standalone(format) => Some(log_subscriber(
+            Logs::Lines(format) | Logs::Tracing(format) => Some(log_subscriber(
                 format,
                 tracing_subscriber::EnvFilter::new("info"),
                 std::io::sink,
@@ -97,12 +122,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let service = DataApi::builder()
-        .app_id(APP)
-        .data_source("mongodb-atlas", MemoryBackend::new())
-        .api_key("bench", KEY)
-        .build()
-        .expect("a service");
+    // One engine behind every variant's service.
+    let backend = MemoryBackend::new();
+    let builder = || {
+        DataApi::builder()
+            .app_id(APP)
+            .data_source("mongodb-atlas", backend.clone())
+            .api_key("bench", KEY)
+    };
+    let service = builder().build().expect("a service");
+    let text_written = Written::default();
+    let json_written = Written::default();
+    let (text_lines, text_guard) = request_lines_to(LogFormat::Text, text_written.clone());
+    let (json_lines, json_guard) = request_lines_to(LogFormat::Json, json_written.clone());
+    let text_service = builder().log_sink(text_lines).build().expect("a service");
+    let json_service = builder().log_sink(json_lines).build().expect("a service");
     let documents: Vec<String> = (0..1_000)
         .map(|i| format!(r#"{{"_id":{i},"text":"task {i}","done":false,"n":0}}"#))
         .collect();
@@ -133,8 +167,10 @@ fn main() {
     ];
     let variants = [
         Logs::Off,
-        Logs::Standalone(LogFormat::Text),
-        Logs::Standalone(LogFormat::Json),
+        Logs::Lines(LogFormat::Text),
+        Logs::Lines(LogFormat::Json),
+        Logs::Tracing(LogFormat::Text),
+        Logs::Tracing(LogFormat::Json),
     ];
 
     println!(
@@ -147,10 +183,15 @@ fn main() {
         for round in 0..=rounds {
             for k in 0..variants.len() {
                 let v = (k + round) % variants.len();
+                let service = match variants[v] {
+                    Logs::Lines(LogFormat::Text) => &text_service,
+                    Logs::Lines(LogFormat::Json) => &json_service,
+                    Logs::Off | Logs::Tracing(_) => &service,
+                };
                 let elapsed = match variants[v].subscriber() {
-                    None => runtime.block_on(batch(&service, PER_BATCH, status, make)),
+                    None => runtime.block_on(batch(service, PER_BATCH, status, make)),
                     Some(subscriber) => tracing::subscriber::with_default(subscriber, || {
-                        runtime.block_on(batch(&service, PER_BATCH, status, make))
+                        runtime.block_on(batch(service, PER_BATCH, status, make))
                     }),
                 };
                 if round > 0 {
@@ -170,5 +211,15 @@ fn main() {
                 us - baseline
             );
         }
+    }
+    drop((text_guard, json_guard));
+    for (format, written) in [("text", &text_written), ("JSON", &json_written)] {
+        // Every measured request wrote a line of 100 bytes or more.
+        let bytes = written.0.load(Ordering::Relaxed);
+        let lines = 2 * rounds * PER_BATCH;
+        assert!(
+            bytes >= 100 * lines,
+            "{format} request lines: {bytes} bytes"
+        );
     }
 }
