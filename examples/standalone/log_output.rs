@@ -310,7 +310,7 @@ impl tracing::field::Visit for PlainVisitor<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::mpsc;
 
@@ -446,7 +446,8 @@ mod tests {
         String::from_utf8(bytes).unwrap()
     }
 
-    struct Capture(Arc<Mutex<Vec<u8>>>);
+    /// An output keeping what is written to it.
+    pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<u8>>>);
 
     impl Write for Capture {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -126,14 +126,11 @@ fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
     let _ = write!(out, ".{:06}Z", since_epoch.subsec_micros());
 }
 
-/// The line `tracing_subscriber`'s default format writes without colours,
-/// with the fields written as `log_output::PlainFields` writes them.
-fn text_line(out: &mut Vec<u8>, now: SystemTime, level: Level, log: &RequestLog) {
-    timestamp(out, now);
-    let _ = write!(out, " {:>5} {TARGET}: {MESSAGE}", level.name());
-    let mut fields = TextFields(out);
-    fields.bare("request_id", &log.request_id);
-    fields.bare("method", &log.method);
+/// The fields of a request's line, in the order `TracingLogSink` records
+/// them; absent values are left out.
+fn write_fields(fields: &mut impl LineFields, log: &RequestLog) {
+    fields.display("request_id", &log.request_id);
+    fields.display("method", &log.method);
     fields.string("action", log.action);
     fields.string("principal_id", log.principal_id.as_deref());
     fields.string("principal_name", log.principal_name.as_deref());
@@ -147,19 +144,35 @@ fn text_line(out: &mut Vec<u8>, now: SystemTime, level: Level, log: &RequestLog)
     fields.string("auth_scheme", log.auth_scheme.as_deref());
     fields.number("request_bytes", log.request_bytes);
     fields.number("response_bytes", log.response_bytes);
-    let _ = write!(out, " duration_ms={:?}", duration_ms(log));
+    fields.float("duration_ms", log.duration.as_secs_f64() * 1000.0);
 }
 
-/// ` name=value` pairs of a text line; absent values are left out.
+/// How one line format writes each kind of field.
+trait LineFields {
+    /// A value recorded with `Display` (a `%` field).
+    fn display(&mut self, name: &str, value: &str);
+    fn string(&mut self, name: &str, value: Option<&str>);
+    fn number(&mut self, name: &str, value: Option<u64>);
+    fn float(&mut self, name: &str, value: f64);
+}
+
+/// The line `tracing_subscriber`'s default format writes without colours,
+/// with the fields written as `log_output::PlainFields` writes them.
+fn text_line(out: &mut Vec<u8>, now: SystemTime, level: Level, log: &RequestLog) {
+    timestamp(out, now);
+    let _ = write!(out, " {:>5} {TARGET}: {MESSAGE}", level.name());
+    write_fields(&mut TextFields(out), log);
+}
+
+/// ` name=value` pairs of a text line.
 struct TextFields<'a>(&'a mut Vec<u8>);
 
-impl TextFields<'_> {
-    /// A value written with `Display` (a `%` field).
-    fn bare(&mut self, name: &str, value: &str) {
+impl LineFields for TextFields<'_> {
+    fn display(&mut self, name: &str, value: &str) {
         let _ = write!(self.0, " {name}={value}");
     }
 
-    /// A string, quoted and escaped as `Debug` does.
+    /// Quoted, and escaped as `Debug` does.
     fn string(&mut self, name: &str, value: Option<&str>) {
         let Some(value) = value else { return };
         let verbatim = value
@@ -177,6 +190,10 @@ impl TextFields<'_> {
             let _ = write!(self.0, " {name}={value}");
         }
     }
+
+    fn float(&mut self, name: &str, value: f64) {
+        let _ = write!(self.0, " {name}={value:?}");
+    }
 }
 
 /// The object `tracing_subscriber`'s JSON format writes with flattened
@@ -190,33 +207,30 @@ fn json_line(out: &mut Vec<u8>, now: SystemTime, level: Level, log: &RequestLog)
         level.name()
     );
     let mut fields = JsonFields(out);
-    fields.string("request_id", Some(&log.request_id));
-    fields.string("method", Some(&log.method));
-    fields.string("action", log.action);
-    fields.string("principal_id", log.principal_id.as_deref());
-    fields.string("principal_name", log.principal_name.as_deref());
-    fields.string("data_source", log.data_source.as_deref());
-    fields.string("database", log.database.as_deref());
-    fields.string("collection", log.collection.as_deref());
-    fields.number("status", Some(u64::from(log.status)));
-    fields.string("error_code", log.error_code);
-    fields.string("error", log.error.as_deref());
-    fields.number("documents", log.documents);
-    fields.string("auth_scheme", log.auth_scheme.as_deref());
-    fields.number("request_bytes", log.request_bytes);
-    fields.number("response_bytes", log.response_bytes);
-    fields.json("duration_ms", &duration_ms(log));
+    write_fields(&mut fields, log);
     fields.string("target", Some(TARGET));
     out.push(b'}');
 }
 
-/// `,"name":value` members of a JSON line; absent values are left out.
+/// `,"name":value` members of a JSON line, each value as `serde_json`
+/// writes it (the escaping and number format `tracing_subscriber` uses).
 struct JsonFields<'a>(&'a mut Vec<u8>);
 
 impl JsonFields<'_> {
+    fn member(&mut self, name: &str, value: &(impl serde::Serialize + ?Sized)) {
+        let _ = write!(self.0, ",\"{name}\":");
+        let _ = serde_json::to_writer(&mut *self.0, value);
+    }
+}
+
+impl LineFields for JsonFields<'_> {
+    fn display(&mut self, name: &str, value: &str) {
+        self.member(name, value);
+    }
+
     fn string(&mut self, name: &str, value: Option<&str>) {
         if let Some(value) = value {
-            self.json(name, value);
+            self.member(name, value);
         }
     }
 
@@ -226,22 +240,15 @@ impl JsonFields<'_> {
         }
     }
 
-    /// A value as `serde_json` writes it (the escaping and number format
-    /// `tracing_subscriber` uses).
-    fn json(&mut self, name: &str, value: &(impl serde::Serialize + ?Sized)) {
-        let _ = write!(self.0, ",\"{name}\":");
-        let _ = serde_json::to_writer(&mut *self.0, value);
+    fn float(&mut self, name: &str, value: f64) {
+        self.member(name, &value);
     }
-}
-
-fn duration_ms(log: &RequestLog) -> f64 {
-    log.duration.as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::log_output::tests::Capture;
     use super::*;
-    use std::io::Write;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
     use tower_data_api::log::TracingLogSink;
@@ -277,19 +284,6 @@ mod tests {
         broken.error = Some("internal server error".into());
         broken.duration = Duration::from_secs(2);
         vec![failed, found, broken]
-    }
-
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     /// What the standalone's `tracing` subscriber writes for `entries`.
