@@ -69,11 +69,11 @@ type Shared<T> = Arc<RwLock<T>>;
 ///
 /// In memory, a long write builds the next version from a snapshot and
 /// publishes it; a short one changes the current version in place under
-/// its lock ([`Slot::write_one`]). On a durable backend a write goes to the disk before readers see it:
-/// the writer builds the next version from the latest one (`pending`, which
-/// may hold writes still on their way to the disk), hands the changes to
-/// the committer ([`storage`]) and waits; the committer publishes versions
-/// in the order they were handed over. A failed commit drops the pending
+/// its lock ([`Slot::write_one`]). On a durable backend a write goes to
+/// the disk before readers see it: the writer builds the next version from
+/// the latest one (`pending`, which may hold writes still on their way to
+/// the disk), hands the changes to the committer ([`storage`]) and waits;
+/// the committer publishes versions in the order they were handed over. A failed commit drops the pending
 /// versions and moves to a new `epoch`: batches built on them are refused.
 #[derive(Debug)]
 struct Slot {
