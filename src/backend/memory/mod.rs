@@ -73,8 +73,9 @@ type Shared<T> = Arc<RwLock<T>>;
 /// the disk before readers see it: the writer builds the next version from
 /// the latest one (`pending`, which may hold writes still on their way to
 /// the disk), hands the changes to the committer ([`storage`]) and waits;
-/// the committer publishes versions in the order they were handed over. A failed commit drops the pending
-/// versions and moves to a new `epoch`: batches built on them are refused.
+/// the committer publishes versions in the order they were handed over. A
+/// failed commit drops the pending versions and moves to a new `epoch`:
+/// batches built on them are refused.
 #[derive(Debug)]
 struct Slot {
     database: String,
