@@ -80,6 +80,23 @@ impl RequestLog {
             response_bytes: None,
         }
     }
+
+    /// The level the entry is logged at: `ERROR` for server errors (5xx),
+    /// `WARN` for client errors (4xx), `INFO` otherwise.
+    ///
+    /// ```
+    /// use tower_data_api::log::RequestLog;
+    /// let mut log = RequestLog::new("6b16d414b0613069a6a79f56", "POST", std::time::SystemTime::now());
+    /// log.status = 404;
+    /// assert_eq!(log.level(), tracing::Level::WARN);
+    /// ```
+    pub fn level(&self) -> tracing::Level {
+        match self.status {
+            500.. => tracing::Level::ERROR,
+            400..=499 => tracing::Level::WARN,
+            _ => tracing::Level::INFO,
+        }
+    }
 }
 
 /// Receives request logs.
@@ -91,8 +108,8 @@ pub trait LogSink: Send + Sync + 'static {
     fn record(&self, log: &RequestLog);
 }
 
-/// Writes each request as a `tracing` event (target `tower_data_api::request`):
-/// INFO for successes, WARN for client errors, ERROR for server errors.
+/// Writes each request as a `tracing` event (target `tower_data_api::request`)
+/// at its [`RequestLog::level`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingLogSink;
 
@@ -123,9 +140,9 @@ impl LogSink for TracingLogSink {
                 )
             };
         }
-        match log.status {
-            500.. => event!(tracing::Level::ERROR),
-            400..=499 => event!(tracing::Level::WARN),
+        match log.level() {
+            tracing::Level::ERROR => event!(tracing::Level::ERROR),
+            tracing::Level::WARN => event!(tracing::Level::WARN),
             _ => event!(tracing::Level::INFO),
         }
     }

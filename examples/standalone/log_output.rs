@@ -183,6 +183,14 @@ impl Drop for Guard {
     }
 }
 
+/// Whether `Debug` writes `value` as itself between quotes: printable
+/// ASCII without quotes or backslashes.
+pub(crate) fn debug_is_verbatim(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// The fields of a text log line without colours, written as
 /// `tracing_subscriber`'s default formatter writes them (`name=value`, string
 /// values quoted and escaped as `Debug` does, the message as it is) but
@@ -252,13 +260,8 @@ impl tracing::field::Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        // Printable ASCII without quotes or backslashes: what `Debug` writes
-        // between the quotes is the string itself.
-        let verbatim = value
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
         self.result = self.start(name).and_then(|()| {
-            if verbatim {
+            if debug_is_verbatim(value) {
                 self.writer.write_char('"')?;
                 self.writer.write_str(value)?;
                 self.writer.write_char('"')

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tower_data_api::log::{LogSink, RequestLog};
 
-use super::log_output::BatchedStderr;
+use super::log_output::{debug_is_verbatim, BatchedStderr};
 use super::LogFormat;
 
 /// The target and message request events carry.
@@ -46,37 +46,12 @@ impl std::fmt::Debug for RequestLines {
     }
 }
 
-/// The level `TracingLogSink` gives a request with this status.
-#[derive(Clone, Copy)]
-enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
-impl Level {
-    fn of(status: u16) -> Level {
-        match status {
-            500.. => Level::Error,
-            400..=499 => Level::Warn,
-            _ => Level::Info,
-        }
-    }
-
-    fn enabled(self) -> bool {
-        match self {
-            Level::Info => tracing::enabled!(target: TARGET, tracing::Level::INFO),
-            Level::Warn => tracing::enabled!(target: TARGET, tracing::Level::WARN),
-            Level::Error => tracing::enabled!(target: TARGET, tracing::Level::ERROR),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Level::Info => "INFO",
-            Level::Warn => "WARN",
-            Level::Error => "ERROR",
-        }
+/// Whether `tracing` would write an event at `level` for the target.
+fn enabled(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::ERROR => tracing::enabled!(target: TARGET, tracing::Level::ERROR),
+        tracing::Level::WARN => tracing::enabled!(target: TARGET, tracing::Level::WARN),
+        _ => tracing::enabled!(target: TARGET, tracing::Level::INFO),
     }
 }
 
@@ -90,8 +65,8 @@ thread_local! {
 
 impl LogSink for RequestLines {
     fn record(&self, log: &RequestLog) {
-        let level = Level::of(log.status);
-        if !level.enabled() {
+        let level = log.level();
+        if !enabled(level) {
             return;
         }
         LINE.with_borrow_mut(|line| {
@@ -159,9 +134,9 @@ trait LineFields {
 
 /// The line `tracing_subscriber`'s default format writes without colours,
 /// with the fields written as `log_output::PlainFields` writes them.
-fn text_line(out: &mut Vec<u8>, now: SystemTime, level: Level, log: &RequestLog) {
+fn text_line(out: &mut Vec<u8>, now: SystemTime, level: tracing::Level, log: &RequestLog) {
     timestamp(out, now);
-    let _ = write!(out, " {:>5} {TARGET}: {MESSAGE}", level.name());
+    let _ = write!(out, " {:>5} {TARGET}: {MESSAGE}", level.as_str());
     write_fields(&mut TextFields(out), log);
 }
 
@@ -176,10 +151,7 @@ impl LineFields for TextFields<'_> {
     /// Quoted, and escaped as `Debug` does.
     fn string(&mut self, name: &str, value: Option<&str>) {
         let Some(value) = value else { return };
-        let verbatim = value
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-        if verbatim {
+        if debug_is_verbatim(value) {
             let _ = write!(self.0, " {name}=\"{value}\"");
         } else {
             let _ = write!(self.0, " {name}={value:?}");
@@ -199,13 +171,13 @@ impl LineFields for TextFields<'_> {
 
 /// The object `tracing_subscriber`'s JSON format writes with flattened
 /// fields and no spans.
-fn json_line(out: &mut Vec<u8>, now: SystemTime, level: Level, log: &RequestLog) {
+fn json_line(out: &mut Vec<u8>, now: SystemTime, level: tracing::Level, log: &RequestLog) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     timestamp(out, now);
     let _ = write!(
         out,
         "\",\"level\":\"{}\",\"message\":\"{MESSAGE}\"",
-        level.name()
+        level.as_str()
     );
     let mut fields = JsonFields(out);
     write_fields(&mut fields, log);
@@ -312,8 +284,8 @@ mod tests {
             .map(|entry| {
                 let mut line = Vec::new();
                 match format {
-                    LogFormat::Text => text_line(&mut line, now, Level::of(entry.status), entry),
-                    LogFormat::Json => json_line(&mut line, now, Level::of(entry.status), entry),
+                    LogFormat::Text => text_line(&mut line, now, entry.level(), entry),
+                    LogFormat::Json => json_line(&mut line, now, entry.level(), entry),
                 }
                 String::from_utf8(line).unwrap()
             })
