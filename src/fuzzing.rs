@@ -60,6 +60,7 @@ fn under_meter<T>(work: impl FnOnce() -> T) -> T {
         deadline: Instant::now().checked_add(MAX_TIME),
         abandoned: None,
         max_bytes: Some(MAX_BYTES),
+        inline_steps: None,
     };
     metered(meter, work).0
 }

@@ -48,6 +48,11 @@ pub(crate) struct Meter {
     pub(crate) abandoned: Option<Arc<AtomicBool>>,
     /// The most bytes the request may hold at once (`None`: unbounded).
     pub(crate) max_bytes: Option<usize>,
+    /// For work tried on an async worker before the blocking pool: the
+    /// steps it may take there. At the first check past them the work
+    /// fails and [`Usage::over_allowance`] tells the caller to discard the
+    /// outcome and run it again where it may take long (`None`: no limit).
+    pub(crate) inline_steps: Option<u32>,
 }
 
 /// What a metered piece of work used.
@@ -55,12 +60,18 @@ pub(crate) struct Meter {
 pub(crate) struct Usage {
     /// The most bytes held at once.
     pub(crate) peak_bytes: usize,
+    /// The work went past [`Meter::inline_steps`]: its outcome is an
+    /// error that says nothing about the request.
+    pub(crate) over_allowance: bool,
 }
 
 struct Installed {
     meter: Meter,
     used: usize,
     peak: usize,
+    /// Checks left before the inline allowance is spent.
+    checks_left: Option<u32>,
+    over_allowance: bool,
 }
 
 thread_local! {
@@ -71,6 +82,7 @@ thread_local! {
 
 /// Runs `work` under `meter` on this thread; restores whatever meter was
 /// installed before (so metered work may nest) and reports the peak.
+/// Steps count from the start of `work`.
 pub(crate) fn metered<T>(meter: Meter, work: impl FnOnce() -> T) -> (T, Usage) {
     struct Restore(Option<Installed>, u32);
     impl Drop for Restore {
@@ -79,18 +91,27 @@ pub(crate) fn metered<T>(meter: Meter, work: impl FnOnce() -> T) -> (T, Usage) {
             SCRATCH_DEPTH.with(|depth| depth.set(self.1));
         }
     }
+    let checks_left = meter.inline_steps.map(|steps| (steps / CHECK_EVERY).max(1));
     let previous = INSTALLED.with(|cell| {
         cell.borrow_mut().replace(Installed {
             meter,
             used: 0,
             peak: 0,
+            checks_left,
+            over_allowance: false,
         })
     });
     let restore = Restore(previous, SCRATCH_DEPTH.with(|depth| depth.replace(0)));
+    STEPS.with(|steps| steps.set(0));
     let out = work();
-    let peak = INSTALLED.with(|cell| cell.borrow().as_ref().map_or(0, |m| m.peak));
+    let usage = INSTALLED.with(|cell| {
+        cell.borrow().as_ref().map_or(Usage::default(), |m| Usage {
+            peak_bytes: m.peak,
+            over_allowance: m.over_allowance,
+        })
+    });
     drop(restore);
-    (out, Usage { peak_bytes: peak })
+    (out, usage)
 }
 
 /// One unit of work; every [`CHECK_EVERY`] units, [`check`].
@@ -108,13 +129,24 @@ pub(crate) fn step() -> Result<(), QueryError> {
     }
 }
 
-/// Fails when the request was abandoned or its deadline has passed.
+/// Fails when the request was abandoned, its deadline has passed or the
+/// work's inline allowance is spent.
 pub(crate) fn check() -> Result<(), QueryError> {
     INSTALLED.with(|cell| {
-        let installed = cell.borrow();
-        let Some(installed) = installed.as_ref() else {
+        let mut installed = cell.borrow_mut();
+        let Some(installed) = installed.as_mut() else {
             return Ok(());
         };
+        if let Some(left) = &mut installed.checks_left {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                installed.over_allowance = true;
+                return Err(QueryError::new(
+                    INTERRUPTED,
+                    "the operation is moving off the async workers",
+                ));
+            }
+        }
         let meter = &installed.meter;
         if meter
             .abandoned
@@ -504,6 +536,34 @@ mod tests {
         };
         let (err, _) = metered(meter, check);
         assert_eq!(err.unwrap_err().code, MAX_TIME_EXPIRED);
+    }
+
+    #[test]
+    fn the_inline_allowance_ends_work_at_the_first_check_past_it() {
+        let allowance = Meter {
+            inline_steps: Some(2 * CHECK_EVERY),
+            ..Meter::default()
+        };
+        let (failed_at, usage) = metered(allowance.clone(), || {
+            (1..=10 * CHECK_EVERY).find(|_| step().is_err())
+        });
+        assert_eq!(failed_at, Some(2 * CHECK_EVERY));
+        assert!(usage.over_allowance);
+        // Every later check fails too: nothing goes on past the allowance.
+        let (later, _) = metered(allowance.clone(), || {
+            let _ = (1..=2 * CHECK_EVERY).try_for_each(|_| step());
+            check()
+        });
+        assert!(later.is_err());
+        // Work within the allowance is untouched.
+        let (done, usage) = metered(allowance, || (1..2 * CHECK_EVERY).try_for_each(|_| step()));
+        assert!(done.is_ok());
+        assert!(!usage.over_allowance);
+        // Without an allowance no step fails.
+        let (done, usage) = metered(Meter::default(), || {
+            (1..=10 * CHECK_EVERY).try_for_each(|_| step())
+        });
+        assert!(done.is_ok() && !usage.over_allowance);
     }
 
     #[test]

@@ -156,6 +156,28 @@ pub(crate) fn canonical_key(v: &Bson) -> Vec<u8> {
     out
 }
 
+/// Calls `f` with the [`canonical_key`] of `v`, built in a buffer this
+/// thread reuses: a lookup by key allocates nothing.
+pub(crate) fn with_canonical_key<R>(v: &Bson, f: impl FnOnce(&[u8]) -> R) -> R {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(64));
+    }
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut out) => {
+            out.clear();
+            encode(v, &mut out);
+            let result = f(&out);
+            // A huge key is not kept for the rest of the thread's life.
+            if out.capacity() > 4096 {
+                *out = Vec::with_capacity(64);
+            }
+            result
+        }
+        // Called from inside `f`: a buffer of its own.
+        Err(_) => f(&canonical_key(v)),
+    })
+}
+
 /// [`canonical_key`] appended to `out` (a buffer reused across values).
 pub(crate) fn canonical_key_into(v: &Bson, out: &mut Vec<u8>) {
     encode(v, out);

@@ -1,5 +1,5 @@
 //! One in-memory collection: documents in natural (insertion) order, a
-//! unique `_id` index keyed by [`canonical_key`], and the secondary indexes
+//! unique `_id` index keyed by [`canonical_key`](crate::query::compare::canonical_key), and the secondary indexes
 //! declared for it ([`super::index`]).
 //!
 //! All live in persistent (structurally shared) maps, so cloning a
@@ -19,7 +19,7 @@ use imbl::{GenericHashMap, OrdMap};
 use bson::{Bson, Document};
 
 use crate::backend::IndexSpec;
-use crate::query::compare::canonical_key;
+use crate::query::compare::with_canonical_key;
 use crate::query::{Filter, QueryError, SortSpec};
 
 use super::id_key::IdKey;
@@ -116,10 +116,10 @@ impl Collection {
 
     /// The `_id` index key of a new document; refused when taken.
     fn id_key(&self, doc: &Document) -> Result<IdKey, IndexViolation> {
-        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        let key = IdKey::new(canonical_key(&id));
+        let id = doc.get("_id").unwrap_or(&Bson::Null);
+        let key = IdKey::of(id);
         if self.ids.contains_key(key.as_bytes()) {
-            return Err(duplicate_id(id));
+            return Err(duplicate_id(id.clone()));
         }
         Ok(key)
     }
@@ -132,15 +132,14 @@ impl Collection {
     /// Appends a document (which must carry an `_id`); refused, changing
     /// nothing, by a duplicate `_id` or an index.
     pub(super) fn insert(&mut self, doc: Document) -> Result<(), IndexViolation> {
-        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-        let key = IdKey::new(canonical_key(&id));
+        let key = IdKey::of(doc.get("_id").unwrap_or(&Bson::Null));
         let seq = self.next;
         let doc = Arc::new(doc);
         // One walk of the `_id` map when the key is new (the common case);
         // a taken key gets its entry back.
         if let Some(taken) = self.ids.insert(key.clone(), (seq, doc.clone())) {
             self.ids.insert(key, taken);
-            return Err(duplicate_id(id));
+            return Err(duplicate_id(doc.get("_id").cloned().unwrap_or(Bson::Null)));
         }
         if let Err(violation) = self.indexes.put(seq, None, &doc) {
             self.ids.remove(key.as_bytes());
@@ -152,7 +151,8 @@ impl Collection {
         Ok(())
     }
 
-    /// The document whose `_id` has this [`canonical_key`].
+    /// The document whose `_id` has this
+    /// [`canonical_key`](crate::query::compare::canonical_key).
     pub(super) fn by_id(&self, key: &[u8]) -> Option<Arc<Document>> {
         self.ids.get(key).map(|(_, doc)| doc.clone())
     }
@@ -171,8 +171,8 @@ impl Collection {
         self.indexes.put(seq, Some(&old), &doc)?;
         let doc = Arc::new(doc);
         self.record(|| Change::Put(seq, doc.clone()));
-        let id = old.get("_id").cloned().unwrap_or(Bson::Null);
-        if let Some(entry) = self.ids.get_mut(canonical_key(&id).as_slice()) {
+        let id = old.get("_id").unwrap_or(&Bson::Null);
+        if let Some(entry) = with_canonical_key(id, |key| self.ids.get_mut(key)) {
             entry.1 = doc.clone();
         }
         self.docs.insert(seq, doc);
@@ -182,8 +182,8 @@ impl Collection {
     /// Removes the document at a position.
     pub(super) fn remove(&mut self, seq: u64) {
         if let Some(doc) = self.docs.remove(&seq) {
-            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            self.ids.remove(canonical_key(&id).as_slice());
+            let id = doc.get("_id").unwrap_or(&Bson::Null);
+            with_canonical_key(id, |key| self.ids.remove(key));
             self.indexes.remove(seq, &doc);
             self.record(|| Change::Delete(seq));
         }
@@ -262,7 +262,7 @@ impl Collection {
             Plan::Id => {
                 let seq = filter
                     .id_equality()
-                    .and_then(|id| self.ids.get(canonical_key(id).as_slice()));
+                    .and_then(|id| with_canonical_key(id, |key| self.ids.get(key)));
                 Box::new(seq.map(|(seq, doc)| (*seq, &**doc)).into_iter())
             }
             Plan::Ranges { index, ranges } => {

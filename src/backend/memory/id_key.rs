@@ -7,6 +7,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use bson::Bson;
+
+use crate::query::compare::with_canonical_key;
+
 /// Keys up to this many bytes are stored in the key itself: every integer
 /// up to 15 digits, every ObjectId, strings up to 25 bytes.
 const INLINE: usize = 30;
@@ -28,14 +32,21 @@ pub(super) enum IdKey {
 
 impl IdKey {
     /// The key holding these bytes.
-    pub(super) fn new(bytes: Vec<u8>) -> Self {
+    pub(super) fn new(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE {
             let mut inline = [0; INLINE];
-            inline[..bytes.len()].copy_from_slice(&bytes);
+            inline[..bytes.len()].copy_from_slice(bytes);
             IdKey::Inline(bytes.len() as u8, inline)
         } else {
             IdKey::Shared(bytes.into())
         }
+    }
+
+    /// The key of an `_id` value (its [`canonical_key`]).
+    ///
+    /// [`canonical_key`]: crate::query::compare::canonical_key
+    pub(super) fn of(id: &Bson) -> Self {
+        with_canonical_key(id, IdKey::new)
     }
 
     /// The key's bytes.
@@ -84,14 +95,14 @@ mod tests {
         let hasher = std::collections::hash_map::RandomState::new();
         for len in [0, 1, INLINE - 1, INLINE, INLINE + 1, 200] {
             let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let key = IdKey::new(bytes.clone());
+            let key = IdKey::new(&bytes);
             assert_eq!(matches!(key, IdKey::Inline(..)), len <= INLINE);
             assert_eq!(key.as_bytes(), &bytes[..]);
             assert_eq!(hasher.hash_one(&key), hasher.hash_one(&bytes[..]));
-            assert_eq!(key, IdKey::new(bytes.clone()));
+            assert_eq!(key, IdKey::new(&bytes));
             let mut other = bytes;
             other.push(0);
-            assert_ne!(key, IdKey::new(other));
+            assert_ne!(key, IdKey::new(&other));
         }
     }
 }

@@ -54,7 +54,7 @@ use crate::query::aggregate::{
     doc_size, AggregateContext, CollectionStats, Limits, DEFAULT_MAX_PIPELINE_BYTES,
 };
 use crate::query::budget::{self, Meter};
-use crate::query::compare::canonical_key;
+use crate::query::compare::with_canonical_key;
 use crate::query::{Filter, Pipeline, Projection, QueryError, SortSpec};
 
 use collection::Collection;
@@ -64,6 +64,11 @@ pub use storage::{OpenError, SyncMode};
 use write::{to_backend, ParsedUpdate, WriteSpec};
 
 type Shared<T> = Arc<RwLock<T>>;
+
+/// Databases or collections by name. Names come from clients, so the
+/// hasher is keyed at random (as std's is); ahash is that and quicker on
+/// short names, which every request by `_id` looks up twice.
+type ByName<T> = HashMap<String, T, ahash::RandomState>;
 
 /// One collection: its current version and the turn of its writers.
 ///
@@ -293,7 +298,7 @@ impl Slot {
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryBackend {
-    databases: Shared<HashMap<String, HashMap<String, Arc<Slot>>>>,
+    databases: Shared<ByName<ByName<Arc<Slot>>>>,
     /// Secondary indexes per `(database, collection)`, applied whenever the
     /// collection exists.
     indexes: Shared<HashMap<(String, String), Vec<IndexSpec>>>,
@@ -363,18 +368,35 @@ const IN_PLACE_INSERT_CHUNK: usize = 128;
 /// a few hundred microseconds, about what the hand-off to the pool costs.
 const INLINE_SCAN_DOCUMENTS: usize = 1000;
 
+/// Steps (a document scanned is one) a read classed for the pool may take
+/// inline before it moves there (see [`MemoryBackend::run_read`]): about
+/// the cost of the hand-off, so a read that does not end early wastes at
+/// most that.
+const INLINE_READ_STEPS: u32 = 2048;
+
+/// Whether a read in `read`'s plan can stop before it has read every
+/// candidate: it has a limit and needs no sort in memory (none, or the
+/// order an index gives).
+fn may_end_early(read: Option<&(Collection, Plan)>, sort: Option<&SortSpec>, limit: u64) -> bool {
+    let sorted_in_memory = sort.is_some_and(|spec| !spec.is_empty())
+        && !matches!(read, Some((_, Plan::Ordered { .. })));
+    limit != 0 && !sorted_in_memory
+}
+
 /// `v` when `filter` is exactly `{_id: v}` for a scalar `v` whose equality
-/// is that of its `_id` index key ([`canonical_key`]): a 32- or 64-bit
+/// is that of its `_id` index key ([`canonical_key`](crate::query::compare::canonical_key)): a 32- or 64-bit
 /// integer, a double other than NaN, a string, an ObjectId, a boolean, a
 /// date, a timestamp or binary data. Such a filter matches exactly the
 /// document the index finds, so it needs no parsing or matching. Other
 /// values (documents, arrays, regexes, null) may mean more than equality
 /// and take the general path.
 fn plain_id_equality(filter: &Document) -> Option<&Bson> {
-    if filter.len() != 1 {
-        return None;
-    }
-    let id = filter.get("_id")?;
+    // Read in order rather than hashed: the filter has one field.
+    let mut fields = filter.iter();
+    let id = match (fields.next(), fields.next()) {
+        (Some((field, id)), None) if field == "_id" => id,
+        _ => return None,
+    };
     match id {
         Bson::Double(x) if x.is_nan() => None,
         Bson::Int32(_)
@@ -671,7 +693,6 @@ impl MemoryBackend {
     /// The document whose `_id` equals `id`: one lookup in the `_id` index
     /// of the current version, under its read lock, and a copy made after.
     fn find_by_id(&self, ns: &Namespace, id: &Bson) -> Option<Document> {
-        let key = canonical_key(id);
         let found = {
             let dbs = self
                 .databases
@@ -679,7 +700,7 @@ impl MemoryBackend {
                 .unwrap_or_else(PoisonError::into_inner);
             let slot = dbs.get(&ns.database)?.get(&ns.collection)?;
             let current = slot.current.read().unwrap_or_else(PoisonError::into_inner);
-            current.by_id(&key)
+            with_canonical_key(id, |key| current.by_id(key))
         };
         found.map(|doc| Document::clone(&doc))
     }
@@ -860,7 +881,7 @@ impl MemoryBackend {
 /// The documents of a find: `filter`'s matches in `plan`'s snapshot, after
 /// `sort`, `skip` and `limit` (0: no limit).
 fn read_matches(
-    read: Option<(Collection, Plan)>,
+    read: Option<&(Collection, Plan)>,
     filter: &Filter,
     sort: Option<&SortSpec>,
     skip: u64,
@@ -882,7 +903,7 @@ fn read_matches(
     };
     if sort.and_then(SortSpec::natural) == Some(false) {
         let seqs = coll
-            .matching_planned(&plan, filter, None)
+            .matching_planned(plan, filter, None)
             .map_err(to_backend)?;
         return Ok(copies(
             seqs.into_iter().rev().skip(skip).take(limit).collect(),
@@ -891,20 +912,20 @@ fn read_matches(
     match sort.filter(|s| !s.is_empty()) {
         None => {
             let seqs = coll
-                .matching_planned(&plan, filter, Some(skip.saturating_add(limit)))
+                .matching_planned(plan, filter, Some(skip.saturating_add(limit)))
                 .map_err(to_backend)?;
             Ok(copies(seqs.into_iter().skip(skip).collect()))
         }
         Some(spec) => {
             if let Some(seqs) = coll
-                .sorted_planned(&plan, filter, skip, limit)
+                .sorted_planned(plan, filter, skip, limit)
                 .map_err(to_backend)?
             {
                 return Ok(copies(seqs));
             }
             // Sort references and copy only the documents returned.
             let matched: Vec<&Document> = coll
-                .matching_planned(&plan, filter, None)
+                .matching_planned(plan, filter, None)
                 .map_err(to_backend)?
                 .into_iter()
                 .filter_map(|s| coll.get(s))
@@ -1036,8 +1057,15 @@ impl Backend for MemoryBackend {
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
         let (class, read) = self.plan_read(ns, &filter, &query.filter, sort.as_ref());
-        self.run(class, move |_| {
-            let docs = read_matches(read, &filter, sort.as_ref(), query.skip, query.limit)?;
+        let early = may_end_early(read.as_ref(), sort.as_ref(), query.limit);
+        self.run_read(class, early, move || {
+            let docs = read_matches(
+                read.as_ref(),
+                &filter,
+                sort.as_ref(),
+                query.skip,
+                query.limit,
+            )?;
             project(docs, projection.as_ref(), &filter)
         })
         .await
@@ -1194,6 +1222,7 @@ impl MemoryBackend {
             },
             abandoned: Some(context.abandoned_flag()),
             max_bytes: self.max_request_memory,
+            inline_steps: None,
         }
     }
 
@@ -1257,8 +1286,9 @@ impl MemoryBackend {
         let projection = parse_projection(query.projection.as_ref())?;
         let sort = parse_sort(query.sort.as_ref())?;
         let (class, read) = self.plan_read(ns, &filter, &query.filter, sort.as_ref());
-        self.run(class, move |_| {
-            let docs = read_matches(read, &filter, sort.as_ref(), 0, 1)?;
+        let early = may_end_early(read.as_ref(), sort.as_ref(), 1);
+        self.run_read(class, early, move || {
+            let docs = read_matches(read.as_ref(), &filter, sort.as_ref(), 0, 1)?;
             Ok(project(docs, projection.as_ref(), &filter)?
                 .into_iter()
                 .next())
@@ -1291,6 +1321,30 @@ impl MemoryBackend {
                 "the engine stopped before the operation finished",
             )),
         }
+    }
+
+    /// [`MemoryBackend::run`] for a read that may end early, when `early`
+    /// (a limit met near the start of a scan, see [`may_end_early`]): a
+    /// read classed for the pool first runs here, for up to
+    /// [`INLINE_READ_STEPS`], and moves to the pool, starting again on the
+    /// same snapshot, only when it has not finished by then. The hand-off
+    /// costs more than most such reads (measured in the CHANGELOG).
+    async fn run_read<T, R>(&self, class: Work, early: bool, read: R) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        R: Fn() -> Result<T, BackendError> + Send + 'static,
+    {
+        if class == Work::Pool && early {
+            let meter = Meter {
+                inline_steps: Some(INLINE_READ_STEPS),
+                ..self.meter()
+            };
+            let (out, usage) = budget::metered(meter, &read);
+            if !usage.over_allowance {
+                return out;
+            }
+        }
+        self.run(class, move |_| read()).await
     }
 
     /// [`MemoryBackend::run`] for work that borrows from the caller (a

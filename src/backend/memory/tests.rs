@@ -2,6 +2,7 @@ use bson::{doc, Bson, Document};
 
 use super::*;
 use crate::backend::{BackendErrorKind, UpdateModifications};
+use crate::query::compare::canonical_key;
 
 fn ns() -> Namespace {
     Namespace::new("db", "items")
@@ -965,4 +966,70 @@ async fn in_place_and_copying_writers_lose_nothing_under_concurrent_readers() {
         seeded_m.iter().all(|m| *m == 20),
         "every copying update is kept"
     );
+}
+
+/// Reads classed for the pool (a scan of more than a small collection)
+/// that end early are answered inline: in the first poll, with no hand-off.
+/// Those that do not move to the pool and give the same answer.
+#[tokio::test]
+async fn reads_that_end_early_stay_inline_and_the_others_move_to_the_pool() {
+    use futures_util::FutureExt as _;
+    let b = MemoryBackend::new();
+    let docs = (0..5_000)
+        .map(|i| doc! {"_id": i, "late": i >= 4_990})
+        .collect();
+    b.insert_many(&ns(), docs).await.unwrap();
+    let ids = |docs: Vec<Document>| -> Vec<i32> {
+        docs.iter().map(|d| d.get_i32("_id").unwrap()).collect()
+    };
+    let early = FindQuery {
+        limit: 10,
+        ..find(doc! {"late": false})
+    };
+    let answered = b
+        .find(&ns(), early)
+        .now_or_never()
+        .expect("answered inline");
+    assert_eq!(ids(answered.unwrap()), (0..10).collect::<Vec<_>>());
+    let one = b
+        .find_one(&ns(), FindOneQuery::new(doc! {"late": false}))
+        .now_or_never()
+        .expect("answered inline");
+    assert_eq!(one.unwrap().unwrap().get_i32("_id"), Ok(0));
+
+    // Matches only past the inline allowance: handed to the pool, and the
+    // answer is the whole one.
+    let late = || FindQuery {
+        limit: 5,
+        ..find(doc! {"late": true})
+    };
+    assert!(b.find(&ns(), late()).now_or_never().is_none());
+    assert_eq!(
+        ids(b.find(&ns(), late()).await.unwrap()),
+        (4_990..4_995).collect::<Vec<_>>()
+    );
+    let last = FindOneQuery::new(doc! {"late": true, "_id": {"$gte": 4_999}});
+    assert!(b.find_one(&ns(), last.clone()).now_or_never().is_none());
+    assert_eq!(
+        b.find_one(&ns(), last)
+            .await
+            .unwrap()
+            .unwrap()
+            .get_i32("_id"),
+        Ok(4_999)
+    );
+    // Reads that cannot end early go to the pool at once: no limit, or a
+    // sort made in memory.
+    let all = FindQuery {
+        limit: 0,
+        ..find(doc! {"late": false})
+    };
+    assert!(b.find(&ns(), all).now_or_never().is_none());
+    let sorted = FindQuery {
+        limit: 1,
+        sort: Some(doc! {"_id": -1}),
+        ..find(doc! {})
+    };
+    assert!(b.find(&ns(), sorted.clone()).now_or_never().is_none());
+    assert_eq!(ids(b.find(&ns(), sorted).await.unwrap()), vec![4_999]);
 }
