@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use bson::{Bson, Document};
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 
 use crate::action::Reply;
@@ -14,8 +14,9 @@ use crate::protocol::{ApiError, Format};
 /// The body type of every response the service builds.
 pub type ResponseBody = BoxBody<Bytes, Infallible>;
 
-/// The header carrying the request id.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
+/// The header carrying the request id (a constant name: nothing is
+/// allocated for it per response).
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Reply {
     /// The response body bytes, or [`ApiError::response_too_large`] as soon
