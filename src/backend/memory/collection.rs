@@ -124,6 +124,26 @@ impl Collection {
         Ok(key)
     }
 
+    /// Rebuilds the `_id` index and the secondary indexes from the
+    /// documents, which are the truth, after a change stopped half-way (a
+    /// panic: a bug) may have left them disagreeing. The documents passed
+    /// the indexes' checks when they went in, so every one is indexed again.
+    pub(super) fn rebuild_indexes(&mut self) {
+        let mut ids = IdMap::default();
+        let mut indexes = Indexes::declared(&self.index_specs());
+        for (seq, doc) in self.docs.iter() {
+            ids.insert(
+                IdKey::of(doc.get("_id").unwrap_or(&Bson::Null)),
+                (*seq, doc.clone()),
+            );
+            // Refused only if the documents broke an index before: the
+            // document then stays out of the secondary indexes.
+            let _ = indexes.put(*seq, None, doc);
+        }
+        self.ids = ids;
+        self.indexes = indexes;
+    }
+
     /// Number of documents.
     pub(super) fn len(&self) -> usize {
         self.docs.len()
@@ -141,6 +161,8 @@ impl Collection {
             self.ids.insert(key, taken);
             return Err(duplicate_id(doc.get("_id").cloned().unwrap_or(Bson::Null)));
         }
+        #[cfg(test)]
+        super::tests::fault_point();
         if let Err(violation) = self.indexes.put(seq, None, &doc) {
             self.ids.remove(key.as_bytes());
             return Err(violation);

@@ -37,6 +37,7 @@ mod storage;
 mod write;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -154,7 +155,9 @@ impl Slot {
 
     /// Runs `write` on the current version itself, under its write lock
     /// (readers of the collection wait); whatever `write` changed stays,
-    /// even when it fails.
+    /// even when it fails. A panic in `write` (a bug) may stop a change
+    /// half-way: the indexes are then rebuilt from the documents before
+    /// the panic goes on, so no reader sees them disagree.
     fn change_in_place<T>(
         self: &Arc<Self>,
         write: impl FnOnce(&mut Collection) -> Result<T, BackendError>,
@@ -162,7 +165,13 @@ impl Slot {
         // Writers take turns: a copying writer must not publish over this.
         let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        write(&mut current)
+        match std::panic::catch_unwind(AssertUnwindSafe(|| write(&mut current))) {
+            Ok(out) => out,
+            Err(panic) => {
+                current.rebuild_indexes();
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// [`Slot::write`] for writes that keep what they did before failing
