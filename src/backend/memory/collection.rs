@@ -1,6 +1,7 @@
 //! One in-memory collection: documents in natural (insertion) order, a
-//! unique `_id` index keyed by [`canonical_key`](crate::query::compare::canonical_key), and the secondary indexes
-//! declared for it ([`super::index`]).
+//! unique `_id` index keyed by
+//! [`canonical_key`](crate::query::compare::canonical_key), and the
+//! secondary indexes declared for it ([`super::index`]).
 //!
 //! All live in persistent (structurally shared) maps, so cloning a
 //! collection is O(1): readers take a snapshot under the lock, drop the lock

@@ -378,10 +378,11 @@ const IN_PLACE_INSERT_CHUNK: usize = 128;
 const INLINE_SCAN_DOCUMENTS: usize = 1000;
 
 /// Steps (a document scanned is one) a read classed for the pool may take
-/// inline before it moves there (see [`MemoryBackend::run_read`]): about
-/// the cost of the hand-off, so a read that does not end early wastes at
-/// most that.
-const INLINE_READ_STEPS: u32 = 2048;
+/// inline before it moves there (see [`MemoryBackend::run_read`]): as many
+/// as a small scan that runs inline anyway ([`INLINE_SCAN_DOCUMENTS`]), so
+/// an async worker is held no longer, and a read that does not end early
+/// repeats at most that much work.
+const INLINE_READ_STEPS: u32 = 1024;
 
 /// Whether a read in `read`'s plan can stop before it has read every
 /// candidate: it has a limit and needs no sort in memory (none, or the
@@ -393,9 +394,10 @@ fn may_end_early(read: Option<&(Collection, Plan)>, sort: Option<&SortSpec>, lim
 }
 
 /// `v` when `filter` is exactly `{_id: v}` for a scalar `v` whose equality
-/// is that of its `_id` index key ([`canonical_key`](crate::query::compare::canonical_key)): a 32- or 64-bit
-/// integer, a double other than NaN, a string, an ObjectId, a boolean, a
-/// date, a timestamp or binary data. Such a filter matches exactly the
+/// is that of its `_id` index key
+/// ([`canonical_key`](crate::query::compare::canonical_key)): a 32- or
+/// 64-bit integer, a double other than NaN, a string, an ObjectId, a
+/// boolean, a date, a timestamp or binary data. Such a filter matches exactly the
 /// document the index finds, so it needs no parsing or matching. Other
 /// values (documents, arrays, regexes, null) may mean more than equality
 /// and take the general path.
@@ -1337,7 +1339,8 @@ impl MemoryBackend {
     /// read classed for the pool first runs here, for up to
     /// [`INLINE_READ_STEPS`], and moves to the pool, starting again on the
     /// same snapshot, only when it has not finished by then. The hand-off
-    /// costs more than most such reads (measured in the CHANGELOG).
+    /// costs more than most such reads: a `find` with `limit: 10` over a
+    /// large collection took 32 µs of server CPU this way against 51.
     async fn run_read<T, R>(&self, class: Work, early: bool, read: R) -> Result<T, BackendError>
     where
         T: Send + 'static,
