@@ -49,9 +49,11 @@ pub(crate) struct Meter {
     /// The most bytes the request may hold at once (`None`: unbounded).
     pub(crate) max_bytes: Option<usize>,
     /// For work tried on an async worker before the blocking pool: the
-    /// steps it may take there. At the first check past them the work
-    /// fails and [`Usage::over_allowance`] tells the caller to discard the
-    /// outcome and run it again where it may take long (`None`: no limit).
+    /// steps it may take there (a direct [`check`] counts as many as are
+    /// left to the next periodic one). At the first check past them the
+    /// work fails and [`Usage::over_allowance`] tells the caller to discard
+    /// the outcome and run it again where it may take long (`None`: no
+    /// limit).
     pub(crate) inline_steps: Option<u32>,
 }
 
