@@ -1086,10 +1086,9 @@ impl Backend for MemoryBackend {
         let ns = ns.clone();
         self.run(self.write_work(Work::Inline), move |backend| {
             let document = write::prepare_insert(document, None).map_err(to_backend)?;
-            let name = ns.to_string();
             backend
                 .create(&ns.database, &ns.collection)
-                .write_one(true, |coll| write::insert_prepared(coll, &name, document))
+                .write_one(true, |coll| write::insert_prepared(coll, &ns, document))
         })
         .await
     }

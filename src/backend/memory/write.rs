@@ -146,14 +146,14 @@ pub(super) fn insert(coll: &mut Collection, ns: &str, doc: Document) -> Result<B
 }
 
 /// Inserts one document [`prepare_insert`] accepted; changes nothing when
-/// the collection refuses it.
+/// the collection refuses it. `ns` is written out only for the error.
 pub(super) fn insert_prepared(
     coll: &mut Collection,
-    ns: &str,
+    ns: &(impl std::fmt::Display + ?Sized),
     doc: Document,
 ) -> Result<Bson, BackendError> {
     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-    coll.insert(doc).map_err(|v| refused(ns, v))?;
+    coll.insert(doc).map_err(|v| refused(&ns.to_string(), v))?;
     Ok(id)
 }
 
