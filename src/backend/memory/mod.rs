@@ -321,6 +321,9 @@ pub struct MemoryBackend {
     info: Option<Arc<StorageInfo>>,
     /// Waits for the committer thread when the last clone goes.
     closer: Option<Arc<storage::Closer>>,
+    /// Operations handed to the blocking pool, for tests to see where work ran.
+    #[cfg(test)]
+    pool_jobs: Arc<AtomicUsize>,
 }
 
 /// How a durable [`MemoryBackend`]'s writes were committed.
@@ -471,6 +474,8 @@ impl Default for MemoryBackend {
             storage: None,
             info: None,
             closer: None,
+            #[cfg(test)]
+            pool_jobs: Arc::default(),
         }
     }
 }
@@ -1318,6 +1323,8 @@ impl MemoryBackend {
         }
         let turn = self.job_turn(class).await?;
         let backend = self.clone();
+        #[cfg(test)]
+        self.pool_jobs.fetch_add(1, Ordering::Relaxed);
         let job = tokio::task::spawn_blocking(move || {
             let _turn = turn;
             budget::metered(meter, || work(&backend)).0

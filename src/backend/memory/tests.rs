@@ -979,6 +979,8 @@ async fn reads_that_end_early_stay_inline_and_the_others_move_to_the_pool() {
         .map(|i| doc! {"_id": i, "late": i >= 4_990})
         .collect();
     b.insert_many(&ns(), docs).await.unwrap();
+    let pool_jobs = || b.pool_jobs.load(Ordering::Relaxed);
+    let before = pool_jobs();
     let ids = |docs: Vec<Document>| -> Vec<i32> {
         docs.iter().map(|d| d.get_i32("_id").unwrap()).collect()
     };
@@ -996,20 +998,20 @@ async fn reads_that_end_early_stay_inline_and_the_others_move_to_the_pool() {
         .now_or_never()
         .expect("answered inline");
     assert_eq!(one.unwrap().unwrap().get_i32("_id"), Ok(0));
+    assert_eq!(pool_jobs(), before, "nothing went to the pool");
 
     // Matches only past the inline allowance: handed to the pool, and the
     // answer is the whole one.
-    let late = || FindQuery {
+    let late = FindQuery {
         limit: 5,
         ..find(doc! {"late": true})
     };
-    assert!(b.find(&ns(), late()).now_or_never().is_none());
     assert_eq!(
-        ids(b.find(&ns(), late()).await.unwrap()),
+        ids(b.find(&ns(), late).await.unwrap()),
         (4_990..4_995).collect::<Vec<_>>()
     );
+    assert_eq!(pool_jobs(), before + 1);
     let last = FindOneQuery::new(doc! {"late": true, "_id": {"$gte": 4_999}});
-    assert!(b.find_one(&ns(), last.clone()).now_or_never().is_none());
     assert_eq!(
         b.find_one(&ns(), last)
             .await
@@ -1018,20 +1020,22 @@ async fn reads_that_end_early_stay_inline_and_the_others_move_to_the_pool() {
             .get_i32("_id"),
         Ok(4_999)
     );
+    assert_eq!(pool_jobs(), before + 2);
     // Reads that cannot end early go to the pool at once: no limit, or a
     // sort made in memory.
     let all = FindQuery {
         limit: 0,
         ..find(doc! {"late": false})
     };
-    assert!(b.find(&ns(), all).now_or_never().is_none());
+    assert_eq!(b.find(&ns(), all).await.unwrap().len(), 4_990);
+    assert_eq!(pool_jobs(), before + 3);
     let sorted = FindQuery {
         limit: 1,
         sort: Some(doc! {"_id": -1}),
         ..find(doc! {})
     };
-    assert!(b.find(&ns(), sorted.clone()).now_or_never().is_none());
     assert_eq!(ids(b.find(&ns(), sorted).await.unwrap()), vec![4_999]);
+    assert_eq!(pool_jobs(), before + 4);
 }
 
 thread_local! {
