@@ -101,11 +101,15 @@ fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
         out.extend_from_slice(text);
     });
     // `.` and the microseconds in six digits, zero-padded.
-    let micros = since_epoch.subsec_micros() + 1_000_000;
-    out.extend_from_slice(itoa::Buffer::new().format(micros).as_bytes());
+    push_integer(out, since_epoch.subsec_micros() + 1_000_000);
     let dot = out.len() - 7;
     out[dot] = b'.';
     out.push(b'Z');
+}
+
+/// `value` in decimal, without `fmt`.
+fn push_integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// The fields of a request's line, in the order `TracingLogSink` records
@@ -188,13 +192,13 @@ impl LineFields for TextFields<'_> {
     fn number(&mut self, name: &str, value: Option<u64>) {
         if let Some(value) = value {
             self.name(name);
-            self.0
-                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            push_integer(self.0, value);
         }
     }
 
     fn float(&mut self, name: &str, value: f64) {
-        let _ = write!(self.0, " {name}={value:?}");
+        self.name(name);
+        let _ = write!(self.0, "{value:?}");
     }
 }
 
@@ -246,8 +250,7 @@ impl LineFields for JsonFields<'_> {
     fn number(&mut self, name: &str, value: Option<u64>) {
         if let Some(value) = value {
             self.name(name);
-            self.0
-                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            push_integer(self.0, value);
         }
     }
 
