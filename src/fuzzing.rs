@@ -79,6 +79,7 @@ fn limits() -> Limits {
 /// general parser disagrees with its document.
 pub fn decode_request(body: &[u8]) -> usize {
     if let Some(plain) = parse_plain_body(body) {
+        let plain: Document = plain.into_iter().collect();
         match parse_body_general(body) {
             Ok(general) => assert_eq!(plain, general, "the two body parsers disagree"),
             Err(err) => panic!("the general body parser refuses what the plain one took: {err:?}"),
@@ -328,7 +329,7 @@ pub fn rules_rewrite(action: Action, body: &Document, docs: &[Document]) -> Resu
         max: 50_000,
     };
     let mut request: ActionRequest =
-        decode(action, body, limits).map_err(|e| e.message().to_owned())?;
+        decode(action, body.into(), limits).map_err(|e| e.message().to_owned())?;
     let (parts, ()) = http::Request::new(()).into_parts();
     under_meter(|| {
         let authorization = enforcer

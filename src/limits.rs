@@ -1,6 +1,9 @@
 //! Request limits: body size, concurrency and the per-request deadline.
 
-use std::time::Duration;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::Body;
@@ -119,15 +122,41 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| body_timeout(timeout))?;
+    let collected = finish_by(Limited::new(body, limit).collect(), || {
+        Instant::now().checked_add(timeout)
+    })
+    .await
+    .map_err(|TimedOut| body_timeout(timeout))?;
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::payload_too_large(limit))
         }
         Err(_) => Err(ApiError::bad_request("the request body could not be read")),
+    }
+}
+
+/// A deadline passed before the work it bounded was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimedOut;
+
+/// Runs `work` until it is done, or fails at the instant `deadline` gives
+/// (`None`: no deadline). Most work of a request is done in its first poll,
+/// so the timer (and `deadline`, which may read the clock) is set up only
+/// when that poll leaves it pending.
+pub(crate) async fn finish_by<F: Future>(
+    work: F,
+    deadline: impl FnOnce() -> Option<Instant>,
+) -> Result<F::Output, TimedOut> {
+    let mut work = pin!(work);
+    if let Poll::Ready(output) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+        return Ok(output);
+    }
+    match deadline() {
+        Some(at) => tokio::time::timeout_at(at.into(), work)
+            .await
+            .map_err(|_| TimedOut),
+        None => Ok(work.await),
     }
 }
 
@@ -150,6 +179,25 @@ mod tests {
     use http_body_util::Full;
 
     const SOON: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn work_done_in_its_first_poll_sets_no_deadline() {
+        let done = finish_by(async { 7 }, || panic!("no deadline is needed")).await;
+        assert_eq!(done, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn pending_work_ends_at_its_deadline_or_runs_on_without_one() {
+        let late = tokio::time::sleep(SOON);
+        let at = Instant::now() + Duration::from_millis(20);
+        assert_eq!(finish_by(late, || Some(at)).await, Err(TimedOut));
+        assert!(Instant::now() >= at);
+        let yielded = async {
+            tokio::task::yield_now().await;
+            7
+        };
+        assert_eq!(finish_by(yielded, || None).await, Ok(7));
+    }
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused() {

@@ -1,10 +1,17 @@
 //! Reading credentials from request headers, in the order the Data API
 //! evaluates them.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::Secret;
 use crate::protocol::ApiError;
+
+// The credential headers, as names made once (a `&str` is parsed on every lookup).
+static API_KEY: HeaderName = HeaderName::from_static("apikey");
+static API_KEY_DASHED: HeaderName = HeaderName::from_static("api-key");
+static EMAIL: HeaderName = HeaderName::from_static("email");
+static PASSWORD: HeaderName = HeaderName::from_static("password");
+static JWT: HeaderName = HeaderName::from_static("jwttokenstring");
 
 /// The credentials a request carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +40,10 @@ pub fn extract(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
     if let Some(token) = bearer(headers) {
         return Ok(Some(Credentials::Bearer(token)));
     }
-    if let Some(key) = header(headers, "apikey").or_else(|| header(headers, "api-key")) {
+    if let Some(key) = header(headers, &API_KEY).or_else(|| header(headers, &API_KEY_DASHED)) {
         return Ok(Some(Credentials::ApiKey(Secret::new(key))));
     }
-    match (header(headers, "email"), header(headers, "password")) {
+    match (header(headers, &EMAIL), header(headers, &PASSWORD)) {
         (Some(email), Some(password)) => {
             return Ok(Some(Credentials::EmailPassword {
                 email,
@@ -46,7 +53,7 @@ pub fn extract(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
         (Some(_), None) | (None, Some(_)) => return Err(ApiError::incomplete_credentials()),
         (None, None) => {}
     }
-    if let Some(token) = header(headers, "jwttokenstring") {
+    if let Some(token) = header(headers, &JWT) {
         return Ok(Some(Credentials::CustomJwt(Secret::new(token))));
     }
     Ok(None)
@@ -61,11 +68,11 @@ pub(crate) fn scheme(headers: &HeaderMap) -> Option<&'static str> {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "));
     if bearer {
         Some("bearer")
-    } else if headers.contains_key("apikey") || headers.contains_key("api-key") {
+    } else if headers.contains_key(&API_KEY) || headers.contains_key(&API_KEY_DASHED) {
         Some("api-key")
-    } else if headers.contains_key("email") || headers.contains_key("password") {
+    } else if headers.contains_key(&EMAIL) || headers.contains_key(&PASSWORD) {
         Some("local-userpass")
-    } else if headers.contains_key("jwttokenstring") {
+    } else if headers.contains_key(&JWT) {
         Some("custom-token")
     } else {
         None
@@ -74,7 +81,7 @@ pub(crate) fn scheme(headers: &HeaderMap) -> Option<&'static str> {
 
 /// A header's value as text. A value that is not visible ASCII is kept as a
 /// lossy string so it fails authentication rather than looking absent.
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+fn header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
         .get(name)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_owned())

@@ -56,6 +56,22 @@ impl RequestContext {
         }
     }
 
+    /// A context whose deadline is the instant `deadline`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tower_data_api::backend::RequestContext;
+    ///
+    /// let context = RequestContext::with_deadline(Instant::now() + Duration::from_secs(5));
+    /// assert!(!context.is_done());
+    /// ```
+    pub fn with_deadline(deadline: Instant) -> Self {
+        RequestContext {
+            deadline: Some(deadline),
+            ..RequestContext::default()
+        }
+    }
+
     /// The context of the request being served by this task, or the default
     /// (no deadline) when called outside one.
     pub fn current() -> RequestContext {

@@ -7,7 +7,7 @@
 //! map and array twice. [`parse`] builds the BSON document directly and
 //! gives up (`None`) at the first thing it does not handle exactly as that
 //! path would: a type wrapper key, a NUL byte in a key, a top level that is
-//! not an object, or any JSON error. The caller then takes the general
+//! not an object or has more than [`MAX_FIELDS`] fields, or any JSON error. The caller then takes the general
 //! path, which produces the result or the error, so both paths answer alike
 //! by construction: on the bodies `parse` accepts, the conversion below is
 //! the one `bson` applies to a `serde_json::Value` (numbers that fit `i32`
@@ -40,15 +40,58 @@ const TYPE_WRAPPERS: [&str; 16] = [
     "$undefined",
 ];
 
-/// The body as a document, when it is a JSON object without Extended JSON
-/// type wrappers and without NUL bytes in keys; `None` for anything else.
-pub(crate) fn parse(bytes: &[u8]) -> Option<Document> {
+/// The most top-level fields [`parse`] takes; a body with more (no request
+/// needs more than ten) goes to the general path, which dedupes by hashing.
+pub(crate) const MAX_FIELDS: usize = 32;
+
+/// The body's top-level fields in order (a repeated key keeps its first
+/// position and its last value), when it is a JSON object of at most
+/// [`MAX_FIELDS`] fields without Extended JSON type wrappers and without
+/// NUL bytes in keys; `None` for anything else.
+///
+/// The top level is a list, not a [`Document`]: the decoder takes each
+/// field out by name, and for a handful of fields a list needs no hash
+/// table.
+pub(crate) fn parse(bytes: &[u8]) -> Option<Vec<(String, Bson)>> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
-    let Bson::Document(doc) = PlainValue.deserialize(&mut json).ok()? else {
-        return None;
-    };
+    let fields = json.deserialize_map(TopLevel).ok()?;
     json.end().ok()?;
-    Some(doc)
+    Some(fields)
+}
+
+/// Deserializes the body's object into its fields.
+struct TopLevel;
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Vec<(String, Bson)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields: Vec<(String, Bson)> = Vec::with_capacity(8);
+        while let Some(key) = map.next_key::<String>()? {
+            check_key::<A::Error>(&key)?;
+            let value = map.next_value_seed(PlainValue)?;
+            if let Some((_, earlier)) = fields.iter_mut().find(|(name, _)| *name == key) {
+                *earlier = value;
+            } else if fields.len() == MAX_FIELDS {
+                return Err(de::Error::custom("left to the general path"));
+            } else {
+                fields.push((key, value));
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// Refuses the keys [`parse`] leaves to the general path.
+fn check_key<E: de::Error>(key: &str) -> Result<(), E> {
+    if key.contains('\0') || (key.starts_with('$') && TYPE_WRAPPERS.contains(&key)) {
+        return Err(E::custom("left to the general path"));
+    }
+    Ok(())
 }
 
 /// Deserializes one JSON value as BSON, refusing what [`parse`] leaves to
@@ -114,9 +157,7 @@ impl<'de> Visitor<'de> for PlainValue {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bson, A::Error> {
         let mut doc = Document::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key.contains('\0') || (key.starts_with('$') && TYPE_WRAPPERS.contains(&&*key)) {
-                return Err(de::Error::custom("left to the general path"));
-            }
+            check_key::<A::Error>(&key)?;
             let value = map.next_value_seed(self)?;
             doc.insert(key, value);
         }
@@ -149,8 +190,30 @@ mod tests {
             r#"{"$ref":"c","$id":1,"$regex":"a","$options":"i","$type":"string"}"#,
             r#" { "spaced" : "out" } "#,
         ] {
-            assert_eq!(parse(text.as_bytes()), Some(general(text)), "{text}");
+            assert_eq!(plain(text), Some(general(text)), "{text}");
         }
+    }
+
+    /// What [`parse`] makes of `text`, as a document.
+    fn plain(text: &str) -> Option<Document> {
+        parse(text.as_bytes()).map(|fields| fields.into_iter().collect())
+    }
+
+    /// A body of `n` fields, the last one repeating the first when `repeat`.
+    fn wide(n: usize, repeat: bool) -> String {
+        let mut fields: Vec<String> = (0..n).map(|i| format!(r#""f{i}":{i}"#)).collect();
+        if repeat {
+            fields.push(r#""f0":"again""#.into());
+        }
+        format!("{{{}}}", fields.join(","))
+    }
+
+    #[test]
+    fn bodies_of_many_top_level_fields_are_left_to_the_general_path() {
+        for text in [wide(MAX_FIELDS, false), wide(MAX_FIELDS, true)] {
+            assert_eq!(plain(&text), Some(general(&text)), "{text}");
+        }
+        assert_eq!(plain(&wide(MAX_FIELDS + 1, false)), None);
     }
 
     #[test]

@@ -22,12 +22,12 @@ pub(crate) struct FindLimits {
     pub max: u64,
 }
 
-/// Parses a request body as relaxed Extended JSON into a document.
-pub(crate) fn parse_body(bytes: &[u8]) -> Result<Document, ApiError> {
+/// Parses a request body as relaxed Extended JSON into its top-level fields.
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<Fields, ApiError> {
     // Most bodies are plain JSON: one pass straight into BSON.
     match super::plain_json::parse(bytes) {
-        Some(doc) => Ok(doc),
-        None => parse_body_general(bytes),
+        Some(fields) => Ok(Fields(fields)),
+        None => parse_body_general(bytes).map(Fields::from),
     }
 }
 
@@ -63,10 +63,9 @@ pub(crate) fn parse_body_general(bytes: &[u8]) -> Result<Document, ApiError> {
 /// Builds the typed request for `action` from a parsed body.
 pub(crate) fn decode(
     action: Action,
-    body: Document,
+    mut fields: Fields,
     limits: FindLimits,
 ) -> Result<ActionRequest, ApiError> {
-    let mut fields = Fields(body);
     let data_source = fields.required_string("dataSource")?;
     let database = fields.required_string("database")?;
     let collection = fields.required_string("collection")?;
@@ -161,12 +160,27 @@ fn type_name(value: &Bson) -> &'static str {
     }
 }
 
-/// The top-level fields of a request body, taken out one by one.
-struct Fields(Document);
+/// The top-level fields of a request body, each name once (a repeated
+/// name keeps its last value), taken out one by one. A body has a handful,
+/// so they are a list rather than a map.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fields(Vec<(String, Bson)>);
+
+impl From<Document> for Fields {
+    fn from(doc: Document) -> Self {
+        Fields(doc.into_iter().collect())
+    }
+}
 
 impl Fields {
+    /// Takes the field called `name` out.
+    fn remove(&mut self, name: &str) -> Option<Bson> {
+        let at = self.0.iter().position(|(key, _)| key == name)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
     fn take_present(&mut self, name: &str) -> Result<Option<Bson>, ApiError> {
-        match self.0.remove(name) {
+        match self.remove(name) {
             Some(Bson::Null) => Err(ApiError::bad_request(format!(
                 "'{name}' must not be null: leave it out to use the default"
             ))),
@@ -175,7 +189,7 @@ impl Fields {
     }
 
     fn required(&mut self, name: &str) -> Result<Bson, ApiError> {
-        match self.0.remove(name) {
+        match self.remove(name) {
             None => Err(ApiError::missing_field(name)),
             Some(Bson::Null) => Err(ApiError::bad_request(format!("'{name}' must not be null"))),
             Some(value) => Ok(value),
@@ -304,7 +318,7 @@ mod tests {
         max: 50_000,
     };
 
-    fn body(json: &str) -> Document {
+    fn body(json: &str) -> Fields {
         parse_body(json.as_bytes()).unwrap()
     }
 
@@ -317,14 +331,15 @@ mod tests {
 
     #[test]
     fn relaxed_ejson_is_parsed_whatever_the_wrapper() {
-        let doc = body(
+        let mut doc = body(
             r#"{"a": {"$oid": "64224f3cd79f54ad342dd9b1"}, "n": 1, "big": 8047923148, "f": 1.5, "d": {"$date": "2022-01-12T02:33:23.067Z"}}"#,
         );
-        assert!(matches!(doc.get("a"), Some(Bson::ObjectId(_))));
-        assert_eq!(doc.get("n"), Some(&Bson::Int32(1)));
-        assert_eq!(doc.get("big"), Some(&Bson::Int64(8_047_923_148)));
-        assert_eq!(doc.get("f"), Some(&Bson::Double(1.5)));
-        assert!(matches!(doc.get("d"), Some(Bson::DateTime(_))));
+        assert!(matches!(doc.remove("a"), Some(Bson::ObjectId(_))));
+        assert_eq!(doc.remove("n"), Some(Bson::Int32(1)));
+        assert_eq!(doc.remove("big"), Some(Bson::Int64(8_047_923_148)));
+        assert_eq!(doc.remove("f"), Some(Bson::Double(1.5)));
+        assert!(matches!(doc.remove("d"), Some(Bson::DateTime(_))));
+        assert_eq!(doc.remove("a"), None);
     }
 
     #[test]

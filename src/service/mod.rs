@@ -1,6 +1,8 @@
 //! [`DataApiService`]: the request pipeline, readable top to bottom in
 //! [`Inner::run`].
 
+mod request_id;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use bson::oid::ObjectId;
 use futures_util::FutureExt as _;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
@@ -22,7 +23,7 @@ use crate::auth::{Authentication, ClientReply, Principal};
 use crate::backend::{Backend, RequestContext};
 use crate::cors::{Cors, CorsCheck};
 use crate::health::{self, Probe, ProbeAnswer};
-use crate::limits::{check_content_length, read_body};
+use crate::limits::{check_content_length, finish_by, read_body, TimedOut};
 use crate::log::{LogSink, RequestLog};
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -34,6 +35,7 @@ use crate::route::{ClientRoute, Route, Version};
 use crate::rules::{check_access, AccessLevel, Enforcer};
 use crate::state::refuse_state_database;
 use crate::Limits;
+use request_id::RequestId;
 
 /// The largest client API body: a custom-token login with the longest
 /// accepted JWT, and room for the rest of the JSON.
@@ -203,13 +205,11 @@ impl Inner {
         }
         let started = Instant::now();
         let _in_flight = self.metrics.as_ref().map(Metrics::begin);
-        let request_id = ObjectId::new().to_hex();
+        let arrived = SystemTime::now();
+        let id = RequestId::new(arrived);
+        let request_id = id.as_str();
         let mut trace = Trace {
-            log: RequestLog::new(
-                request_id.clone(),
-                request.method().as_str(),
-                SystemTime::now(),
-            ),
+            log: RequestLog::new(request_id, request.method().as_str(), arrived),
             format: self.response_format(request.headers()),
         };
         // What the caller tried; the principal's provider replaces it once
@@ -217,14 +217,14 @@ impl Inner {
         trace.log.auth_scheme = crate::auth::credential_scheme(request.headers()).map(Into::into);
         let origin = request.headers().get(http::header::ORIGIN).cloned();
         // A panic is a bug, never the client's fault: answer 500 and keep serving.
-        let outcome = AssertUnwindSafe(self.run(request, &mut trace))
+        let outcome = AssertUnwindSafe(self.run(request, started, &mut trace))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
                 tracing::error!(request_id = %request_id, "panic while handling a Data API request");
                 Err(ApiError::internal())
             });
-        let mut response = self.respond(outcome, &mut trace, &request_id);
+        let mut response = self.respond(outcome, &mut trace, request_id);
         if let Some(cors) = &self.cors {
             cors.decorate(origin.as_ref(), response.headers_mut());
         }
@@ -299,7 +299,12 @@ impl Inner {
     /// checks their backend runs atomically with the write) → execute.
     /// Client API requests (login, sessions) read their body, then take a
     /// slot and leave the pipeline.
-    async fn run<B>(&self, request: Request<B>, trace: &mut Trace) -> Result<Answer, ApiError>
+    async fn run<B>(
+        &self,
+        request: Request<B>,
+        started: Instant,
+        trace: &mut Trace,
+    ) -> Result<Answer, ApiError>
     where
         B: Body + Send + 'static,
         B::Data: Send,
@@ -316,7 +321,7 @@ impl Inner {
         }
         let target = self.route(&parts)?;
         trace.log.action = Some(target.name());
-        let deadline = self.limits.request_timeout;
+        let deadline = started.checked_add(self.limits.request_timeout);
         let work = Box::pin(async {
             let action = match target {
                 Target::Action(action) => action,
@@ -386,12 +391,13 @@ impl Inner {
         // Backends see the deadline; dropping this future (the client left)
         // or the deadline passing marks the request abandoned, so engine
         // work still running for it stops at its next check.
-        let context = RequestContext::with_timeout(deadline)
+        let context = deadline
+            .map_or_else(RequestContext::default, RequestContext::with_deadline)
             .with_response_limit(self.limits.max_response_bytes);
         let abandon = context.abandon_on_drop();
-        let outcome = tokio::time::timeout(deadline, context.scope(work))
+        let outcome = finish_by(context.scope(work), || deadline)
             .await
-            .map_err(|_| ApiError::timeout())?;
+            .map_err(|TimedOut| ApiError::timeout())?;
         abandon.disarm();
         outcome
     }
