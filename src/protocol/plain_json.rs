@@ -4,15 +4,16 @@
 //! `{"$date": …}`, …). For those, reading the JSON into a
 //! `serde_json::Value` and then converting the tree to BSON (what
 //! [`super::request::parse_body_general`] does) builds every string,
-//! map and array twice. [`parse`] builds the BSON document directly and
+//! map and array twice. [`parse`] builds the BSON values directly and
 //! gives up (`None`) at the first thing it does not handle exactly as that
 //! path would: a type wrapper key, a NUL byte in a key, a top level that is
-//! not an object or has more than [`MAX_FIELDS`] fields, or any JSON error. The caller then takes the general
-//! path, which produces the result or the error, so both paths answer alike
-//! by construction: on the bodies `parse` accepts, the conversion below is
-//! the one `bson` applies to a `serde_json::Value` (numbers that fit `i32`
-//! become `Int32`, other integers `Int64`, the rest `Double`; a repeated key
-//! keeps its first position and its last value).
+//! not an object or has more than [`MAX_FIELDS`] fields, or any JSON
+//! error. The caller then takes the general path, which produces the
+//! result or the error, so both paths answer alike by construction: on the
+//! bodies `parse` accepts, the conversion below is the one `bson` applies
+//! to a `serde_json::Value` (numbers that fit `i32` become `Int32`, other
+//! integers `Int64`, the rest `Double`; a repeated key keeps its first
+//! position and its last value).
 
 use std::fmt;
 
