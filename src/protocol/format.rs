@@ -57,8 +57,24 @@ impl Format {
 
     /// Appends `doc` to `out` in this format.
     pub fn write_document(self, doc: &Document, out: &mut Vec<u8>) {
+        self.write_object(doc.iter().map(|(key, value)| (key.as_str(), value)), out);
+    }
+
+    /// Appends an object of `fields` to `out` in this format: what
+    /// [`write_document`](Self::write_document) writes for a document of
+    /// them, without building one.
+    pub(crate) fn write_fields(self, fields: &[(&str, &Bson)], out: &mut Vec<u8>) {
+        self.write_object(fields.iter().copied(), out);
+    }
+
+    /// Appends an object of these fields, in order.
+    fn write_object<'a>(
+        self,
+        fields: impl Iterator<Item = (&'a str, &'a Bson)>,
+        out: &mut Vec<u8>,
+    ) {
         out.push(b'{');
-        for (i, (key, value)) in doc.iter().enumerate() {
+        for (i, (key, value)) in fields.enumerate() {
             if i > 0 {
                 out.push(b',');
             }

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use bson::{Bson, Document};
+use bson::Bson;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -46,29 +46,22 @@ impl Reply {
                 }
                 out.extend_from_slice(b"]}");
             }
-            Reply::InsertedId(id) => {
-                let mut wrapper = Document::new();
-                wrapper.insert("insertedId", id);
-                format.write_document(&wrapper, &mut out);
-            }
+            Reply::InsertedId(id) => format.write_fields(&[("insertedId", &id)], &mut out),
             Reply::InsertedIds(ids) => {
-                let mut wrapper = Document::new();
-                wrapper.insert("insertedIds", ids);
-                format.write_document(&wrapper, &mut out);
+                format.write_fields(&[("insertedIds", &Bson::Array(ids))], &mut out);
             }
             Reply::Updated(outcome) => {
-                let mut wrapper = Document::new();
-                wrapper.insert("matchedCount", count(outcome.matched_count));
-                wrapper.insert("modifiedCount", count(outcome.modified_count));
-                if let Some(id) = outcome.upserted_id {
-                    wrapper.insert("upsertedId", id);
+                let matched = ("matchedCount", &count(outcome.matched_count));
+                let modified = ("modifiedCount", &count(outcome.modified_count));
+                match &outcome.upserted_id {
+                    Some(id) => {
+                        format.write_fields(&[matched, modified, ("upsertedId", id)], &mut out);
+                    }
+                    None => format.write_fields(&[matched, modified], &mut out),
                 }
-                format.write_document(&wrapper, &mut out);
             }
             Reply::Deleted(deleted) => {
-                let mut wrapper = Document::new();
-                wrapper.insert("deletedCount", count(deleted));
-                format.write_document(&wrapper, &mut out);
+                format.write_fields(&[("deletedCount", &count(deleted))], &mut out);
             }
         }
         if too_large(&out) {
